@@ -1,0 +1,96 @@
+"""ONNX export with the preprocessing inside the graph, checked against PyTorch.
+
+The exported graph takes ``faces``: float32 (N, 1, 48, 48) grayscale pixels 0-255, and
+returns ``probs``: float32 (N, 7) softmax probabilities in FER2013 order. Scaling,
+normalisation, the centre crop and optional flip averaging live in the graph, so the
+engine only has to cut out and resize faces. The model's spec and card travel as
+ONNX metadata (keys prefixed ``emorec.``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+from emorec.data import IMAGE_SIZE
+from emorec.labels import EMOTIONS
+from emorec.models.registry import ModelSpec
+
+INPUT_NAME = "faces"
+OUTPUT_NAME = "probs"
+
+
+class InferenceWrapper(nn.Module):
+    """0-255 faces in, probabilities out: normalise, centre-crop, classify, softmax (and flip-average)."""
+
+    def __init__(self, model: nn.Module, spec: ModelSpec, flip_tta: bool = False):
+        super().__init__()
+        self.model = model.eval()
+        self.spec = spec
+        self.flip_tta = flip_tta
+
+    def forward(self, faces: torch.Tensor) -> torch.Tensor:
+        x = (faces / 255.0 - self.spec.mean) / self.spec.std
+        offset = (IMAGE_SIZE - self.spec.input_size) // 2
+        x = x[:, :, offset:offset + self.spec.input_size, offset:offset + self.spec.input_size]
+        probs = torch.softmax(self.model(x), dim=1)
+        if self.flip_tta:
+            probs = (probs + torch.softmax(self.model(torch.flip(x, dims=[3])), dim=1)) / 2
+        return probs
+
+
+def export_onnx(model: nn.Module, spec: ModelSpec, path: str | os.PathLike, flip_tta: bool = False,
+                metadata: dict | None = None, check_images: np.ndarray | None = None) -> float:
+    """Export to ``path`` and return the largest probability difference to PyTorch on ``check_images``.
+
+    Raises ``AssertionError`` if ONNX Runtime and PyTorch disagree by more than 1e-4.
+    """
+    import onnx
+    import onnxruntime as ort
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    wrapper = InferenceWrapper(model.float().to(memory_format=torch.contiguous_format), spec, flip_tta).eval()
+    example = torch.zeros(2, 1, IMAGE_SIZE, IMAGE_SIZE)
+    batch = torch.export.Dim("batch", min=1, max=4096)
+    onnx_program = torch.onnx.export(wrapper, (example,), input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
+                                     dynamic_shapes={"faces": {0: batch}}, dynamo=True, verbose=False)
+    onnx_program.optimize()
+    proto = onnx_program.model_proto
+    meta = {"model": spec.name, "spec": spec.to_dict(), "classes": list(EMOTIONS), "flip_tta": flip_tta,
+            "input": f"{INPUT_NAME}: float32 (N,1,48,48) grayscale 0-255", "output": f"{OUTPUT_NAME}: (N,7) softmax"}
+    meta.update(metadata or {})
+    del proto.metadata_props[:]
+    for key, value in meta.items():
+        entry = proto.metadata_props.add()
+        entry.key = f"emorec.{key}"
+        entry.value = json.dumps(value)
+    tmp = path.with_suffix(".tmp.onnx")
+    onnx.save(proto, tmp)
+    onnx.checker.check_model(str(tmp))
+    os.replace(tmp, path)
+
+    if check_images is None:
+        check_images = np.random.default_rng(0).integers(0, 256, (16, IMAGE_SIZE, IMAGE_SIZE), dtype=np.uint8)
+    faces = check_images.astype(np.float32)[:, None]
+    with torch.no_grad():
+        expected = wrapper(torch.from_numpy(faces)).numpy()
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    got = session.run([OUTPUT_NAME], {INPUT_NAME: faces})[0]
+    diff = float(np.abs(got - expected).max())
+    assert diff <= 1e-4, f"ONNX Runtime and PyTorch differ by {diff:.2e} (> 1e-4)"
+    return diff
+
+
+def read_metadata(path: str | os.PathLike) -> dict:
+    """The ``emorec.*`` metadata of an exported model, decoded (without loading torch)."""
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    props = session.get_modelmeta().custom_metadata_map
+    return {k.removeprefix("emorec."): json.loads(v) for k, v in props.items() if k.startswith("emorec.")}

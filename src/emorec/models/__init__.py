@@ -1,0 +1,8 @@
+"""CNN architectures for 48x48 grayscale faces (PyTorch; only needed for training and export)."""
+
+from emorec.models import deep, emonet, shallow  # noqa: F401  (registers the architectures)
+from emorec.models.registry import ModelSpec, create_model, get_spec, list_models
+
+DEFAULT_MODEL = "emonet"
+
+__all__ = ["DEFAULT_MODEL", "ModelSpec", "create_model", "get_spec", "list_models"]

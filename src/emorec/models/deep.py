@@ -1,0 +1,34 @@
+"""The original design's deep CNN: conv 64 5x5, 128/512/512 3x3, each ReLU + 2x2 max-pool; FC 256, FC 512."""
+
+from __future__ import annotations
+
+import torch.nn as nn
+
+from emorec.labels import NUM_CLASSES
+from emorec.models.registry import ModelSpec, register
+
+
+@register(ModelSpec("deep", input_size=48))
+class DeepCNN(nn.Module):
+    def __init__(self, num_classes: int = NUM_CLASSES, dropout: float = 0.3):
+        super().__init__()
+        layers: list[nn.Module] = []
+        channels = [(1, 64, 5), (64, 128, 3), (128, 512, 3), (512, 512, 3)]
+        for c_in, c_out, kernel in channels:
+            # Batch norm is not in the original description; it is what lets this net train from scratch.
+            layers += [nn.Conv2d(c_in, c_out, kernel, padding=kernel // 2), nn.BatchNorm2d(c_out),
+                       nn.ReLU(inplace=True), nn.MaxPool2d(2), nn.Dropout(dropout)]
+        self.features = nn.Sequential(*layers)
+        self.classifier = nn.Sequential(
+            nn.Flatten(),
+            nn.Linear(512 * 3 * 3, 256),
+            nn.ReLU(inplace=True),
+            nn.Dropout(0.5),
+            nn.Linear(256, 512),
+            nn.ReLU(inplace=True),
+            nn.Dropout(0.5),
+            nn.Linear(512, num_classes),
+        )
+
+    def forward(self, x):
+        return self.classifier(self.features(x))

@@ -1,0 +1,75 @@
+"""Small validated result types shared by the engine, the CLI and the apps.
+
+Boxes are ``(x1, y1, x2, y2)`` in pixels of the input frame, x to the right and y down
+(not face_recognition's confusing top/right/bottom/left order).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from emorec.labels import EMOTIONS, NUM_CLASSES
+
+
+@dataclass(frozen=True)
+class Face:
+    """One detected face: where it is, what it shows and how sure the model is."""
+
+    box: tuple[int, int, int, int]
+    scores: np.ndarray  # shape (7,), probabilities in FER2013 order, summing to 1
+    detection_score: float = 1.0
+    track_id: int | None = None
+
+    def __post_init__(self) -> None:
+        if len(self.box) != 4:
+            raise ValueError(f"box must be (x1, y1, x2, y2), got {self.box!r}")
+        x1, y1, x2, y2 = self.box
+        if x2 <= x1 or y2 <= y1:
+            raise ValueError(f"box must have x2 > x1 and y2 > y1, got {self.box!r}")
+        scores = np.asarray(self.scores, dtype=np.float32)
+        if scores.shape != (NUM_CLASSES,):
+            raise ValueError(f"scores must have shape ({NUM_CLASSES},), got {scores.shape}")
+        object.__setattr__(self, "box", tuple(int(v) for v in self.box))
+        object.__setattr__(self, "scores", scores)
+
+    @property
+    def emotion(self) -> str:
+        """The most probable emotion's name."""
+        return EMOTIONS[int(np.argmax(self.scores))]
+
+    @property
+    def confidence(self) -> float:
+        """Probability of the most probable emotion."""
+        return float(np.max(self.scores))
+
+    def to_dict(self) -> dict:
+        """JSON-ready form: box, emotion, confidence, per-emotion probabilities, track id."""
+        return {
+            "box": list(self.box),
+            "emotion": self.emotion,
+            "confidence": round(self.confidence, 4),
+            "scores": {name: round(float(p), 4) for name, p in zip(EMOTIONS, self.scores)},
+            "detection_score": round(float(self.detection_score), 4),
+            "track_id": self.track_id,
+        }
+
+
+@dataclass
+class FrameResult:
+    """All faces of one frame, with the time each stage took (milliseconds)."""
+
+    faces: list[Face]
+    frame_size: tuple[int, int]  # (width, height)
+    timings_ms: dict[str, float] = field(default_factory=dict)
+    frame_index: int | None = None
+
+    def to_dict(self) -> dict:
+        return {
+            "frame_index": self.frame_index,
+            "width": self.frame_size[0],
+            "height": self.frame_size[1],
+            "faces": [face.to_dict() for face in self.faces],
+            "timings_ms": {k: round(v, 3) for k, v in self.timings_ms.items()},
+        }
