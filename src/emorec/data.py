@@ -53,7 +53,7 @@ class Fer2013:
     def class_counts(self, name: str) -> dict[str, int]:
         _, labels = self.split(name)
         counts = np.bincount(labels, minlength=NUM_CLASSES)
-        return {emotion: int(c) for emotion, c in zip(EMOTIONS, counts)}
+        return {emotion: int(c) for emotion, c in zip(EMOTIONS, counts, strict=True)}
 
 
 def load_fer2013(path: str | os.PathLike, cache_dir: str | os.PathLike | None = None) -> Fer2013:

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from emorec.classifier import read_metadata
 from emorec.data import IMAGE_SIZE
 from emorec.labels import EMOTIONS
 from emorec.models.registry import ModelSpec
@@ -65,11 +66,7 @@ def export_onnx(model: nn.Module, spec: ModelSpec, path: str | os.PathLike, flip
     meta = {"model": spec.name, "spec": spec.to_dict(), "classes": list(EMOTIONS), "flip_tta": flip_tta,
             "input": f"{INPUT_NAME}: float32 (N,1,48,48) grayscale 0-255", "output": f"{OUTPUT_NAME}: (N,7) softmax"}
     meta.update(metadata or {})
-    del proto.metadata_props[:]
-    for key, value in meta.items():
-        entry = proto.metadata_props.add()
-        entry.key = f"emorec.{key}"
-        entry.value = json.dumps(value)
+    _set_metadata(proto, meta)
     tmp = path.with_suffix(".tmp.onnx")
     onnx.save(proto, tmp)
     onnx.checker.check_model(str(tmp))
@@ -87,10 +84,54 @@ def export_onnx(model: nn.Module, spec: ModelSpec, path: str | os.PathLike, flip
     return diff
 
 
-def read_metadata(path: str | os.PathLike) -> dict:
-    """The ``emorec.*`` metadata of an exported model, decoded (without loading torch)."""
-    import onnxruntime as ort
+def _set_metadata(proto, meta: dict) -> None:
+    del proto.metadata_props[:]
+    for key, value in meta.items():
+        entry = proto.metadata_props.add()
+        entry.key = f"emorec.{key}"
+        entry.value = json.dumps(value)
 
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    props = session.get_modelmeta().custom_metadata_map
-    return {k.removeprefix("emorec."): json.loads(v) for k, v in props.items() if k.startswith("emorec.")}
+
+def update_metadata(path: str | os.PathLike, updates: dict) -> None:
+    """Merge ``updates`` into the ``emorec.*`` metadata of an exported model, in place."""
+    import onnx
+
+    proto = onnx.load(str(path))
+    meta = read_metadata(path)
+    meta.update(updates)
+    _set_metadata(proto, meta)
+    tmp = Path(path).with_suffix(".tmp.onnx")
+    onnx.save(proto, tmp)
+    os.replace(tmp, path)
+
+
+def model_card(onnx_path: str | os.PathLike, data_path: str | os.PathLike, checkpoint_path: str | os.PathLike,
+               subset: int = 1000) -> dict:
+    """Accuracy of the exported model on PublicTest and PrivateTest, with the training facts behind it.
+
+    ``PrivateTest_first{subset}`` is a fixed slice the test suite re-checks quickly. The training time
+    comes from the run's ``last.pt`` beside the checkpoint, which holds every epoch's metrics.
+    """
+    from emorec.classifier import EmotionClassifier
+    from emorec.data import load_fer2013
+    from emorec.evaluate import compute_report
+
+    data = load_fer2013(data_path)
+    classifier = EmotionClassifier(onnx_path)
+    accuracy, macro_f1 = {}, {}
+    for split in ("PublicTest", "PrivateTest"):
+        faces, labels = data.split(split)
+        probs = classifier.predict(faces)
+        report = compute_report(probs, labels, split)
+        accuracy[split], macro_f1[split] = round(report.accuracy, 4), round(report.macro_f1, 4)
+        if split == "PrivateTest":
+            sub = compute_report(probs[:subset], labels[:subset], split)
+            accuracy[f"PrivateTest_first{subset}"] = round(sub.accuracy, 4)
+    checkpoint = torch.load(checkpoint_path, map_location="cpu", weights_only=False)
+    last_path = Path(checkpoint_path).with_name("last.pt")
+    history = torch.load(last_path, map_location="cpu", weights_only=False)["history"] if last_path.exists() else []
+    return {"accuracy": accuracy, "macro_f1": macro_f1,
+            "protocol": "trained on FER2013 Training, epoch chosen on PublicTest, PrivateTest reported once",
+            "epochs": checkpoint.get("epoch"),
+            "training_minutes": round(sum(r["seconds"] for r in history) / 60, 1) if history else None,
+            "train_config": checkpoint.get("config", {})}

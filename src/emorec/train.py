@@ -136,7 +136,8 @@ def _use_bf16(precision: str, device: torch.device) -> bool:
         if device.type == "cuda":
             return torch.cuda.is_bf16_supported()
         # Fast on CPUs with AVX512-BF16/AMX (2.7x here); slower than fp32 elsewhere.
-        return torch.backends.cpu.get_cpu_capability() in ("AVX512", "AMX") and torch.ops.mkldnn._is_mkldnn_bf16_supported()
+        fast_cpu = torch.backends.cpu.get_cpu_capability() in ("AVX512", "AMX")
+        return fast_cpu and torch.ops.mkldnn._is_mkldnn_bf16_supported()
     return precision == "bf16"
 
 

@@ -50,7 +50,7 @@ class Face:
             "box": list(self.box),
             "emotion": self.emotion,
             "confidence": round(self.confidence, 4),
-            "scores": {name: round(float(p), 4) for name, p in zip(EMOTIONS, self.scores)},
+            "scores": {name: round(float(p), 4) for name, p in zip(EMOTIONS, self.scores, strict=True)},
             "detection_score": round(float(self.detection_score), 4),
             "track_id": self.track_id,
         }

@@ -1,0 +1,143 @@
+"""Evaluation: top-1 accuracy, macro-F1, per-class metrics and confusion matrices for any model file.
+
+Works on an exported ONNX model (ONNX Runtime, no torch) or a training checkpoint (``.pt``, needs torch).
+Test-time augmentation (``flip``, ``shift``) is applied to the 48x48 input, so it means the same for both.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from emorec.classifier import EmotionClassifier, shipped_model_path
+from emorec.data import load_fer2013
+from emorec.labels import EMOTIONS, NUM_CLASSES
+
+Predictor = Callable[[np.ndarray], np.ndarray]  # uint8 (N, 48, 48) -> probabilities (N, 7)
+TTA_MODES = ("none", "flip", "flip+shift")
+
+
+def load_predictor(model_path: str | os.PathLike | None = None, batch_size: int = 256) -> Predictor:
+    """A function from uint8 faces (N, 48, 48) to probabilities (N, 7) for a ``.onnx`` or ``.pt`` file.
+
+    ``None`` means the shipped model.
+    """
+    path = Path(model_path) if model_path is not None else shipped_model_path()
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such model file")
+    if path.suffix == ".onnx":
+        return EmotionClassifier(path).predict
+    if path.suffix in (".pt", ".pth"):
+        from emorec.train import load_checkpoint, predict_proba
+
+        model, spec, _ = load_checkpoint(path)
+        return lambda faces: predict_proba(model, faces, spec, batch_size=batch_size)
+    raise ValueError(f"{path}: expected an .onnx model or a .pt checkpoint")
+
+
+def _tta_views(faces: np.ndarray, mode: str) -> list[np.ndarray]:
+    if mode not in TTA_MODES:
+        raise ValueError(f"unknown TTA mode {mode!r}; expected one of {', '.join(TTA_MODES)}")
+    views = [faces]
+    if mode in ("flip", "flip+shift"):
+        views.append(faces[:, :, ::-1])
+    if mode == "flip+shift":
+        padded = np.pad(faces, ((0, 0), (2, 2), (2, 2)), mode="edge")
+        for dy, dx in ((0, 0), (0, 4), (4, 0), (4, 4)):
+            shifted = padded[:, dy:dy + 48, dx:dx + 48]
+            views += [shifted, shifted[:, :, ::-1]]
+    return [np.ascontiguousarray(v) for v in views]
+
+
+def predict_with_tta(predict: Predictor, faces: np.ndarray, tta: str = "none") -> np.ndarray:
+    """Average the probabilities over the TTA views of ``faces``."""
+    return np.mean([predict(view) for view in _tta_views(faces, tta)], axis=0)
+
+
+@dataclass
+class EvaluationReport:
+    split: str
+    n: int
+    accuracy: float
+    macro_f1: float
+    per_class: dict[str, dict[str, float]]
+    confusion: list[list[int]]
+    binary_accuracy: float  # the original project's misleading sigmoid-style score, reported for contrast only
+    tta: str
+
+    def to_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+def compute_report(probs: np.ndarray, labels: np.ndarray, split: str, tta: str = "none") -> EvaluationReport:
+    from sklearn.metrics import accuracy_score, classification_report, confusion_matrix, f1_score
+
+    predicted = probs.argmax(1)
+    classes = list(range(NUM_CLASSES))
+    report = classification_report(labels, predicted, labels=classes, target_names=list(EMOTIONS),
+                                   output_dict=True, zero_division=0)
+    per_class = {name: {k: float(v) for k, v in report[name].items()} for name in EMOTIONS}
+    # "Binary accuracy" thresholds each of the 7 outputs at 0.5 against the one-hot label, so the six
+    # correct "no"s of every image count: even an all-zero output scores 6/7 = 85.7%.
+    one_hot = np.eye(NUM_CLASSES)[labels]
+    binary = float(((probs > 0.5) == one_hot).mean())
+    return EvaluationReport(
+        split=split, n=int(len(labels)), accuracy=float(accuracy_score(labels, predicted)),
+        macro_f1=float(f1_score(labels, predicted, labels=classes, average="macro", zero_division=0)),
+        per_class=per_class, confusion=confusion_matrix(labels, predicted, labels=classes).tolist(),
+        binary_accuracy=binary, tta=tta)
+
+
+def plot_confusion(report: EvaluationReport, path: str | os.PathLike, title: str = "") -> None:
+    """Save counts and row-normalised confusion matrices side by side, class names on both axes."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from sklearn.metrics import ConfusionMatrixDisplay
+
+    counts = np.array(report.confusion)
+    normalised = counts / np.maximum(counts.sum(1, keepdims=True), 1)
+    fig, axes = plt.subplots(1, 2, figsize=(15, 6.5))
+    for ax, matrix, fmt, name in ((axes[0], counts, "d", "counts"), (axes[1], normalised, ".2f", "row-normalised")):
+        ConfusionMatrixDisplay(matrix, display_labels=list(EMOTIONS)).plot(
+            ax=ax, cmap="Blues", values_format=fmt, colorbar=False, xticks_rotation=45)
+        ax.set_title(f"{name} ({report.split}, n={report.n})")
+    fig.suptitle(title or f"top-1 accuracy {report.accuracy:.2%}, macro-F1 {report.macro_f1:.3f}")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def evaluate(model_path: str | os.PathLike | None, data_path: str | os.PathLike, split: str = "PublicTest",
+             tta: str = "none", limit: int = 0, out_dir: str | os.PathLike | None = None) -> EvaluationReport:
+    """Score a model on one FER2013 split; with ``out_dir``, write report.json and confusion.png there."""
+    faces, labels = load_fer2013(data_path).split(split)
+    if limit:
+        faces, labels = faces[:limit], labels[:limit]
+    probs = predict_with_tta(load_predictor(model_path), faces, tta)
+    report = compute_report(probs, labels, split, tta)
+    if out_dir is not None:
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        name = Path(model_path).name if model_path is not None else shipped_model_path().name
+        (out / "report.json").write_text(json.dumps({"model": name, **report.to_dict()}, indent=2))
+        plot_confusion(report, out / "confusion.png", title=f"{name}: top-1 "
+                       f"{report.accuracy:.2%}, macro-F1 {report.macro_f1:.3f} ({split}, TTA {tta})")
+    return report
+
+
+def format_report(report: EvaluationReport) -> str:
+    lines = [f"{report.split}: n={report.n}  top-1 accuracy {report.accuracy:.2%}  macro-F1 {report.macro_f1:.4f}"
+             f"  (TTA: {report.tta})",
+             f"{'emotion':>9} {'precision':>9} {'recall':>7} {'f1':>6} {'support':>7}"]
+    for name, m in report.per_class.items():
+        lines.append(f"{name:>9} {m['precision']:9.3f} {m['recall']:7.3f} {m['f1-score']:6.3f} {int(m['support']):7d}")
+    lines.append(f"(for contrast only: sigmoid-style 'binary accuracy' of the same outputs would read "
+                 f"{report.binary_accuracy:.2%}; it is not top-1 accuracy)")
+    return "\n".join(lines)

@@ -1,0 +1,77 @@
+"""ONNX export parity, evaluation metrics, and the shipped model's card checked against real PrivateTest faces."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from emorec.classifier import EmotionClassifier, read_metadata, shipped_model_path
+from emorec.cli import main
+from emorec.evaluate import compute_report, evaluate, predict_with_tta
+
+
+def test_shipped_model_meets_its_card_on_a_fixed_privatetest_subset(fer2013_path):
+    card = read_metadata(shipped_model_path())
+    assert card["classes"] == ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]
+    assert card["accuracy"]["PrivateTest"] >= 0.70, "the shipped model must score >= 70% top-1 on PrivateTest"
+    report = evaluate(None, fer2013_path, split="PrivateTest", limit=1000)
+    assert report.accuracy >= card["accuracy"]["PrivateTest_first1000"] - 1e-6
+
+
+def test_evaluate_cli_writes_report_and_confusion_matrix(fer2013_path, tmp_path, capsys):
+    assert main(["evaluate", "--data", str(fer2013_path), "--split", "PublicTest", "--limit", "300",
+                 "--tta", "flip", "--out", str(tmp_path)]) == 0
+    printed = capsys.readouterr().out
+    assert "top-1 accuracy" in printed and "binary accuracy" in printed
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["n"] == 300 and np.array(report["confusion"]).sum() == 300
+    assert (tmp_path / "confusion.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_evaluate_cli_rejects_a_missing_model(fer2013_path, tmp_path, capsys):
+    assert main(["evaluate", "--model", str(tmp_path / "nope.onnx"), "--data", str(fer2013_path)]) == 2
+    assert "no such model file" in capsys.readouterr().err
+
+
+def test_corrupt_onnx_file_gets_a_clear_error(tmp_path):
+    bad = tmp_path / "bad.onnx"
+    bad.write_bytes(b"\x00garbage")
+    with pytest.raises(ValueError, match="not a usable ONNX model"):
+        EmotionClassifier(bad)
+
+
+def test_report_metrics_and_the_misleading_binary_accuracy():
+    labels = np.array([0, 3, 3, 6])
+    probs = np.eye(7)[[0, 3, 4, 6]] * 0.9 + 0.1 / 7
+    report = compute_report(probs, labels, "toy")
+    assert report.accuracy == 0.75
+    assert report.confusion[3][4] == 1 and report.per_class["happy"]["recall"] == 0.5
+    # A model that says "no" to every class still scores 6/7 in sigmoid-style binary accuracy.
+    assert compute_report(np.zeros((4, 7)), labels, "toy").binary_accuracy == pytest.approx(6 / 7)
+
+
+def test_flip_tta_is_symmetric(fer2013):
+    faces = fer2013.split("PublicTest")[0][:32]
+    predict = EmotionClassifier().predict
+    a = predict_with_tta(predict, faces, "flip")
+    b = predict_with_tta(predict, np.ascontiguousarray(faces[:, :, ::-1]), "flip")
+    np.testing.assert_allclose(a, b, atol=1e-5)
+
+
+def test_onnx_export_matches_pytorch_on_real_faces(tmp_path, fer2013):
+    torch = pytest.importorskip("torch", reason="training extra (torch) not installed")
+    from emorec.export import InferenceWrapper, export_onnx
+    from emorec.models import create_model, get_spec
+
+    torch.manual_seed(0)
+    model, spec = create_model("emonet").eval(), get_spec("emonet")
+    faces = fer2013.split("PublicTest")[0][:64]
+    path = tmp_path / "m.onnx"
+    assert export_onnx(model, spec, path, flip_tta=True, check_images=faces) <= 1e-4
+    with torch.no_grad():
+        expected = InferenceWrapper(model, spec, flip_tta=True)(torch.from_numpy(faces).float()[:, None]).numpy()
+    got = EmotionClassifier(path).predict(faces)
+    np.testing.assert_allclose(got, expected, atol=1e-4)
+    assert read_metadata(path)["spec"]["input_size"] == spec.input_size

@@ -1,0 +1,66 @@
+"""Short real training runs on a FER2013 subset: loss falls, checkpoints appear, resume is exact."""
+
+from __future__ import annotations
+
+import csv
+
+import pytest
+
+torch = pytest.importorskip("torch", reason="training extra (torch) not installed")
+
+import emorec.train as train_module  # noqa: E402
+from emorec.cli import main  # noqa: E402
+from emorec.train import TrainConfig, train  # noqa: E402
+
+
+def _config(fer2013_path, out, **overrides) -> TrainConfig:
+    values = dict(data=str(fer2013_path), out=str(out), model="emonet", epochs=3, batch_size=64, lr=0.02,
+                  limit=640, precision="fp32", erasing=0.0)
+    values.update(overrides)
+    return TrainConfig(**values)
+
+
+def test_short_run_lowers_loss_and_writes_checkpoints(fer2013_path, tmp_path, fer2013):
+    out = tmp_path / "run"
+    assert main(["train", "--data", str(fer2013_path), "--out", str(out), "--epochs", "3", "--batch-size", "64",
+                 "--lr", "0.02", "--limit", "640", "--precision", "fp32", "--erasing", "0"]) == 0
+    for name in ("last.pt", "best.pt", "metrics.csv", "curves.png", "config.json"):
+        assert (out / name).stat().st_size > 0, name
+    rows = list(csv.DictReader(open(out / "metrics.csv")))
+    assert [int(r["epoch"]) for r in rows] == [1, 2, 3]
+    assert float(rows[-1]["train_loss"]) < float(rows[0]["train_loss"])
+    best = torch.load(out / "best.pt", weights_only=False)
+    assert best["val_acc"] == max(float(r["val_acc"]) for r in rows)
+
+
+def test_existing_run_is_not_overwritten(fer2013_path, tmp_path):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "last.pt").write_bytes(b"x")
+    with pytest.raises(FileExistsError, match="--resume"):
+        train(_config(fer2013_path, out))
+
+
+def test_resume_after_interrupt_matches_an_uninterrupted_run(fer2013_path, tmp_path, monkeypatch, fer2013):
+    straight = train(_config(fer2013_path, tmp_path / "straight", epochs=2))
+
+    real_augment, calls = train_module.augment, {"n": 0}
+
+    def interrupt_in_second_epoch(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 13:  # 10 batches per epoch: this is the third batch of epoch 2
+            raise KeyboardInterrupt
+        return real_augment(*args, **kwargs)
+
+    monkeypatch.setattr(train_module, "augment", interrupt_in_second_epoch)
+    with pytest.raises(KeyboardInterrupt):
+        train(_config(fer2013_path, tmp_path / "resumed", epochs=2))
+    assert torch.load(tmp_path / "resumed" / "last.pt", weights_only=False)["epoch"] == 1
+    monkeypatch.setattr(train_module, "augment", real_augment)
+    resumed = train(_config(fer2013_path, tmp_path / "resumed", epochs=2), resume=True)
+
+    a = torch.load(straight / "last.pt", weights_only=False)
+    b = torch.load(resumed / "last.pt", weights_only=False)
+    assert b["epoch"] == 2 and len(b["history"]) == 2
+    for key, value in a["model"].items():
+        torch.testing.assert_close(b["model"][key], value, msg=key)
