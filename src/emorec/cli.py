@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Callable
+from pathlib import Path
 
 DEFAULT_DATA = "../shared/datasets/fer2013/fer2013.csv.gz"
 
@@ -15,7 +17,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
     config = TrainConfig(data=args.data, out=args.out, model=args.model, epochs=args.epochs,
                          batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay,
                          label_smoothing=args.label_smoothing, mixup=args.mixup, erasing=args.erasing,
-                         seed=args.seed, device=args.device, precision=args.precision, limit=args.limit)
+                         seed=args.seed, device=args.device, precision=args.precision, limit=args.limit,
+                         init=args.init or "")
     try:
         out = train(config, resume=args.resume)
     except KeyboardInterrupt:
@@ -27,7 +30,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
 def _add_train(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train a CNN on FER2013 (needs the 'train' extra: torch)",
                        description="Train on the Training split, pick the best epoch on PublicTest.")
-    p.add_argument("--data", default=DEFAULT_DATA, help="fer2013.csv[.gz] or an image-folder root (default: %(default)s)")
+    p.add_argument("--data", default=DEFAULT_DATA, help="fer2013.csv[.gz] or image-folder root (default: %(default)s)")
     p.add_argument("--model", default="emonet", help="architecture: emonet (default), shallow or deep")
     p.add_argument("--out", default="runs/emonet", help="run directory for checkpoints and metrics")
     p.add_argument("--epochs", type=int, default=60)
@@ -41,11 +44,313 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
     p.add_argument("--precision", default="auto", choices=["auto", "bf16", "fp32"])
     p.add_argument("--limit", type=int, default=0, help="train on the first N images only (smoke tests)")
+    p.add_argument("--init", default=None, help="start from this checkpoint's weights (fine-tuning)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last.pt")
     p.set_defaults(func=_cmd_train)
 
 
-COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [_add_train]
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from emorec.data import DatasetError
+    from emorec.evaluate import evaluate, format_report
+
+    try:
+        report = evaluate(args.model, args.data, split=args.split, tta=args.tta, limit=args.limit, out_dir=args.out)
+    except (DatasetError, FileNotFoundError, ValueError) as exc:
+        print(f"emorec evaluate: {exc}", file=sys.stderr)
+        return 2
+    print(format_report(report))
+    if args.out:
+        print(f"wrote {args.out}/report.json and {args.out}/confusion.png")
+    return 0
+
+
+def _add_evaluate(sub: argparse._SubParsersAction) -> None:
+    from emorec.evaluate import TTA_MODES
+
+    p = sub.add_parser("evaluate", help="accuracy, macro-F1, per-class metrics and confusion matrix of a model",
+                       description="Score an .onnx model or a .pt checkpoint on a FER2013 split.")
+    p.add_argument("--model", default=None, help="model file (default: the shipped ONNX model)")
+    p.add_argument("--data", default=DEFAULT_DATA, help="fer2013.csv[.gz] or image-folder root (default: %(default)s)")
+    p.add_argument("--split", default="PrivateTest", choices=["Training", "PublicTest", "PrivateTest"])
+    p.add_argument("--tta", default="none", choices=TTA_MODES, help="test-time augmentation")
+    p.add_argument("--limit", type=int, default=0, help="score only the first N images of the split")
+    p.add_argument("--out", default=None, help="folder for report.json and confusion.png")
+    p.set_defaults(func=_cmd_evaluate)
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from emorec.export import export_onnx, model_card, update_metadata
+    from emorec.train import load_checkpoint
+
+    loaded = [load_checkpoint(path) for path in args.checkpoints]
+    specs = {spec for _, spec, _ in loaded}
+    if len(specs) > 1:
+        print("emorec export: an ensemble's models must share one architecture spec", file=sys.stderr)
+        return 2
+    diff = export_onnx([model for model, _, _ in loaded], specs.pop(), args.out, flip_tta=args.flip_tta)
+    print(f"exported {args.out}; ONNX Runtime vs PyTorch max difference {diff:.1e}")
+    if args.data:
+        card = model_card(args.out, args.data, args.checkpoints)
+        update_metadata(args.out, card)
+        print(json.dumps(card["accuracy"]))
+    return 0
+
+
+def _add_export(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("export", help="export checkpoints to one ONNX model (preprocessing inside the graph)",
+                       description="Export to ONNX, check it against PyTorch to 1e-4 and write the model card.")
+    p.add_argument("checkpoints", nargs="+", help="checkpoint(s), e.g. runs/emonet/best.pt; several make an ensemble")
+    p.add_argument("--out", default="src/emorec/assets/emonet.onnx")
+    p.add_argument("--flip-tta", action="store_true", help="average each face with its mirror image in the graph")
+    p.add_argument("--data", default=DEFAULT_DATA,
+                   help="FER2013 for the model card's PublicTest/PrivateTest accuracy ('' to skip)")
+    p.set_defaults(func=_cmd_export)
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    try:
+        from emorec.web.server import serve
+    except ImportError as exc:
+        print(f"emorec serve needs the 'web' extra ({exc.name} is missing): pip install 'emorec[web]'", file=sys.stderr)
+        return 2
+    limits = {"max_upload_bytes": int(args.max_upload_mb * 2**20)}
+    if args.max_live_streams:
+        limits["max_live_streams"] = args.max_live_streams
+    serve(args.host, args.port, workers=args.workers, threads=args.threads, **limits)
+    return 0
+
+
+def _add_serve(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "serve",
+        help="run the web app: live camera page, uploads, REST API (needs the 'web' extra)",
+        description="Serve the web app with Gunicorn (gthread workers; Linux and macOS).",
+    )
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on; 0.0.0.0 for every interface")
+    p.add_argument("--port", type=int, default=5000)
+    p.add_argument("--workers", type=int, default=1, help="processes, each with its own copy of the models")
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=8,
+        help="threads per worker; each live connection holds one, two stay free for HTTP requests",
+    )
+    p.add_argument("--max-upload-mb", type=float, default=16.0, help="largest accepted request body")
+    p.add_argument("--max-live-streams", type=int, default=0, help="live connections per worker (default: threads - 2)")
+    p.set_defaults(func=_cmd_serve)
+
+
+def _add_engine_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("engine")
+    g.add_argument("--model", default=None, help="classifier ONNX file (default: the shipped model)")
+    g.add_argument("--detector", default="auto", help="auto (BlazeFace full range), blazeface-short, yunet or haar")
+    g.add_argument("--yunet-model", default=None, help="YuNet ONNX file for --detector yunet")
+    g.add_argument("--min-face-size", type=int, default=24, help="ignore faces smaller than this (pixels)")
+    g.add_argument("--min-score", type=float, default=None, help="detector score threshold (default: per detector)")
+    g.add_argument("--max-faces", type=int, default=None, help="keep only the N largest faces")
+    g.add_argument("--threads", type=int, default=1, help="ONNX Runtime threads per model")
+
+
+def _make_recognizer(args: argparse.Namespace):
+    """The engine from the command-line options, or None after printing why it cannot be built."""
+    from emorec.engine import EmotionRecognizer
+
+    try:
+        return EmotionRecognizer(args.model, detector=args.detector, min_face_size=args.min_face_size,
+                                 min_detection_score=args.min_score, max_faces=args.max_faces,
+                                 yunet_model=args.yunet_model, threads=args.threads)
+    except (FileNotFoundError, ValueError) as exc:
+        print(f"emorec {args.command}: {exc}", file=sys.stderr)
+        return None
+
+
+def _describe(faces) -> str:
+    if not faces:
+        return "no faces"
+    return ", ".join(f"{face.emotion} ({face.confidence:.0%})" for face in faces)
+
+
+def _cmd_predict(args: argparse.Namespace) -> int:
+    import csv
+
+    import cv2
+
+    from emorec.labels import EMOTIONS
+    from emorec.sources import InputError, expand_image_paths, iter_images
+
+    rec = _make_recognizer(args)
+    if rec is None:
+        return 2
+    items = expand_image_paths(args.inputs)
+    if not items:
+        print("emorec predict: no images found in " + ", ".join(args.inputs), file=sys.stderr)
+        return 1
+    records, failed = [], 0
+    for (path, out_name), (_, image) in zip(items, iter_images(path for path, _ in items), strict=True):
+        if isinstance(image, InputError):
+            failed += 1
+            print(f"error: {image}", file=sys.stderr)
+            records.append({"path": str(path), "error": str(image), "faces": []})
+            continue
+        result = rec.process(image)
+        print(f"{path}: {_describe(result.faces)}")
+        records.append({"path": str(path), "error": None, **result.to_dict()})
+        if args.out:
+            target = Path(args.out) / out_name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            ok, encoded = cv2.imencode(target.suffix or ".png", rec.annotate(image, result.faces, bars=args.bars))
+            if not ok:
+                print(f"error: {target}: cannot encode", file=sys.stderr)
+                failed += 1
+                continue
+            encoded.tofile(target)
+    if args.json:
+        Path(args.json).write_text(json.dumps(records, indent=1), encoding="utf-8")
+    if args.csv:
+        with open(args.csv, "w", newline="", encoding="utf-8") as f:
+            writer = csv.writer(f)
+            writer.writerow(["path", "face", "x1", "y1", "x2", "y2", "emotion", "confidence", *EMOTIONS, "error"])
+            for record in records:
+                if not record["faces"]:
+                    writer.writerow([record["path"], *[""] * (8 + len(EMOTIONS)), record["error"] or ""])
+                for i, face in enumerate(record["faces"]):
+                    writer.writerow([record["path"], i, *face["box"], face["emotion"], face["confidence"],
+                                     *face["scores"].values(), ""])
+    print(f"{len(records) - failed} of {len(records)} images done" + (f", {failed} failed" if failed else ""))
+    return 1 if failed else 0
+
+
+def _add_predict(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("predict", help="faces and emotions in images and folders of images",
+                       description="Annotate images and list their faces; a bad file is reported and skipped "
+                                   "(exit code 1 if any failed).")
+    p.add_argument("inputs", nargs="+", metavar="IMAGE|FOLDER")
+    p.add_argument("--out", default=None, help="folder for the annotated images")
+    p.add_argument("--json", default=None, help="write every image's faces to this JSON file")
+    p.add_argument("--csv", default=None, help="write one row per face to this CSV file")
+    p.add_argument("--bars", action="store_true", help="draw probability bars under each face")
+    _add_engine_options(p)
+    p.set_defaults(func=_cmd_predict)
+
+
+def _cmd_video(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from emorec.recording import Recorder, RecordingError
+    from emorec.sources import InputError, VideoSource
+
+    rec = _make_recognizer(args)
+    if rec is None:
+        return 2
+    stream = rec.new_stream(smoothing=not args.no_smoothing)
+    try:
+        with VideoSource(args.input) as source:
+            recorder = Recorder(args.out, args.csv, args.plot, fps=source.fps)
+            try:
+                for frame in tqdm(source, total=source.frame_count, unit="frame", disable=args.quiet):
+                    result = stream.process(frame.image, frame_index=frame.index)
+                    annotated = stream.annotate(frame.image, result.faces, bars=args.bars) if args.out else None
+                    recorder.write(result, annotated, frame.time_s)
+            except KeyboardInterrupt:
+                print("interrupted: keeping the frames done so far", file=sys.stderr)
+            finally:
+                summary = recorder.close()
+    except (InputError, RecordingError) as exc:
+        print(f"emorec video: {exc}", file=sys.stderr)
+        return 1
+    print(f"{summary['frames']} frames, {summary['frames_with_faces']} with faces")
+    for track, info in summary["tracks"].items():
+        shares = ", ".join(f"{e} {s:.0%}" for e, s in sorted(info["share"].items(), key=lambda kv: -kv[1]))
+        print(f"face #{track}: {info['frames']} frames, {info['first_s']:.1f}-{info['last_s']:.1f} s, "
+              f"mostly {info['dominant']} ({shares})")
+    for path in (args.out, args.csv, args.plot):
+        if path:
+            print(f"wrote {path}")
+    return 0
+
+
+def _add_video(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("video", help="annotate a video and record each face's emotions over time",
+                       description="Process every frame of a video file: annotated video, CSV timeline, plot.")
+    p.add_argument("input", help="video file")
+    p.add_argument("--out", default=None, help="annotated video (.mp4 or .avi)")
+    p.add_argument("--csv", default=None, help="timeline CSV: one row per face and frame")
+    p.add_argument("--plot", default=None, help="PNG of each face's emotions over time")
+    p.add_argument("--bars", action="store_true", help="draw probability bars under each face")
+    p.add_argument("--no-smoothing", action="store_true", help="raw per-frame probabilities (still tracked)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    _add_engine_options(p)
+    p.set_defaults(func=_cmd_video)
+
+
+def _cmd_stream(args: argparse.Namespace) -> int:
+    import os
+
+    from emorec.sources import InputError, VideoSource
+
+    rec = _make_recognizer(args)
+    if rec is None:
+        return 2
+    stream = rec.new_stream(smoothing=not args.no_smoothing)
+    try:
+        with VideoSource(args.source) as source:
+            for done, frame in enumerate(source, start=1):
+                result = stream.process(frame.image, frame_index=frame.index)
+                print(json.dumps({**result.to_dict(), "time_s": round(frame.time_s, 3)}), flush=True)
+                if done == args.max_frames:
+                    break
+    except InputError as exc:
+        print(f"emorec stream: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        pass  # Ctrl-C is how a live stream ends
+    except BrokenPipeError:  # the reader went away (e.g. `| head`): silence the flush at exit, as Python's docs advise
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    return 0
+
+
+def _add_stream(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("stream", help="one JSON line of faces per frame of a webcam, stream URL or video file",
+                       description="Live sources are read in a thread that keeps only the newest frame; "
+                                   "files are read in order.")
+    p.add_argument("--source", default="0", help="webcam index, stream URL or video file (default: 0)")
+    p.add_argument("--max-frames", type=int, default=0, help="stop after N frames (0: run until the source ends)")
+    p.add_argument("--no-smoothing", action="store_true", help="raw per-frame probabilities (still tracked)")
+    _add_engine_options(p)
+    p.set_defaults(func=_cmd_stream)
+
+
+def _cmd_desktop(args: argparse.Namespace) -> int:
+    try:
+        from emorec.desktop.app import display_problem, run_app
+    except ImportError as exc:  # PySide6 missing, or a system library its Qt plugins need (libEGL, libxkbcommon...)
+        print(f"emorec desktop cannot load Qt ({exc}); install the 'desktop' extra: pip install 'emorec[desktop]'",
+              file=sys.stderr)
+        return 2
+    problem = display_problem()
+    if problem is not None:
+        print(f"emorec desktop: {problem}", file=sys.stderr)
+        return 2
+    rec = _make_recognizer(args)
+    if rec is None:
+        return 2
+    return run_app(rec, source=args.source, out_dir=args.out_dir, smoothing=not args.no_smoothing)
+
+
+def _add_desktop(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("desktop", help="desktop app: live view, probabilities, timeline (needs the 'desktop' extra)",
+                       description="Open the PySide6 window; choose a camera, video or image in it, or pass --source.")
+    p.add_argument("--source", default=None, help="start at once with a webcam index, video or image file, or URL")
+    p.add_argument("--out-dir", default="emorec-captures",
+                   help="folder for snapshots and recordings (default: %(default)s)")
+    p.add_argument("--no-smoothing", action="store_true", help="raw per-frame probabilities (still tracked)")
+    _add_engine_options(p)
+    p.set_defaults(func=_cmd_desktop)
+
+
+COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
+    _add_train, _add_evaluate, _add_export, _add_serve, _add_predict, _add_video, _add_stream, _add_desktop,
+]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -27,11 +28,15 @@ OUTPUT_NAME = "probs"
 
 
 class InferenceWrapper(nn.Module):
-    """0-255 faces in, probabilities out: normalise, centre-crop, classify, softmax (and flip-average)."""
+    """0-255 faces in, probabilities out: normalise, centre-crop, classify, softmax.
 
-    def __init__(self, model: nn.Module, spec: ModelSpec, flip_tta: bool = False):
+    With several models (an ensemble sharing one spec) or ``flip_tta``, the probabilities of every
+    model and view are averaged.
+    """
+
+    def __init__(self, models: Sequence[nn.Module], spec: ModelSpec, flip_tta: bool = False):
         super().__init__()
-        self.model = model.eval()
+        self.models = nn.ModuleList(models).eval()
         self.spec = spec
         self.flip_tta = flip_tta
 
@@ -39,31 +44,32 @@ class InferenceWrapper(nn.Module):
         x = (faces / 255.0 - self.spec.mean) / self.spec.std
         offset = (IMAGE_SIZE - self.spec.input_size) // 2
         x = x[:, :, offset:offset + self.spec.input_size, offset:offset + self.spec.input_size]
-        probs = torch.softmax(self.model(x), dim=1)
-        if self.flip_tta:
-            probs = (probs + torch.softmax(self.model(torch.flip(x, dims=[3])), dim=1)) / 2
-        return probs
+        views = [x, torch.flip(x, dims=[3])] if self.flip_tta else [x]
+        probs = [torch.softmax(model(view), dim=1) for model in self.models for view in views]
+        return torch.stack(probs).mean(0)
 
 
-def export_onnx(model: nn.Module, spec: ModelSpec, path: str | os.PathLike, flip_tta: bool = False,
+def export_onnx(models: Sequence[nn.Module], spec: ModelSpec, path: str | os.PathLike, flip_tta: bool = False,
                 metadata: dict | None = None, check_images: np.ndarray | None = None) -> float:
-    """Export to ``path`` and return the largest probability difference to PyTorch on ``check_images``.
+    """Export one model or an ensemble to ``path``; return the largest probability difference to PyTorch.
 
-    Raises ``AssertionError`` if ONNX Runtime and PyTorch disagree by more than 1e-4.
+    Raises ``AssertionError`` if ONNX Runtime and PyTorch disagree by more than 1e-4 on ``check_images``.
     """
     import onnx
     import onnxruntime as ort
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    wrapper = InferenceWrapper(model.float().to(memory_format=torch.contiguous_format), spec, flip_tta).eval()
+    models = [model.float().to(memory_format=torch.contiguous_format) for model in models]
+    wrapper = InferenceWrapper(models, spec, flip_tta).eval()
     example = torch.zeros(2, 1, IMAGE_SIZE, IMAGE_SIZE)
     batch = torch.export.Dim("batch", min=1, max=4096)
     onnx_program = torch.onnx.export(wrapper, (example,), input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
                                      dynamic_shapes={"faces": {0: batch}}, dynamo=True, verbose=False)
     onnx_program.optimize()
     proto = onnx_program.model_proto
-    meta = {"model": spec.name, "spec": spec.to_dict(), "classes": list(EMOTIONS), "flip_tta": flip_tta,
+    meta = {"model": spec.name if len(models) == 1 else f"{spec.name} x{len(models)}", "ensemble": len(models),
+            "spec": spec.to_dict(), "classes": list(EMOTIONS), "flip_tta": flip_tta,
             "input": f"{INPUT_NAME}: float32 (N,1,48,48) grayscale 0-255", "output": f"{OUTPUT_NAME}: (N,7) softmax"}
     meta.update(metadata or {})
     _set_metadata(proto, meta)
@@ -105,12 +111,12 @@ def update_metadata(path: str | os.PathLike, updates: dict) -> None:
     os.replace(tmp, path)
 
 
-def model_card(onnx_path: str | os.PathLike, data_path: str | os.PathLike, checkpoint_path: str | os.PathLike,
-               subset: int = 1000) -> dict:
+def model_card(onnx_path: str | os.PathLike, data_path: str | os.PathLike,
+               checkpoint_paths: Sequence[str | os.PathLike], subset: int = 1000) -> dict:
     """Accuracy of the exported model on PublicTest and PrivateTest, with the training facts behind it.
 
-    ``PrivateTest_first{subset}`` is a fixed slice the test suite re-checks quickly. The training time
-    comes from the run's ``last.pt`` beside the checkpoint, which holds every epoch's metrics.
+    ``PrivateTest_first{subset}`` is a fixed slice the test suite re-checks quickly. Training time
+    comes from each run's ``last.pt`` beside its checkpoint, which holds every epoch's metrics.
     """
     from emorec.classifier import EmotionClassifier
     from emorec.data import load_fer2013
@@ -127,11 +133,14 @@ def model_card(onnx_path: str | os.PathLike, data_path: str | os.PathLike, check
         if split == "PrivateTest":
             sub = compute_report(probs[:subset], labels[:subset], split)
             accuracy[f"PrivateTest_first{subset}"] = round(sub.accuracy, 4)
-    checkpoint = torch.load(checkpoint_path, map_location="cpu", weights_only=False)
-    last_path = Path(checkpoint_path).with_name("last.pt")
-    history = torch.load(last_path, map_location="cpu", weights_only=False)["history"] if last_path.exists() else []
+    runs = []
+    for path in checkpoint_paths:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+        last_path = Path(path).with_name("last.pt")
+        history = torch.load(last_path, map_location="cpu", weights_only=False)["history"] if last_path.exists() else []
+        runs.append({"best_epoch": checkpoint.get("epoch"), "epochs_trained": len(history),
+                     "training_minutes": round(sum(r["seconds"] for r in history) / 60, 1),
+                     "train_config": checkpoint.get("config", {})})
     return {"accuracy": accuracy, "macro_f1": macro_f1,
             "protocol": "trained on FER2013 Training, epoch chosen on PublicTest, PrivateTest reported once",
-            "epochs": checkpoint.get("epoch"),
-            "training_minutes": round(sum(r["seconds"] for r in history) / 60, 1) if history else None,
-            "train_config": checkpoint.get("config", {})}
+            "runs": runs}

@@ -45,6 +45,7 @@ class TrainConfig:
     device: str = "auto"
     precision: str = "auto"  # "bf16" (autocast) or "fp32"; auto picks bf16 where the hardware has it
     limit: int = 0  # use only the first N training images (smoke tests)
+    init: str = ""  # start from this checkpoint's weights (fine-tuning); optimiser and schedule start afresh
 
     @classmethod
     def from_dict(cls, values: dict) -> TrainConfig:
@@ -72,7 +73,8 @@ def center_crop(x: torch.Tensor, size: int) -> torch.Tensor:
 
 
 def augment(x: torch.Tensor, size: int, erasing: float, generator: torch.Generator) -> torch.Tensor:
-    """Random crop, scale, small rotation, shift and flip in one affine warp, then random erasing.
+    """Random crop, scale, small rotation, shift and flip in one affine warp, contrast/brightness jitter,
+    occasional low resolution, then random erasing.
 
     ``x`` is a normalised (N, 1, 48, 48) batch; the result is (N, 1, size, size).
     """
@@ -88,6 +90,15 @@ def augment(x: torch.Tensor, size: int, erasing: float, generator: torch.Generat
                          torch.stack([sin * flip, cos, shift[:, 1]], 1)], 1)
     grid = F.affine_grid(theta, [n, 1, size, size], align_corners=False)
     out = F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+    # Webcams and photos in the wild differ from FER2013 in contrast, exposure and sharpness.
+    mean = out.mean(dim=(1, 2, 3), keepdim=True)
+    contrast = (0.6 + 0.8 * rand(n)).view(-1, 1, 1, 1)
+    brightness = ((rand(n) * 2 - 1) * 0.4).view(-1, 1, 1, 1)  # +-0.1 of the pixel range, in normalised units
+    out = (out - mean) * contrast + mean + brightness
+    blurry = (rand(n) < 0.2).view(-1, 1, 1, 1)
+    low_res = F.interpolate(F.interpolate(out, size=size // 2, mode="area"), size=size, mode="bilinear",
+                            align_corners=False)
+    out = torch.where(blurry, low_res, out)
     if erasing > 0:
         # One rectangle per chosen image, 2-25% of the area, filled with noise.
         area = size * size * (0.02 + 0.23 * rand(n))
@@ -181,7 +192,13 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
     val_x, val_y = data.split("PublicTest")
 
     torch.manual_seed(config.seed)
-    model = create_model(config.model).to(device).to(memory_format=torch.channels_last)
+    model = create_model(config.model)
+    if config.init:
+        init_model, init_spec, _ = load_checkpoint(config.init)
+        if init_spec != spec:
+            raise ValueError(f"{config.init} holds a {init_spec.name} model, not {spec.name}")
+        model.load_state_dict(init_model.state_dict())
+    model = model.to(device).to(memory_format=torch.channels_last)
     optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=0.9, nesterov=True,
                                 weight_decay=config.weight_decay)
     steps_per_epoch = math.ceil(len(train_x) / config.batch_size)

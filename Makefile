@@ -1,0 +1,37 @@
+# Two entry points do all set-up on a fresh Debian/Ubuntu machine:
+#   make run    install, then serve the web app with the shipped model on http://127.0.0.1:5000
+#   make test   install (Debian packages for Chromium and Qt too), then lint and run the test suite
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+# Debian packages: Chromium for the browser test, and the libraries Qt's platform plugins load.
+DEBIAN_TEST_PACKAGES := chromium fonts-liberation fonts-dejavu-core libegl1 libgl1 libxkbcommon0 libxkbcommon-x11-0 \
+	libfontconfig1 libdbus-1-3 libglib2.0-0
+
+.PHONY: run test install install-test debian-test-packages
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+install: $(BIN)/python
+	$(BIN)/pip install -q -e ".[web]"
+
+run: install
+	$(BIN)/emorec serve
+
+debian-test-packages:
+	@missing=$$(for p in $(DEBIAN_TEST_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+# torch==2.13.0 is a CPU build from local disk; any other spec would pull gigabytes of CUDA packages.
+install-test: $(BIN)/python debian-test-packages
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q -e ".[train,web,desktop,test]"
+
+test: install-test
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/pytest -q

@@ -1,0 +1,425 @@
+"""The main window: source chooser and controls on top, live view on the left, probabilities and timeline on
+the right, frame rate and latency in the status bar. It only wires widgets to the engine thread."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import cv2
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QCloseEvent
+from PySide6.QtWidgets import (
+    QComboBox,
+    QFileDialog,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QMainWindow,
+    QMessageBox,
+    QPushButton,
+    QSplitter,
+    QVBoxLayout,
+    QWidget,
+)
+
+from emorec.data import IMAGE_SUFFIXES
+from emorec.desktop.core import EmotionTimeline, FaceSelection, LoopSummary, ProcessedFrame, RateMeter, camera_indices
+from emorec.desktop.widgets import ProbabilityBars, TimelinePlot, VideoView
+from emorec.desktop.worker import EngineThread
+from emorec.engine import EmotionRecognizer
+from emorec.recording import Recorder
+from emorec.sources import VIDEO_SUFFIXES, parse_source
+from emorec.types import Face
+
+ErrorDialog = Callable[[QWidget, str, str], None]
+
+CAMERA, VIDEO, IMAGE = "camera", "video", "image"
+
+
+def show_error(parent: QWidget, title: str, text: str) -> None:
+    """The default error dialog; tests pass their own to see what would have been shown."""
+    QMessageBox.warning(parent, title, text)
+
+
+def _file_filter(label: str, suffixes: set[str]) -> str:
+    return f"{label} ({' '.join('*' + s for s in sorted(suffixes))});;All files (*)"
+
+
+def _timestamp() -> str:
+    now = time.time()
+    return time.strftime("%Y%m%d-%H%M%S", time.localtime(now)) + f"-{int(now * 1000) % 1000:03d}"
+
+
+class MainWindow(QMainWindow):
+    """The emorec desktop window over one :class:`EmotionRecognizer` shared by every source opened in it."""
+
+    def __init__(
+        self,
+        recognizer: EmotionRecognizer,
+        out_dir: str | os.PathLike = "emorec-captures",
+        smoothing: bool = True,
+        error_dialog: ErrorDialog = show_error,
+    ):
+        super().__init__()
+        self.setWindowTitle("emorec - facial emotion recognition")
+        self.recognizer = recognizer
+        self.out_dir = Path(out_dir)
+        self.smoothing = smoothing
+        self.error_dialog = error_dialog
+        self.selection = FaceSelection()
+        self.timeline = EmotionTimeline(span_s=10.0)
+        self.display_rate = RateMeter()
+        self.last_frame: ProcessedFrame | None = None
+        self.frames_dropped = 0  # source frames skipped because the engine was slower than the source
+        self.engine: EngineThread | None = None
+        self.recording: tuple[Path, Path] | None = None  # video and CSV being written
+        self._build_controls()
+        self._build_panels()
+        self._build_status_bar()
+        self._on_kind_changed()
+        self._set_running(False)
+        self.resize(1100, 640)
+
+    # ----- layout
+
+    def _build_controls(self) -> None:
+        self.kind = QComboBox()
+        self.kind.addItem("Camera", CAMERA)
+        self.kind.addItem("Video file", VIDEO)
+        self.kind.addItem("Image file", IMAGE)
+        self.kind.currentIndexChanged.connect(self._on_kind_changed)
+        self.camera = QComboBox()
+        for index in camera_indices():
+            self.camera.addItem(f"camera {index}", index)
+        self.path = QLineEdit()
+        self.path.setPlaceholderText("path of a video or image file")
+        self.path.returnPressed.connect(self.start_selected)
+        self.browse_button = QPushButton("Browse...")
+        self.browse_button.clicked.connect(self._browse)
+        self.start_button = QPushButton("Start")
+        self.start_button.clicked.connect(self._on_start_clicked)
+        self.pause_button = QPushButton("Pause")
+        self.pause_button.setCheckable(True)
+        self.pause_button.toggled.connect(self._on_pause_toggled)
+        self.snapshot_button = QPushButton("Snapshot")
+        self.snapshot_button.clicked.connect(self.save_snapshot)
+        self.record_button = QPushButton("Record")
+        self.record_button.setCheckable(True)
+        self.record_button.toggled.connect(self._on_record_toggled)
+        self.controls = QWidget()
+        row = QHBoxLayout(self.controls)
+        row.setContentsMargins(6, 6, 6, 0)
+        for widget in (
+            QLabel("Source:"),
+            self.kind,
+            self.camera,
+            self.path,
+            self.browse_button,
+            self.start_button,
+            self.pause_button,
+            self.snapshot_button,
+            self.record_button,
+        ):
+            row.addWidget(widget)
+        row.setStretchFactor(self.path, 1)
+
+    def _build_panels(self) -> None:
+        self.view = VideoView()
+        self.view.frame_clicked.connect(self._on_frame_clicked)
+        self.view.setToolTip("Click a face to follow it in the side panel; click elsewhere to follow the largest")
+        self.bars = ProbabilityBars()
+        self.plot = TimelinePlot(self.timeline)
+        bars_box = QGroupBox("Probabilities")
+        QVBoxLayout(bars_box).addWidget(self.bars)
+        plot_box = QGroupBox("Timeline")
+        QVBoxLayout(plot_box).addWidget(self.plot)
+        side = QWidget()
+        side_layout = QVBoxLayout(side)
+        side_layout.setContentsMargins(0, 0, 0, 0)
+        side_layout.addWidget(bars_box)
+        side_layout.addWidget(plot_box, 1)
+        side.setMinimumWidth(300)
+        splitter = QSplitter(Qt.Orientation.Horizontal)
+        splitter.addWidget(self.view)
+        splitter.addWidget(side)
+        splitter.setStretchFactor(0, 3)
+        splitter.setStretchFactor(1, 1)
+        central = QWidget()
+        layout = QVBoxLayout(central)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.controls)
+        layout.addWidget(splitter, 1)
+        self.setCentralWidget(central)
+
+    def _build_status_bar(self) -> None:
+        self.fps_label = QLabel()
+        self.latency_label = QLabel()
+        self.faces_label = QLabel()
+        self.recording_label = QLabel()
+        for label in (self.recording_label, self.faces_label, self.fps_label, self.latency_label):
+            self.statusBar().addPermanentWidget(label)
+        self._update_status(None)
+
+    # ----- starting and stopping sources
+
+    def selected_source(self) -> str | int | None:
+        """The source the controls describe: a camera index or a file path (None if no path is given)."""
+        if self.kind.currentData() == CAMERA:
+            return self.camera.currentData()
+        text = self.path.text().strip()
+        return text or None
+
+    def start_selected(self) -> None:
+        source = self.selected_source()
+        if source is None:
+            self.error_dialog(self, "No file chosen", "Type the path of a video or image file, or press Browse.")
+            return
+        self.start(source)
+
+    def start(self, source: str | int | os.PathLike) -> None:
+        """Open ``source`` (camera index, video or image file, stream URL) and run the engine on it."""
+        self.stop()
+        source = parse_source(source)
+        self._show_source_in_controls(source)
+        self.selection.clear()
+        self.timeline.clear()
+        self.display_rate.reset()
+        self.last_frame = None
+        self.frames_dropped = 0
+        self.bars.show_face(None)
+        self.view.clear(f"opening {source if isinstance(source, str) else f'camera {source}'}...")
+        engine = EngineThread(self.recognizer, source, smoothing=self.smoothing, parent=self)
+        engine.frame_ready.connect(self._show_latest_frame)
+        engine.failed.connect(self._on_failed)
+        engine.recording_failed.connect(self._on_recording_failed)
+        engine.source_ended.connect(self._on_source_ended)
+        engine.finished.connect(self._on_engine_finished)
+        self.engine = engine
+        self._set_running(True)
+        self.statusBar().showMessage(f"running {engine.source}")
+        engine.start()
+
+    def stop(self) -> None:
+        """Stop the running source (releasing the camera) and finish any recording; safe when idle."""
+        engine, self.engine = self.engine, None
+        if engine is not None:
+            engine.stop()
+            self._finish_recording(engine)
+            engine.deleteLater()
+        self._set_running(False)
+
+    def _show_source_in_controls(self, source: str | int) -> None:
+        widgets = (self.kind, self.camera, self.path)
+        for widget in widgets:
+            widget.blockSignals(True)
+        if isinstance(source, int):
+            self.kind.setCurrentIndex(self.kind.findData(CAMERA))
+            if self.camera.findData(source) < 0:
+                self.camera.addItem(f"camera {source}", source)
+            self.camera.setCurrentIndex(self.camera.findData(source))
+        else:
+            is_image = Path(source).suffix.lower() in IMAGE_SUFFIXES
+            self.kind.setCurrentIndex(self.kind.findData(IMAGE if is_image else VIDEO))
+            self.path.setText(source)
+        for widget in widgets:
+            widget.blockSignals(False)
+        self._on_kind_changed()
+
+    def _set_running(self, running: bool) -> None:
+        self.start_button.setText("Stop" if running else "Start")
+        self.pause_button.setEnabled(running)
+        self.record_button.setEnabled(running)
+        if not running:
+            self._uncheck(self.pause_button)
+            self.pause_button.setText("Pause")
+
+    # ----- engine thread signals
+
+    def _show_latest_frame(self) -> None:
+        if not self._from_current_engine():
+            return
+        processed = self.engine.take_frame()
+        if processed is None:
+            return
+        self.last_frame = processed
+        self.frames_dropped += processed.dropped_before
+        self.display_rate.tick(time.monotonic())
+        face = self._render(processed)
+        self.timeline.add(processed.frame.time_s, None if face is None else face.scores)
+        self._update_status(processed)
+
+    def _render(self, processed: ProcessedFrame) -> Face | None:
+        """Show the frame and the followed face's probabilities; returns that face."""
+        faces = processed.result.faces
+        face, clicked = self.selection.pick(faces)
+        highlight = face.box if face is not None and (clicked or len(faces) > 1) else None
+        self.view.show_frame(processed.annotated, highlight)
+        self.bars.show_face(face, clicked)
+        self.plot.update()
+        return face
+
+    def _from_current_engine(self) -> bool:
+        """False for a late signal from a source that was already stopped (its queued signals still arrive)."""
+        return self.engine is not None and self.sender() is self.engine
+
+    def _on_failed(self, message: str) -> None:
+        if not self._from_current_engine():
+            return
+        if isinstance(self.engine.source, int):
+            title = "Camera not available"
+            hint = "Check that the camera is connected and not in use by another program, or choose another index."
+        else:
+            title = "Cannot open the source"
+            hint = "Check the path, and that the file is an image or a video OpenCV can decode."
+        self.view.clear("no source")
+        self.statusBar().showMessage(message)
+        self.error_dialog(self, title, f"{message}\n\n{hint}")
+
+    def _on_source_ended(self, summary: LoopSummary) -> None:
+        if not self._from_current_engine():
+            return
+        name = self.engine.source
+        self.statusBar().showMessage(
+            f"end of {name}: {summary.frames_shown} frames shown, {summary.frames_dropped} dropped to keep up"
+        )
+        if summary.frames_shown and not summary.frames_with_faces:
+            where = "the image" if summary.frames_read == 1 else f"any of its {summary.frames_read} frames"
+            self.error_dialog(
+                self,
+                "No faces found",
+                f"{name}: no face was found in {where}.\n\n"
+                "Faces should be upright, lit and at least about 24 pixels wide.",
+            )
+
+    def _on_engine_finished(self) -> None:
+        if self._from_current_engine():
+            self._finish_recording(self.engine)
+            self._set_running(False)
+
+    # ----- user actions
+
+    def _on_kind_changed(self) -> None:
+        camera = self.kind.currentData() == CAMERA
+        self.camera.setVisible(camera)
+        self.path.setVisible(not camera)
+        self.browse_button.setVisible(not camera)
+
+    def _browse(self) -> None:
+        if self.kind.currentData() == IMAGE:
+            file_filter = _file_filter("Images", IMAGE_SUFFIXES)
+        else:
+            file_filter = _file_filter("Videos", VIDEO_SUFFIXES)
+        path, _ = QFileDialog.getOpenFileName(self, "Open a file", self.path.text(), file_filter)
+        if path:
+            self.path.setText(path)
+            self.start(path)
+
+    def _on_start_clicked(self) -> None:
+        if self.engine is not None and self.engine.isRunning():
+            self.stop()
+            self.statusBar().showMessage("stopped")
+        else:
+            self.start_selected()
+
+    def _on_pause_toggled(self, paused: bool) -> None:
+        if self.engine is not None:
+            self.engine.set_paused(paused)
+        self.pause_button.setText("Resume" if paused else "Pause")
+
+    def _on_frame_clicked(self, x: float, y: float) -> None:
+        if self.last_frame is None:
+            return
+        self.selection.click(self.last_frame.result.faces, x, y)
+        self._render(self.last_frame)
+
+    def save_snapshot(self) -> Path | None:
+        """Save the annotated frame on screen as a PNG in ``out_dir``; returns its path (None if nothing saved)."""
+        if self.last_frame is None:
+            self.statusBar().showMessage("nothing to save yet: start a source first")
+            return None
+        path = self.out_dir / f"emorec-{_timestamp()}.png"
+        try:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+            saved = cv2.imwrite(str(path), self.last_frame.annotated)
+        except (OSError, cv2.error) as exc:
+            saved, reason = False, str(exc)
+        else:
+            reason = "OpenCV could not write the file"
+        if not saved:
+            self.error_dialog(self, "Cannot save the snapshot", f"{path}: {reason}")
+            return None
+        self.statusBar().showMessage(f"saved {path}")
+        return path
+
+    def _on_record_toggled(self, on: bool) -> None:
+        if self.engine is None:
+            return
+        if not on:
+            self._finish_recording(self.engine)
+            return
+        stem = self.out_dir / f"emorec-{_timestamp()}"
+        video, timeline = stem.with_suffix(".mp4"), stem.with_suffix(".csv")
+        # Files play at the source's rate; a live source at the rate frames are being shown.
+        fps = self.engine.fps or round(self.display_rate.rate) or 15.0
+        try:
+            recorder = Recorder(video=video, csv_path=timeline, fps=fps)
+        except OSError as exc:  # RecordingError, or out_dir cannot be created
+            self._uncheck(self.record_button)
+            self.error_dialog(self, "Cannot record", str(exc))
+            return
+        self.recording = (video, timeline)
+        self.engine.set_recorder(recorder)
+        self._update_recording_label()
+        self.statusBar().showMessage(f"recording to {video} and {timeline.name}")
+
+    def _finish_recording(self, engine: EngineThread) -> None:
+        summary = engine.set_recorder(None)
+        if summary is not None and self.recording is not None:
+            video, timeline = self.recording
+            self.statusBar().showMessage(
+                f"recorded {summary['frames']} frames "
+                f"({summary['frames_with_faces']} with faces) to {video} and {timeline.name}"
+            )
+        self.recording = None
+        self._uncheck(self.record_button)
+        self._update_recording_label()
+
+    def _on_recording_failed(self, message: str) -> None:
+        self.recording = None
+        self._uncheck(self.record_button)
+        self._update_recording_label()
+        self.error_dialog(self, "Recording stopped", message)
+
+    def _update_recording_label(self) -> None:
+        self.recording_label.setText("" if self.recording is None else f"REC {self.recording[0].name}")
+        self.recording_label.setStyleSheet("color: #c00; font-weight: bold;")
+
+    @staticmethod
+    def _uncheck(button: QPushButton) -> None:
+        """Reset a toggle button without running its handler."""
+        button.blockSignals(True)
+        button.setChecked(False)
+        button.blockSignals(False)
+
+    def _update_status(self, processed: ProcessedFrame | None) -> None:
+        if processed is None:
+            self.fps_label.setText("- fps")
+            self.latency_label.setText("latency - ms")
+            self.faces_label.setText("")
+            return
+        timings = processed.result.timings_ms
+        total = timings.get("total", sum(timings.values()))
+        dropped = f" ({self.frames_dropped} dropped)" if self.frames_dropped else ""
+        self.fps_label.setText(f"{self.display_rate.rate:.1f} fps{dropped}")
+        self.latency_label.setText(f"latency {total:.0f} ms")
+        self.latency_label.setToolTip(", ".join(f"{k} {v:.1f} ms" for k, v in timings.items()))
+        count = len(processed.result.faces)
+        self.faces_label.setText(f"{count} face{'s' if count != 1 else ''}")
+
+    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 (Qt's name)
+        self.stop()
+        event.accept()

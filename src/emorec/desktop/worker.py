@@ -1,0 +1,128 @@
+"""The thread that runs the engine off the GUI thread, so the window never freezes.
+
+It opens the source, runs :class:`~emorec.desktop.core.FrameLoop` over it, feeds a recording, and hands the
+GUI only the newest processed frame: if the GUI has not taken the previous one yet, it is replaced, not queued.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+
+from PySide6.QtCore import QObject, QThread, Signal
+
+from emorec.desktop.core import FrameLoop, OpenedSource, ProcessedFrame, open_source
+from emorec.engine import EmotionRecognizer
+from emorec.recording import Recorder
+from emorec.sources import Frame, InputError
+from emorec.types import FrameResult
+
+log = logging.getLogger(__name__)
+
+
+class EngineThread(QThread):
+    """Runs one source through one engine stream; ``stop()`` ends it and releases the source (camera)."""
+
+    frame_ready = Signal()  # a new frame waits in take_frame()
+    failed = Signal(str)  # the source could not be opened or read; the message names it
+    recording_failed = Signal(str)  # the recording stopped because a file could not be written
+    source_ended = Signal(object)  # LoopSummary, when the source ran out (not when stopped)
+
+    def __init__(
+        self,
+        recognizer: EmotionRecognizer,
+        source: str | int | os.PathLike,
+        smoothing: bool = True,
+        parent: QObject | None = None,
+    ):
+        super().__init__(parent)
+        self.source = source
+        self._stream = recognizer.new_stream(smoothing=smoothing)
+        self._annotate = recognizer.annotate
+        self._lock = threading.Lock()
+        self._recorder_lock = threading.Lock()
+        self._loop: FrameLoop | None = None
+        self._opened: OpenedSource | None = None
+        self._stop_requested = False
+        self._paused = False
+        self._latest: ProcessedFrame | None = None
+        self._recorder: Recorder | None = None
+        self.fps: float | None = None  # the source's frame rate once open; None for live sources and images
+
+    def run(self) -> None:
+        try:
+            opened = open_source(self.source)
+        except InputError as exc:
+            self.failed.emit(str(exc))
+            return
+        try:
+            self.fps = opened.fps
+            loop = FrameLoop(opened.frames, self._process, self._annotate, opened.fps)
+            with self._lock:
+                if self._stop_requested:
+                    return
+                self._loop, self._opened = loop, opened
+                if self._paused:
+                    loop.pause()
+            summary = loop.run(self._deliver)
+            if not self._stop_requested:
+                self.source_ended.emit(summary)
+        except InputError as exc:  # e.g. a video whose frames cannot be decoded
+            self.failed.emit(str(exc))
+        except Exception as exc:  # a thread has no caller to raise to: report it rather than die silently
+            log.exception("engine thread failed on %s", self.source)
+            self.failed.emit(f"{self.source}: unexpected error: {exc}")
+        finally:
+            opened.close()  # the recording, if any, is finished by whoever started it: see set_recorder
+
+    def _process(self, frame: Frame) -> FrameResult:
+        return self._stream.process(frame.image, frame_index=frame.index)
+
+    def _deliver(self, processed: ProcessedFrame) -> None:
+        with self._recorder_lock:  # its own lock: a slow video write must not hold up take_frame()
+            recorder = self._recorder
+            if recorder is not None:
+                try:
+                    recorder.write(processed.result, processed.annotated, processed.frame.time_s)
+                except OSError as exc:  # RecordingError, or a full disk
+                    self._recorder = None
+                    recorder.close()
+                    self.recording_failed.emit(str(exc))
+        with self._lock:
+            waiting = self._latest is not None
+            self._latest = processed
+        if not waiting:
+            self.frame_ready.emit()
+
+    def take_frame(self) -> ProcessedFrame | None:
+        """The newest processed frame, once (None if the GUI already has it)."""
+        with self._lock:
+            processed, self._latest = self._latest, None
+        return processed
+
+    def set_recorder(self, recorder: Recorder | None) -> dict | None:
+        """Send every processed frame to ``recorder`` from now on (None: stop); closes the previous recorder
+        and returns its summary (None if there was none)."""
+        with self._recorder_lock:
+            previous, self._recorder = self._recorder, recorder
+        return previous.close() if previous is not None else None
+
+    def set_paused(self, paused: bool) -> None:
+        with self._lock:
+            self._paused = paused
+            if self._loop is not None:
+                (self._loop.pause if paused else self._loop.resume)()
+
+    def stop(self) -> None:
+        """Ask the loop to end, wait for the thread, and so release the source; safe to call twice."""
+        with self._lock:
+            self._stop_requested = True
+            if self._loop is not None:
+                self._loop.stop()
+            live = self._opened if self._opened is not None and self._opened.fps is None else None
+        if live is not None:
+            # A camera that stopped delivering leaves the loop waiting for its next frame; closing the source
+            # (safe from here: its reader thread hands frames over under a lock) wakes it up.
+            live.close()
+        self.wait()

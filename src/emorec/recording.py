@@ -1,0 +1,193 @@
+"""Recording results over time: an annotated video, a CSV timeline of every face, a PNG of each face's
+emotions over time and a summary. Used by ``emorec video`` and by the desktop app's record button.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from collections import Counter, defaultdict
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from emorec.labels import EMOTION_COLORS_BGR, EMOTIONS
+from emorec.types import FrameResult
+
+TIMELINE_COLUMNS = ("frame", "time_s", "track_id", "x1", "y1", "x2", "y2", "emotion", "confidence", *EMOTIONS)
+# Codecs every OpenCV wheel can write without extra libraries.
+FOURCC_BY_SUFFIX = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".avi": "MJPG", ".mkv": "MJPG"}
+
+
+class RecordingError(OSError):
+    """An output file could not be written; the message names it."""
+
+
+def video_fourcc(path: str | os.PathLike) -> str:
+    """The codec for a video file name, or :class:`RecordingError` if its type is not supported."""
+    fourcc = FOURCC_BY_SUFFIX.get(Path(path).suffix.lower())
+    if fourcc is None:
+        raise RecordingError(f"{path}: unsupported video type; use one of {', '.join(FOURCC_BY_SUFFIX)}")
+    return fourcc
+
+
+class AnnotatedVideoWriter:
+    """Writes BGR frames to ``.mp4`` (MPEG-4 part 2) or ``.avi`` (Motion JPEG) with OpenCV."""
+
+    def __init__(self, path: str | os.PathLike, fps: float, size: tuple[int, int]):
+        self.path = Path(path)
+        fourcc = video_fourcc(self.path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.size = size
+        self._writer = cv2.VideoWriter(str(self.path), cv2.VideoWriter_fourcc(*fourcc), fps, size)
+        if not self._writer.isOpened():
+            raise RecordingError(f"{self.path}: OpenCV cannot write this video (folder writable? codec {fourcc})")
+        self.frames = 0
+
+    def write(self, bgr: np.ndarray) -> None:
+        if (bgr.shape[1], bgr.shape[0]) != self.size:  # a stream may change resolution mid-way
+            bgr = cv2.resize(bgr, self.size, interpolation=cv2.INTER_AREA)
+        self._writer.write(bgr)
+        self.frames += 1
+
+    def close(self) -> None:
+        self._writer.release()
+
+
+class Timeline:
+    """Every face of every frame, kept per track, written as CSV rows (one per face and frame)."""
+
+    def __init__(self, csv_path: str | os.PathLike | None = None):
+        self.frames = 0
+        self.frames_with_faces = 0
+        self.times: dict[int, list[float]] = defaultdict(list)
+        self.scores: dict[int, list[np.ndarray]] = defaultdict(list)
+        self.emotions: dict[int, Counter] = defaultdict(Counter)
+        self._file = None
+        if csv_path is not None:
+            path = Path(csv_path)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                self._file = open(path, "w", newline="", encoding="utf-8")
+            except OSError as exc:
+                raise RecordingError(f"{path}: cannot write ({exc.strerror})") from None
+            self._csv = csv.writer(self._file)
+            self._csv.writerow(TIMELINE_COLUMNS)
+
+    def add(self, result: FrameResult, time_s: float) -> None:
+        self.frames += 1
+        self.frames_with_faces += bool(result.faces)
+        for rank, face in enumerate(result.faces):
+            # Untracked faces (smoothing off) are told apart by their rank in the frame, largest first.
+            track = face.track_id if face.track_id is not None else rank + 1
+            self.times[track].append(time_s)
+            self.scores[track].append(face.scores)
+            self.emotions[track][face.emotion] += 1
+            if self._file is not None:
+                self._csv.writerow(
+                    [
+                        result.frame_index,
+                        f"{time_s:.3f}",
+                        track,
+                        *face.box,
+                        face.emotion,
+                        f"{face.confidence:.4f}",
+                        *(f"{p:.4f}" for p in face.scores),
+                    ]
+                )
+
+    def summary(self) -> dict:
+        """Frames, frames with faces, and per track: frames seen, time span, most frequent emotion, shares."""
+        tracks = {}
+        for track, counts in self.emotions.items():
+            seen = sum(counts.values())
+            tracks[track] = {
+                "frames": seen,
+                "first_s": round(self.times[track][0], 3),
+                "last_s": round(self.times[track][-1], 3),
+                "dominant": counts.most_common(1)[0][0],
+                "share": {e: round(counts[e] / seen, 3) for e in EMOTIONS if counts[e]},
+            }
+        return {"frames": self.frames, "frames_with_faces": self.frames_with_faces, "tracks": tracks}
+
+    def plot(self, png_path: str | os.PathLike, max_tracks: int = 6) -> Path:
+        """One panel per face (the ``max_tracks`` seen longest): each emotion's probability over time."""
+        from matplotlib.figure import Figure  # no pyplot: no GUI backend, safe off the main thread
+
+        path = Path(png_path)
+        tracks = sorted(self.times, key=lambda t: -len(self.times[t]))[:max_tracks]
+        fig = Figure(figsize=(10, 2.4 * max(1, len(tracks))), layout="constrained")
+        axes = fig.subplots(max(1, len(tracks)), 1, squeeze=False)[:, 0]
+        for ax, track in zip(axes, tracks, strict=False):
+            scores = np.stack(self.scores[track])
+            for i, emotion in enumerate(EMOTIONS):
+                b, g, r = EMOTION_COLORS_BGR[emotion]
+                ax.plot(self.times[track], scores[:, i], color=(r / 255, g / 255, b / 255), label=emotion, lw=1.2)
+            ax.set(title=f"face #{track}", ylabel="probability", ylim=(0, 1))
+        if not tracks:
+            axes[0].text(0.5, 0.5, "no faces found", ha="center", va="center", transform=axes[0].transAxes)
+        axes[-1].set_xlabel("time (s)")
+        if tracks:
+            axes[0].legend(ncol=len(EMOTIONS), loc="upper center", bbox_to_anchor=(0.5, 1.45), fontsize="small")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            fig.savefig(path, dpi=100)
+        except OSError as exc:
+            raise RecordingError(f"{path}: cannot write ({exc.strerror})") from None
+        return path
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+
+class Recorder:
+    """Annotated video + CSV timeline + emotion plot of one recording; each output is optional.
+
+    ``write(result, annotated_bgr, time_s)`` per frame, ``close()`` at the end: it writes the plot and
+    returns the summary.
+    """
+
+    def __init__(
+        self,
+        video: str | os.PathLike | None = None,
+        csv_path: str | os.PathLike | None = None,
+        plot: str | os.PathLike | None = None,
+        fps: float = 30.0,
+    ):
+        if video is not None:
+            video_fourcc(video)  # fail before any frame is processed, not at the first one
+        self.video_path = video
+        self.plot_path = plot
+        self.fps = fps
+        self.timeline = Timeline(csv_path)
+        self._video: AnnotatedVideoWriter | None = None
+        self._summary: dict | None = None
+
+    def write(self, result: FrameResult, annotated: np.ndarray | None = None, time_s: float | None = None) -> None:
+        if time_s is None:
+            time_s = self.timeline.frames / self.fps
+        self.timeline.add(result, time_s)
+        if self.video_path is not None and annotated is not None:
+            if self._video is None:  # the size is known only with the first frame
+                self._video = AnnotatedVideoWriter(self.video_path, self.fps, (annotated.shape[1], annotated.shape[0]))
+            self._video.write(annotated)
+
+    def close(self) -> dict:
+        """Finish the files (once; later calls only return the summary)."""
+        if self._summary is None:
+            self.timeline.close()
+            if self._video is not None:
+                self._video.close()
+            if self.plot_path is not None:
+                self.timeline.plot(self.plot_path)
+            self._summary = self.timeline.summary()
+        return self._summary
+
+    def __enter__(self) -> Recorder:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

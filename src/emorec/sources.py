@@ -1,0 +1,223 @@
+"""Where frames come from: image files, folders, video files, webcams and stream URLs.
+
+Everything ends up as BGR uint8 frames. Bad input raises :class:`InputError` with a message that names
+the source and what is wrong with it; batch helpers yield the error in place of the frame and go on.
+A live source (webcam, URL) is read in a thread that keeps only the newest frame, so a slow consumer
+skips frames instead of falling further and further behind.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from emorec.data import IMAGE_SUFFIXES
+
+VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv", ".gif"}
+
+
+class InputError(ValueError):
+    """An image, video or array the engine cannot use; the message names it and says why."""
+
+
+def read_image(path: str | os.PathLike) -> np.ndarray:
+    """Decode an image file to BGR uint8, or raise :class:`InputError` saying why it cannot be used."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{path}: no such file")
+    if path.is_dir():
+        raise InputError(f"{path}: is a folder, not an image")
+    try:
+        data = np.fromfile(path, dtype=np.uint8)  # np.fromfile + imdecode also handles non-ASCII paths
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read ({exc.strerror})") from None
+    if data.size == 0:
+        raise InputError(f"{path}: empty file (0 bytes)")
+    try:
+        image = cv2.imdecode(data, cv2.IMREAD_COLOR)
+    except cv2.error as exc:  # e.g. more pixels than OpenCV's CV_IO_MAX_IMAGE_PIXELS limit
+        raise InputError(f"{path}: cannot decode image ({exc.err.strip() or 'OpenCV error'})") from None
+    if image is None:
+        raise InputError(f"{path}: not an image OpenCV can decode")
+    return image
+
+
+def to_bgr(image: np.ndarray, rgb: bool = False) -> np.ndarray:
+    """Gray (H, W), (H, W, 1), BGR/RGB (H, W, 3) or BGRA/RGBA (H, W, 4) uint8 -> BGR uint8 (H, W, 3).
+
+    ``rgb=True`` says the channels are in RGB(A) order (Pillow, Qt, browsers); OpenCV's is BGR.
+    """
+    if not isinstance(image, np.ndarray):
+        raise InputError(f"expected an image path or a numpy array, got {type(image).__name__}")
+    if image.dtype != np.uint8:
+        raise InputError(f"expected a uint8 image (pixels 0-255), got dtype {image.dtype}")
+    if image.ndim == 3 and image.shape[2] == 1:
+        image = image[:, :, 0]
+    if image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] not in (3, 4)):
+        raise InputError(f"expected an image of shape (H, W), (H, W, 3) or (H, W, 4), got {image.shape}")
+    if image.shape[0] == 0 or image.shape[1] == 0:
+        raise InputError(f"expected a non-empty image, got shape {image.shape}")
+    if image.ndim == 2:
+        return cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
+    if image.shape[2] == 4:
+        return cv2.cvtColor(image, cv2.COLOR_RGBA2BGR if rgb else cv2.COLOR_BGRA2BGR)
+    if rgb:
+        return cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
+    return np.ascontiguousarray(image)
+
+
+def load_frame(frame: str | os.PathLike | np.ndarray, rgb: bool = False) -> np.ndarray:
+    """An image path or array as a BGR uint8 frame."""
+    if isinstance(frame, (str, os.PathLike)):
+        return read_image(frame)
+    return to_bgr(frame, rgb)
+
+
+def expand_image_paths(inputs: Iterable[str | os.PathLike]) -> list[tuple[Path, Path]]:
+    """Image files, and the images inside folders (recursively, sorted), each with a name to save its
+    result under: the file name, or the path inside the folder. Other paths are kept, to be reported."""
+    items: list[tuple[Path, Path]] = []
+    for item in map(Path, inputs):
+        if item.is_dir():
+            found = sorted(p for p in item.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+            items.extend((p, p.relative_to(item)) for p in found)
+        else:
+            items.append((item, Path(item.name)))
+    return items
+
+
+def iter_images(paths: Iterable[str | os.PathLike]) -> Iterator[tuple[Path, np.ndarray | InputError]]:
+    """Each path with its BGR image, or with the :class:`InputError` that says why it could not be read."""
+    for path in paths:
+        try:
+            yield Path(path), read_image(path)
+        except InputError as exc:
+            yield Path(path), exc
+
+
+@dataclass
+class Frame:
+    """One video frame: BGR pixels, its index from 0 and its time in seconds from the start."""
+
+    image: np.ndarray
+    index: int
+    time_s: float
+
+
+def parse_source(spec: str | int | os.PathLike) -> str | int:
+    """'0' -> webcam 0; URLs stay strings; anything else is a file path (checked by :class:`VideoSource`)."""
+    if isinstance(spec, int):
+        return spec
+    text = os.fspath(spec)
+    return int(text) if text.isdigit() else text
+
+
+class VideoSource:
+    """Frames of a video file (in order, none skipped), a webcam index or a stream URL (newest frame only).
+
+    Use as an iterator of :class:`Frame` and close it (or use ``with``) to release the device.
+    """
+
+    def __init__(self, spec: str | int | os.PathLike):
+        self.spec = parse_source(spec)
+        self.name = f"camera {self.spec}" if isinstance(self.spec, int) else str(self.spec)
+        self.live = isinstance(self.spec, int) or "://" in str(self.spec)
+        if not self.live:
+            path = Path(self.spec)
+            if not path.is_file():
+                raise InputError(f"{path}: no such file" if not path.exists() else f"{path}: not a file")
+            if path.stat().st_size == 0:
+                raise InputError(f"{path}: empty file (0 bytes)")
+        self._capture = cv2.VideoCapture(self.spec if self.live else str(self.spec))
+        if not self._capture.isOpened():
+            raise InputError(f"{self.name}: cannot open as a video (unreadable, unsupported or unavailable)")
+        fps = self._capture.get(cv2.CAP_PROP_FPS)
+        self.fps = float(fps) if 0 < fps < 1000 else 30.0  # webcams and some streams report 0
+        count = int(self._capture.get(cv2.CAP_PROP_FRAME_COUNT))
+        self.frame_count = count if count > 0 and not self.live else None
+        self._reader = _LatestFrameReader(self._capture, self.name) if self.live else None
+
+    def __iter__(self) -> Iterator[Frame]:
+        if self._reader is not None:
+            yield from self._reader
+            return
+        index = 0
+        while True:
+            ok, image = self._capture.read()
+            if not ok:
+                break
+            yield Frame(image, index, index / self.fps)
+            index += 1
+        if index == 0:
+            raise InputError(f"{self.name}: no frame could be decoded (corrupt or unsupported video)")
+
+    def close(self) -> None:
+        if self._reader is not None:
+            self._reader.stop()
+        self._capture.release()
+
+    def __enter__(self) -> VideoSource:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class _LatestFrameReader:
+    """Reads a live capture in a daemon thread and hands out only the newest frame."""
+
+    def __init__(self, capture: cv2.VideoCapture, name: str, first_frame_timeout_s: float = 10.0):
+        self._capture = capture
+        self._name = name
+        self._timeout = first_frame_timeout_s
+        self._cond = threading.Condition()
+        self._frame: Frame | None = None
+        self._done = False
+        self._start = time.monotonic()
+        self._thread = threading.Thread(target=self._run, name=f"emorec-reader-{name}", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        index = 0
+        while not self._done:
+            ok, image = self._capture.read()
+            with self._cond:
+                if not ok:
+                    self._done = True
+                else:
+                    self._frame = Frame(image, index, time.monotonic() - self._start)
+                    index += 1
+                self._cond.notify_all()
+
+    def __iter__(self) -> Iterator[Frame]:
+        last = -1
+        while True:
+            with self._cond:
+                ready = self._cond.wait_for(
+                    lambda seen=last: self._done or self._newer_than(seen), timeout=self._timeout if last < 0 else None
+                )
+                frame = self._frame
+                if frame is None or frame.index <= last:
+                    if not ready and last < 0:
+                        raise InputError(f"{self._name}: no frame within {self._timeout:.0f} s")
+                    if last < 0:
+                        raise InputError(f"{self._name}: the stream ended before its first frame")
+                    return
+            last = frame.index
+            yield frame
+
+    def _newer_than(self, index: int) -> bool:
+        return self._frame is not None and self._frame.index > index
+
+    def stop(self) -> None:
+        with self._cond:
+            self._done = True
+            self._cond.notify_all()
+        self._thread.join(timeout=2.0)

@@ -1,0 +1,98 @@
+"""The Flask application factory: one recognizer per process, shared by the pages, the API and the live socket."""
+
+from __future__ import annotations
+
+import difflib
+import logging
+import threading
+from dataclasses import dataclass, fields
+from typing import Any
+
+from flask import Flask, current_app, jsonify, request
+from werkzeug.exceptions import HTTPException, InternalServerError, RequestEntityTooLarge
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class WebLimits:
+    """What one request or one live connection may cost; every value can be changed in ``create_app``."""
+
+    max_upload_bytes: int = 16 * 1024 * 1024
+    max_image_pixels: int = 25_000_000  # a 6000x4000 photo; larger headers are refused before decoding
+    max_video_frames: int = 300  # ~10 s at 30 fps: longer uploads are cut, and the page says so
+    max_ws_message_bytes: int = 1024 * 1024  # one live JPEG frame; a 640x480 frame is ~30-60 KB
+    max_live_fps: float = 30.0  # per connection; faster clients are slowed down, not disconnected
+    max_live_streams: int = 4  # concurrent live connections; each one holds a server thread
+    live_idle_timeout_s: float = 60.0
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            if getattr(self, f.name) <= 0:
+                raise ValueError(f"{f.name} must be positive, got {getattr(self, f.name)!r}")
+
+
+@dataclass(frozen=True)
+class WebState:
+    """What the views share: the recognizer (models loaded once), the limits, and the live-connection slots."""
+
+    recognizer: Any  # an emorec.engine.EmotionRecognizer, or anything with the same methods
+    limits: WebLimits
+    live_slots: threading.BoundedSemaphore
+
+
+def current_state() -> WebState:
+    return current_app.extensions["emorec"]
+
+
+def body_limit_message() -> str:
+    return f"the request body is larger than the {current_state().limits.max_upload_bytes / 2**20:g} MB limit"
+
+
+def _limits(overrides: dict) -> WebLimits:
+    known = [f.name for f in fields(WebLimits)]
+    for key in overrides:
+        if key not in known:
+            close = difflib.get_close_matches(key, known, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else f"; known limits: {', '.join(known)}"
+            raise TypeError(f"unknown web limit {key!r}{hint}")
+    return WebLimits(**overrides)
+
+
+def create_app(recognizer=None, **limits) -> Flask:
+    """Build the app around ``recognizer`` (an ``EmotionRecognizer``; the shipped model when None).
+
+    ``limits`` override ``WebLimits`` fields, e.g. ``create_app(max_upload_bytes=2_000_000)``.
+    """
+    from emorec.web import api, live, pages
+
+    settings = _limits(limits)  # before loading models, so a typo fails fast
+    if recognizer is None:
+        from emorec.engine import EmotionRecognizer
+
+        recognizer = EmotionRecognizer()
+    app = Flask(__name__)
+    app.json.sort_keys = False  # keep the emotions in FER2013 order, as Face.to_dict() gives them
+    app.config.update(
+        MAX_CONTENT_LENGTH=settings.max_upload_bytes,
+        MAX_FORM_MEMORY_SIZE=settings.max_upload_bytes,
+        SOCK_SERVER_OPTIONS={"max_message_size": settings.max_ws_message_bytes, "ping_interval": 25},
+    )
+    app.extensions["emorec"] = WebState(recognizer, settings, threading.BoundedSemaphore(settings.max_live_streams))
+    app.register_blueprint(pages.bp)
+    app.register_blueprint(api.bp)
+    live.sock.init_app(app)
+    app.register_error_handler(Exception, _error)
+    return app
+
+
+def _error(exc: Exception):
+    """JSON errors under /api/ (clients parse them), Werkzeug's HTML pages elsewhere; bugs are logged as 500s."""
+    if not isinstance(exc, HTTPException):
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        exc = InternalServerError(f"internal error: {type(exc).__name__}")
+    elif isinstance(exc, RequestEntityTooLarge):
+        exc = RequestEntityTooLarge(body_limit_message())
+    if request.path.startswith("/api/"):
+        return jsonify(error=exc.description), exc.code
+    return exc

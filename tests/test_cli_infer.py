@@ -1,0 +1,209 @@
+"""`emorec predict`, `emorec video` and `emorec stream` end to end, on real images and videos of real faces."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import cv2
+import numpy as np
+import pytest
+from skimage import data
+
+from emorec.cli import main
+from emorec.labels import EMOTIONS
+
+FRAMES = 24
+
+
+@pytest.fixture(scope="module")
+def images(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("images")
+    cv2.imwrite(str(folder / "astronaut.jpg"), cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR))
+    cv2.imwrite(str(folder / "coffee.png"), cv2.cvtColor(data.coffee(), cv2.COLOR_RGB2BGR))
+    return folder
+
+
+@pytest.fixture(scope="module")
+def fer_video(fer2013, tmp_path_factory) -> tuple:
+    """An AVI of a real FER2013 face (the first PublicTest happy face the detector finds, enlarged to 220 px)
+    drifting across a photo, written with cv2.VideoWriter."""
+    from emorec.detect import create_detector
+
+    detector = create_detector("auto")
+    faces, labels = fer2013.split("PublicTest")
+    background = cv2.resize(cv2.cvtColor(data.rocket(), cv2.COLOR_RGB2BGR), (640, 480))
+
+    def frame_at(face, i):
+        frame = background.copy()
+        x = 150 + 6 * i
+        frame[120:340, x : x + 220] = cv2.resize(face, (220, 220), interpolation=cv2.INTER_CUBIC)[:, :, None]
+        return frame
+
+    face = next(f for f in faces[labels == EMOTIONS.index("happy")] if len(detector.detect(frame_at(f, 0))[0]))
+    path = tmp_path_factory.mktemp("video") / "face.avi"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 12.0, (640, 480))
+    for i in range(FRAMES):
+        writer.write(frame_at(face, i))
+    writer.release()
+    return path
+
+
+def _frame_count(path) -> int:
+    capture = cv2.VideoCapture(str(path))
+    count = 0
+    while capture.read()[0]:
+        count += 1
+    capture.release()
+    return count
+
+
+def test_predict_annotates_images_and_goes_on_past_bad_files(images, tmp_path, capsys):
+    (tmp_path / "empty.jpg").write_bytes(b"")
+    (tmp_path / "notes.png").write_text("not an image")
+    out, report, table = tmp_path / "out", tmp_path / "faces.json", tmp_path / "faces.csv"
+    code = main(
+        [
+            "predict",
+            str(images),
+            str(tmp_path / "empty.jpg"),
+            str(tmp_path / "notes.png"),
+            str(tmp_path / "missing.jpg"),
+            "--out",
+            str(out),
+            "--json",
+            str(report),
+            "--csv",
+            str(table),
+        ]
+    )
+    assert code == 1  # some inputs failed
+    captured = capsys.readouterr()
+    assert "empty file (0 bytes)" in captured.err and "not an image" in captured.err and "no such file" in captured.err
+    assert "Traceback" not in captured.err
+    assert "astronaut.jpg: " in captured.out and "coffee.png: no faces" in captured.out
+
+    annotated = cv2.imread(str(out / "astronaut.jpg"))
+    assert annotated.shape == (512, 512, 3) and (out / "coffee.png").is_file()
+    records = {r["path"].rsplit("/", 1)[-1]: r for r in json.loads(report.read_text())}
+    assert len(records["astronaut.jpg"]["faces"]) == 1 and records["coffee.png"]["faces"] == []
+    assert "empty file" in records["empty.jpg"]["error"] and records["astronaut.jpg"]["error"] is None
+    rows = list(csv.DictReader(table.open()))
+    face_rows = [r for r in rows if r["face"] != ""]
+    assert len(face_rows) == 1 and face_rows[0]["emotion"] in EMOTIONS and len(rows) == 5
+
+
+def test_predict_exits_0_when_every_image_is_read(images, capsys):
+    assert main(["predict", str(images / "astronaut.jpg")]) == 0
+    assert "1 of 1 images done" in capsys.readouterr().out
+
+
+def test_predict_reports_a_bad_model_without_traceback(images, tmp_path, capsys):
+    assert main(["predict", str(images), "--model", str(tmp_path / "nope.onnx")]) == 2
+    assert "nope.onnx" in capsys.readouterr().err
+
+
+def test_video_round_trip(fer_video, tmp_path, capsys):
+    out, timeline, plot = tmp_path / "annotated.mp4", tmp_path / "timeline.csv", tmp_path / "timeline.png"
+    code = main(["video", str(fer_video), "--out", str(out), "--csv", str(timeline), "--plot", str(plot), "--quiet"])
+    assert code == 0
+    assert _frame_count(out) == FRAMES
+    rows = list(csv.DictReader(timeline.open()))
+    assert len(rows) >= FRAMES * 0.8  # the face is found in (nearly) every frame
+    assert [int(r["frame"]) for r in rows] == sorted(int(r["frame"]) for r in rows)
+    assert {r["track_id"] for r in rows} == {"1"}  # one face, one track
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    printed = capsys.readouterr().out
+    assert f"{FRAMES} frames" in printed and "face #1" in printed
+
+
+def test_video_of_a_happy_face_is_mostly_happy(fer_video, tmp_path):
+    # Needs the real model.
+    timeline = tmp_path / "timeline.csv"
+    assert main(["video", str(fer_video), "--csv", str(timeline), "--quiet"]) == 0
+    emotions = [r["emotion"] for r in csv.DictReader(timeline.open())]
+    assert emotions.count("happy") / len(emotions) >= 0.8
+
+
+@pytest.mark.parametrize("content", [b"", b"this is not a video" * 100], ids=["zero-byte", "garbage"])
+def test_video_rejects_unreadable_files(tmp_path, capsys, content):
+    bad = tmp_path / "bad.mp4"
+    bad.write_bytes(content)
+    assert main(["video", str(bad), "--csv", str(tmp_path / "t.csv"), "--quiet"]) == 1
+    err = capsys.readouterr().err
+    assert "bad.mp4" in err and "Traceback" not in err
+
+
+def test_video_rejects_a_missing_file_and_an_unknown_output_type(fer_video, tmp_path, capsys):
+    assert main(["video", str(tmp_path / "missing.mp4"), "--quiet"]) == 1
+    assert "no such file" in capsys.readouterr().err
+    assert main(["video", str(fer_video), "--out", str(tmp_path / "out.xyz"), "--quiet"]) == 1
+    assert "unsupported video type" in capsys.readouterr().err
+
+
+def test_stream_prints_one_json_line_per_frame(fer_video, capsys):
+    assert main(["stream", "--source", str(fer_video)]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [line["frame_index"] for line in lines] == list(range(FRAMES))
+    assert sum(bool(line["faces"]) for line in lines) >= FRAMES * 0.8
+    assert all(face["track_id"] == 1 for line in lines for face in line["faces"])
+    assert main(["stream", "--source", str(fer_video), "--max-frames", "5"]) == 0
+    assert len(capsys.readouterr().out.splitlines()) == 5
+
+
+def test_stream_reports_a_bad_source(tmp_path, capsys):
+    assert main(["stream", "--source", str(tmp_path / "missing.mp4")]) == 1
+    assert "no such file" in capsys.readouterr().err
+
+
+def test_frames_without_faces_give_empty_results(tmp_path, capsys):
+    path = tmp_path / "blank.avi"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10.0, (320, 240))
+    for _ in range(5):
+        writer.write(np.full((240, 320, 3), 90, np.uint8))
+    writer.release()
+    assert main(["stream", "--source", str(path)]) == 0
+    assert [json.loads(line)["faces"] for line in capsys.readouterr().out.splitlines()] == [[]] * 5
+    assert main(["video", str(path), "--plot", str(tmp_path / "p.png"), "--quiet"]) == 0
+    assert "5 frames, 0 with faces" in capsys.readouterr().out
+
+
+@pytest.fixture
+def mjpeg_server():
+    """A real HTTP server streaming the astronaut as MJPEG (multipart JPEG, as IP cameras do) at ~50 fps."""
+    import threading
+    import time
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    jpeg = cv2.imencode(".jpg", cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR))[1].tobytes()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=frame")
+            self.end_headers()
+            try:
+                for _ in range(500):
+                    head = b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n" % len(jpeg)
+                    self.wfile.write(head + jpeg + b"\r\n")
+                    time.sleep(0.02)
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # the client has seen enough
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/stream.mjpg"
+    server.shutdown()
+    server.server_close()
+
+
+def test_stream_reads_a_live_mjpeg_url(mjpeg_server, capsys):
+    assert main(["stream", "--source", mjpeg_server, "--max-frames", "4"]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert len(lines) == 4
+    indices = [line["frame_index"] for line in lines]
+    assert indices == sorted(set(indices))  # newest frames only, never one twice
+    assert all(len(line["faces"]) == 1 and line["faces"][0]["track_id"] == 1 for line in lines)

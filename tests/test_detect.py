@@ -1,0 +1,116 @@
+"""Face detectors on real photos: faces found where they are, none on face-free photos and blank frames."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+from skimage import data
+
+from emorec.detect import BLAZEFACE, BlazeFaceDetector, HaarDetector, _ssd_anchor_centres, create_detector, nms
+from emorec.track import iou_matrix
+
+ASTRONAUT_FACE = (175, 70, 278, 174)  # drawn by hand; every detector agrees within a few pixels
+
+
+@pytest.fixture(scope="module", params=["full", "short"])
+def blazeface(request) -> BlazeFaceDetector:
+    return BlazeFaceDetector(request.param)
+
+
+def _face_free_photos() -> list[np.ndarray]:
+    return [cv2.cvtColor(img, cv2.COLOR_RGB2BGR) for img in (data.coffee(), data.chelsea(), data.rocket())]
+
+
+def test_anchors_match_the_model_outputs():
+    # 896 and 2304 are the models' output rows; a wrong anchor layout would shift every box.
+    assert len(_ssd_anchor_centres(BLAZEFACE["short"])) == 896
+    assert len(_ssd_anchor_centres(BLAZEFACE["full"])) == 2304
+
+
+def test_blazeface_finds_the_astronaut(blazeface, astronaut_bgr):
+    boxes, scores = blazeface.detect(astronaut_bgr)
+    assert boxes.shape == (1, 4) and boxes.dtype == np.float32
+    assert iou_matrix(boxes, [ASTRONAUT_FACE])[0, 0] > 0.6
+    assert scores[0] > 0.8
+
+
+def test_blazeface_boxes_follow_the_face_when_the_frame_is_padded(astronaut_bgr):
+    # Letterboxing must map boxes back to frame pixels for any aspect ratio.
+    detector = BlazeFaceDetector("full")
+    wide = cv2.copyMakeBorder(astronaut_bgr, 0, 0, 300, 100, cv2.BORDER_CONSTANT, value=(90, 90, 90))
+    tall = cv2.copyMakeBorder(astronaut_bgr, 200, 50, 0, 0, cv2.BORDER_CONSTANT, value=(90, 90, 90))
+    x1, y1, x2, y2 = ASTRONAUT_FACE
+    for frame, (dx, dy) in ((wide, (300, 0)), (tall, (0, 200))):
+        boxes, _ = detector.detect(frame)
+        assert len(boxes) == 1
+        assert iou_matrix(boxes, [(x1 + dx, y1 + dy, x2 + dx, y2 + dy)])[0, 0] > 0.6
+
+
+@pytest.mark.parametrize("value", [0, 128, 255])
+def test_no_faces_in_uniform_frames(blazeface, value):
+    boxes, scores = blazeface.detect(np.full((480, 640, 3), value, np.uint8))
+    assert boxes.shape == (0, 4) and scores.shape == (0,)
+
+
+def test_no_faces_in_noise(blazeface):
+    noise = np.random.default_rng(0).integers(0, 256, (480, 640, 3), dtype=np.uint8)
+    assert len(blazeface.detect(noise)[0]) == 0
+
+
+def test_no_faces_in_face_free_photos(blazeface):
+    for photo in _face_free_photos():
+        assert len(blazeface.detect(photo)[0]) == 0
+
+
+def test_tiling_finds_a_small_face_in_a_big_photo(astronaut_bgr):
+    # The astronaut's face 50 px wide in a 1920x1080 photo: 5 px after shrinking to 192, lost in one pass.
+    big = cv2.resize(cv2.cvtColor(data.rocket(), cv2.COLOR_RGB2BGR), (1920, 1080))
+    small = cv2.resize(astronaut_bgr, (240, 240), interpolation=cv2.INTER_AREA)
+    big[500:740, 700:940] = small
+    scale = 240 / 512
+    truth = [
+        (
+            700 + ASTRONAUT_FACE[0] * scale,
+            500 + ASTRONAUT_FACE[1] * scale,
+            700 + ASTRONAUT_FACE[2] * scale,
+            500 + ASTRONAUT_FACE[3] * scale,
+        )
+    ]
+    boxes, _ = BlazeFaceDetector("full", tile_size=640).detect(big)
+    assert len(boxes) == 1 and iou_matrix(boxes, truth)[0, 0] > 0.5
+    assert len(BlazeFaceDetector("full", tile_size=None).detect(big)[0]) == 0
+
+
+def test_haar_fallback_finds_the_astronaut(astronaut_bgr):
+    boxes, scores = HaarDetector().detect(astronaut_bgr)
+    assert len(boxes) == 1 and iou_matrix(boxes, [ASTRONAUT_FACE])[0, 0] > 0.6
+    assert np.all(scores == 1.0)
+
+
+def test_nms_merges_overlapping_boxes():
+    boxes = np.array([[10, 10, 110, 110], [12, 12, 112, 112], [300, 300, 400, 400]], np.float32)
+    keep = nms(boxes, np.array([0.7, 0.9, 0.8], np.float32), 0.3)
+    assert keep.tolist() == [1, 2]
+    assert nms(np.zeros((0, 4), np.float32), np.zeros(0, np.float32), 0.3).shape == (0,)
+
+
+def test_unknown_detector_name_suggests_a_close_one():
+    with pytest.raises(ValueError, match="did you mean 'blazeface-full'"):
+        create_detector("blazefase-full")
+
+
+def test_yunet_needs_a_model_file(tmp_path):
+    with pytest.raises(ValueError, match="needs the path of a YuNet ONNX file"):
+        create_detector("yunet")
+    with pytest.raises(FileNotFoundError, match="no such file"):
+        create_detector("yunet", yunet_model=tmp_path / "missing.onnx")
+    corrupt = tmp_path / "yunet.onnx"
+    corrupt.write_bytes(b"not an onnx model")
+    with pytest.raises(ValueError, match="OpenCV cannot load it"):
+        create_detector("yunet", yunet_model=corrupt)
+
+
+def test_a_detector_object_is_used_as_given():
+    detector = HaarDetector()
+    assert create_detector(detector) is detector
