@@ -33,6 +33,16 @@ REPO = Path(__file__).resolve().parents[1]
 MAX_ACCURACY_DROP = 0.003
 
 
+def _from_softmax_on(graph: onnx.GraphProto) -> list[str]:
+    """Names of the Softmax nodes and of every node fed, directly or not, by one (nodes are in topological order)."""
+    names, downstream = [], set()
+    for node in graph.node:
+        if node.op_type == "Softmax" or downstream.intersection(node.input):
+            names.append(node.name)
+            downstream.update(node.output)
+    return names
+
+
 class _Faces(CalibrationDataReader):
     def __init__(self, faces: np.ndarray, input_name: str, batch: int = 32):
         self._batches = iter([faces[i : i + batch] for i in range(0, len(faces), batch)])
@@ -83,9 +93,10 @@ def main() -> int:
         quant_pre_process(str(source), str(prepared))
         graph = onnx.load(str(prepared)).graph
         input_name = graph.input[0].name
-        # The softmax stays float: quantised to uint8 its probabilities come in steps of 1/255 and stop
-        # summing to 1; it is one small op at the end, so this costs no speed.
-        keep_float = [node.name for node in graph.node if node.op_type == "Softmax"]
+        # The softmax and everything after it (the averaging of flipped views or ensemble members) stay
+        # float: quantised to uint8, probabilities come in steps of 1/255 and stop summing to 1. These are
+        # a few small ops at the end, so this costs no speed.
+        keep_float = _from_softmax_on(graph)
         quantize_static(
             str(prepared),
             str(quantized),
