@@ -17,7 +17,8 @@ from emorec.types import FrameResult
 
 TIMELINE_COLUMNS = ("frame", "time_s", "track_id", "x1", "y1", "x2", "y2", "emotion", "confidence", *EMOTIONS)
 # Codecs every OpenCV wheel can write without extra libraries.
-FOURCC_BY_SUFFIX = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".avi": "MJPG", ".mkv": "MJPG"}
+# WebM/VP8 plays in every current browser (the web app's uploads); OpenCV's wheels can write it.
+FOURCC_BY_SUFFIX = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".avi": "MJPG", ".mkv": "MJPG", ".webm": "VP80"}
 
 
 class RecordingError(OSError):
@@ -33,7 +34,7 @@ def video_fourcc(path: str | os.PathLike) -> str:
 
 
 class AnnotatedVideoWriter:
-    """Writes BGR frames to ``.mp4`` (MPEG-4 part 2) or ``.avi`` (Motion JPEG) with OpenCV."""
+    """Writes BGR frames to ``.mp4`` (MPEG-4 part 2), ``.avi`` (Motion JPEG) or ``.webm`` (VP8) with OpenCV."""
 
     def __init__(self, path: str | os.PathLike, fps: float, size: tuple[int, int]):
         self.path = Path(path)

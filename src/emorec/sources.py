@@ -138,6 +138,9 @@ class VideoSource:
         self._capture = cv2.VideoCapture(self.spec if self.live else str(self.spec))
         if not self._capture.isOpened():
             raise InputError(f"{self.name}: cannot open as a video (unreadable, unsupported or unavailable)")
+        # As the container declares it, before any frame is decoded (0 where a stream does not say).
+        self.size = (int(self._capture.get(cv2.CAP_PROP_FRAME_WIDTH)),
+                     int(self._capture.get(cv2.CAP_PROP_FRAME_HEIGHT)))
         fps = self._capture.get(cv2.CAP_PROP_FPS)
         self.fps = float(fps) if 0 < fps < 1000 else 30.0  # webcams and some streams report 0
         count = int(self._capture.get(cv2.CAP_PROP_FRAME_COUNT))

@@ -10,11 +10,9 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
-
+from emorec.recording import AnnotatedVideoWriter
+from emorec.sources import InputError, VideoSource
 from emorec.web.media import MediaError
-
-WEBM_VP8 = cv2.VideoWriter_fourcc(*"VP80")  # plays in every current browser; OpenCV's wheels can write it
 
 
 @dataclass
@@ -27,41 +25,37 @@ class AnnotatedVideo:
 
 def annotate_video(data: bytes, recognizer, max_frames: int, max_pixels: int) -> AnnotatedVideo:
     with tempfile.TemporaryDirectory(prefix="emorec-upload-") as folder:
-        source, target = Path(folder) / "upload", Path(folder) / "annotated.webm"
-        source.write_bytes(data)
-        capture = cv2.VideoCapture(str(source))
+        upload, target = Path(folder) / "upload", Path(folder) / "annotated.webm"
+        upload.write_bytes(data)
         try:
-            if not capture.isOpened():
-                raise MediaError("could not open the video: corrupt file or unsupported codec")
-            width, height = int(capture.get(cv2.CAP_PROP_FRAME_WIDTH)), int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT))
+            source = VideoSource(upload)
+        except InputError:
+            raise MediaError("could not open the video: corrupt file or unsupported codec") from None
+        with source:
+            width, height = source.size
             if width * height > max_pixels:
                 raise MediaError(
                     f"video frames are {width}x{height}; the limit is {max_pixels / 1e6:.0f} megapixels", 413
                 )
-            fps = capture.get(cv2.CAP_PROP_FPS) or 25.0
-            frames = _annotate_frames(
-                capture, recognizer, cv2.VideoWriter(str(target), WEBM_VP8, fps, (width, height)), max_frames
-            )
-            truncated = capture.grab()
-        finally:
-            capture.release()
-        if not frames:
-            raise MediaError("no frame of the video could be decoded")
-        return AnnotatedVideo(target.read_bytes(), frames, fps, truncated)
+            try:
+                frames, truncated = _annotate_frames(source, recognizer, target, max_frames)
+            except InputError:  # VideoSource's word for a video that opened but had no decodable frame
+                raise MediaError("no frame of the video could be decoded") from None
+        return AnnotatedVideo(target.read_bytes(), frames, source.fps, truncated)
 
 
-def _annotate_frames(capture: cv2.VideoCapture, recognizer, writer: cv2.VideoWriter, max_frames: int) -> list[dict]:
+def _annotate_frames(source: VideoSource, recognizer, target: Path, max_frames: int) -> tuple[list[dict], bool]:
+    """Each frame's faces, and whether the video had more than ``max_frames`` frames."""
     stream = recognizer.new_stream(smoothing=True)
+    writer = AnnotatedVideoWriter(target, source.fps, source.size)
     frames = []
     try:
-        while len(frames) < max_frames:
-            ok, frame = capture.read()
-            if not ok:
-                break
-            result = stream.process(frame)
-            result.frame_index = len(frames)
+        for frame in source:
+            if frame.index == max_frames:
+                return frames, True
+            result = stream.process(frame.image, frame_index=frame.index)
             frames.append(result.to_dict())
-            writer.write(recognizer.annotate(frame, result.faces))
+            writer.write(recognizer.annotate(frame.image, result.faces))
     finally:
-        writer.release()
-    return frames
+        writer.close()
+    return frames, False
