@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import csv
 import json
+import subprocess
+import sys
 
 import cv2
 import numpy as np
@@ -149,6 +151,17 @@ def test_stream_prints_one_json_line_per_frame(fer_video, capsys):
     assert all(face["track_id"] == 1 for line in lines for face in line["faces"])
     assert main(["stream", "--source", str(fer_video), "--max-frames", "5"]) == 0
     assert len(capsys.readouterr().out.splitlines()) == 5
+
+
+def test_stream_stops_quietly_when_its_reader_goes_away(fer_video):
+    """`emorec stream ... | head -1`: the reader closes the pipe after one line; no traceback follows."""
+    proc = subprocess.Popen([sys.executable, "-m", "emorec.cli", "stream", "--source", str(fer_video)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert json.loads(proc.stdout.readline())["frame_index"] == 0
+    proc.stdout.close()
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err.decode()
+    assert b"Traceback" not in err
 
 
 def test_stream_reports_a_bad_source(tmp_path, capsys):

@@ -23,12 +23,12 @@ pytest.importorskip("pytestqt", reason="pytest-qt is not installed")
 import cv2  # noqa: E402
 from PySide6.QtCore import QPoint, Qt  # noqa: E402
 
-from emorec.desktop.core import EmotionTimeline, FaceSelection, FrameLoop, open_source  # noqa: E402
+from emorec.desktop.core import EmotionTimeline, FaceSelection, FrameLoop  # noqa: E402
 from emorec.desktop.window import MainWindow  # noqa: E402
 from emorec.engine import EmotionRecognizer  # noqa: E402
 from emorec.labels import EMOTIONS, emotion_id  # noqa: E402
 from emorec.recording import AnnotatedVideoWriter  # noqa: E402
-from emorec.sources import Frame  # noqa: E402
+from emorec.sources import Frame, open_source  # noqa: E402
 from emorec.types import Face  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -284,8 +285,6 @@ def _add_video(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_stream(args: argparse.Namespace) -> int:
-    import os
-
     from emorec.sources import InputError, VideoSource
 
     rec = _make_recognizer(args)
@@ -304,8 +303,6 @@ def _cmd_stream(args: argparse.Namespace) -> int:
         return 1
     except KeyboardInterrupt:
         pass  # Ctrl-C is how a live stream ends
-    except BrokenPipeError:  # the reader went away (e.g. `| head`): silence the flush at exit, as Python's docs advise
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return 0
 
 
@@ -363,7 +360,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return args.func(args)
+    try:
+        return args.func(args)
+    except BrokenPipeError:
+        # The reader went away (`emorec stream ... | head`): stop quietly, and point stdout at devnull so the
+        # flush at exit does not raise again, as Python's signal docs advise.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":

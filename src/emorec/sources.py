@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -224,3 +224,24 @@ class _LatestFrameReader:
             self._done = True
             self._cond.notify_all()
         self._thread.join(timeout=2.0)
+
+
+@dataclass
+class OpenedSource:
+    """A source ready to read: its frames, its frame rate when it should be paced (files), and how to close it."""
+
+    frames: Iterable[Frame]
+    fps: float | None
+    close: Callable[[], None]
+
+
+def open_source(spec: str | int | os.PathLike) -> OpenedSource:
+    """A camera index, video file, stream URL or image file as frames; raises InputError naming the source.
+
+    A still image is one frame (VideoSource would treat it as a one-frame video of unknown rate).
+    """
+    spec = parse_source(spec)
+    if isinstance(spec, str) and "://" not in spec and Path(spec).suffix.lower() in IMAGE_SUFFIXES:
+        return OpenedSource([Frame(read_image(spec), 0, 0.0)], None, lambda: None)
+    video = VideoSource(spec)
+    return OpenedSource(video, None if video.live else video.fps, video.close)

@@ -7,19 +7,16 @@ Nothing here imports Qt, so the logic is testable and reusable without a display
 from __future__ import annotations
 
 import glob
-import os
 import sys
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
-from emorec.data import IMAGE_SUFFIXES
-from emorec.sources import Frame, VideoSource, parse_source, read_image
+from emorec.sources import Frame
 from emorec.types import Face, FrameResult
 
 
@@ -209,22 +206,3 @@ def camera_indices(limit: int = 10) -> list[int]:
     return list(range(4))
 
 
-@dataclass
-class OpenedSource:
-    """A source ready to read: its frames, its frame rate when it should be paced (files), and how to close it."""
-
-    frames: Iterable[Frame]
-    fps: float | None
-    close: Callable[[], None]
-
-
-def open_source(spec: str | int | os.PathLike) -> OpenedSource:
-    """A camera index, video file, stream URL or image file as frames; raises InputError naming the source.
-
-    A still image is one frame (sources.VideoSource would treat it as a one-frame video of unknown rate).
-    """
-    spec = parse_source(spec)
-    if isinstance(spec, str) and "://" not in spec and Path(spec).suffix.lower() in IMAGE_SUFFIXES:
-        return OpenedSource([Frame(read_image(spec), 0, 0.0)], None, lambda: None)
-    video = VideoSource(spec)
-    return OpenedSource(video, None if video.live else video.fps, video.close)

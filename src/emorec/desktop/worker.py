@@ -12,10 +12,10 @@ import threading
 
 from PySide6.QtCore import QObject, QThread, Signal
 
-from emorec.desktop.core import FrameLoop, OpenedSource, ProcessedFrame, open_source
+from emorec.desktop.core import FrameLoop, ProcessedFrame
 from emorec.engine import EmotionRecognizer
 from emorec.recording import Recorder
-from emorec.sources import Frame, InputError
+from emorec.sources import Frame, InputError, OpenedSource, open_source
 from emorec.types import FrameResult
 
 log = logging.getLogger(__name__)
