@@ -76,3 +76,24 @@ def test_onnx_export_matches_pytorch_on_real_faces(tmp_path, fer2013):
     got = EmotionClassifier(path).predict(faces)
     np.testing.assert_allclose(got, expected, atol=1e-4)
     assert read_metadata(path)["spec"]["input_size"] == spec.input_size
+
+
+def test_export_cli_builds_an_ensemble_of_two_architectures(tmp_path, capsys):
+    torch = pytest.importorskip("torch", reason="training extra (torch) not installed")
+    from emorec.models import create_model, get_spec
+
+    def checkpoint(name: str) -> str:
+        path = tmp_path / f"{name}.pt"
+        torch.save({"model_name": name, "spec": get_spec(name).to_dict(), "model": create_model(name).state_dict()},
+                   path)
+        return str(path)
+
+    out = tmp_path / "ensemble.onnx"
+    assert main(["export", checkpoint("emonet"), checkpoint("emonet_wide"), "--out", str(out), "--data", ""]) == 0
+    meta = read_metadata(out)
+    assert meta["model"] == "emonet+emonet_wide" and meta["ensemble"] == 2
+    assert EmotionClassifier(out).predict(np.zeros((3, 48, 48), np.uint8)).shape == (3, 7)
+    # shallow sees the whole 48x48 face, emonet a 40x40 crop: one graph cannot preprocess for both.
+    assert main(["export", checkpoint("emonet"), checkpoint("shallow"), "--out", str(tmp_path / "x.onnx"),
+                 "--data", ""]) == 2
+    assert "share one input size" in capsys.readouterr().err

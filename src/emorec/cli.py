@@ -84,11 +84,16 @@ def _cmd_export(args: argparse.Namespace) -> int:
     from emorec.train import load_checkpoint
 
     loaded = [load_checkpoint(path) for path in args.checkpoints]
-    specs = {spec for _, spec, _ in loaded}
-    if len(specs) > 1:
-        print("emorec export: an ensemble's models must share one architecture spec", file=sys.stderr)
+    specs = [spec for _, spec, _ in loaded]
+    # The graph crops and normalises once for all members, so an ensemble may mix architectures
+    # (emonet with emonet_wide) but not preprocessing.
+    if len({(s.input_size, s.mean, s.std) for s in specs}) > 1:
+        print("emorec export: an ensemble's models must share one input size and normalisation", file=sys.stderr)
         return 2
-    diff = export_onnx([model for model, _, _ in loaded], specs.pop(), args.out, flip_tta=args.flip_tta)
+    names = sorted({s.name for s in specs})
+    metadata = {"model": "+".join(names)} if len(names) > 1 else None
+    diff = export_onnx([model for model, _, _ in loaded], specs[0], args.out, flip_tta=args.flip_tta,
+                       metadata=metadata)
     print(f"exported {args.out}; ONNX Runtime vs PyTorch max difference {diff:.1e}")
     if args.data:
         card = model_card(args.out, args.data, args.checkpoints)

@@ -30,8 +30,8 @@ OUTPUT_NAME = "probs"
 class InferenceWrapper(nn.Module):
     """0-255 faces in, probabilities out: normalise, centre-crop, classify, softmax.
 
-    With several models (an ensemble sharing one spec) or ``flip_tta``, the probabilities of every
-    model and view are averaged.
+    With several models (an ensemble sharing one input size and normalisation) or ``flip_tta``, the
+    probabilities of every model and view are averaged.
     """
 
     def __init__(self, models: Sequence[nn.Module], spec: ModelSpec, flip_tta: bool = False):
