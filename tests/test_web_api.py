@@ -27,6 +27,7 @@ pytest.importorskip("gunicorn", reason="the web app needs the 'web' extra: pip i
 
 from simple_websocket import Client, ConnectionClosed  # noqa: E402
 
+from emorec.classifier import read_metadata, shipped_model_path  # noqa: E402
 from emorec.labels import EMOTIONS  # noqa: E402
 from emorec.web import create_app  # noqa: E402
 from emorec.web.server import background_server  # noqa: E402
@@ -149,9 +150,11 @@ def test_photo_without_faces_gives_an_empty_list(client):
 
 
 def test_health_and_model(client):
-    assert client.get("/api/v1/health").get_json() == {"status": "ok", "model": "emonet"}
+    shipped = read_metadata(shipped_model_path())["model"]
+    assert shipped.startswith("emonet")
+    assert client.get("/api/v1/health").get_json() == {"status": "ok", "model": shipped}
     model = client.get("/api/v1/model").get_json()
-    assert model["name"] == "emonet"
+    assert model["name"] == shipped
     assert model["classes"] == list(EMOTIONS)
 
 

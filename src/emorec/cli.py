@@ -32,9 +32,10 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train a CNN on FER2013 (needs the 'train' extra: torch)",
                        description="Train on the Training split, pick the best epoch on PublicTest.")
     p.add_argument("--data", default=DEFAULT_DATA, help="fer2013.csv[.gz] or image-folder root (default: %(default)s)")
-    p.add_argument("--model", default="emonet", help="architecture: emonet (default), shallow or deep")
-    p.add_argument("--out", default="runs/emonet", help="run directory for checkpoints and metrics")
-    p.add_argument("--epochs", type=int, default=60)
+    p.add_argument("--model", default="emonet_wide",
+                   help="architecture: emonet_wide (default, shipped), emonet, shallow or deep")
+    p.add_argument("--out", default="runs/emonet_wide", help="run directory for checkpoints and metrics")
+    p.add_argument("--epochs", type=int, default=120, help="the shipped model's recipe: 120")
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--lr", type=float, default=0.05, help="peak learning rate of the one-cycle schedule")
     p.add_argument("--weight-decay", type=float, default=5e-4)

@@ -32,9 +32,9 @@ from emorec.models.registry import ModelSpec
 @dataclass
 class TrainConfig:
     data: str
-    out: str = "runs/emonet"
-    model: str = "emonet"
-    epochs: int = 60
+    out: str = "runs/emonet_wide"
+    model: str = "emonet_wide"
+    epochs: int = 120
     batch_size: int = 128
     lr: float = 0.05
     weight_decay: float = 5e-4

@@ -1,4 +1,4 @@
-"""emonet: the shipped architecture, a VGG-style CNN sized for real time on a CPU.
+"""emonet: a VGG-style CNN sized for real time on a CPU; its wide variant ships.
 
 Four stages of two 3x3 conv + batch norm + ReLU, each halving the resolution, then
 global average pooling. ``emonet`` (width 32, 1.2 M parameters) and ``emonet_wide``
