@@ -10,7 +10,7 @@ torch = pytest.importorskip("torch", reason="training extra (torch) not installe
 
 import emorec.train as train_module  # noqa: E402
 from emorec.cli import main  # noqa: E402
-from emorec.train import TrainConfig, train  # noqa: E402
+from emorec.train import TrainConfig, distillation_loss, train  # noqa: E402
 
 
 def _config(fer2013_path, out, **overrides) -> TrainConfig:
@@ -42,7 +42,7 @@ def test_existing_run_is_not_overwritten(fer2013_path, tmp_path):
 
 
 def test_resume_after_interrupt_matches_an_uninterrupted_run(fer2013_path, tmp_path, monkeypatch, fer2013):
-    straight = train(_config(fer2013_path, tmp_path / "straight", epochs=2))
+    straight = train(_config(fer2013_path, tmp_path / "straight", epochs=2, ema=0.9))
 
     real_augment, calls = train_module.augment, {"n": 0}
 
@@ -54,13 +54,44 @@ def test_resume_after_interrupt_matches_an_uninterrupted_run(fer2013_path, tmp_p
 
     monkeypatch.setattr(train_module, "augment", interrupt_in_second_epoch)
     with pytest.raises(KeyboardInterrupt):
-        train(_config(fer2013_path, tmp_path / "resumed", epochs=2))
+        train(_config(fer2013_path, tmp_path / "resumed", epochs=2, ema=0.9))
     assert torch.load(tmp_path / "resumed" / "last.pt", weights_only=False)["epoch"] == 1
     monkeypatch.setattr(train_module, "augment", real_augment)
-    resumed = train(_config(fer2013_path, tmp_path / "resumed", epochs=2), resume=True)
+    resumed = train(_config(fer2013_path, tmp_path / "resumed", epochs=2, ema=0.9), resume=True)
 
     a = torch.load(straight / "last.pt", weights_only=False)
     b = torch.load(resumed / "last.pt", weights_only=False)
     assert b["epoch"] == 2 and len(b["history"]) == 2
     for key, value in a["model"].items():
         torch.testing.assert_close(b["model"][key], value, msg=key)
+    for key, value in a["ema"].items():  # the weight average resumes exactly too
+        torch.testing.assert_close(b["ema"][key], value, msg=key)
+
+
+def test_distillation_loss_is_zero_only_when_student_matches_teacher():
+    teacher = torch.tensor([[2.0, 0.5, -1.0, 0.0, 0.0, 1.0, -0.5]])
+    assert distillation_loss(teacher.clone(), teacher, temperature=2.0).item() == pytest.approx(0.0, abs=1e-6)
+    student = torch.zeros_like(teacher)
+    p_teacher = torch.softmax(teacher / 2.0, dim=1)
+    expected = (p_teacher * (p_teacher.log() - torch.log_softmax(student / 2.0, dim=1))).sum() * 4.0
+    assert distillation_loss(student, teacher, temperature=2.0).item() == pytest.approx(expected.item(), rel=1e-5)
+
+
+def test_distillation_with_weight_averaging_scores_and_saves_the_average(fer2013_path, tmp_path):
+    teacher = train(_config(fer2013_path, tmp_path / "teacher", epochs=1))
+    student = train(_config(fer2013_path, tmp_path / "student", epochs=1, init=str(teacher / "best.pt"),
+                            teacher=str(teacher / "best.pt"), distill_weight=0.7, ema=0.9))
+    last = torch.load(student / "last.pt", weights_only=False)
+    best = torch.load(student / "best.pt", weights_only=False)
+    averaged = {key.removeprefix("module."): value for key, value in last["ema"].items() if key.startswith("module.")}
+    assert set(averaged) == set(last["model"])
+    # The average trails the trained weights, so the two differ, and best.pt holds the average.
+    assert any(not torch.equal(averaged[key], last["model"][key]) for key in averaged)
+    for key, value in averaged.items():
+        torch.testing.assert_close(best["model"][key], value, msg=key)
+
+
+def test_teacher_with_other_preprocessing_is_refused(fer2013_path, tmp_path):
+    teacher = train(_config(fer2013_path, tmp_path / "teacher", model="shallow", epochs=1))
+    with pytest.raises(ValueError, match="preprocesses faces differently"):
+        train(_config(fer2013_path, tmp_path / "student", teacher=str(teacher / "best.pt")))

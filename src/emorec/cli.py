@@ -19,7 +19,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
                          batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay,
                          label_smoothing=args.label_smoothing, mixup=args.mixup, erasing=args.erasing,
                          seed=args.seed, device=args.device, precision=args.precision, limit=args.limit,
-                         init=args.init or "")
+                         init=args.init or "", teacher=args.teacher or "", distill_weight=args.distill_weight,
+                         distill_temperature=args.distill_temperature, ema=args.ema)
     try:
         out = train(config, resume=args.resume)
     except KeyboardInterrupt:
@@ -47,6 +48,12 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--precision", default="auto", choices=["auto", "bf16", "fp32"])
     p.add_argument("--limit", type=int, default=0, help="train on the first N images only (smoke tests)")
     p.add_argument("--init", default=None, help="start from this checkpoint's weights (fine-tuning)")
+    p.add_argument("--teacher", default=None, help="distil from this checkpoint (knowledge distillation)")
+    p.add_argument("--distill-weight", type=float, default=0.5,
+                   help="share of the teacher's soft targets in the loss (default: %(default)s)")
+    p.add_argument("--distill-temperature", type=float, default=2.0)
+    p.add_argument("--ema", type=float, default=0.0,
+                   help="decay of a moving average of the weights, which is scored and saved; 0 disables")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last.pt")
     p.set_defaults(func=_cmd_train)
 

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm import tqdm
 
 from emorec.data import load_fer2013
@@ -46,6 +47,10 @@ class TrainConfig:
     precision: str = "auto"  # "bf16" (autocast) or "fp32"; auto picks bf16 where the hardware has it
     limit: int = 0  # use only the first N training images (smoke tests)
     init: str = ""  # start from this checkpoint's weights (fine-tuning); optimiser and schedule start afresh
+    teacher: str = ""  # distil from this checkpoint's model, run on the same augmented batch; "" turns it off
+    distill_weight: float = 0.5  # share of the distillation term in the loss; the rest is the label loss
+    distill_temperature: float = 2.0
+    ema: float = 0.0  # decay of an exponential moving average of the weights, scored and saved instead; 0: off
 
     @classmethod
     def from_dict(cls, values: dict) -> TrainConfig:
@@ -152,6 +157,24 @@ def _use_bf16(precision: str, device: torch.device) -> bool:
     return precision == "bf16"
 
 
+def distillation_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor,
+                      temperature: float) -> torch.Tensor:
+    """Hinton et al.'s soft-target term: KL(teacher || student) at ``temperature``, scaled by its square so
+    its gradients keep the label loss's size whatever the temperature."""
+    return F.kl_div(F.log_softmax(student_logits / temperature, dim=1),
+                    F.log_softmax(teacher_logits / temperature, dim=1),
+                    log_target=True, reduction="batchmean") * temperature ** 2
+
+
+def _load_teacher(path: str, spec: ModelSpec, device: torch.device) -> torch.nn.Module:
+    teacher, teacher_spec, _ = load_checkpoint(path)
+    if (teacher_spec.input_size, teacher_spec.mean, teacher_spec.std) != (spec.input_size, spec.mean, spec.std):
+        raise ValueError(f"teacher {path} ({teacher_spec.name}) preprocesses faces differently from {spec.name}")
+    for param in teacher.parameters():
+        param.requires_grad_(False)
+    return teacher.to(device).to(memory_format=torch.channels_last)
+
+
 # ---------------------------------------------------------------- evaluation during training
 
 
@@ -202,9 +225,16 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
     optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=0.9, nesterov=True,
                                 weight_decay=config.weight_decay)
     steps_per_epoch = math.ceil(len(train_x) / config.batch_size)
+    # 10% warm-up; OneCycleLR divides by the warm-up's length minus one, so tiny runs get 2 steps at least.
     scheduler = torch.optim.lr_scheduler.OneCycleLR(
         optimizer, max_lr=config.lr, epochs=config.epochs, steps_per_epoch=steps_per_epoch,
-        pct_start=0.1, anneal_strategy="cos", div_factor=10, final_div_factor=100)
+        pct_start=max(0.1, 2 / (config.epochs * steps_per_epoch)), anneal_strategy="cos", div_factor=10,
+        final_div_factor=100)
+    teacher = _load_teacher(config.teacher, spec, device) if config.teacher else None
+    # The average starts as a copy of the weights; batch-norm statistics are averaged with them.
+    ema = (AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(config.ema), use_buffers=True)
+           if config.ema else None)
+    scored = ema.module if ema is not None else model  # the weights PublicTest scores and best.pt keeps
     generator = torch.Generator().manual_seed(config.seed)
     start_epoch, best_acc, history = 0, 0.0, []
 
@@ -215,6 +245,8 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
             raise ValueError(f"{last_path} was started with model={saved.model} epochs={saved.epochs}; "
                              f"resume with the same settings")
         model.load_state_dict(ckpt["model"])
+        if ema is not None:
+            ema.load_state_dict(ckpt["ema"])
         optimizer.load_state_dict(ckpt["optimizer"])
         scheduler.load_state_dict(ckpt["scheduler"])
         generator.set_state(ckpt["generator"])
@@ -230,6 +262,7 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
     def checkpoint(epoch: int) -> dict:
         return {"model_name": config.model, "spec": spec.to_dict(), "model": model.state_dict(),
                 "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                "ema": ema.state_dict() if ema is not None else None,
                 "generator": generator.get_state(), "torch_rng": torch.get_rng_state(),
                 "epoch": epoch, "best_acc": best_acc, "history": history, "config": asdict(config)}
 
@@ -257,16 +290,23 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
                 with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
                     logits = model(x)
                 loss = F.cross_entropy(logits.float(), target, label_smoothing=config.label_smoothing)
+                if teacher is not None:
+                    with torch.no_grad(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
+                        teacher_logits = teacher(x)
+                    soft = distillation_loss(logits.float(), teacher_logits.float(), config.distill_temperature)
+                    loss = (1 - config.distill_weight) * loss + config.distill_weight * soft
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
                 scheduler.step()
+                if ema is not None:
+                    ema.update_parameters(model)
                 total_loss += loss.item() * len(y)
                 seen += len(y)
                 correct += (logits.argmax(1) == y).sum().item()
                 bar.set_postfix(loss=f"{total_loss / seen:.3f}", acc=f"{correct / seen:.3f}")
             bar.close()
-            val_probs = predict_proba(model, val_x, spec, device=device)
+            val_probs = predict_proba(scored, val_x, spec, device=device)
             val_acc = float((val_probs.argmax(1) == val_y).mean())
             val_loss = float(-np.log(val_probs[np.arange(len(val_y)), val_y] + 1e-9).mean())
             row = {"epoch": epoch + 1, "train_loss": total_loss / seen, "train_acc": correct / seen,
@@ -275,7 +315,7 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
             history.append(row)
             if val_acc > best_acc:
                 best_acc = val_acc
-                save_atomic({"model_name": config.model, "spec": spec.to_dict(), "model": model.state_dict(),
+                save_atomic({"model_name": config.model, "spec": spec.to_dict(), "model": scored.state_dict(),
                              "epoch": epoch + 1, "val_acc": val_acc, "config": asdict(config)}, out / "best.pt")
             save_atomic(checkpoint(epoch + 1), last_path)
             _write_metrics(history, out)
