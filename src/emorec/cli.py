@@ -95,7 +95,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
     specs = [spec for _, spec, _ in loaded]
     # The graph crops and normalises once for all members, so an ensemble may mix architectures
     # (emonet with emonet_wide) but not preprocessing.
-    if len({(s.input_size, s.mean, s.std) for s in specs}) > 1:
+    if len({s.preprocessing for s in specs}) > 1:
         print("emorec export: an ensemble's models must share one input size and normalisation", file=sys.stderr)
         return 2
     names = sorted({s.name for s in specs})

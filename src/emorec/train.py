@@ -168,7 +168,7 @@ def distillation_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor
 
 def _load_teacher(path: str, spec: ModelSpec, device: torch.device) -> torch.nn.Module:
     teacher, teacher_spec, _ = load_checkpoint(path)
-    if (teacher_spec.input_size, teacher_spec.mean, teacher_spec.std) != (spec.input_size, spec.mean, spec.std):
+    if teacher_spec.preprocessing != spec.preprocessing:
         raise ValueError(f"teacher {path} ({teacher_spec.name}) preprocesses faces differently from {spec.name}")
     for param in teacher.parameters():
         param.requires_grad_(False)

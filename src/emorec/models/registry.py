@@ -29,6 +29,11 @@ class ModelSpec:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    @property
+    def preprocessing(self) -> tuple[int, float, float]:
+        """What two models must share to read the same prepared faces (an ensemble, a teacher and its student)."""
+        return self.input_size, self.mean, self.std
+
 
 _REGISTRY: dict[str, tuple[ModelSpec, Callable[..., nn.Module]]] = {}
 
