@@ -9,33 +9,22 @@ Also printed: the geometry that maps each detected box exactly onto the pasted f
 
 from __future__ import annotations
 
-import argparse
 import itertools
 import sys
-from pathlib import Path
 
 import numpy as np
-from scenes import backgrounds, random_scene
+from scenes import backgrounds, public_test_sample, random_scene, scene_parser
 
-from emorec.data import load_fer2013
 from emorec.engine import CropGeometry, EmotionRecognizer, crop_faces
 from emorec.track import iou_matrix
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "datasets" / "fer2013" / "fer2013.csv.gz"
-
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--n", type=int, default=3589, help="PublicTest faces to use (default: all)")
-    parser.add_argument("--detector", default="auto")
-    parser.add_argument("--model", default=None)
-    parser.add_argument("--data", default=str(DATA))
+    parser = scene_parser(__doc__)
     args = parser.parse_args()
 
-    faces, labels = load_fer2013(args.data).split("PublicTest")
     rng = np.random.default_rng(0)
-    pick = rng.choice(len(faces), size=min(args.n, len(faces)), replace=False)
-    faces, labels = faces[pick], labels[pick]
+    faces, labels = public_test_sample(args, rng)
     rec = EmotionRecognizer(args.model, detector=args.detector, max_faces=1)
     photos = backgrounds()
 
@@ -46,7 +35,7 @@ def main() -> int:
     found, exact_scale, exact_shift = [], [], []
     for face in faces:
         frame, (truth,) = random_scene(rng, [face], photos)
-        boxes, _ = rec.detector.detect(frame)
+        boxes = rec.detector.detect(frame).boxes
         hit = len(boxes) > 0 and iou_matrix(boxes, [truth]).max() >= 0.3
         found.append(hit)
         if not hit:

@@ -120,7 +120,7 @@ def evaluate(detector, positives, negatives, min_face_size: int) -> dict:
     found = total = false_pos = neg_false = 0
     misses = []
     for kind, frame, truth in positives:
-        boxes, _ = detector.detect(frame)
+        boxes = detector.detect(frame).boxes
         boxes = boxes[np.minimum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]) >= min_face_size]
         iou = iou_matrix(truth, boxes) if len(boxes) else np.zeros((len(truth), 0))
         hits = (iou >= 0.3).any(axis=1) if iou.size else np.zeros(len(truth), bool)
@@ -129,7 +129,7 @@ def evaluate(detector, positives, negatives, min_face_size: int) -> dict:
         false_pos += int((~(iou >= 0.3).any(axis=0)).sum()) if iou.size else 0
         misses += [kind] * int((~hits).sum())
     for frame in negatives:
-        boxes, _ = detector.detect(frame)
+        boxes = detector.detect(frame).boxes
         neg_false += int((np.minimum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]) >= min_face_size).sum())
     frames = [f for kind, f, _ in positives if kind.startswith("640x480")]
     times = []

@@ -6,10 +6,33 @@ coffee), so every face the detector finds is a pasted one whose true box and lab
 
 from __future__ import annotations
 
+import argparse
+from pathlib import Path
+
 import cv2
 import numpy as np
 
+from emorec.data import load_fer2013
+
 FRAME_SIZE = (640, 480)
+DATA = Path(__file__).resolve().parents[1].parent / "shared" / "datasets" / "fer2013" / "fer2013.csv.gz"
+
+
+def scene_parser(doc: str) -> argparse.ArgumentParser:
+    """Options shared by the benchmarks that paste PublicTest faces: how many, detector, model, data."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--n", type=int, default=3589, help="PublicTest faces to use (default: all)")
+    parser.add_argument("--detector", default="auto")
+    parser.add_argument("--model", default=None)
+    parser.add_argument("--data", default=str(DATA))
+    return parser
+
+
+def public_test_sample(args: argparse.Namespace, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """``args.n`` random PublicTest faces (never PrivateTest) and their labels."""
+    faces, labels = load_fer2013(args.data).split("PublicTest")
+    pick = rng.choice(len(faces), size=min(args.n, len(faces)), replace=False)
+    return faces[pick], labels[pick]
 
 
 def backgrounds() -> list[np.ndarray]:

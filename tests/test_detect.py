@@ -22,6 +22,12 @@ def _face_free_photos() -> list[np.ndarray]:
     return [cv2.cvtColor(img, cv2.COLOR_RGB2BGR) for img in (data.coffee(), data.chelsea(), data.rocket())]
 
 
+def _eyes_in_upper_half_of_their_boxes(found) -> bool:
+    x1, y1, x2, y2 = (found.boxes[:, [i]] for i in range(4))
+    xs, ys = found.eyes[..., 0], found.eyes[..., 1]
+    return bool(np.all((x1 < xs) & (xs < x2) & (y1 < ys) & (ys < (y1 + y2) / 2) & (xs[:, :1] < xs[:, 1:])))
+
+
 def test_anchors_match_the_model_outputs():
     # 896 and 2304 are the models' output rows; a wrong anchor layout would shift every box.
     assert len(_ssd_anchor_centres(BLAZEFACE["short"])) == 896
@@ -29,8 +35,10 @@ def test_anchors_match_the_model_outputs():
 
 
 def test_blazeface_finds_the_astronaut(blazeface, astronaut_bgr):
-    boxes, scores = blazeface.detect(astronaut_bgr)
+    found = blazeface.detect(astronaut_bgr)
+    boxes, scores = found.boxes, found.scores
     assert boxes.shape == (1, 4) and boxes.dtype == np.float32
+    assert found.eyes.shape == (1, 2, 2) and _eyes_in_upper_half_of_their_boxes(found)
     assert iou_matrix(boxes, [ASTRONAUT_FACE])[0, 0] > 0.6
     assert scores[0] > 0.8
 
@@ -42,14 +50,14 @@ def test_blazeface_boxes_follow_the_face_when_the_frame_is_padded(astronaut_bgr)
     tall = cv2.copyMakeBorder(astronaut_bgr, 200, 50, 0, 0, cv2.BORDER_CONSTANT, value=(90, 90, 90))
     x1, y1, x2, y2 = ASTRONAUT_FACE
     for frame, (dx, dy) in ((wide, (300, 0)), (tall, (0, 200))):
-        boxes, _ = detector.detect(frame)
-        assert len(boxes) == 1
-        assert iou_matrix(boxes, [(x1 + dx, y1 + dy, x2 + dx, y2 + dy)])[0, 0] > 0.6
+        found = detector.detect(frame)
+        assert len(found.boxes) == 1 and _eyes_in_upper_half_of_their_boxes(found)
+        assert iou_matrix(found.boxes, [(x1 + dx, y1 + dy, x2 + dx, y2 + dy)])[0, 0] > 0.6
 
 
 @pytest.mark.parametrize("value", [0, 128, 255])
 def test_no_faces_in_uniform_frames(blazeface, value):
-    boxes, scores = blazeface.detect(np.full((480, 640, 3), value, np.uint8))
+    boxes, scores, _ = blazeface.detect(np.full((480, 640, 3), value, np.uint8))
     assert boxes.shape == (0, 4) and scores.shape == (0,)
 
 
@@ -77,15 +85,16 @@ def test_tiling_finds_a_small_face_in_a_big_photo(astronaut_bgr):
             500 + ASTRONAUT_FACE[3] * scale,
         )
     ]
-    boxes, _ = BlazeFaceDetector("full", tile_size=640).detect(big)
-    assert len(boxes) == 1 and iou_matrix(boxes, truth)[0, 0] > 0.5
+    found = BlazeFaceDetector("full", tile_size=640).detect(big)
+    assert len(found.boxes) == 1 and iou_matrix(found.boxes, truth)[0, 0] > 0.5
+    assert _eyes_in_upper_half_of_their_boxes(found)  # keypoints moved out of the tile like the box
     assert len(BlazeFaceDetector("full", tile_size=None).detect(big)[0]) == 0
 
 
 def test_haar_fallback_finds_the_astronaut(astronaut_bgr):
-    boxes, scores = HaarDetector().detect(astronaut_bgr)
+    boxes, scores, eyes = HaarDetector().detect(astronaut_bgr)
     assert len(boxes) == 1 and iou_matrix(boxes, [ASTRONAUT_FACE])[0, 0] > 0.6
-    assert np.all(scores == 1.0)
+    assert np.all(scores == 1.0) and eyes.shape == (1, 2, 2) and np.isnan(eyes).all()  # no eyes: no levelling
 
 
 def test_nms_merges_overlapping_boxes():

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from skimage import data
 
-from emorec.engine import CropGeometry, EmotionRecognizer, InputError, crop_faces
+from emorec.engine import MIN_ROLL_DEGREES, CropGeometry, EmotionRecognizer, InputError, crop_faces, roll_degrees
 from emorec.labels import EMOTIONS
 from emorec.track import FaceTracker, iou_matrix
 
@@ -162,6 +162,45 @@ def test_crop_matches_fer2013_geometry_and_handles_frame_edges(fer2013):
     assert np.abs(crop[0].astype(int) - faces[0]).mean() < 6  # the same face back, up to resampling
     edge = crop_faces(frame, np.array([[600, 440, 640, 480], [-50, -50, 10, 10]]), CropGeometry(1.4, 0.1))
     assert edge.shape == (2, 48, 48)
+
+
+def test_roll_degrees_reads_the_eye_line():
+    assert roll_degrees([[100, 100], [140, 100]]) == 0.0
+    # Right eye higher on the image (y down): the line turns counter-clockwise, whichever eye comes first.
+    assert roll_degrees([[100, 100], [140, 60]]) == pytest.approx(45.0)
+    assert roll_degrees([[140, 60], [100, 100]]) == pytest.approx(45.0)
+    assert roll_degrees([[100, 100], [140, 110]]) == pytest.approx(-14.04, abs=0.01)
+    assert roll_degrees([[100, 100], [110, 160]]) == pytest.approx(-45.0)  # capped: a keypoint error, not a head
+    assert roll_degrees([[np.nan, np.nan], [np.nan, np.nan]]) == 0.0  # Haar finds no eyes
+
+
+def _turned(image: np.ndarray, degrees: float) -> np.ndarray:
+    """The photo turned counter-clockwise about its centre; the corners it leaves empty are gray."""
+    centre = (image.shape[1] / 2, image.shape[0] / 2)
+    turn = cv2.getRotationMatrix2D(centre, degrees, 1.0)
+    return cv2.warpAffine(image, turn, image.shape[1::-1], borderValue=(128, 128, 128))
+
+
+@pytest.mark.parametrize("degrees", [-30, 25])
+def test_a_tilted_head_is_levelled_before_it_is_classified(rec, astronaut_bgr, degrees):
+    upright = rec.detector.detect(astronaut_bgr)
+    assert abs(roll_degrees(upright.eyes[0])) < MIN_ROLL_DEGREES  # her eyes are level: no turn
+    x1, y1, x2, y2 = upright.boxes[0]
+    (ex1, ey1), (ex2, ey2) = upright.eyes[0]
+    assert x1 < ex1 < ex2 < x2 and y1 < ey1 < (y1 + y2) / 2 and y1 < ey2 < (y1 + y2) / 2
+    reference = crop_faces(astronaut_bgr, upright.boxes, CropGeometry(), upright.eyes)[0].astype(float)
+
+    tilted = _turned(astronaut_bgr, degrees)
+    found = rec.detector.detect(tilted)
+    assert len(found.boxes) == 1
+    assert roll_degrees(found.eyes[0]) == pytest.approx(roll_degrees(upright.eyes[0]) + degrees, abs=6)
+    levelled = crop_faces(tilted, found.boxes, CropGeometry(), found.eyes)[0].astype(float)
+    plain = crop_faces(tilted, found.boxes, CropGeometry(level_eyes=False), found.eyes)[0].astype(float)
+    # Her crop comes back like the upright one (correlation 0.75); unlevelled it is another picture (0.2).
+    assert np.corrcoef(levelled.ravel(), reference.ravel())[0, 1] > 0.6
+    assert np.corrcoef(plain.ravel(), reference.ravel())[0, 1] < 0.4
+    faces = rec(tilted)
+    assert faces[0].emotion == "happy" and faces[0].confidence > 0.8
 
 
 def test_min_face_size_and_max_faces(astronaut_bgr):

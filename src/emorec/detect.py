@@ -1,6 +1,8 @@
-"""Face detectors behind one small interface: ``detect(bgr) -> (boxes, scores)``.
+"""Face detectors behind one small interface: ``detect(bgr) -> Detections(boxes, scores, eyes)``.
 
-Boxes are float32 ``(N, 4)`` ``(x1, y1, x2, y2)`` pixels of the input frame, scores float32 ``(N,)``.
+Boxes are float32 ``(N, 4)`` ``(x1, y1, x2, y2)`` pixels of the input frame, scores float32 ``(N,)``, eyes
+float32 ``(N, 2, 2)``: the centres (x, y) of the eye on the image's left and of the other one, NaN where a
+detector finds no eyes (Haar). The engine levels the eyes before it classifies a face.
 
 The default is Google's BlazeFace (MediaPipe face detection, Apache-2.0), converted once from the
 ``.tflite`` files to ONNX (see ``tools/convert_blazeface.py`` and ``assets/NOTICE``) so that it runs in
@@ -16,7 +18,7 @@ import threading
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 import cv2
 import numpy as np
@@ -24,14 +26,32 @@ import numpy as np
 DETECTORS = ("auto", "blazeface-full", "blazeface-short", "yunet", "haar")
 
 
+class Detections(NamedTuple):
+    """The faces one detector pass found (see the module docstring for shapes and units)."""
+
+    boxes: np.ndarray
+    scores: np.ndarray
+    eyes: np.ndarray
+
+    @classmethod
+    def none(cls) -> Detections:
+        return cls(np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros((0, 2, 2), np.float32))
+
+    def take(self, indices: np.ndarray) -> Detections:
+        """The detections at ``indices``, in that order."""
+        return Detections(self.boxes[indices], self.scores[indices], self.eyes[indices])
+
+    def shifted(self, dx: float, dy: float) -> Detections:
+        """The same detections in a frame whose origin lies (dx, dy) pixels up and left of this one's."""
+        return Detections(self.boxes + np.float32([dx, dy, dx, dy]), self.scores, self.eyes + np.float32([dx, dy]))
+
+
 class Detector(Protocol):
     """Anything that finds faces in a BGR uint8 frame."""
 
     name: str
 
-    def detect(self, bgr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Boxes float32 (N, 4) as (x1, y1, x2, y2) pixels and scores float32 (N,)."""
-        ...
+    def detect(self, bgr: np.ndarray) -> Detections: ...
 
 
 @dataclass(frozen=True)
@@ -127,27 +147,24 @@ class BlazeFaceDetector:
         # Deciding on raw logits skips the sigmoid for the thousands of anchors below threshold.
         self._logit_threshold = float(np.log(self.score_threshold / (1.0 - self.score_threshold)))
 
-    def detect(self, bgr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def detect(self, bgr: np.ndarray) -> Detections:
         height, width = bgr.shape[:2]
-        boxes, scores = self._detect_once(bgr)
+        found = self._detect_once(bgr)
         if self.tile_size is None or max(height, width) <= 2 * self.tile_size:
-            return boxes, scores
-        all_boxes, all_scores = [boxes], [scores]
+            return found
+        parts = [found]
         tile = max(self.tile_size, -(-max(height, width) // 3))
         for x0, y0, x1, y1 in _tiles(width, height, tile):
-            tile_boxes, tile_scores = self._detect_once(bgr[y0:y1, x0:x1])
+            in_tile = self._detect_once(bgr[y0:y1, x0:x1])
+            boxes = in_tile.boxes
             # A face cut by an inner tile edge lies whole in a neighbouring tile or is found by the whole-frame pass.
-            cut = ((tile_boxes[:, 0] <= 1) & (x0 > 0)) | ((tile_boxes[:, 1] <= 1) & (y0 > 0))
-            cut |= ((tile_boxes[:, 2] >= x1 - x0 - 1) & (x1 < width)) | (
-                (tile_boxes[:, 3] >= y1 - y0 - 1) & (y1 < height)
-            )
-            all_boxes.append(tile_boxes[~cut] + np.array([x0, y0, x0, y0], np.float32))
-            all_scores.append(tile_scores[~cut])
-        boxes, scores = np.concatenate(all_boxes), np.concatenate(all_scores)
-        keep = nms(boxes, scores, self.iou_threshold)
-        return boxes[keep], scores[keep]
+            cut = ((boxes[:, 0] <= 1) & (x0 > 0)) | ((boxes[:, 1] <= 1) & (y0 > 0))
+            cut |= ((boxes[:, 2] >= x1 - x0 - 1) & (x1 < width)) | ((boxes[:, 3] >= y1 - y0 - 1) & (y1 < height))
+            parts.append(in_tile.take(np.flatnonzero(~cut)).shifted(x0, y0))
+        merged = Detections(*(np.concatenate(column) for column in zip(*parts, strict=True)))
+        return merged.take(nms(merged.boxes, merged.scores, self.iou_threshold))
 
-    def _detect_once(self, bgr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _detect_once(self, bgr: np.ndarray) -> Detections:
         height, width = bgr.shape[:2]
         size = self.spec.input_size
         # Letterbox like MediaPipe: keep the aspect ratio, centre the frame on a black square.
@@ -163,16 +180,19 @@ class BlazeFaceDetector:
         regressors, logits = self._session.run(None, {self._input: tensor})
         candidates = np.flatnonzero(logits[0, :, 0] > self._logit_threshold)
         if len(candidates) == 0:
-            return np.zeros((0, 4), np.float32), np.zeros(0, np.float32)
-        raw = regressors[0, candidates, :4] / size
-        centres = self._anchors[candidates] + raw[:, :2]
+            return Detections.none()
+        raw = regressors[0, candidates] / size
+        anchors = self._anchors[candidates]
+        centres = anchors + raw[:, :2]
         half = raw[:, 2:4] / 2
         boxes = np.concatenate([centres - half, centres + half], axis=1) * size
         boxes = (boxes - [pad_x, pad_y, pad_x, pad_y]) / scale
+        # Keypoints follow the box: the first two of MediaPipe's six are the eyes (the image's left one first).
+        eyes = ((anchors[:, None] + raw[:, 4:8].reshape(-1, 2, 2)) * size - [pad_x, pad_y]) / scale
         scores = 1.0 / (1.0 + np.exp(-np.clip(logits[0, candidates, 0], -100, 100)))
         keep = nms(boxes, scores, self.iou_threshold)
         boxes = np.clip(boxes[keep], 0, [width, height, width, height])
-        return boxes.astype(np.float32), scores[keep].astype(np.float32)
+        return Detections(boxes.astype(np.float32), scores[keep].astype(np.float32), eyes[keep].astype(np.float32))
 
 
 def _shrink(image: np.ndarray, width: int, height: int) -> np.ndarray:
@@ -218,15 +238,17 @@ class YuNetDetector:
         # FaceDetectorYN keeps the input size as state, so concurrent calls must take turns.
         self._lock = threading.Lock()
 
-    def detect(self, bgr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def detect(self, bgr: np.ndarray) -> Detections:
         with self._lock:
             self._detector.setInputSize((bgr.shape[1], bgr.shape[0]))
             _, faces = self._detector.detect(bgr)
         if faces is None:
-            return np.zeros((0, 4), np.float32), np.zeros(0, np.float32)
+            return Detections.none()
         boxes = np.column_stack([faces[:, :2], faces[:, :2] + faces[:, 2:4]])
         boxes = np.clip(boxes, 0, [bgr.shape[1], bgr.shape[0]] * 2)
-        return boxes.astype(np.float32), faces[:, 14].astype(np.float32)
+        # Columns 4-7: right eye, left eye (the subject's; on the image, left then right).
+        eyes = faces[:, 4:8].reshape(-1, 2, 2)
+        return Detections(boxes.astype(np.float32), faces[:, 14].astype(np.float32), eyes.astype(np.float32))
 
 
 class HaarDetector:
@@ -245,14 +267,14 @@ class HaarDetector:
         self.min_neighbors = min_neighbors
         self.min_size = min_size
 
-    def detect(self, bgr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def detect(self, bgr: np.ndarray) -> Detections:
         gray = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY)
         found = self._cascade.detectMultiScale(
             gray, scaleFactor=1.1, minNeighbors=self.min_neighbors, minSize=(self.min_size, self.min_size)
         )
         found = np.asarray(found, dtype=np.float32).reshape(-1, 4)
         boxes = np.column_stack([found[:, :2], found[:, :2] + found[:, 2:]])
-        return boxes, np.ones(len(boxes), np.float32)
+        return Detections(boxes, np.ones(len(boxes), np.float32), np.full((len(boxes), 2, 2), np.nan, np.float32))
 
 
 def create_detector(
