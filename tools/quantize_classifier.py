@@ -1,9 +1,11 @@
 """Dev-time, after each export: an int8 twin of the shipped classifier, kept only if it costs < 0.3 points.
 
-Static QDQ quantisation (ONNX Runtime; per-channel int8 weights, uint8 activations calibrated on 1,024
-FER2013 Training faces), checked on PublicTest (never PrivateTest). The twin records the SHA-256 of the
-float model it came from: the engine uses it only while that float model is unchanged, so a new export
-can never run with a stale twin. Needs the 'train' extra (onnx).
+Static QDQ quantisation (ONNX Runtime; per-channel int8 weights, uint8 activations calibrated on 2,048
+FER2013 Training faces, min/max averaged over batches), checked on PublicTest (never PrivateTest).
+Calibration chosen on PublicTest for the third distilled emonet_wide: plain min/max over 1,024 faces cost
+0.42 points, over 4,096 0.28, percentile (99.99) 0.34, entropy 0.42, the batch-averaged min/max 0.25.
+The twin records the SHA-256 of the float model it came from: the engine uses it only while that float
+model is unchanged, so a new export can never run with a stale twin. Needs the 'train' extra (onnx).
 
     python tools/quantize_classifier.py [--model src/emorec/assets/emonet.onnx] [--data fer2013.csv.gz]
 
@@ -31,6 +33,7 @@ from emorec.data import load_fer2013
 
 REPO = Path(__file__).resolve().parents[1]
 MAX_ACCURACY_DROP = 0.003
+CALIBRATION_FACES = 2048
 
 
 def _from_softmax_on(graph: onnx.GraphProto) -> list[str]:
@@ -86,7 +89,7 @@ def main() -> int:
     data = load_fer2013(args.data)
     train, _ = data.split("Training")
     faces, labels = data.split("PublicTest")
-    calibration = train[np.random.default_rng(0).permutation(len(train))[:1024]]
+    calibration = train[np.random.default_rng(0).permutation(len(train))[:CALIBRATION_FACES]]
 
     with tempfile.TemporaryDirectory() as tmp:
         prepared, quantized = Path(tmp) / "prepared.onnx", Path(tmp) / "int8.onnx"
@@ -106,6 +109,8 @@ def main() -> int:
             activation_type=QuantType.QUInt8,
             weight_type=QuantType.QInt8,
             nodes_to_exclude=keep_float,
+            # One outlier batch sets a plain min/max range; averaging the batches' ranges keeps more precision.
+            extra_options={"CalibMovingAverage": True},
         )
         base = _accuracy_and_speed(source, faces, labels)
         int8 = _accuracy_and_speed(quantized, faces, labels)
@@ -121,7 +126,8 @@ def main() -> int:
         props = {p.key: p.value for p in onnx.load(str(source), load_external_data=False).metadata_props}
         props["emorec.quantized"] = json.dumps(
             {
-                "method": "onnxruntime static QDQ, per-channel int8 weights, uint8 activations, 1024 Training faces",
+                "method": "onnxruntime static QDQ, per-channel int8 weights, uint8 activations, "
+                f"{CALIBRATION_FACES} Training faces, batch-averaged min/max",
                 "source_sha256": hashlib.sha256(source.read_bytes()).hexdigest(),
                 "public_test_accuracy": {"float32": round(base[0], 4), "int8": round(int8[0], 4)},
             }
