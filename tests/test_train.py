@@ -89,6 +89,15 @@ def test_distillation_with_weight_averaging_scores_and_saves_the_average(fer2013
     assert any(not torch.equal(averaged[key], last["model"][key]) for key in averaged)
     for key, value in averaged.items():
         torch.testing.assert_close(best["model"][key], value, msg=key)
+    # Runs are deterministic, so a teacher that also reads the mirror images must lead somewhere else.
+    mirrored = train(_config(fer2013_path, tmp_path / "mirrored", epochs=1, init=str(teacher / "best.pt"),
+                             teacher=str(teacher / "best.pt"), distill_weight=0.7, ema=0.9, teacher_flip=True))
+    again = train(_config(fer2013_path, tmp_path / "again", epochs=1, init=str(teacher / "best.pt"),
+                          teacher=str(teacher / "best.pt"), distill_weight=0.7, ema=0.9))
+    weights = {name: torch.load(run / "last.pt", weights_only=False)["model"] for name, run in
+               (("student", student), ("mirrored", mirrored), ("again", again))}
+    assert all(torch.equal(weights["again"][key], value) for key, value in weights["student"].items())
+    assert any(not torch.equal(weights["mirrored"][key], value) for key, value in weights["student"].items())
 
 
 def test_teacher_with_other_preprocessing_is_refused(fer2013_path, tmp_path):

@@ -20,7 +20,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
                          label_smoothing=args.label_smoothing, mixup=args.mixup, erasing=args.erasing,
                          seed=args.seed, device=args.device, precision=args.precision, limit=args.limit,
                          init=args.init or "", teacher=args.teacher or "", distill_weight=args.distill_weight,
-                         distill_temperature=args.distill_temperature, ema=args.ema)
+                         distill_temperature=args.distill_temperature, teacher_flip=args.teacher_flip,
+                         ema=args.ema)
     try:
         out = train(config, resume=args.resume)
     except KeyboardInterrupt:
@@ -52,6 +53,8 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--distill-weight", type=float, default=0.5,
                    help="share of the teacher's soft targets in the loss (default: %(default)s)")
     p.add_argument("--distill-temperature", type=float, default=2.0)
+    p.add_argument("--teacher-flip", action="store_true",
+                   help="the teacher averages each face with its mirror image (better targets, slower)")
     p.add_argument("--ema", type=float, default=0.0,
                    help="decay of a moving average of the weights, which is scored and saved; 0 disables")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last.pt")

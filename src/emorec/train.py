@@ -50,6 +50,7 @@ class TrainConfig:
     teacher: str = ""  # distil from this checkpoint's model, run on the same augmented batch; "" turns it off
     distill_weight: float = 0.5  # share of the distillation term in the loss; the rest is the label loss
     distill_temperature: float = 2.0
+    teacher_flip: bool = False  # the teacher reads each face and its mirror and averages the two (its flip TTA)
     ema: float = 0.0  # decay of an exponential moving average of the weights, scored and saved instead; 0: off
 
     @classmethod
@@ -293,6 +294,8 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
                 if teacher is not None:
                     with torch.no_grad(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
                         teacher_logits = teacher(x)
+                        if config.teacher_flip:
+                            teacher_logits = (teacher_logits + teacher(torch.flip(x, dims=[3]))) / 2
                     soft = distillation_loss(logits.float(), teacher_logits.float(), config.distill_temperature)
                     loss = (1 - config.distill_weight) * loss + config.distill_weight * soft
                 optimizer.zero_grad(set_to_none=True)
