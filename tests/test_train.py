@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+from pathlib import Path
 
 import pytest
 
@@ -79,8 +80,12 @@ def test_distillation_loss_is_zero_only_when_student_matches_teacher():
 
 def test_distillation_with_weight_averaging_scores_and_saves_the_average(fer2013_path, tmp_path):
     teacher = train(_config(fer2013_path, tmp_path / "teacher", epochs=1))
-    student = train(_config(fer2013_path, tmp_path / "student", epochs=1, init=str(teacher / "best.pt"),
-                            teacher=str(teacher / "best.pt"), distill_weight=0.7, ema=0.9))
+
+    def distil(name: str, **extra) -> Path:
+        return train(_config(fer2013_path, tmp_path / name, epochs=1, init=str(teacher / "best.pt"),
+                             teacher=str(teacher / "best.pt"), distill_weight=0.7, ema=0.9, **extra))
+
+    student = distil("student")
     last = torch.load(student / "last.pt", weights_only=False)
     best = torch.load(student / "best.pt", weights_only=False)
     averaged = {key.removeprefix("module."): value for key, value in last["ema"].items() if key.startswith("module.")}
@@ -90,10 +95,7 @@ def test_distillation_with_weight_averaging_scores_and_saves_the_average(fer2013
     for key, value in averaged.items():
         torch.testing.assert_close(best["model"][key], value, msg=key)
     # Runs are deterministic, so a teacher that also reads the mirror images must lead somewhere else.
-    mirrored = train(_config(fer2013_path, tmp_path / "mirrored", epochs=1, init=str(teacher / "best.pt"),
-                             teacher=str(teacher / "best.pt"), distill_weight=0.7, ema=0.9, teacher_flip=True))
-    again = train(_config(fer2013_path, tmp_path / "again", epochs=1, init=str(teacher / "best.pt"),
-                          teacher=str(teacher / "best.pt"), distill_weight=0.7, ema=0.9))
+    mirrored, again = distil("mirrored", teacher_flip=True), distil("again")
     weights = {name: torch.load(run / "last.pt", weights_only=False)["model"] for name, run in
                (("student", student), ("mirrored", mirrored), ("again", again))}
     assert all(torch.equal(weights["again"][key], value) for key, value in weights["student"].items())

@@ -46,9 +46,9 @@ class CropGeometry:
 
 
 # Smaller tilts are left alone: the classifier reads them nearly as well as upright faces (-1.2 points at
-# 10 degrees on PublicTest), and BlazeFace's eye line is itself off by ~5 degrees on small blurry faces, so
-# levelling them cost 1.5 points (benchmarks/head_roll.py). Heads rarely roll further than the maximum; a
-# steeper eye line is more likely a keypoint error than a real tilt.
+# 10 degrees on PublicTest), and BlazeFace's eye line is itself off by a median 6 degrees on the small
+# blurry faces of benchmarks/head_roll.py, where levelling faces turned by less than 10 degrees cost 1.5
+# points. Heads rarely roll further than the maximum; a steeper eye line is more likely a keypoint error.
 MIN_ROLL_DEGREES = 10.0
 MAX_ROLL_DEGREES = 45.0
 # A square turned by up to 45 degrees fits in one sqrt(2) times larger: crop that, turn it, keep the middle.
