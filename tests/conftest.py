@@ -19,6 +19,16 @@ def fer2013_path() -> Path:
     return FER2013_CSV
 
 
+FERPLUS_CSV = Path(os.environ.get("EMOREC_FERPLUS", REPO.parent / "shared" / "datasets" / "ferplus" / "fer2013new.csv"))
+
+
+@pytest.fixture(scope="session")
+def ferplus_path() -> Path:
+    if not FERPLUS_CSV.exists():
+        pytest.skip(f"FER+ labels not found at {FERPLUS_CSV} (set EMOREC_FERPLUS to fer2013new.csv)")
+    return FERPLUS_CSV
+
+
 @pytest.fixture(scope="session")
 def fer2013(fer2013_path, tmp_path_factory):
     from emorec.data import load_fer2013

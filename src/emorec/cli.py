@@ -21,11 +21,15 @@ def _cmd_train(args: argparse.Namespace) -> int:
                          seed=args.seed, device=args.device, precision=args.precision, limit=args.limit,
                          init=args.init or "", teacher=args.teacher or "", distill_weight=args.distill_weight,
                          distill_temperature=args.distill_temperature, teacher_flip=args.teacher_flip,
-                         ema=args.ema)
+                         ema=args.ema, ferplus=args.ferplus or "", targets=args.targets,
+                         ferplus_weight=args.ferplus_weight)
     try:
         out = train(config, resume=args.resume)
     except KeyboardInterrupt:
         return 130
+    except (ValueError, FileExistsError) as exc:  # DatasetError is a ValueError
+        print(f"emorec train: {exc}", file=sys.stderr)
+        return 2
     print(f"done: {out}/best.pt")
     return 0
 
@@ -57,6 +61,13 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
                    help="the teacher averages each face with its mirror image (better targets, slower)")
     p.add_argument("--ema", type=float, default=0.0,
                    help="decay of a moving average of the weights, which is scored and saved; 0 disables")
+    p.add_argument("--ferplus", default=None,
+                   help="Microsoft's FER+ fer2013new.csv, joined to --data by row number; its not-a-face rows "
+                        "are left out of training")
+    p.add_argument("--targets", default="fer2013", choices=["fer2013", "ferplus", "mix"],
+                   help="learn FER2013's labels, FER+'s vote distributions, or a mix (default: %(default)s)")
+    p.add_argument("--ferplus-weight", type=float, default=0.5,
+                   help="with --targets mix: FER+'s share of each target (default: %(default)s)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last.pt")
     p.set_defaults(func=_cmd_train)
 
@@ -66,7 +77,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     from emorec.evaluate import evaluate, format_report
 
     try:
-        report = evaluate(args.model, args.data, split=args.split, tta=args.tta, limit=args.limit, out_dir=args.out)
+        report = evaluate(args.model, args.data, split=args.split, tta=args.tta, limit=args.limit, out_dir=args.out,
+                          ferplus=args.ferplus)
     except (DatasetError, FileNotFoundError, ValueError) as exc:
         print(f"emorec evaluate: {exc}", file=sys.stderr)
         return 2
@@ -87,6 +99,8 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--tta", default="none", choices=TTA_MODES, help="test-time augmentation")
     p.add_argument("--limit", type=int, default=0, help="score only the first N images of the split")
     p.add_argument("--out", default=None, help="folder for report.json and confusion.png")
+    p.add_argument("--ferplus", default=None,
+                   help="Microsoft's FER+ fer2013new.csv: also report top-1 against its majority labels")
     p.set_defaults(func=_cmd_evaluate)
 
 
