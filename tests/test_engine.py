@@ -297,7 +297,7 @@ def test_annotate_draws_on_a_copy(rec, astronaut_bgr):
 
 def test_model_info_and_bad_model_files(rec, tmp_path):
     info = rec.model_info
-    assert info["classes"] == list(EMOTIONS) and info["name"] and info["detector"] == "blazeface-full"
+    assert info["classes"] == list(EMOTIONS) and info["name"] and info["detector"] == "blazeface"
     with pytest.raises(FileNotFoundError, match="missing.onnx"):
         EmotionRecognizer(tmp_path / "missing.onnx")
     corrupt = tmp_path / "corrupt.onnx"
