@@ -22,6 +22,7 @@ import matplotlib.cbook
 import numpy as np
 from skimage import data
 
+from emorec.cpu import cpu_summary
 from emorec.data import load_fer2013
 from emorec.engine import EmotionRecognizer
 
@@ -64,6 +65,7 @@ def main() -> int:
     args = parser.parse_args()
 
     rec = EmotionRecognizer(args.model, detector=args.detector, threads=args.threads)
+    print(f"CPU: {cpu_summary()}")
     print(
         f"model {rec.model_info['name']}, detector {rec.detector.name}, {args.threads} ORT thread(s), "
         f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} (other jobs slow these figures down)"
