@@ -88,7 +88,7 @@ def decode_image(
     except (OSError, SyntaxError, ValueError, EOFError) as exc:  # Pillow's ways of saying truncated or corrupt
         raise InputError(f"{prefix}corrupt or truncated {image.format} image ({exc})") from None
     try:
-        image = ImageOps.exif_transpose(image)
+        ImageOps.exif_transpose(image, in_place=True)
     except Exception:  # a malformed EXIF block costs the orientation, not the photo
         pass
     return _pillow_to_bgr(image)
@@ -106,7 +106,8 @@ def _pillow_to_bgr(image: Image.Image) -> np.ndarray:
     if image.mode == "L":
         return cv2.cvtColor(np.asarray(image), cv2.COLOR_GRAY2BGR)
     # CMYK, palette, RGBA, LA, YCbCr, 1-bit...: Pillow's own conversions.
-    return cv2.cvtColor(np.asarray(image.convert("RGB")), cv2.COLOR_RGB2BGR)
+    rgb = image if image.mode == "RGB" else image.convert("RGB")
+    return cv2.cvtColor(np.asarray(rgb), cv2.COLOR_RGB2BGR)
 
 
 def _decode_with_opencv(data: bytes, prefix: str) -> np.ndarray:
