@@ -162,3 +162,17 @@ def test_huge_and_tiny_faces(rec, astronaut_rgb):
         canvas = frame.copy()
         canvas[100 : 100 + small.shape[0], 200 : 200 + small.shape[1]] = small
         assert len(rec(canvas)) == int(found), width
+
+
+def test_the_web_api_reads_16_bit_png_and_mpo(rec, astronaut_rgb):
+    pytest.importorskip("flask_sock", reason="the web app needs the 'web' extra: pip install 'emorec[web]'")
+    from emorec.web import create_app
+
+    client = create_app(rec).test_client()
+    gray16 = cv2.imencode(".png", _upright_gray(astronaut_rgb).astype(np.uint16) * 257)[1].tobytes()
+    mpo = _encode(astronaut_rgb, "MPO", save_all=True, append_images=[astronaut_rgb], quality=95)
+    for body in (gray16, mpo):
+        answer = client.post("/api/v1/analyze", data=body, content_type="application/octet-stream")
+        assert answer.status_code == 200, answer.get_json()
+        (face,) = answer.get_json()["faces"]
+        assert iou_matrix([face["box"]], [ASTRONAUT_FACE])[0, 0] > 0.6 and face["emotion"] == "happy"
