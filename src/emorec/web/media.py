@@ -7,13 +7,13 @@ small file that claims a huge image (a decompression bomb) is refused before it 
 
 from __future__ import annotations
 
-import io
-
 import cv2
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
 
-IMAGE_FORMATS = ("JPEG", "PNG", "WEBP", "BMP")
+from emorec import sources
+
+# MPO: the JPEG of phone cameras that store a second (depth or stereo) view; decoded as its first view.
+IMAGE_FORMATS = ("JPEG", "MPO", "PNG", "WEBP", "BMP")
 
 
 class MediaError(ValueError):
@@ -30,29 +30,18 @@ def is_video(data: bytes) -> bool:
 
 
 def decode_image(data: bytes, max_pixels: int) -> np.ndarray:
-    """Decode a JPEG, PNG, WebP or BMP image to a BGR uint8 array, upright as its EXIF orientation says."""
+    """Decode a JPEG (incl. CMYK and MPO), PNG (incl. 16-bit), WebP or BMP image to a BGR uint8 array, upright
+    as its EXIF orientation says, with the engine's own decoder (``emorec.sources.decode_image``)."""
     if not data:
         raise MediaError("empty body: send an image (JPEG, PNG, WebP or BMP)")
     try:
-        image = Image.open(io.BytesIO(data))  # reads the header only
-    except Image.DecompressionBombError:
-        raise MediaError(f"image dimensions exceed the limit of {max_pixels / 1e6:.0f} megapixels", 413) from None
-    except UnidentifiedImageError:
-        raise MediaError("not an image: expected JPEG, PNG, WebP or BMP content", 415) from None
-    if image.format not in IMAGE_FORMATS:
-        raise MediaError(f"unsupported image format {image.format}: expected JPEG, PNG, WebP or BMP", 415)
-    width, height = image.size
-    if width * height > max_pixels:
-        raise MediaError(
-            f"image is {width}x{height} ({width * height / 1e6:.1f} megapixels); "
-            f"the limit is {max_pixels / 1e6:.0f} megapixels",
-            413,
-        )
-    try:
-        rgb = np.asarray(ImageOps.exif_transpose(image).convert("RGB"))
-    except (OSError, SyntaxError, ValueError) as exc:  # Pillow's ways of saying truncated or corrupt
-        raise MediaError(f"corrupt or truncated {image.format} image ({exc})") from None
-    return cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
+        return sources.decode_image(data, max_pixels=max_pixels, formats=IMAGE_FORMATS)
+    except sources.UnsupportedImageError as exc:
+        raise MediaError(str(exc), 415) from None
+    except sources.ImageTooLargeError as exc:
+        raise MediaError(str(exc), 413) from None
+    except sources.InputError as exc:
+        raise MediaError(str(exc)) from None
 
 
 def encode_jpeg(bgr: np.ndarray, quality: int = 90) -> bytes:
