@@ -181,6 +181,77 @@ def _make_recognizer(args: argparse.Namespace):
         return None
 
 
+def _add_baseline_options(p: argparse.ArgumentParser, auto: bool = False) -> None:
+    g = p.add_argument_group("personal calibration")
+    g.add_argument("--baseline", default=None, metavar="BASELINE.json",
+                   help="read faces against this person's neutral face (made by `emorec calibrate`)")
+    if auto:
+        g.add_argument("--auto-calibrate", action="store_true",
+                       help="each face learns its own neutral baseline from its first seconds in view "
+                            "(3 s warm-up, median of the last 30 s)")
+
+
+def _load_baseline(args: argparse.Namespace, rec):
+    """The --baseline file checked against the engine's model; None if not given; False after printing why
+    it cannot be used."""
+    from emorec.calibration import BaselineError, load_baseline
+
+    if not args.baseline:
+        return None
+    try:
+        return rec.check_baseline(load_baseline(args.baseline))
+    except BaselineError as exc:
+        print(f"emorec {args.command}: {exc}", file=sys.stderr)
+        return False
+
+
+def _cmd_calibrate(args: argparse.Namespace) -> int:
+    from emorec.calibration import BaselineError
+    from emorec.labels import EMOTIONS
+    from emorec.sources import expand_image_paths
+
+    rec = _make_recognizer(args)
+    if rec is None:
+        return 2
+    items = expand_image_paths(args.images)
+    if not items:
+        print("emorec calibrate: no images found in " + ", ".join(args.images), file=sys.stderr)
+        return 1
+    try:
+        baseline = rec.calibrate([path for path, _ in items], strength=args.strength, neutral_margin=args.margin)
+    except BaselineError as exc:
+        print(f"emorec calibrate: {exc}", file=sys.stderr)
+        return 1
+    for note in baseline.notes:
+        print(f"note: {note}", file=sys.stderr)
+    try:
+        baseline.save(args.out)
+    except OSError as exc:
+        print(f"emorec calibrate: cannot write {args.out} ({exc.strerror})", file=sys.stderr)
+        return 1
+    readings = sorted(zip(EMOTIONS, baseline.neutral_scores, strict=True), key=lambda kv: -kv[1])[:3]
+    print(f"baseline from {baseline.samples} face(s) of {len(items)} image(s); uncalibrated, this neutral face "
+          f"reads " + ", ".join(f"{emotion} {p:.0%}" for emotion, p in readings))
+    print(f"wrote {args.out}")
+    return 0
+
+
+def _add_calibrate(sub: argparse._SubParsersAction) -> None:
+    from emorec.calibration import DEFAULT_NEUTRAL_MARGIN, DEFAULT_STRENGTH
+
+    p = sub.add_parser("calibrate", help="make a person's baseline from photos of their neutral face",
+                       description="The largest face of each image is used; images without a face are skipped "
+                                   "and reported. Use the result with --baseline on predict, video and stream.")
+    p.add_argument("images", nargs="+", metavar="IMAGE|FOLDER", help="a few photos of one person's neutral face")
+    p.add_argument("--out", required=True, metavar="BASELINE.json")
+    p.add_argument("--strength", type=float, default=DEFAULT_STRENGTH,
+                   help="how much of the baseline to take away (0: none; default: %(default)s)")
+    p.add_argument("--margin", type=float, default=DEFAULT_NEUTRAL_MARGIN,
+                   help="how far the person's own neutral face reads ahead of other classes (default: %(default)s)")
+    _add_engine_options(p)
+    p.set_defaults(func=_cmd_calibrate)
+
+
 def _describe(faces) -> str:
     if not faces:
         return "no faces"
@@ -198,6 +269,9 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     rec = _make_recognizer(args)
     if rec is None:
         return 2
+    baseline = _load_baseline(args, rec)
+    if baseline is False:
+        return 2
     items = expand_image_paths(args.inputs)
     if not items:
         print("emorec predict: no images found in " + ", ".join(args.inputs), file=sys.stderr)
@@ -209,7 +283,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
             print(f"error: {image}", file=sys.stderr)
             records.append({"path": str(path), "error": str(image), "faces": []})
             continue
-        result = rec.process(image)
+        result = rec.process(image, baseline=baseline)
         print(f"{path}: {_describe(result.faces)}")
         records.append({"path": str(path), "error": None, **result.to_dict()})
         if args.out:
@@ -247,6 +321,7 @@ def _add_predict(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--csv", default=None, help="write one row per face to this CSV file")
     p.add_argument("--bars", action="store_true", help="draw probability bars under each face")
     _add_engine_options(p)
+    _add_baseline_options(p)
     p.set_defaults(func=_cmd_predict)
 
 
@@ -259,13 +334,16 @@ def _cmd_video(args: argparse.Namespace) -> int:
     rec = _make_recognizer(args)
     if rec is None:
         return 2
-    stream = rec.new_stream(smoothing=not args.no_smoothing)
+    baseline = _load_baseline(args, rec)
+    if baseline is False:
+        return 2
+    stream = rec.new_stream(smoothing=not args.no_smoothing, baseline=baseline, auto_calibrate=args.auto_calibrate)
     try:
         with VideoSource(args.input) as source:
             recorder = Recorder(args.out, args.csv, args.plot, fps=source.fps)
             try:
                 for frame in tqdm(source, total=source.frame_count, unit="frame", disable=args.quiet):
-                    result = stream.process(frame.image, frame_index=frame.index)
+                    result = stream.process(frame.image, frame_index=frame.index, time_s=frame.time_s)
                     annotated = stream.annotate(frame.image, result.faces, bars=args.bars) if args.out else None
                     recorder.write(result, annotated, frame.time_s)
             except KeyboardInterrupt:
@@ -297,6 +375,7 @@ def _add_video(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-smoothing", action="store_true", help="raw per-frame probabilities (still tracked)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     _add_engine_options(p)
+    _add_baseline_options(p, auto=True)
     p.set_defaults(func=_cmd_video)
 
 
@@ -306,11 +385,14 @@ def _cmd_stream(args: argparse.Namespace) -> int:
     rec = _make_recognizer(args)
     if rec is None:
         return 2
-    stream = rec.new_stream(smoothing=not args.no_smoothing)
+    baseline = _load_baseline(args, rec)
+    if baseline is False:
+        return 2
+    stream = rec.new_stream(smoothing=not args.no_smoothing, baseline=baseline, auto_calibrate=args.auto_calibrate)
     try:
         with VideoSource(args.source) as source:
             for done, frame in enumerate(source, start=1):
-                result = stream.process(frame.image, frame_index=frame.index)
+                result = stream.process(frame.image, frame_index=frame.index, time_s=frame.time_s)
                 print(json.dumps({**result.to_dict(), "time_s": round(frame.time_s, 3)}), flush=True)
                 if done == args.max_frames:
                     break
@@ -330,6 +412,7 @@ def _add_stream(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-frames", type=int, default=0, help="stop after N frames (0: run until the source ends)")
     p.add_argument("--no-smoothing", action="store_true", help="raw per-frame probabilities (still tracked)")
     _add_engine_options(p)
+    _add_baseline_options(p, auto=True)
     p.set_defaults(func=_cmd_stream)
 
 
@@ -363,6 +446,7 @@ def _add_desktop(sub: argparse._SubParsersAction) -> None:
 
 COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
     _add_train, _add_evaluate, _add_export, _add_serve, _add_predict, _add_video, _add_stream, _add_desktop,
+    _add_calibrate,
 ]
 
 
