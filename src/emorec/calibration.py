@@ -279,3 +279,52 @@ class AutoCalibrator:
         log_probs = np.median(np.stack([sample for _, sample in history.samples]), axis=0)
         return Baseline(log_probs, self.model, samples=len(history.samples), strength=self.strength,
                         neutral_margin=self.neutral_margin, model_name=self.model_name)
+
+
+class NeutralCapture:
+    """The "Calibrate" button's few seconds: collects the model's own probabilities of the largest face
+    while the person looks at the camera with a neutral face (used by the web page and the desktop app).
+
+    ``add`` each processed frame's faces with the time; once ``duration_s`` have passed since the first
+    frame, ``done`` is true and ``scores()`` gives what to build the baseline from
+    (``EmotionRecognizer.baseline_from_scores``).
+    """
+
+    def __init__(self, duration_s: float = 3.0, min_faces: int = 3):
+        if duration_s <= 0 or min_faces < 1:
+            raise ValueError(f"need duration_s > 0 and min_faces >= 1, got {duration_s}, {min_faces}")
+        self.duration_s, self.min_faces = duration_s, min_faces
+        self._start: float | None = None
+        self._elapsed = 0.0
+        self._rows: list[np.ndarray] = []
+
+    def add(self, time_s: float, faces: list) -> None:
+        """This frame's faces (``emorec.types.Face``); the largest one counts, uncalibrated."""
+        if self._start is None:
+            self._start = time_s
+        self._elapsed = time_s - self._start
+        if faces:
+            face = max(faces, key=lambda f: (f.box[2] - f.box[0]) * (f.box[3] - f.box[1]))
+            self._rows.append(face.raw_scores if face.raw_scores is not None else face.scores)
+
+    @property
+    def progress(self) -> float:
+        """0 to 1: the share of ``duration_s`` done."""
+        return min(1.0, max(0.0, self._elapsed / self.duration_s))
+
+    @property
+    def done(self) -> bool:
+        return self._elapsed >= self.duration_s
+
+    @property
+    def faces(self) -> int:
+        return len(self._rows)
+
+    def scores(self) -> np.ndarray:
+        """The probabilities (N, 7) collected; :class:`BaselineError` when too few frames showed a face."""
+        if len(self._rows) < self.min_faces:
+            raise BaselineError(
+                f"saw a face in {len(self._rows)} frame(s) of {self.duration_s:g} s, need {self.min_faces}: "
+                "look at the camera, with your face lit, and try again"
+            )
+        return np.stack(self._rows)
