@@ -328,3 +328,58 @@ class NeutralCapture:
                 "look at the camera, with your face lit, and try again"
             )
         return np.stack(self._rows)
+
+
+class LiveCalibration:
+    """The "Calibrate" control of one live stream (a web connection, the desktop app's source).
+
+    ``start()`` begins a :class:`NeutralCapture`; ``observe`` each processed frame; when the capture is done
+    the stream's ``baseline`` is set, so the following frames come out calibrated. ``reset()`` goes back to
+    the generic reading. ``state()`` is what a UI shows: ``{"state": "off" | "capturing" | "on", ...}``.
+    The baseline lives in the stream object only; nothing is written anywhere.
+    """
+
+    def __init__(self, stream, duration_s: float = 3.0):
+        self.stream = stream  # an EmotionRecognizer stream: has ``baseline`` and ``baseline_from_scores``
+        self.duration_s = duration_s
+        self._capture: NeutralCapture | None = None
+        self._error: str | None = None
+        self._lock = threading.Lock()
+
+    def start(self, duration_s: float | None = None) -> None:
+        with self._lock:
+            self._capture = NeutralCapture(duration_s or self.duration_s)
+            self._error = None
+
+    def reset(self) -> None:
+        with self._lock:
+            self._capture, self._error = None, None
+        self.stream.baseline = None
+
+    def observe(self, time_s: float, faces: list) -> Baseline | None:
+        """Feed one processed frame's faces; the new baseline on the frame that completes the capture."""
+        with self._lock:
+            capture = self._capture
+            if capture is None:
+                return None
+            capture.add(time_s, faces)
+            if not capture.done:
+                return None
+            self._capture = None
+            try:
+                baseline = self.stream.baseline_from_scores(capture.scores())
+            except BaselineError as exc:
+                self._error = str(exc)
+                return None
+        self.stream.baseline = baseline
+        return baseline
+
+    def state(self) -> dict:
+        with self._lock:
+            if self._capture is not None:
+                return {"state": "capturing", "progress": round(self._capture.progress, 3),
+                        "seconds": self._capture.duration_s}
+            error = self._error
+        baseline = self.stream.baseline
+        state = {"state": "on", "samples": baseline.samples} if baseline is not None else {"state": "off"}
+        return {**state, "error": error} if error else state

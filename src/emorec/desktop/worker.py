@@ -13,7 +13,7 @@ import time
 
 from PySide6.QtCore import QObject, QThread, Signal
 
-from emorec.calibration import Baseline, BaselineError, NeutralCapture
+from emorec.calibration import Baseline, LiveCalibration
 from emorec.desktop.core import FrameLoop, ProcessedFrame
 from emorec.engine import EmotionRecognizer
 from emorec.recording import Recorder
@@ -45,7 +45,7 @@ class EngineThread(QThread):
         super().__init__(parent)
         self.source = source
         self._stream = recognizer.new_stream(smoothing=smoothing, baseline=baseline)
-        self._capture: NeutralCapture | None = None
+        self._calibration = LiveCalibration(self._stream)
         self._annotate = recognizer.annotate
         self._lock = threading.Lock()
         self._recorder_lock = threading.Lock()
@@ -85,37 +85,24 @@ class EngineThread(QThread):
 
     def _process(self, frame: Frame) -> FrameResult:
         result = self._stream.process(frame.image, frame_index=frame.index)
-        with self._lock:
-            capture = self._capture
-        if capture is not None:
-            self._collect(capture, result)
+        if self._calibration.state()["state"] == "capturing":
+            baseline = self._calibration.observe(time.monotonic(), result.faces)
+            state = self._calibration.state()
+            if baseline is not None:
+                self.calibrated.emit(baseline)
+            elif state["state"] == "capturing":
+                self.calibration_progress.emit(state["progress"])
+            else:
+                self.calibration_failed.emit(state.get("error", "calibration failed"))
         return result
-
-    def _collect(self, capture: NeutralCapture, result: FrameResult) -> None:
-        """Feed the running calibration; when its seconds are up, apply the baseline (or say why not)."""
-        capture.add(time.monotonic(), result.faces)
-        self.calibration_progress.emit(capture.progress)
-        if not capture.done:
-            return
-        with self._lock:
-            self._capture = None
-        try:
-            baseline = self._stream.baseline_from_scores(capture.scores())
-        except BaselineError as exc:
-            self.calibration_failed.emit(str(exc))
-            return
-        self._stream.baseline = baseline
-        self.calibrated.emit(baseline)
 
     def start_calibration(self, duration_s: float = 3.0) -> None:
         """Collect the largest face for ``duration_s`` as the person's neutral face, then apply it."""
-        with self._lock:
-            self._capture = NeutralCapture(duration_s)
+        self._calibration.start(duration_s)
 
     def set_baseline(self, baseline: Baseline | None) -> None:
         """Apply ``baseline`` from the next frame on (None: uncalibrated); cancels a running calibration."""
-        with self._lock:
-            self._capture = None
+        self._calibration.reset()
         self._stream.baseline = baseline
 
     def _deliver(self, processed: ProcessedFrame) -> None:

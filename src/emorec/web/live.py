@@ -1,5 +1,11 @@
 """The live WebSocket: JPEG frames in, one JSON answer per frame out, with tracking per connection.
 
+Text messages are commands: ``{"calibrate": {"seconds": 3}}`` reads the largest face for that long as the
+person's neutral face, then calibrates every following answer to it; ``{"calibrate": "reset"}`` goes back.
+The baseline lives in the connection only and is never stored. Each answer says where calibration stands
+(``"calibration": {"state": "off" | "capturing" | "on", ...}``); commands get no answer of their own, so
+the page's one-frame-in-flight rhythm is kept.
+
 The browser sends its next frame only after the answer to the previous one arrives, so nothing queues
 up; the server still bounds each message's size (``SOCK_SERVER_OPTIONS``), the frame rate and the number
 of connections, since any client can talk to the socket.
@@ -14,6 +20,7 @@ import time
 from flask_sock import Sock
 from simple_websocket import ConnectionClosed
 
+from emorec.calibration import LiveCalibration
 from emorec.web.app import current_state
 from emorec.web.media import MediaError, decode_image
 
@@ -25,6 +32,7 @@ GOING_AWAY = 1001
 # message, so a receive() with a long timeout could sleep through the close and hold its slot; short waits
 # that re-check the connection end the handler within a second.
 RECEIVE_POLL_S = 1.0
+CALIBRATION_SECONDS = (1.0, 10.0)  # the shortest and longest capture a client may ask for
 
 
 @sock.route("/ws/live")
@@ -44,6 +52,7 @@ def live(ws) -> None:
 def _answer_frames(ws, state) -> None:
     limits = state.limits
     stream = state.recognizer.new_stream(smoothing=True)
+    calibration = LiveCalibration(stream)
     interval = 1.0 / limits.max_live_fps
     next_allowed = time.monotonic()
     while True:
@@ -58,7 +67,9 @@ def _answer_frames(ws, state) -> None:
         next_allowed = max(now, next_allowed) + interval
         started = time.perf_counter()
         if isinstance(message, str):
-            ws.send(json.dumps({"error": "send each frame as a binary JPEG message"}))
+            problem = _command(message, calibration)
+            if problem:
+                ws.send(json.dumps({"error": problem}))
             continue
         try:
             frame = decode_image(message, limits.max_image_pixels)
@@ -66,13 +77,35 @@ def _answer_frames(ws, state) -> None:
             ws.send(json.dumps({"error": str(exc)}))
             continue
         try:
-            answer = stream.process(frame).to_dict()
+            result = stream.process(frame)
+            calibration.observe(time.monotonic(), result.faces)
+            answer = {**result.to_dict(), "calibration": calibration.state()}
         except Exception:  # a bug on one frame is logged and answered; the connection goes on
             log.exception("live frame failed")
             ws.send(json.dumps({"error": "internal error while analysing the frame"}))
             continue
         answer["server_ms"] = round((time.perf_counter() - started) * 1000, 2)
         ws.send(json.dumps(answer))
+
+
+def _command(message: str, calibration: LiveCalibration) -> str | None:
+    """Run a text command; what is wrong with it, or None."""
+    try:
+        command = json.loads(message)
+    except json.JSONDecodeError:
+        command = None
+    if not isinstance(command, dict) or "calibrate" not in command:
+        return ('send each frame as a binary JPEG message; text messages are commands: '
+                '{"calibrate": {"seconds": 3}} or {"calibrate": "reset"}')
+    if command["calibrate"] == "reset":
+        calibration.reset()
+        return None
+    seconds = command["calibrate"].get("seconds", 3) if isinstance(command["calibrate"], dict) else None
+    low, high = CALIBRATION_SECONDS
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not low <= seconds <= high:
+        return f"calibrate: seconds must be a number from {low:g} to {high:g}"
+    calibration.start(float(seconds))
+    return None
 
 
 def _next_message(ws, idle_timeout_s: float) -> bytes | str | None:

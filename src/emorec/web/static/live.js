@@ -291,6 +291,11 @@ window.emorecLive = {
   stop: () => live.stop(),
   get running() { return live.running; },
   onAnswer(listener) { answerListeners.push(listener); }, // called with each answer that has faces
+  send(text) { // a text command on the open connection (see /docs); false when there is none
+    if (!live.socket || live.socket.readyState !== WebSocket.OPEN) return false;
+    live.socket.send(text);
+    return true;
+  },
   setStatus: (state, text) => status.set(state, text),
 };
 
