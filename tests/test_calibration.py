@@ -10,7 +10,6 @@ import shutil
 import cv2
 import numpy as np
 import pytest
-from conftest import lfw_frame
 
 from emorec.calibration import (
     DEFAULT_NEUTRAL_MARGIN,
@@ -124,6 +123,9 @@ def _edited(data: dict, **changes) -> str:
         ("EDIT missing", "a number for each"),
         ("EDIT model", "model sha256"),
         ("EDIT version", "version"),
+        ("EDIT samples", "whole number"),
+        ("EDIT notes", "notes"),
+        ("EDIT strength", "strength"),
     ],
 )
 def test_bad_baseline_files_give_an_error_naming_the_file(tmp_path, content, says):
@@ -135,6 +137,9 @@ def test_bad_baseline_files_give_an_error_naming_the_file(tmp_path, content, say
         "EDIT missing": _edited(data, log_probs={k: v for k, v in data["log_probs"].items() if k != "sad"}),
         "EDIT model": _edited(data, model="emonet"),
         "EDIT version": _edited(data, version=99),
+        "EDIT samples": _edited(data, samples=2.5),
+        "EDIT notes": _edited(data, notes=5),
+        "EDIT strength": _edited(data, strength=True),
     }
     path = tmp_path / "broken.json"
     text = edits.get(content, content)
@@ -379,6 +384,3 @@ def test_cli_calibrate_a_folder(resting_files, tmp_path):
     assert main(["calibrate", str(folder), "--out", str(tmp_path / "me.json")]) == 0
     assert load_baseline(tmp_path / "me.json").samples == 2
 
-
-def test_lfw_frame_is_the_framing_the_fixture_uses():
-    assert lfw_frame("Al_Gore_0002.jpg").shape == (480, 640, 3)

@@ -87,9 +87,9 @@ class Baseline:
             raise BaselineError(f"baseline log_probs are logs of probabilities (<= 0), got {log_probs.tolist()}")
         for name in ("strength", "neutral_margin"):
             value = getattr(self, name)
-            if not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
                 raise BaselineError(f"baseline {name} must be a finite number >= 0, got {value!r}")
-        if not isinstance(self.samples, int) or self.samples < 1:
+        if isinstance(self.samples, bool) or not isinstance(self.samples, int) or self.samples < 1:
             raise BaselineError(f"baseline samples must be a whole number >= 1, got {self.samples!r}")
         if not isinstance(self.model, str) or not self.model:
             raise BaselineError("baseline has no model identity (the classifier file's sha256)")
@@ -142,6 +142,9 @@ class Baseline:
             raise BaselineError(f"{source}: no model sha256 (which classifier the baseline belongs to)")
         if not isinstance(log_probs, dict) or sorted(log_probs) != sorted(EMOTIONS):
             raise BaselineError(f"{source}: log_probs must give a number for each of {', '.join(EMOTIONS)}")
+        notes = data.get("notes", [])
+        if not isinstance(notes, list) or not all(isinstance(note, str) for note in notes):
+            raise BaselineError(f"{source}: notes must be a list of strings")
         values = [log_probs[name] for name in EMOTIONS]
         if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
             raise BaselineError(f"{source}: log_probs must be numbers, got {values}")
@@ -153,7 +156,7 @@ class Baseline:
                 strength=data.get("strength", DEFAULT_STRENGTH),
                 neutral_margin=data.get("neutral_margin", DEFAULT_NEUTRAL_MARGIN),
                 model_name=str(model.get("name", "")),
-                notes=tuple(data.get("notes", ())),
+                notes=tuple(notes),
             )
         except BaselineError as exc:
             raise BaselineError(f"{source}: {exc}") from None
