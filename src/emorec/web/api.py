@@ -22,11 +22,8 @@ def request_image_bytes() -> bytes:
 
 @bp.post("/analyze")
 def analyze():
-    state = current_state()
-    try:
-        frame = decode_image(request_image_bytes(), state.limits.max_image_pixels)
-    except MediaError as exc:
-        return jsonify(error=str(exc)), exc.status
+    state = current_state()  # a MediaError becomes a JSON 4xx (or 503) in app._media_error
+    frame = decode_image(request_image_bytes(), state.limits.max_image_pixels, state.pixel_budget)
     return jsonify(state.recognizer.process(frame).to_dict())
 
 
