@@ -126,14 +126,33 @@ def _add_export(sub: argparse._SubParsersAction) -> None:
 
 def _cmd_serve(args: argparse.Namespace) -> int:
     try:
-        from emorec.web.server import serve
+        from emorec.web.server import engine_problem, serve
     except ImportError as exc:
         print(f"emorec serve needs the 'web' extra ({exc.name} is missing): pip install 'emorec[web]'", file=sys.stderr)
         return 2
-    limits = {"max_upload_bytes": int(args.max_upload_mb * 2**20)}
-    if args.max_live_streams:
-        limits["max_live_streams"] = args.max_live_streams
-    serve(args.host, args.port, workers=args.workers, threads=args.threads, **limits)
+    if bool(args.certfile) != bool(args.keyfile):
+        print("emorec serve: --certfile and --keyfile go together", file=sys.stderr)
+        return 2
+    for path in filter(None, (args.certfile, args.keyfile)):
+        if not Path(path).is_file():
+            print(f"emorec serve: {path}: no such file", file=sys.stderr)
+            return 2
+    problem = engine_problem(_recognizer_options(args))  # bad engine options fail here, not in every worker
+    if problem:
+        print(f"emorec serve: {problem}", file=sys.stderr)
+        return 2
+    limits = {
+        "max_upload_bytes": int(args.max_upload_mb * 2**20),
+        "max_live_streams": args.max_live_streams,
+        "max_video_jobs": args.max_video_jobs,
+    }
+    try:
+        serve(args.host, args.port, workers=args.workers, max_clients=args.max_clients, certfile=args.certfile,
+              keyfile=args.keyfile, recognizer_options=_recognizer_options(args),
+              engine_threads=args.analysis_threads, allowed_origins=tuple(args.allow_origin), **limits)
+    except ValueError as exc:  # a limit out of range
+        print(f"emorec serve: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 
@@ -141,19 +160,26 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "serve",
         help="run the web app: live camera page, uploads, REST API (needs the 'web' extra)",
-        description="Serve the web app with Gunicorn (gthread workers; Linux and macOS).",
+        description="Serve the web app with Gunicorn's asyncio worker (Linux and macOS). Browsers give the "
+        "camera only to https:// pages or to http://localhost, so a phone on the LAN needs --certfile/--keyfile.",
     )
-    p.add_argument("--host", default="127.0.0.1", help="address to listen on; 0.0.0.0 for every interface")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to listen on; 0.0.0.0 for every interface (there is no login: see the warning)")
     p.add_argument("--port", type=int, default=5000)
+    p.add_argument("--certfile", default=None, help="TLS certificate (PEM) to serve https:// and wss://")
+    p.add_argument("--keyfile", default=None, help="its private key (PEM)")
+    p.add_argument("--allow-origin", action="append", default=[], metavar="ORIGIN",
+                   help="another web origin (https://host:port) whose pages may use the live socket and post forms; "
+                        "repeat for several, '*' for any (default: only this server's own pages)")
     p.add_argument("--workers", type=int, default=1, help="processes, each with its own copy of the models")
-    p.add_argument(
-        "--threads",
-        type=int,
-        default=8,
-        help="threads per worker; each live connection holds one, two stay free for HTTP requests",
-    )
+    p.add_argument("--max-clients", type=int, default=200, help="open connections per worker; more wait to connect")
+    p.add_argument("--max-live-streams", type=int, default=32, help="live camera connections per worker")
+    p.add_argument("--max-video-jobs", type=int, default=1,
+                   help="videos analysed at once per worker; more get 503 with Retry-After")
+    p.add_argument("--analysis-threads", type=int, default=2,
+                   help="threads per worker that analyse live frames (default: 2)")
     p.add_argument("--max-upload-mb", type=float, default=16.0, help="largest accepted request body")
-    p.add_argument("--max-live-streams", type=int, default=0, help="live connections per worker (default: threads - 2)")
+    _add_engine_options(p)
     p.set_defaults(func=_cmd_serve)
 
 
@@ -168,14 +194,19 @@ def _add_engine_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--threads", type=int, default=1, help="ONNX Runtime threads per model")
 
 
+def _recognizer_options(args: argparse.Namespace) -> dict:
+    """``EmotionRecognizer`` keyword arguments from the engine options."""
+    return {"model_path": args.model, "detector": args.detector, "min_face_size": args.min_face_size,
+            "min_detection_score": args.min_score, "max_faces": args.max_faces, "yunet_model": args.yunet_model,
+            "threads": args.threads}
+
+
 def _make_recognizer(args: argparse.Namespace):
     """The engine from the command-line options, or None after printing why it cannot be built."""
     from emorec.engine import EmotionRecognizer
 
     try:
-        return EmotionRecognizer(args.model, detector=args.detector, min_face_size=args.min_face_size,
-                                 min_detection_score=args.min_score, max_faces=args.max_faces,
-                                 yunet_model=args.yunet_model, threads=args.threads)
+        return EmotionRecognizer(**_recognizer_options(args))
     except (FileNotFoundError, ValueError) as exc:
         print(f"emorec {args.command}: {exc}", file=sys.stderr)
         return None

@@ -39,12 +39,10 @@ def request_baseline(recognizer) -> Baseline | None:
 
 @bp.post("/analyze")
 def analyze():
-    state = current_state()
+    state = current_state()  # a MediaError becomes a JSON 4xx (or 503) in app._media_error
+    frame = decode_image(request_image_bytes(), state.limits.max_image_pixels, state.pixel_budget)
     try:
-        frame = decode_image(request_image_bytes(), state.limits.max_image_pixels)
         baseline = request_baseline(state.recognizer)
-    except MediaError as exc:
-        return jsonify(error=str(exc)), exc.status
     except BaselineError as exc:
         return jsonify(error=str(exc)), 400  # names the field or says the baseline is another model's
     return jsonify(state.recognizer.process(frame, baseline=baseline).to_dict())
