@@ -178,7 +178,8 @@ def resting_page(browsers, resting_face, tmp_path_factory):
     with background_server() as url:
         browser = browsers.chromium.launch(executable_path=CHROMIUM, args=_chromium_args(camera))
         try:
-            page = browser.new_page(viewport={"width": 1100, "height": 820})
+            # The page's Content-Security-Policy forbids eval, which Playwright's wait_for_function needs.
+            page = browser.new_page(viewport={"width": 1100, "height": 820}, bypass_csp=True)
             page.goto(url)
             page.wait_for_function("document.querySelectorAll('#faces li').length === 1", timeout=30_000)
             yield page
