@@ -9,9 +9,9 @@ person's neutral face; :func:`apply_baseline` then scores a face as
 where ``reference`` is 0 for every class but neutral, which gets ``neutral_margin``. The person's own
 neutral face (x = the baseline) thus reads neutral, ahead of every other class by ``strength *
 neutral_margin`` in log-odds, and an expression reads as what changed from that face. Without the
-reference (the form first tried) the person's neutral face keeps whatever the model misread it as, and
-strength 1 then removes neutral altogether; benchmarks/calibration.py chose the form and both numbers
-(README, "Personal calibration"). Scores stay probabilities; ``strength`` 0 leaves them as they were.
+reference (the form first tried) the person's neutral face keeps whatever the model misread it as and
+the correction barely helped; benchmarks/calibration.py chose the form and both numbers (README, "Personal
+calibration"). Scores stay probabilities; ``strength`` 0 leaves them as they were.
 
 :class:`AutoCalibrator` learns a baseline per track online: the per-class median of a track's recent
 log-probabilities, so an expression that lasts less than half the window does not move it.
@@ -29,10 +29,15 @@ import threading
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from emorec.labels import EMOTIONS, NUM_CLASSES
+from emorec.types import Face
+
+if TYPE_CHECKING:  # the engine imports this module
+    from emorec.engine import EmotionRecognizer
 
 __all__ = [
     "AutoCalibrator",
@@ -40,6 +45,8 @@ __all__ = [
     "BaselineError",
     "DEFAULT_NEUTRAL_MARGIN",
     "DEFAULT_STRENGTH",
+    "LiveCalibration",
+    "NeutralCapture",
     "apply_baseline",
     "load_baseline",
 ]
@@ -301,8 +308,8 @@ class NeutralCapture:
         self._elapsed = 0.0
         self._rows: list[np.ndarray] = []
 
-    def add(self, time_s: float, faces: list) -> None:
-        """This frame's faces (``emorec.types.Face``); the largest one counts, uncalibrated."""
+    def add(self, time_s: float, faces: list[Face]) -> None:
+        """This frame's faces; the largest one counts, uncalibrated."""
         if self._start is None:
             self._start = time_s
         self._elapsed = time_s - self._start
@@ -342,8 +349,8 @@ class LiveCalibration:
     The baseline lives in the stream object only; nothing is written anywhere.
     """
 
-    def __init__(self, stream, duration_s: float = 3.0):
-        self.stream = stream  # an EmotionRecognizer stream: has ``baseline`` and ``baseline_from_scores``
+    def __init__(self, stream: EmotionRecognizer, duration_s: float = 3.0):
+        self.stream = stream  # from ``rec.new_stream()``
         self.duration_s = duration_s
         self._capture: NeutralCapture | None = None
         self._error: str | None = None
@@ -359,7 +366,7 @@ class LiveCalibration:
             self._capture, self._error = None, None
         self.stream.baseline = None
 
-    def observe(self, time_s: float, faces: list) -> Baseline | None:
+    def observe(self, time_s: float, faces: list[Face]) -> Baseline | None:
         """Feed one processed frame's faces; the new baseline on the frame that completes the capture."""
         with self._lock:
             capture = self._capture
