@@ -461,7 +461,11 @@ def _cmd_desktop(args: argparse.Namespace) -> int:
     rec = _make_recognizer(args)
     if rec is None:
         return 2
-    return run_app(rec, source=args.source, out_dir=args.out_dir, smoothing=not args.no_smoothing)
+    baseline = _load_baseline(args, rec)
+    if baseline is False:
+        return 2
+    return run_app(rec, source=args.source, out_dir=args.out_dir, smoothing=not args.no_smoothing,
+                   baseline=baseline)
 
 
 def _add_desktop(sub: argparse._SubParsersAction) -> None:
@@ -472,6 +476,7 @@ def _add_desktop(sub: argparse._SubParsersAction) -> None:
                    help="folder for snapshots and recordings (default: %(default)s)")
     p.add_argument("--no-smoothing", action="store_true", help="raw per-frame probabilities (still tracked)")
     _add_engine_options(p)
+    _add_baseline_options(p)
     p.set_defaults(func=_cmd_desktop)
 
 
