@@ -169,14 +169,33 @@ def _add_export(sub: argparse._SubParsersAction) -> None:
 
 def _cmd_serve(args: argparse.Namespace) -> int:
     try:
-        from emorec.web.server import serve
+        from emorec.web.server import engine_problem, serve
     except ImportError as exc:
         print(f"emorec serve needs the 'web' extra ({exc.name} is missing): pip install 'emorec[web]'", file=sys.stderr)
         return 2
-    limits = {"max_upload_bytes": int(args.max_upload_mb * 2**20)}
-    if args.max_live_streams:
-        limits["max_live_streams"] = args.max_live_streams
-    serve(args.host, args.port, workers=args.workers, threads=args.threads, **limits)
+    if bool(args.certfile) != bool(args.keyfile):
+        print("emorec serve: --certfile and --keyfile go together", file=sys.stderr)
+        return 2
+    for path in filter(None, (args.certfile, args.keyfile)):
+        if not Path(path).is_file():
+            print(f"emorec serve: {path}: no such file", file=sys.stderr)
+            return 2
+    problem = engine_problem(_recognizer_options(args))  # bad engine options fail here, not in every worker
+    if problem:
+        print(f"emorec serve: {problem}", file=sys.stderr)
+        return 2
+    limits = {
+        "max_upload_bytes": int(args.max_upload_mb * 2**20),
+        "max_live_streams": args.max_live_streams,
+        "max_video_jobs": args.max_video_jobs,
+    }
+    try:
+        serve(args.host, args.port, workers=args.workers, max_clients=args.max_clients, certfile=args.certfile,
+              keyfile=args.keyfile, recognizer_options=_recognizer_options(args),
+              engine_threads=args.analysis_threads, allowed_origins=tuple(args.allow_origin), **limits)
+    except ValueError as exc:  # a limit out of range
+        print(f"emorec serve: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 
@@ -184,19 +203,26 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "serve",
         help="run the web app: live camera page, uploads, REST API (needs the 'web' extra)",
-        description="Serve the web app with Gunicorn (gthread workers; Linux and macOS).",
+        description="Serve the web app with Gunicorn's asyncio worker (Linux and macOS). Browsers give the "
+        "camera only to https:// pages or to http://localhost, so a phone on the LAN needs --certfile/--keyfile.",
     )
-    p.add_argument("--host", default="127.0.0.1", help="address to listen on; 0.0.0.0 for every interface")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to listen on; 0.0.0.0 for every interface (there is no login: see the warning)")
     p.add_argument("--port", type=int, default=5000)
+    p.add_argument("--certfile", default=None, help="TLS certificate (PEM) to serve https:// and wss://")
+    p.add_argument("--keyfile", default=None, help="its private key (PEM)")
+    p.add_argument("--allow-origin", action="append", default=[], metavar="ORIGIN",
+                   help="another web origin (https://host:port) whose pages may use the live socket and post forms; "
+                        "repeat for several, '*' for any (default: only this server's own pages)")
     p.add_argument("--workers", type=int, default=1, help="processes, each with its own copy of the models")
-    p.add_argument(
-        "--threads",
-        type=int,
-        default=8,
-        help="threads per worker; each live connection holds one, two stay free for HTTP requests",
-    )
+    p.add_argument("--max-clients", type=int, default=200, help="open connections per worker; more wait to connect")
+    p.add_argument("--max-live-streams", type=int, default=32, help="live camera connections per worker")
+    p.add_argument("--max-video-jobs", type=int, default=1,
+                   help="videos analysed at once per worker; more get 503 with Retry-After")
+    p.add_argument("--analysis-threads", type=int, default=2,
+                   help="threads per worker that analyse live frames (default: 2)")
     p.add_argument("--max-upload-mb", type=float, default=16.0, help="largest accepted request body")
-    p.add_argument("--max-live-streams", type=int, default=0, help="live connections per worker (default: threads - 2)")
+    _add_engine_options(p)
     p.set_defaults(func=_cmd_serve)
 
 
@@ -212,17 +238,93 @@ def _add_engine_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--threads", type=int, default=1, help="ONNX Runtime threads per model")
 
 
+def _recognizer_options(args: argparse.Namespace) -> dict:
+    """``EmotionRecognizer`` keyword arguments from the engine options."""
+    return {"model_path": args.model, "detector": args.detector, "min_face_size": args.min_face_size,
+            "min_detection_score": args.min_score, "max_faces": args.max_faces, "yunet_model": args.yunet_model,
+            "threads": args.threads}
+
+
 def _make_recognizer(args: argparse.Namespace):
     """The engine from the command-line options, or None after printing why it cannot be built."""
     from emorec.engine import EmotionRecognizer
 
     try:
-        return EmotionRecognizer(args.model, detector=args.detector, min_face_size=args.min_face_size,
-                                 min_detection_score=args.min_score, max_faces=args.max_faces,
-                                 yunet_model=args.yunet_model, threads=args.threads)
+        return EmotionRecognizer(**_recognizer_options(args))
     except (FileNotFoundError, ValueError) as exc:
         print(f"emorec {args.command}: {exc}", file=sys.stderr)
         return None
+
+
+def _add_baseline_options(p: argparse.ArgumentParser, auto: bool = False) -> None:
+    g = p.add_argument_group("personal calibration")
+    g.add_argument("--baseline", default=None, metavar="BASELINE.json",
+                   help="read faces against this person's neutral face (made by `emorec calibrate`)")
+    if auto:
+        g.add_argument("--auto-calibrate", action="store_true",
+                       help="each face learns its own neutral baseline from its first seconds in view "
+                            "(3 s warm-up, median of the last 30 s)")
+
+
+def _load_baseline(args: argparse.Namespace, rec):
+    """The --baseline file checked against the engine's model; None if not given; False after printing why
+    it cannot be used."""
+    from emorec.calibration import BaselineError, load_baseline
+
+    if not args.baseline:
+        return None
+    try:
+        return rec.check_baseline(load_baseline(args.baseline))
+    except BaselineError as exc:
+        print(f"emorec {args.command}: {exc}", file=sys.stderr)
+        return False
+
+
+def _cmd_calibrate(args: argparse.Namespace) -> int:
+    from emorec.calibration import BaselineError
+    from emorec.labels import EMOTIONS
+    from emorec.sources import expand_image_paths
+
+    rec = _make_recognizer(args)
+    if rec is None:
+        return 2
+    items = expand_image_paths(args.images)
+    if not items:
+        print("emorec calibrate: no images found in " + ", ".join(args.images), file=sys.stderr)
+        return 1
+    try:
+        baseline = rec.calibrate([path for path, _ in items], strength=args.strength, neutral_margin=args.margin)
+    except BaselineError as exc:
+        print(f"emorec calibrate: {exc}", file=sys.stderr)
+        return 1
+    for note in baseline.notes:
+        print(f"note: {note}", file=sys.stderr)
+    try:
+        baseline.save(args.out)
+    except OSError as exc:
+        print(f"emorec calibrate: cannot write {args.out} ({exc.strerror})", file=sys.stderr)
+        return 1
+    readings = sorted(zip(EMOTIONS, baseline.neutral_scores, strict=True), key=lambda kv: -kv[1])[:3]
+    print(f"baseline from {baseline.samples} face(s) of {len(items)} image(s); uncalibrated, this neutral face "
+          f"reads " + ", ".join(f"{emotion} {p:.0%}" for emotion, p in readings))
+    print(f"wrote {args.out}")
+    return 0
+
+
+def _add_calibrate(sub: argparse._SubParsersAction) -> None:
+    from emorec.calibration import DEFAULT_NEUTRAL_MARGIN, DEFAULT_STRENGTH
+
+    p = sub.add_parser("calibrate", help="make a person's baseline from photos of their neutral face",
+                       description="The largest face of each image is used; images without a face are skipped "
+                                   "and reported. Use the result with --baseline on predict, video and stream.")
+    p.add_argument("images", nargs="+", metavar="IMAGE|FOLDER", help="a few photos of one person's neutral face")
+    p.add_argument("--out", required=True, metavar="BASELINE.json")
+    p.add_argument("--strength", type=float, default=DEFAULT_STRENGTH,
+                   help="how much of the baseline to take away (0: none; default: %(default)s)")
+    p.add_argument("--margin", type=float, default=DEFAULT_NEUTRAL_MARGIN,
+                   help="how far the person's own neutral face reads ahead of other classes (default: %(default)s)")
+    _add_engine_options(p)
+    p.set_defaults(func=_cmd_calibrate)
 
 
 def _describe(faces) -> str:
@@ -242,6 +344,9 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     rec = _make_recognizer(args)
     if rec is None:
         return 2
+    baseline = _load_baseline(args, rec)
+    if baseline is False:
+        return 2
     items = expand_image_paths(args.inputs)
     if not items:
         print("emorec predict: no images found in " + ", ".join(args.inputs), file=sys.stderr)
@@ -253,7 +358,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
             print(f"error: {image}", file=sys.stderr)
             records.append({"path": str(path), "error": str(image), "faces": []})
             continue
-        result = rec.process(image)
+        result = rec.process(image, baseline=baseline)
         print(f"{path}: {_describe(result.faces)}")
         records.append({"path": str(path), "error": None, **result.to_dict()})
         if args.out:
@@ -291,6 +396,7 @@ def _add_predict(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--csv", default=None, help="write one row per face to this CSV file")
     p.add_argument("--bars", action="store_true", help="draw probability bars under each face")
     _add_engine_options(p)
+    _add_baseline_options(p)
     p.set_defaults(func=_cmd_predict)
 
 
@@ -303,13 +409,16 @@ def _cmd_video(args: argparse.Namespace) -> int:
     rec = _make_recognizer(args)
     if rec is None:
         return 2
-    stream = rec.new_stream(smoothing=not args.no_smoothing)
+    baseline = _load_baseline(args, rec)
+    if baseline is False:
+        return 2
+    stream = rec.new_stream(smoothing=not args.no_smoothing, baseline=baseline, auto_calibrate=args.auto_calibrate)
     try:
         with VideoSource(args.input) as source:
             recorder = Recorder(args.out, args.csv, args.plot, fps=source.fps)
             try:
                 for frame in tqdm(source, total=source.frame_count, unit="frame", disable=args.quiet):
-                    result = stream.process(frame.image, frame_index=frame.index)
+                    result = stream.process(frame.image, frame_index=frame.index, time_s=frame.time_s)
                     annotated = stream.annotate(frame.image, result.faces, bars=args.bars) if args.out else None
                     recorder.write(result, annotated, frame.time_s)
             except KeyboardInterrupt:
@@ -341,6 +450,7 @@ def _add_video(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-smoothing", action="store_true", help="raw per-frame probabilities (still tracked)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     _add_engine_options(p)
+    _add_baseline_options(p, auto=True)
     p.set_defaults(func=_cmd_video)
 
 
@@ -350,11 +460,14 @@ def _cmd_stream(args: argparse.Namespace) -> int:
     rec = _make_recognizer(args)
     if rec is None:
         return 2
-    stream = rec.new_stream(smoothing=not args.no_smoothing)
+    baseline = _load_baseline(args, rec)
+    if baseline is False:
+        return 2
+    stream = rec.new_stream(smoothing=not args.no_smoothing, baseline=baseline, auto_calibrate=args.auto_calibrate)
     try:
         with VideoSource(args.source) as source:
             for done, frame in enumerate(source, start=1):
-                result = stream.process(frame.image, frame_index=frame.index)
+                result = stream.process(frame.image, frame_index=frame.index, time_s=frame.time_s)
                 print(json.dumps({**result.to_dict(), "time_s": round(frame.time_s, 3)}), flush=True)
                 if done == args.max_frames:
                     break
@@ -374,6 +487,7 @@ def _add_stream(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-frames", type=int, default=0, help="stop after N frames (0: run until the source ends)")
     p.add_argument("--no-smoothing", action="store_true", help="raw per-frame probabilities (still tracked)")
     _add_engine_options(p)
+    _add_baseline_options(p, auto=True)
     p.set_defaults(func=_cmd_stream)
 
 
@@ -391,7 +505,11 @@ def _cmd_desktop(args: argparse.Namespace) -> int:
     rec = _make_recognizer(args)
     if rec is None:
         return 2
-    return run_app(rec, source=args.source, out_dir=args.out_dir, smoothing=not args.no_smoothing)
+    baseline = _load_baseline(args, rec)
+    if baseline is False:
+        return 2
+    return run_app(rec, source=args.source, out_dir=args.out_dir, smoothing=not args.no_smoothing,
+                   baseline=baseline)
 
 
 def _add_desktop(sub: argparse._SubParsersAction) -> None:
@@ -402,11 +520,13 @@ def _add_desktop(sub: argparse._SubParsersAction) -> None:
                    help="folder for snapshots and recordings (default: %(default)s)")
     p.add_argument("--no-smoothing", action="store_true", help="raw per-frame probabilities (still tracked)")
     _add_engine_options(p)
+    _add_baseline_options(p)
     p.set_defaults(func=_cmd_desktop)
 
 
 COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
     _add_train, _add_evaluate, _add_export, _add_serve, _add_predict, _add_video, _add_stream, _add_desktop,
+    _add_calibrate,
 ]
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageOps
 
 from emorec.data import IMAGE_SUFFIXES
 
@@ -69,7 +69,7 @@ def decode_image(
         image = Image.open(io.BytesIO(data))  # reads the header only
     except Image.DecompressionBombError:
         raise ImageTooLargeError(too_large) from None
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
+    except Exception:  # noqa: BLE001 - a mangled header makes the format plugins raise anything
         if formats is not None:
             raise UnsupportedImageError(f"{prefix}not an image (expected {', '.join(formats)})") from None
         return _decode_with_opencv(data, prefix)
@@ -85,8 +85,10 @@ def decode_image(
         image.load()
     except Image.DecompressionBombError:
         raise ImageTooLargeError(too_large) from None
-    except (OSError, SyntaxError, ValueError, EOFError) as exc:  # Pillow's ways of saying truncated or corrupt
-        raise InputError(f"{prefix}corrupt or truncated {image.format} image ({exc})") from None
+    except MemoryError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - Pillow's decoders raise many types on corrupt data, none is a bug
+        raise InputError(f"{prefix}corrupt or truncated {image.format} image ({exc or type(exc).__name__})") from None
     try:
         ImageOps.exif_transpose(image, in_place=True)
     except Exception:  # a malformed EXIF block costs the orientation, not the photo

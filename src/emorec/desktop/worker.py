@@ -9,9 +9,11 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 
 from PySide6.QtCore import QObject, QThread, Signal
 
+from emorec.calibration import Baseline, LiveCalibration
 from emorec.desktop.core import FrameLoop, ProcessedFrame
 from emorec.engine import EmotionRecognizer
 from emorec.recording import Recorder
@@ -28,17 +30,22 @@ class EngineThread(QThread):
     failed = Signal(str)  # the source could not be opened or read; the message names it
     recording_failed = Signal(str)  # the recording stopped because a file could not be written
     source_ended = Signal(object)  # LoopSummary, when the source ran out (not when stopped)
+    calibration_progress = Signal(float)  # 0-1 while "Calibrate" collects the neutral face
+    calibrated = Signal(object)  # the new Baseline, now applied to every frame
+    calibration_failed = Signal(str)  # too few frames showed a face
 
     def __init__(
         self,
         recognizer: EmotionRecognizer,
         source: str | int | os.PathLike,
         smoothing: bool = True,
+        baseline: Baseline | None = None,
         parent: QObject | None = None,
     ):
         super().__init__(parent)
         self.source = source
-        self._stream = recognizer.new_stream(smoothing=smoothing)
+        self._stream = recognizer.new_stream(smoothing=smoothing, baseline=baseline)
+        self._calibration = LiveCalibration(self._stream)
         self._annotate = recognizer.annotate
         self._lock = threading.Lock()
         self._recorder_lock = threading.Lock()
@@ -77,7 +84,26 @@ class EngineThread(QThread):
             opened.close()  # the recording, if any, is finished by whoever started it: see set_recorder
 
     def _process(self, frame: Frame) -> FrameResult:
-        return self._stream.process(frame.image, frame_index=frame.index)
+        result = self._stream.process(frame.image, frame_index=frame.index)
+        if self._calibration.state()["state"] == "capturing":
+            baseline = self._calibration.observe(time.monotonic(), result.faces)
+            state = self._calibration.state()
+            if baseline is not None:
+                self.calibrated.emit(baseline)
+            elif state["state"] == "capturing":
+                self.calibration_progress.emit(state["progress"])
+            else:
+                self.calibration_failed.emit(state.get("error", "calibration failed"))
+        return result
+
+    def start_calibration(self, duration_s: float = 3.0) -> None:
+        """Collect the largest face for ``duration_s`` as the person's neutral face, then apply it."""
+        self._calibration.start(duration_s)
+
+    def set_baseline(self, baseline: Baseline | None) -> None:
+        """Apply ``baseline`` from the next frame on (None: uncalibrated); cancels a running calibration."""
+        self._calibration.reset()
+        self._stream.baseline = baseline
 
     def _deliver(self, processed: ProcessedFrame) -> None:
         with self._recorder_lock:  # its own lock: a slow video write must not hold up take_frame()
