@@ -26,6 +26,8 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
+from urllib.parse import urlsplit
 
 from a2wsgi import WSGIMiddleware
 from flask import Flask
@@ -328,6 +330,28 @@ def background_server(*serve_args: str, startup_timeout_s: float = 60.0, scheme:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+
+
+def server_processes(url: str) -> tuple[int, list[tuple[int, int]]]:
+    """The master's pid and each worker's (pid, resident memory in KB) of the ``emorec serve`` on ``url``'s
+    port, read from /proc (Linux): for tests and benchmarks that watch what the server costs."""
+    port = str(urlsplit(url).port).encode()
+    serving, parent, rss = set(), {}, {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            command = (entry / "cmdline").read_bytes().split(b"\0")
+            status = dict(line.split(":", 1) for line in (entry / "status").read_text().splitlines() if ":" in line)
+        except OSError:  # gone meanwhile
+            continue
+        if b"serve" in command and b"--port" in command[:-1] and command[command.index(b"--port") + 1] == port:
+            pid = int(entry.name)
+            serving.add(pid)
+            parent[pid] = int(status["PPid"])
+            rss[pid] = int(status.get("VmRSS", "0 kB").split()[0])
+    master = next(pid for pid in serving if parent[pid] not in serving)  # workers are forks of the master
+    return master, sorted((pid, rss[pid]) for pid in serving if parent[pid] == master)
 
 
 def _wait_until_healthy(url: str, process: subprocess.Popen, log_file, timeout_s: float) -> None:
