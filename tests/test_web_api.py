@@ -345,14 +345,17 @@ def test_a_small_form_with_many_parts_is_not_called_too_large(client):
     assert "parts" in response.get_json()["error"] and "larger" not in response.get_json()["error"]
 
 
-def test_pixel_budget_makes_concurrent_large_images_wait_then_503(recognizer, astronaut_jpeg):
-    app = create_app(recognizer, max_pixels_in_flight=1_000_000, busy_wait_s=0.3)
+def test_pixel_budget_makes_concurrent_large_images_wait_then_503(recognizer, astronaut_bgr, astronaut_jpeg):
+    app = create_app(recognizer, max_pixels_in_flight=4_000_000, busy_wait_s=0.3)
     state = app.extensions["emorec"]
-    with state.pixel_budget.reserve(1_000_000):  # another request decoding a large image
-        response = app.test_client().post("/api/v1/analyze", data=astronaut_jpeg)
+    photo = cv2.imencode(".png", cv2.resize(astronaut_bgr, (2000, 1500)))[1].tobytes()  # 3 megapixels
+    with state.pixel_budget.reserve(4_000_000):  # another request decoding a large image
+        response = app.test_client().post("/api/v1/analyze", data=photo)
+        small = app.test_client().post("/api/v1/analyze", data=astronaut_jpeg)  # does not queue behind it
     assert response.status_code == 503 and response.headers["Retry-After"]
     assert "busy" in response.get_json()["error"]
-    assert app.test_client().post("/api/v1/analyze", data=astronaut_jpeg).status_code == 200
+    assert small.status_code == 200
+    assert app.test_client().post("/api/v1/analyze", data=photo).status_code == 200
 
 
 def _upload(client, data: bytes, filename: str, stream: bool = False):

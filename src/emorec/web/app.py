@@ -37,6 +37,7 @@ class WebLimits:
     max_ws_message_bytes: int = 1024 * 1024  # one live JPEG frame; a 640x480 frame is ~30-60 KB
     max_live_pixels: int = 2_100_000  # per live frame: 1920x1080 (the page sends 480x360)
     max_live_fps: float = 30.0  # per connection; frames beyond it are dropped, newest kept
+    max_live_bytes_per_s: int = 4 * 1024 * 1024  # read per connection; the page sends ~1.5 MB/s at 30 fps
     max_live_streams: int = 32  # concurrent live connections per worker
     live_idle_timeout_s: float = 60.0
 

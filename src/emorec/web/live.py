@@ -94,6 +94,8 @@ class _Connection:
             reader.cancel()
 
     async def _read(self) -> None:
+        loop = asyncio.get_running_loop()
+        next_read = loop.time()
         while True:
             message = await self.receive()
             if message["type"] == "websocket.disconnect":
@@ -104,6 +106,10 @@ class _Connection:
                 self.dropped += 1
             self.newest = message["bytes"] if message.get("bytes") is not None else message.get("text", "")
             self.arrived.set()
+            # Read no faster than max_live_bytes_per_s: a flooding client is then held back by TCP (the server
+            # stops reading the socket while messages wait) instead of costing CPU for frames that are dropped.
+            next_read = max(next_read, loop.time()) + len(self.newest) / self.limits.max_live_bytes_per_s
+            await asyncio.sleep(max(0.0, next_read - loop.time()))
 
     async def _answer(self) -> None:
         loop = asyncio.get_running_loop()

@@ -21,6 +21,9 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 IMAGE_FORMATS = ("JPEG", "PNG", "WEBP", "BMP")
 DECODE_BAND_PIXELS = 1_000_000  # pixels copied out of Pillow at a time
+# Images up to this size (1920x1080: camera frames, most web photos) decode without waiting for the budget:
+# one costs ~15 MB at most and only as many decode at once as there are threads, so only larger ones count.
+SMALL_IMAGE_PIXELS = 2_100_000
 
 
 class MediaError(ValueError):
@@ -34,10 +37,10 @@ class MediaError(ValueError):
 
 
 class PixelBudget:
-    """Megapixels being decoded at once in this process: a request waits for room, or gets a 503.
-
-    A decoded pixel costs about a dozen bytes while Pillow and OpenCV hold their copies, so the budget
-    bounds the memory that concurrent large images can take.
+    """Megapixels of large images being decoded at once in this process: a request waits for room, or gets
+    a 503. A decoded pixel costs about seven bytes at the peak of decoding, so the budget bounds the memory
+    that concurrent large images can take. Images of at most ``SMALL_IMAGE_PIXELS`` (camera frames, most
+    photos) pass without counting, so they never queue behind a huge one.
     """
 
     def __init__(self, max_pixels: int, wait_s: float):
@@ -47,6 +50,9 @@ class PixelBudget:
 
     @contextmanager
     def reserve(self, pixels: int) -> Iterator[None]:
+        if pixels <= SMALL_IMAGE_PIXELS:  # camera frames and ordinary photos never wait behind a huge image
+            yield
+            return
         pixels = min(pixels, self.max_pixels)  # one image may use the whole budget
         deadline = time.monotonic() + self.wait_s
         with self._changed:
