@@ -518,7 +518,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"CPU: {cpu_description()}")
 
     def runs(url: str) -> list[LoadReport]:
-        plan = [0, args.attackers] if args.compare and args.attackers else [args.attackers]
+        # --compare runs unattacked, attacked, unattacked again: the machine's other load drifts, and the
+        # attacked run is compared with the mean of the two around it.
+        plan = [0, args.attackers, 0] if args.compare and args.attackers else [args.attackers]
         return [run_load(url, args.mode, args.clients, attackers, args.seconds) for attackers in plan]
 
     if args.url:
@@ -528,9 +530,11 @@ def main(argv: list[str] | None = None) -> int:
             reports = runs(url)
     for report in reports:
         print(report.summary())
-    if len(reports) == 2 and reports[0].rate_per_client:
-        ratio = reports[1].rate_per_client / reports[0].rate_per_client
-        print(f"honest clients under attack: {100 * ratio:.0f}% of their unattacked rate")
+    if len(reports) == 3:
+        unattacked = (reports[0].rate_per_client + reports[2].rate_per_client) / 2
+        ratio = reports[1].rate_per_client / max(unattacked, 1e-9)
+        print(f"honest clients under attack: {100 * ratio:.0f}% of their unattacked rate (mean of the runs before "
+              f"and after)")
     return 1 if any(report.failures for report in reports) else 0
 
 
