@@ -572,30 +572,34 @@ def _worker_rss_mb(url: str) -> float:
     return sum(rss for _, rss in server_processes(url)[1]) / 1024
 
 
-def test_live_socket_drops_a_flooding_clients_extra_frames(server_url, astronaut_jpeg):
+def test_live_socket_holds_back_a_flooding_client(server_url, astronaut_jpeg):
     """Issue 15, finding 1: the server buffered every message of a fast client; 992 KB of compressed
-    messages took the worker from 621 MB to 1,484 MB. Now only the newest unanswered frame is kept."""
+    messages took the worker from 621 MB to 1,484 MB. Now it reads at most 4 MB/s per connection (TCP holds
+    the rest back in the client), keeps only the newest unanswered frame and analyses at most 30 a second."""
     ws = _live(server_url, astronaut_jpeg)
     rss_before = _worker_rss_mb(server_url)
     heavy = astronaut_jpeg + bytes(900_000)  # a valid JPEG padded to 0.9 MB (the limit is 1 MB)
+    count = 20
     started = time.perf_counter()
     try:
-        for _ in range(60):  # 54 MB, sent without waiting for answers
+        for _ in range(count):  # 18 MB, sent without waiting for answers
             ws.send(heavy)
         rss_during = _worker_rss_mb(server_url)
-        answers = []
+        answers, last_answer = [], started
         while True:
             message = ws.receive(timeout=3)
             if message is None:
                 break
             answers.append(json.loads(message))
-        elapsed = time.perf_counter() - started
+            last_answer = time.perf_counter()
     finally:
         ws.close()
+    elapsed = last_answer - started
     assert all("faces" in answer for answer in answers)
-    assert len(answers) + sum(answer["dropped"] for answer in answers) == 60
-    assert len(answers) < 60 and sum(answer["dropped"] for answer in answers) > 0
-    assert len(answers) <= 30 * (elapsed - 3) + 2, f"{len(answers)} answers in {elapsed:.1f} s: over 30 frames/s"
+    assert len(answers) + sum(answer["dropped"] for answer in answers) == count
+    assert len(answers) <= 30 * elapsed + 1, f"{len(answers)} answers in {elapsed:.1f} s: over 30 frames/s"
+    # Two messages may wait in the server's queue; the rest came in at no more than 4 MB/s.
+    assert elapsed >= (count - 2) * len(heavy) / (4 * 2**20) * 0.9, f"read 18 MB in {elapsed:.1f} s"
     assert rss_during - rss_before < 100, f"the worker grew by {rss_during - rss_before:.0f} MB"
 
 
@@ -884,6 +888,6 @@ def test_load_benchmark_runs_without_failures(monkeypatch, capsys):
 
     assert web_load.main(["--clients", "3", "--seconds", "2", "--attackers", "2"]) == 0  # its own server
     summary = capsys.readouterr().out
-    answers, with_face = map(int, re.search(r"(\d+) answers .*?, (\d+) with a face, 0 failures", summary).groups())
+    answers, with_face = map(int, re.search(r"(\d+) answers .*?, (\d+) with a face, .*?, 0 failures", summary).groups())
     assert answers >= 3 and with_face == answers, summary
     assert "health ms: p50" in summary and "worker RSS" in summary and "CPU:" in summary
