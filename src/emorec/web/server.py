@@ -22,7 +22,6 @@ import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -56,7 +55,7 @@ class FrontDoor:
         limits = self.state.limits
         self.live = LiveHub(self.state, engine_threads)
         self.light = WSGIMiddleware(flask_app, workers=LIGHT_THREADS)
-        self.heavy = WSGIMiddleware(_at_low_priority(flask_app), workers=limits.max_analyses)
+        self.heavy = WSGIMiddleware(flask_app, workers=limits.max_analyses)
         self.analysis_slots: asyncio.Semaphore | None = None  # made in the worker's event loop
 
     async def __call__(self, scope: dict, receive, send) -> None:
@@ -108,27 +107,6 @@ class FrontDoor:
             await self.heavy(scope, _replay(body), send)
         finally:
             slots.release()
-
-
-ANALYSIS_NICENESS = 10  # for threads that analyse uploads: the live page's frames come first
-
-
-def _at_low_priority(app):
-    """The WSGI app, run at a lower CPU priority: uploads and REST analyses (a 25-megapixel PNG costs over a
-    second of CPU) then take what the live connections leave, instead of an equal share per thread. Linux
-    gives each thread its own niceness; elsewhere this does nothing."""
-    lowered = threading.local()
-
-    def run(environ, start_response):
-        if not getattr(lowered, "done", False):
-            lowered.done = True
-            try:
-                os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), ANALYSIS_NICENESS)
-            except (AttributeError, OSError):
-                pass
-        return app(environ, start_response)
-
-    return run
 
 
 def _header(scope: dict, name: bytes) -> str | None:
@@ -375,7 +353,7 @@ def server_processes(url: str) -> tuple[int, list[tuple[int, int]]]:
     """The master's pid and each worker's (pid, resident memory in KB) of the ``emorec serve`` on ``url``'s
     port, read from /proc (Linux): for tests and benchmarks that watch what the server costs."""
     port = str(urlsplit(url).port).encode()
-    serving, parent, rss = set(), {}, {}
+    parent, rss = {}, {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
@@ -385,12 +363,12 @@ def server_processes(url: str) -> tuple[int, list[tuple[int, int]]]:
         except OSError:  # gone meanwhile
             continue
         if b"serve" in command and b"--port" in command[:-1] and command[command.index(b"--port") + 1] == port:
-            pid = int(entry.name)
-            serving.add(pid)
-            parent[pid] = int(status["PPid"])
-            rss[pid] = int(status.get("VmRSS", "0 kB").split()[0])
-    master = next(pid for pid in serving if parent[pid] not in serving)  # workers are forks of the master
-    return master, sorted((pid, rss[pid]) for pid in serving if parent[pid] == master)
+            parent[int(entry.name)] = int(status["PPid"])
+            rss[int(entry.name)] = int(status.get("VmRSS", "0 kB").split()[0])
+    # Workers are the master's forks; a wrapper that started the master (timeout, a shell) matches too.
+    workers = [pid for pid in parent if parent[pid] in parent and pid not in parent.values()]
+    master = parent[workers[0]] if workers else next(pid for pid in parent if pid not in parent.values())
+    return master, sorted((pid, rss[pid]) for pid in workers)
 
 
 def _wait_until_healthy(url: str, process: subprocess.Popen, log_file, timeout_s: float) -> None:
