@@ -2,7 +2,7 @@
 
 Honest clients behave like the pages: a live client sends one 480-px JPEG frame, waits for the answer and
 sends the next (--mode live), a REST client posts a photo and waits (--mode rest), a video client uploads a
-short clip through the upload form (--mode video). Attackers, if any, take turns among four kinds:
+short clip through the upload form (--mode video). Attackers, if any, take turns among four kinds (--attacks):
 a client that sends half a request and stalls (reconnecting when closed), one that stalls half-way through
 a request body, a live client that floods 0.9 MB frames without reading answers, and one that posts
 5000x5000 PNGs (24 KB each) in a loop. A prober asks /api/v1/health ten times a second throughout.
@@ -400,10 +400,18 @@ def _oversized(base_url: str, deadline: float, report: LoadReport) -> None:
             connection.close()
 
 
-def _attack(base_url: str, frame: bytes, attackers: int, deadline: float, counts) -> None:
-    """``attackers`` hostile clients, taking turns among the four kinds, until ``deadline``; puts the count
-    of each kind of attack made on ``counts``."""
-    kinds = [(_stalled_headers, ()), (_flooder, (frame,)), (_stalled_body, ()), (_oversized, ())]
+ATTACKS = {
+    "stalled-headers": _stalled_headers,
+    "flood": _flooder,
+    "stalled-body": _stalled_body,
+    "oversized": _oversized,
+}
+
+
+def _attack(base_url: str, frame: bytes, attackers: int, deadline: float, counts, kinds: list[str]) -> None:
+    """``attackers`` hostile clients, taking turns among ``kinds``, until ``deadline``; puts the count of
+    each kind of attack made on ``counts``."""
+    kinds = [(ATTACKS[kind], (frame,) if kind == "flood" else ()) for kind in kinds]
     report = LoadReport("attack", 0, attackers, 0)
     threads = []
     for i in range(attackers):
@@ -449,7 +457,12 @@ def _machine_ticks() -> tuple[int, int]:
 
 
 def run_load(
-    base_url: str, mode: str = "live", clients: int = 4, attackers: int = 0, seconds: float = 10.0
+    base_url: str,
+    mode: str = "live",
+    clients: int = 4,
+    attackers: int = 0,
+    seconds: float = 10.0,
+    attack_kinds: list[str] | None = None,
 ) -> LoadReport:
     """``clients`` honest clients and ``attackers`` hostile ones against ``base_url`` for ``seconds``."""
     report = LoadReport(mode, clients, attackers, seconds, load_before=os.getloadavg())
@@ -472,7 +485,7 @@ def run_load(
     # Attackers run in their own process so that their work does not slow the honest clients' Python.
     attack_counts = multiprocessing.get_context("fork").Queue()
     attacker_process = multiprocessing.get_context("fork").Process(
-        target=_attack, args=(base_url, frame, attackers, deadline, attack_counts)
+        target=_attack, args=(base_url, frame, attackers, deadline, attack_counts, attack_kinds or list(ATTACKS))
     )
     if attackers:
         attacker_process.start()
@@ -511,6 +524,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clients", type=int, default=4, help="honest clients")
     parser.add_argument("--attackers", type=int, default=0, help="hostile clients (stalled, flooding, oversized)")
     parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--attacks", default=",".join(ATTACKS),
+                        help="kinds of attackers, in turn (default: %(default)s)")
     parser.add_argument("--compare", action="store_true", help="run without attackers first and compare")
     args = parser.parse_args(argv)
     if args.url and urlsplit(args.url).hostname not in ("127.0.0.1", "localhost", "::1"):
@@ -521,7 +536,11 @@ def main(argv: list[str] | None = None) -> int:
         # --compare runs unattacked, attacked, unattacked again: the machine's other load drifts, and the
         # attacked run is compared with the mean of the two around it.
         plan = [0, args.attackers, 0] if args.compare and args.attackers else [args.attackers]
-        return [run_load(url, args.mode, args.clients, attackers, args.seconds) for attackers in plan]
+        kinds = args.attacks.split(",")
+        unknown = set(kinds) - set(ATTACKS)
+        if unknown:
+            parser.error(f"unknown attacks: {', '.join(sorted(unknown))}; known: {', '.join(ATTACKS)}")
+        return [run_load(url, args.mode, args.clients, attackers, args.seconds, kinds) for attackers in plan]
 
     if args.url:
         reports = runs(args.url.rstrip("/"))

@@ -346,7 +346,7 @@ def test_a_small_form_with_many_parts_is_not_called_too_large(client):
 
 
 def test_pixel_budget_makes_concurrent_large_images_wait_then_503(recognizer, astronaut_bgr, astronaut_jpeg):
-    app = create_app(recognizer, max_pixels_in_flight=4_000_000, busy_wait_s=0.3)
+    app = create_app(recognizer, max_pixels_in_flight=4_000_000, max_large_pixels_per_s=1e9, busy_wait_s=0.3)
     state = app.extensions["emorec"]
     photo = cv2.imencode(".png", cv2.resize(astronaut_bgr, (2000, 1500)))[1].tobytes()  # 3 megapixels
     with state.pixel_budget.reserve(4_000_000):  # another request decoding a large image
@@ -356,6 +356,19 @@ def test_pixel_budget_makes_concurrent_large_images_wait_then_503(recognizer, as
     assert "busy" in response.get_json()["error"]
     assert small.status_code == 200
     assert app.test_client().post("/api/v1/analyze", data=photo).status_code == 200
+
+
+def test_pixel_budget_limits_large_images_per_second(recognizer, astronaut_bgr, astronaut_jpeg):
+    """Issue 15, finding 4 (the CPU side): a client posting huge images back to back gets them decoded at
+    ``max_large_pixels_per_s`` at most; a single photo does not wait, small images never count."""
+    client = create_app(recognizer, max_large_pixels_per_s=3_000_000, busy_wait_s=0.3).test_client()
+    photo = cv2.imencode(".png", cv2.resize(astronaut_bgr, (2000, 1500)))[1].tobytes()  # 3 megapixels
+    statuses = [client.post("/api/v1/analyze", data=photo).status_code for _ in range(14)]
+    assert statuses[:2] == [200, 200]  # within the burst (25 megapixels)
+    assert 503 in statuses
+    assert client.post("/api/v1/analyze", data=astronaut_jpeg).status_code == 200
+    time.sleep(1.1)  # 3 megapixels of budget come back
+    assert client.post("/api/v1/analyze", data=photo).status_code == 200
 
 
 def _upload(client, data: bytes, filename: str, stream: bool = False):
@@ -633,6 +646,22 @@ def _raw_close_frame(url: str) -> tuple[int, str]:
     length = frame[1] & 0x7F
     code = struct.unpack(">H", frame[2:4])[0]
     return code, frame[4 : 2 + length].decode()
+
+
+def test_live_socket_negotiates_no_compression(server_url):
+    """Issue 15, finding 1: compressed messages made the memory attack cheap (992 KB on the wire for 863 MB)."""
+    parts = urlsplit(server_url)
+    with socket.create_connection((parts.hostname, parts.port), timeout=10) as connection:
+        connection.sendall(
+            f"GET /ws/live HTTP/1.1\r\nHost: {parts.netloc}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+            "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n\r\n".encode()
+        )
+        head = b""
+        while b"\r\n\r\n" not in head:
+            head += connection.recv(4096)
+    assert head.startswith(b"HTTP/1.1 101")
+    assert b"sec-websocket-extensions" not in head.lower()
 
 
 def test_live_socket_refuses_connections_beyond_the_limit_with_a_reason(server_url, astronaut_jpeg):

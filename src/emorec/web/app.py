@@ -28,6 +28,9 @@ class WebLimits:
     max_image_pixels: int = 25_000_000  # a 6000x4000 photo; larger headers are refused before decoding
     # Pixels decoded at once by all requests: one full-size photo, or many small ones; the rest wait.
     max_pixels_in_flight: int = 25_000_000
+    # ... and decoded per second on average (a 25-megapixel PNG takes ~1 s of CPU to decode), so that clients
+    # posting huge images back to back leave the CPU to the live connections; small images do not count.
+    max_large_pixels_per_s: float = 2_000_000
     busy_wait_s: float = 10.0  # how long a request waits for a decode or analysis slot before a 503
     max_analyses: int = 4  # image analyses and uploads running at once (per worker); more wait, then 503
     max_video_jobs: int = 1  # videos analysed at once (per worker); another gets 503 + Retry-After
@@ -118,7 +121,7 @@ def create_app(recognizer=None, allowed_origins: tuple[str, ...] = (), **limits)
         recognizer,
         settings,
         tuple(origin.rstrip("/") for origin in allowed_origins),
-        PixelBudget(settings.max_pixels_in_flight, settings.busy_wait_s),
+        PixelBudget(settings.max_pixels_in_flight, settings.max_large_pixels_per_s, settings.busy_wait_s),
         threading.BoundedSemaphore(settings.max_video_jobs),
     )
     security.install(app, app.extensions["emorec"].allowed_origins)
