@@ -534,6 +534,9 @@ def _ws_url(url: str) -> str:
     return url.replace("http", "ws", 1) + "/ws/live"
 
 
+CLOSE_FRAME = b"\x88\x80\x00\x00\x00\x00"  # a client's WebSocket close frame: no code, masked with zeros
+
+
 def _live(server_url: str, frame: bytes) -> Client:
     """A live connection that holds a slot; retried for a few seconds, as the server frees the slot of a
     connection that just closed a moment later (any other failure shows once the time is up)."""
@@ -642,6 +645,7 @@ def _raw_close_frame(url: str) -> tuple[int, str]:
             chunk = connection.recv(4096)
             assert chunk, "the server closed the connection without a close frame"
             frame += chunk
+        connection.sendall(CLOSE_FRAME)
     assert frame[0] == 0x88, f"not a close frame: {frame[:4]!r}"  # FIN + opcode 8
     length = frame[1] & 0x7F
     code = struct.unpack(">H", frame[2:4])[0]
@@ -660,6 +664,7 @@ def test_live_socket_negotiates_no_compression(server_url):
         head = b""
         while b"\r\n\r\n" not in head:
             head += connection.recv(4096)
+        connection.sendall(CLOSE_FRAME)
     assert head.startswith(b"HTTP/1.1 101")
     assert b"sec-websocket-extensions" not in head.lower()
 
@@ -794,7 +799,7 @@ def test_concurrent_huge_images_stay_within_the_memory_budget(server_url):
         done[0] = True
         watcher.join()
     assert set(statuses) <= {200, 503}, statuses
-    assert statuses.count(200) >= 2
+    assert statuses.count(200) >= 1  # the others wait for the pixel budget (2 megapixels/s), then get 503
     assert peak[0] < 500, f"worker peaked at {peak[0]:.0f} MB"
     time.sleep(0.5)
     assert _worker_rss_mb(server_url) < 350, "the memory was not given back"
