@@ -540,7 +540,7 @@ CLOSE_FRAME = b"\x88\x80\x00\x00\x00\x00"  # a client's WebSocket close frame: n
 def _live(server_url: str, frame: bytes) -> Client:
     """A live connection that holds a slot; retried for a few seconds, as the server frees the slot of a
     connection that just closed a moment later (any other failure shows once the time is up)."""
-    deadline = time.monotonic() + 5
+    deadline = time.monotonic() + 10
     while True:
         ws = Client.connect(_ws_url(server_url))
         try:
