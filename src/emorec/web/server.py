@@ -282,7 +282,7 @@ def serve(
     ``recognizer_options`` are ``EmotionRecognizer`` arguments (model, detector, thresholds);
     ``engine_threads`` analyse the live frames; ``limits`` override ``WebLimits`` fields.
     """
-    WebLimits(**limits)  # a bad limit fails here, before any worker starts
+    settings = WebLimits(**limits)  # a bad limit fails here, before any worker starts
     if not is_loopback(host):
         _warn_exposed(host, port, tls=certfile is not None)
     options = {
@@ -293,7 +293,7 @@ def serve(
         "timeout": 30,  # also how long a request body may stall between chunks
         "keepalive": 10,  # seconds a connection may wait, idle or half-way through its request headers
         "graceful_timeout": 5,
-        "websocket_max_message_size": limits.get("max_ws_message_bytes", 1024 * 1024),
+        "websocket_max_message_size": settings.max_ws_message_bytes,
         # Gunicorn's control socket sits at one path per user: a second server (tests, benchmarks) would take it over.
         "control_socket_disable": True,
     }
