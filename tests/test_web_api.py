@@ -1,4 +1,6 @@
-"""The web app's REST API, upload page and live WebSocket, through Flask's test client and a real server.
+"""The web app's REST API, upload page and live WebSocket, through Flask's test client and a real server,
+including the hostile clients of issue 15: corrupt and fuzzed images, stalled and flooding clients,
+oversized images and videos, cross-origin pages.
 
 Tests marked "real model" check what the model says, so they need the trained emonet.onnx (~70%),
 not the 2-epoch placeholder.
@@ -7,13 +9,14 @@ not the 2-epoch placeholder.
 from __future__ import annotations
 
 import base64
-import html as html_escapes
 import http.client
 import io
 import json
 import re
+import socket
 import struct
 import time
+import urllib.request
 import zlib
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -22,15 +25,17 @@ import cv2
 import numpy as np
 import pytest
 
-pytest.importorskip("flask_sock", reason="the web app needs the 'web' extra: pip install 'emorec[web]'")
+pytest.importorskip("a2wsgi", reason="the web app needs the 'web' extra: pip install 'emorec[web]'")
 pytest.importorskip("gunicorn", reason="the web app needs the 'web' extra: pip install 'emorec[web]'")
+pytest.importorskip("simple_websocket", reason="the live tests need the 'test' extra: pip install 'emorec[test]'")
 
 from simple_websocket import Client, ConnectionClosed  # noqa: E402
+from simple_websocket import ConnectionError as HandshakeRefused  # noqa: E402
 
 from emorec.classifier import read_metadata, shipped_model_path  # noqa: E402
 from emorec.labels import EMOTIONS  # noqa: E402
 from emorec.web import create_app  # noqa: E402
-from emorec.web.server import background_server  # noqa: E402
+from emorec.web.server import background_server, server_processes  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 UPLOAD_LIMIT_MB = 2
@@ -99,7 +104,9 @@ def astronaut_jpeg(astronaut_bgr) -> bytes:
 @pytest.fixture(scope="module")
 def server_url():
     """``emorec serve`` (Gunicorn) in a child process on a free loopback port."""
-    with background_server("--max-upload-mb", str(UPLOAD_LIMIT_MB), "--threads", "6", "--max-live-streams", "3") as url:
+    with background_server(
+        "--max-upload-mb", str(UPLOAD_LIMIT_MB), "--max-live-streams", "3", "--allow-origin", "https://friend.example"
+    ) as url:
         yield url
 
 
@@ -193,56 +200,287 @@ def test_unknown_limit_names_the_close_one(recognizer):
         create_app(recognizer, max_live_fps=0)
 
 
+def _exif_segment(payload: bytes) -> bytes:
+    return b"\xff\xe1" + struct.pack(">H", len(payload) + 2) + payload
+
+
+def _fuzzed_images(astronaut_bgr: np.ndarray) -> list[tuple[str, bytes]]:
+    """Truncated headers, fuzzed header bytes and bad EXIF blocks of small real JPEG, PNG, WebP and BMP files."""
+    from PIL import Image
+
+    small = cv2.resize(astronaut_bgr, (96, 96), interpolation=cv2.INTER_AREA)
+    rgb = Image.fromarray(cv2.cvtColor(small, cv2.COLOR_BGR2RGB))
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    with_exif = io.BytesIO()
+    rgb.save(with_exif, "JPEG", exif=exif)
+    originals = {
+        "JPEG": _jpeg(small),
+        "EXIF JPEG": with_exif.getvalue(),
+        "PNG": cv2.imencode(".png", small)[1].tobytes(),
+        "WebP": cv2.imencode(".webp", small)[1].tobytes(),
+        "BMP": cv2.imencode(".bmp", small)[1].tobytes(),
+    }
+    rng = np.random.default_rng(15)
+    cases = []
+    for name, data in originals.items():
+        for cut in (2, 3, 4, 12, 20, 30, 60, 100, 200, 300, 600, len(data) // 2, len(data) - 2):
+            cases.append((f"{name} cut at {cut} bytes", data[:cut]))
+        header = min(len(data), 600)
+        for i in range(60):
+            mutated = bytearray(data)
+            for position in rng.integers(0, header, size=rng.integers(1, 8)):
+                mutated[position] = rng.integers(0, 256)
+            cases.append((f"{name} header fuzz {i}", bytes(mutated)))
+    jpeg = originals["JPEG"]
+    bad_exif = {
+        "EXIF offset past the end": b"Exif\0\0MM\x00\x2a\xff\xff\xff\xf0",
+        "EXIF with a huge entry count": b"Exif\0\0II\x2a\x00\x08\x00\x00\x00\xff\xff" + bytes(12),
+        "EXIF orientation 9": b"Exif\0\0II\x2a\x00\x08\x00\x00\x00\x01\x00\x12\x01\x03\x00\x01\x00\x00\x00\x09\x00"
+        + bytes(6),
+        "EXIF cut short": b"Exif\0\0II\x2a",
+        "EXIF garbage": bytes(rng.integers(0, 256, 200, dtype=np.uint8)),
+    }
+    cases += [(name, jpeg[:2] + _exif_segment(payload) + jpeg[2:]) for name, payload in bad_exif.items()]
+    return cases
+
+
+@pytest.fixture(scope="module")
+def fuzzed_images(astronaut_bgr) -> list[tuple[str, bytes]]:
+    return _fuzzed_images(astronaut_bgr)
+
+
+def test_fuzzed_images_get_a_4xx_json_error_never_a_500(client, fuzzed_images):
+    """Issue 15, finding 3: a JPEG cut inside its header, fuzzed BMP/WebP headers and bad EXIF made
+    decode_image raise (HTTP 500). Every case answers 200 (still decodable) or a 4xx JSON error."""
+    statuses = {}
+    for name, data in fuzzed_images:
+        response = client.post("/api/v1/analyze", data=data)
+        assert response.status_code in (200, 400, 413, 415), (name, response.status_code, response.data[:200])
+        if response.status_code != 200:
+            assert response.get_json()["error"], name
+        statuses[response.status_code] = statuses.get(response.status_code, 0) + 1
+    assert statuses.get(400, 0) > 100, statuses  # the corpus really is mostly broken, not mostly fine
+    cut = client.post("/api/v1/analyze", data=dict(fuzzed_images)["JPEG cut at 300 bytes"])
+    assert cut.status_code == 400 and "corrupt" in cut.get_json()["error"]
+
+
+def test_fuzzed_uploads_get_a_clear_page(client, fuzzed_images):
+    token = _csrf(client)
+    for name, data in fuzzed_images[::9]:
+        page = client.post("/upload", data={"csrf_token": token, "media": (io.BytesIO(data), "photo.jpg")})
+        assert page.status_code in (200, 400, 413, 415), (name, page.status_code)
+        if page.status_code != 200:
+            html = page.get_data(as_text=True)
+            assert 'role="alert"' in html and ("corrupt" in html or "not an image" in html), name
+
+
+def test_uploads_never_touch_disk(client, astronaut_bgr, monkeypatch):
+    """Issue 15, finding 5: Werkzeug spooled multipart files over 500 KB to /tmp."""
+    import tempfile
+
+    def no_disk(*args, **kwargs):
+        raise AssertionError("an upload was written to a temporary file")
+
+    monkeypatch.setattr(tempfile, "SpooledTemporaryFile", no_disk)
+    monkeypatch.setattr(tempfile, "TemporaryFile", no_disk)
+    monkeypatch.setattr(tempfile, "NamedTemporaryFile", no_disk)
+    big_png = cv2.imencode(".png", cv2.resize(astronaut_bgr, (1024, 1024)))[1].tobytes()
+    assert len(big_png) > 1_000_000
+    response = client.post("/api/v1/analyze", data={"image": (io.BytesIO(big_png), "big.png")})
+    assert response.status_code == 200
+    assert len(response.get_json()["faces"]) == 1
+
+
+def test_security_headers_on_every_page(client):
+    for path in ("/", "/upload", "/docs", "/api/v1/health", "/static/live.js", "/favicon.ico"):
+        response = client.get(path)
+        assert response.status_code == 200, path
+        csp = response.headers["Content-Security-Policy"]
+        assert "frame-ancestors 'none'" in csp and "script-src 'self'" in csp, path
+        assert response.headers["X-Content-Type-Options"] == "nosniff", path
+    # No inline script anywhere: the CSP would block it.
+    for path in ("/", "/upload", "/docs"):
+        html = client.get(path).get_data(as_text=True)
+        assert not re.search(r"<script(?![^>]*(src=|application/json))", html), path
+        assert 'style="' not in html, path
+
+
+def test_current_page_is_marked(client):
+    html = client.get("/upload").get_data(as_text=True)
+    assert re.search(r'href="/upload"\s+aria-current="page"', html)
+    assert 'href="/" aria-current' not in html
+
+
+def _csrf(client) -> str:
+    html = client.get("/upload").get_data(as_text=True)
+    return re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)
+
+
+def test_upload_form_needs_its_csrf_token(recognizer, astronaut_jpeg):
+    client = create_app(recognizer).test_client()
+    without = client.post("/upload", data={"media": (io.BytesIO(astronaut_jpeg), "a.jpg")})
+    assert without.status_code == 400 and "security token" in without.get_data(as_text=True)
+    forged = client.post("/upload", data={"csrf_token": "guess", "media": (io.BytesIO(astronaut_jpeg), "a.jpg")})
+    assert forged.status_code == 400
+    token = _csrf(client)
+    ok = client.post("/upload", data={"csrf_token": token, "media": (io.BytesIO(astronaut_jpeg), "a.jpg")})
+    assert ok.status_code == 200
+
+
+def test_cross_origin_posts_are_refused_unless_allowed(recognizer, astronaut_jpeg):
+    client = create_app(recognizer, allowed_origins=("https://friend.example",)).test_client()
+    evil = client.post("/api/v1/analyze", data=astronaut_jpeg, headers={"Origin": "https://evil.example"})
+    assert evil.status_code == 403 and "not allowed" in evil.get_json()["error"]
+    own = client.post("/api/v1/analyze", data=astronaut_jpeg, headers={"Origin": "http://localhost"})
+    friend = client.post("/api/v1/analyze", data=astronaut_jpeg, headers={"Origin": "https://friend.example"})
+    assert own.status_code == friend.status_code == 200
+
+
+def test_a_small_form_with_many_parts_is_not_called_too_large(client):
+    """Issue 15, finding 6: a 200 KB form with 1,000+ parts was refused as larger than the 16 MB limit."""
+    fields = {f"field{i}": "x" * 100 for i in range(1200)}
+    response = client.post("/api/v1/analyze", data=fields, content_type="multipart/form-data")
+    assert response.status_code == 413
+    assert "parts" in response.get_json()["error"] and "larger" not in response.get_json()["error"]
+
+
+def test_pixel_budget_makes_concurrent_large_images_wait_then_503(recognizer, astronaut_bgr, astronaut_jpeg):
+    app = create_app(recognizer, max_pixels_in_flight=4_000_000, max_large_pixels_per_s=1e9, busy_wait_s=0.3)
+    state = app.extensions["emorec"]
+    photo = cv2.imencode(".png", cv2.resize(astronaut_bgr, (2000, 1500)))[1].tobytes()  # 3 megapixels
+    with state.pixel_budget.reserve(4_000_000):  # another request decoding a large image
+        response = app.test_client().post("/api/v1/analyze", data=photo)
+        small = app.test_client().post("/api/v1/analyze", data=astronaut_jpeg)  # does not queue behind it
+    assert response.status_code == 503 and response.headers["Retry-After"]
+    assert "busy" in response.get_json()["error"]
+    assert small.status_code == 200
+    assert app.test_client().post("/api/v1/analyze", data=photo).status_code == 200
+
+
+def test_pixel_budget_limits_large_images_per_second(recognizer, astronaut_bgr, astronaut_jpeg):
+    """Issue 15, finding 4 (the CPU side): a client posting huge images back to back gets them decoded at
+    ``max_large_pixels_per_s`` at most; a single photo does not wait, small images never count."""
+    client = create_app(recognizer, max_large_pixels_per_s=3_000_000, busy_wait_s=0.3).test_client()
+    photo = cv2.imencode(".png", cv2.resize(astronaut_bgr, (2000, 1500)))[1].tobytes()  # 3 megapixels
+    statuses = [client.post("/api/v1/analyze", data=photo).status_code for _ in range(14)]
+    assert statuses[:2] == [200, 200]  # within the burst (25 megapixels)
+    assert 503 in statuses
+    assert client.post("/api/v1/analyze", data=astronaut_jpeg).status_code == 200
+    time.sleep(1.1)  # 3 megapixels of budget come back
+    assert client.post("/api/v1/analyze", data=photo).status_code == 200
+
+
+def _upload(client, data: bytes, filename: str, stream: bool = False):
+    headers = {"Accept": "application/x-ndjson"} if stream else {}
+    return client.post(
+        "/upload", data={"csrf_token": _csrf(client), "media": (io.BytesIO(data), filename)}, headers=headers
+    )
+
+
 def _data_url_payload(html: str, mime: str) -> bytes:
-    match = re.search(rf'src="data:{mime};base64,([A-Za-z0-9+/=]+)"', html)
+    match = re.search(rf'(?:src|href)="data:{mime};base64,([A-Za-z0-9+/=]+)"', html)
     assert match, f"no {mime} data URL in the page"
     return base64.b64decode(match.group(1))
 
 
-def _result_json(html: str) -> dict:
-    return json.loads(html_escapes.unescape(re.search(r'<pre id="result-json">(.*?)</pre>', html, re.S).group(1)))
-
-
-def test_upload_page_shows_the_annotated_image_and_its_json(client, astronaut_bgr, astronaut_jpeg):
-    page = client.post("/upload", data={"media": (io.BytesIO(astronaut_jpeg), "astronaut.jpg")})
+def test_upload_page_shows_the_annotated_image_faces_and_json(client, astronaut_bgr, astronaut_jpeg):
+    page = _upload(client, astronaut_jpeg, "astronaut.jpg")
     assert page.status_code == 200
     html = page.get_data(as_text=True)
     annotated = cv2.imdecode(np.frombuffer(_data_url_payload(html, "image/jpeg"), np.uint8), cv2.IMREAD_COLOR)
     assert annotated.shape == astronaut_bgr.shape
-    # The box is drawn: the annotated copy differs from the photo along the face box's edges.
-    x1, y1, x2, y2 = _result_json(html)["faces"][0]["box"]
+    result = json.loads(_data_url_payload(html, "application/json"))
+    x1, y1, x2, y2 = result["faces"][0]["box"]
     edge = np.abs(annotated[y1:y2, x1 - 1 : x1 + 2].astype(int) - astronaut_bgr[y1:y2, x1 - 1 : x1 + 2]).mean()
-    assert edge > 40
+    assert edge > 40  # the box is drawn
+    assert re.search(r"Face 1: \w+ \d+%", html)
+    assert html.count('class="bar"') == len(EMOTIONS)
     assert 'download="emorec-annotated.jpg"' in html and 'download="emorec-faces.json"' in html
 
 
-def test_upload_page_annotates_a_short_video(client, astronaut_bgr, tmp_path):
-    path = tmp_path / "clip.mp4"
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 10, (512, 512))
-    for shift in range(12):  # the face drifts right, so the tracker has to follow it
-        writer.write(np.roll(astronaut_bgr, 4 * shift, axis=1))
+def _clip(astronaut_bgr: np.ndarray, path: Path, frames: int = 12, size: int = 512) -> bytes:
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 10, (size, size))
+    frame = cv2.resize(astronaut_bgr, (size, size))
+    for shift in range(frames):  # the face drifts right, so the tracker has to follow it
+        writer.write(np.roll(frame, 4 * shift * size // 512, axis=1))
     writer.release()
-    page = client.post("/upload", data={"media": (io.BytesIO(path.read_bytes()), "clip.mp4")})
-    assert page.status_code == 200, page.data[:300]
-    html = page.get_data(as_text=True)
-    result = tmp_path / "annotated.webm"
-    result.write_bytes(_data_url_payload(html, "video/webm"))
-    capture = cv2.VideoCapture(str(result))
+    return path.read_bytes()
+
+
+def test_upload_page_streams_progress_then_a_per_face_summary(client, astronaut_bgr, tmp_path):
+    """Issue 15, finding 7: a video returned every frame's JSON in an 8.5 MB page and no progress."""
+    response = _upload(client, _clip(astronaut_bgr, tmp_path / "clip.mp4", frames=25), "clip.mp4", stream=True)
+    assert response.status_code == 200 and response.mimetype == "application/x-ndjson"
+    events = [json.loads(line) for line in response.get_data(as_text=True).splitlines()]
+    response.close()  # as a WSGI server does when the answer has gone out: it frees the video slot
+    assert [e["progress"] for e in events[:-1]] == [[10, 25], [20, 25]]
+    html = events[-1]["html"]
+    text = " ".join(html.split())
+    assert "25 frames (2.5 s) analysed, 1 face tracked" in text
+    assert re.search(r"Face \d+: mostly \w+", text) and "seen in 25 frames" in text
+    assert html.count("<polyline") == len(EMOTIONS)  # the face's timeline, one line per emotion
+    webm = tmp_path / "annotated.webm"
+    webm.write_bytes(_data_url_payload(html, "video/webm"))
+    capture = cv2.VideoCapture(str(webm))
+    assert int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) in (0, 25)  # WebM may not say; count what is there
     frames = 0
     while capture.read()[0]:
         frames += 1
-    assert frames == 12
-    frames_faces = [frame["faces"] for frame in _result_json(html)["frames"]]
-    assert [len(faces) for faces in frames_faces] == [1] * 12
-    assert len({faces[0]["track_id"] for faces in frames_faces}) == 1, "one face, one track through the clip"
+    assert frames == 25
+    # Each frame's faces are a download, not text in the page.
+    per_frame = json.loads(_data_url_payload(html, "application/json"))["frames"]
+    assert [len(frame["faces"]) for frame in per_frame] == [1] * 25
+    assert len({frame["faces"][0]["track_id"] for frame in per_frame}) == 1
+    assert '"frame_index"' not in html
+
+
+def test_upload_page_without_script_still_gets_the_whole_page(client, astronaut_bgr, tmp_path):
+    page = _upload(client, _clip(astronaut_bgr, tmp_path / "clip.mp4"), "clip.mp4")
+    assert page.status_code == 200
+    assert "12 frames (1.2 s) analysed" in " ".join(page.get_data(as_text=True).split())
+
+
+def test_second_concurrent_video_gets_503_with_retry_after(client, astronaut_bgr, tmp_path):
+    state = client.application.extensions["emorec"]
+    clip = _clip(astronaut_bgr, tmp_path / "clip.mp4")
+    assert state.video_slots.acquire(blocking=False)  # another visitor's video is being analysed
+    try:
+        page = _upload(client, clip, "clip.mp4", stream=True)
+        page.close()
+    finally:
+        state.video_slots.release()
+    assert page.status_code == 503 and int(page.headers["Retry-After"]) > 0
+    assert "another video" in page.get_data(as_text=True)
+    assert _upload(client, clip, "clip.mp4").status_code == 200  # the slot is free again
+
+
+def test_video_work_folders_are_removed_even_after_a_crash(client, astronaut_bgr, tmp_path):
+    """Issue 15, finding 5: a killed worker left the visitor's video in /tmp/emorec-upload-* for good."""
+    import subprocess
+    import sys
+
+    from emorec.web.video import WORKDIR_PREFIX, remove_stale_workdirs, workdir_root
+
+    root = workdir_root()
+    before = set(root.glob(f"{WORKDIR_PREFIX}*"))
+    assert _upload(client, _clip(astronaut_bgr, tmp_path / "clip.mp4"), "clip.mp4").status_code == 200
+    assert set(root.glob(f"{WORKDIR_PREFIX}*")) == before, "the request's folder was left behind"
+    # A folder of a process that died mid-request goes when a worker starts.
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    orphan = root / f"{WORKDIR_PREFIX}{int(dead.stdout)}-crashed"
+    orphan.mkdir()
+    (orphan / "upload").write_bytes(b"a visitor's video")
+    assert orphan in remove_stale_workdirs()
+    assert not orphan.exists()
 
 
 def test_upload_page_explains_a_rejected_file(client):
-    page = client.post("/upload", data={"media": (io.BytesIO(b"%PDF-1.7 not a photo"), "photo.jpg")})
+    page = _upload(client, b"%PDF-1.7 not a photo", "photo.jpg")
     assert page.status_code == 415
     assert "not an image" in page.get_data(as_text=True)
     too_big = io.BytesIO(b"\xff\xd8" + bytes(UPLOAD_LIMIT_MB * 2**20))
-    page = client.post("/upload", data={"media": (too_big, "huge.jpg")})
+    page = client.post("/upload", data={"csrf_token": _csrf(client), "media": (too_big, "huge.jpg")})
     assert page.status_code == 413
     assert f"larger than the {UPLOAD_LIMIT_MB} MB limit" in page.get_data(as_text=True)
 
@@ -257,37 +495,57 @@ def test_pages_render(client):
 # --- a real Gunicorn server ----------------------------------------------------------------------------------
 
 
-def _request(url: str, method: str, path: str, body: bytes = b"") -> tuple[int, dict]:
+def _request(url: str, method: str, path: str, body: bytes = b"", headers: dict | None = None):
     parts = urlsplit(url)
-    connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
+    connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=60)
     try:
-        connection.request(method, path, body=body or None)
+        connection.request(method, path, body=body or None, headers=headers or {})
         response = connection.getresponse()
-        return response.status, json.loads(response.read())
+        return response.status, json.loads(response.read()), response.headers
     finally:
         connection.close()
 
 
-def test_real_server_answers_and_survives_every_bad_input(server_url, astronaut_jpeg):
-    status, answer = _request(server_url, "POST", "/api/v1/analyze", astronaut_jpeg)
+def _health_ms(url: str, count: int = 20) -> float:
+    """p95 of ``count`` health checks, in milliseconds."""
+    times = []
+    for _ in range(count):
+        started = time.perf_counter()
+        assert _request(url, "GET", "/api/v1/health")[0] == 200
+        times.append((time.perf_counter() - started) * 1000)
+        time.sleep(0.05)
+    return float(np.percentile(times, 95))
+
+
+def test_real_server_answers_and_survives_every_bad_input(server_url, astronaut_jpeg, fuzzed_images):
+    status, answer, _ = _request(server_url, "POST", "/api/v1/analyze", astronaut_jpeg)
     assert status == 200
     _assert_one_astronaut_face(answer)
     for name, method, body, expected, words in _bad_inputs(astronaut_jpeg):
-        status, answer = _request(server_url, method, "/api/v1/analyze", body)
+        status, answer, _ = _request(server_url, method, "/api/v1/analyze", body)
         assert (status, words in answer["error"]) == (expected, True), (name, answer)
         assert _request(server_url, "GET", "/api/v1/health")[0] == 200, f"server stopped answering after {name}"
+    for name, data in fuzzed_images[::7]:
+        assert _request(server_url, "POST", "/api/v1/analyze", data)[0] in (200, 400, 413, 415), name
     assert _request(server_url, "GET", "/api/v1/model")[1]["classes"] == list(EMOTIONS)
 
 
-def _live(server_url: str) -> Client:
+def _ws_url(url: str) -> str:
+    return url.replace("http", "ws", 1) + "/ws/live"
+
+
+CLOSE_FRAME = b"\x88\x80\x00\x00\x00\x00"  # a client's WebSocket close frame: no code, masked with zeros
+
+
+def _live(server_url: str, frame: bytes) -> Client:
     """A live connection that holds a slot; retried for a few seconds, as the server frees the slot of a
     connection that just closed a moment later (any other failure shows once the time is up)."""
-    deadline = time.monotonic() + 5
+    deadline = time.monotonic() + 10
     while True:
-        ws = Client.connect(server_url.replace("http", "ws", 1) + "/ws/live")
+        ws = Client.connect(_ws_url(server_url))
         try:
-            ws.send(b"")  # an empty frame gets an error answer: proof that this connection holds a slot
-            assert "error" in json.loads(ws.receive(timeout=10))
+            ws.send(frame)  # an answer proves that this connection holds a slot
+            assert "faces" in json.loads(ws.receive(timeout=10))
             return ws
         except (ConnectionClosed, OSError):  # OSError: the server closed the socket while we were sending
             if time.monotonic() > deadline:
@@ -295,64 +553,375 @@ def _live(server_url: str) -> Client:
             time.sleep(0.1)
 
 
-def test_live_socket_tracks_the_face_and_survives_bad_frames(server_url, astronaut_jpeg):
-    ws = _live(server_url)
+def test_live_socket_tracks_the_face(server_url, astronaut_jpeg):
+    ws = _live(server_url, astronaut_jpeg)
     try:
         answers = []
-        for message in (astronaut_jpeg, "a text message", b"\x89PNG broken", astronaut_jpeg, astronaut_jpeg):
+        for message in (astronaut_jpeg, "a text message", astronaut_jpeg, astronaut_jpeg):
             ws.send(message)
             answers.append(json.loads(ws.receive(timeout=10)))
-        assert "binary JPEG" in answers[1]["error"] and "not an image" in answers[2]["error"]
-        good = [answers[0], answers[3], answers[4]]
+        assert "binary JPEG" in answers[1]["error"]  # a text message is answered, not analysed
+        good = [answers[0], answers[2], answers[3]]
         for answer in good:
             _assert_one_astronaut_face(answer)
-            assert answer["server_ms"] > 0
+            assert answer["server_ms"] > 0 and answer["dropped"] == 0
         assert len({answer["faces"][0]["track_id"] for answer in good}) == 1
     finally:
         ws.close()
 
 
-def test_live_socket_slows_down_a_flooding_client(server_url):
-    ws = _live(server_url)
+@pytest.mark.parametrize("name", ["JPEG cut at 300 bytes", "BMP header fuzz 3", "EXIF offset past the end"])
+def test_live_socket_closes_with_a_reason_on_a_corrupt_frame(server_url, astronaut_jpeg, fuzzed_images, name):
+    """Issue 15, finding 3: on the live socket a raw HTTP/1.1 500 was written into the WebSocket stream."""
+    data = dict(fuzzed_images)[name]
+    ws = _live(server_url, astronaut_jpeg)
+    ws.send(data)
     try:
-        started = time.perf_counter()
-        for _ in range(16):  # cheap frames (each gets an error answer), sent without waiting: a flood
-            ws.send(b"")
-        answers = [json.loads(ws.receive(timeout=10)) for _ in range(16)]
-        elapsed = time.perf_counter() - started
+        answer = json.loads(ws.receive(timeout=10))  # a frame that still decodes is answered
+        assert "faces" in answer, name
+        ws.close()
+    except ConnectionClosed as closed:
+        assert closed.reason == 1007 and "corrupt" in closed.message, (name, closed.reason, closed.message)
+
+
+def _worker_rss_mb(url: str) -> float:
+    return sum(rss for _, rss in server_processes(url)[1]) / 1024
+
+
+def test_live_socket_holds_back_a_flooding_client(server_url, astronaut_jpeg):
+    """Issue 15, finding 1: the server buffered every message of a fast client; 992 KB of compressed
+    messages took the worker from 621 MB to 1,484 MB. Now it reads at most 4 MB/s per connection (TCP holds
+    the rest back in the client), keeps only the newest unanswered frame and analyses at most 30 a second."""
+    ws = _live(server_url, astronaut_jpeg)
+    rss_before = _worker_rss_mb(server_url)
+    heavy = astronaut_jpeg + bytes(900_000)  # a valid JPEG padded to 0.9 MB (the limit is 1 MB)
+    count = 20
+    started = time.perf_counter()
+    try:
+        for _ in range(count):  # 18 MB, sent without waiting for answers
+            ws.send(heavy)
+        rss_during = _worker_rss_mb(server_url)
+        answers, last_answer = [], started
+        while True:
+            message = ws.receive(timeout=3)
+            if message is None:
+                break
+            answers.append(json.loads(message))
+            last_answer = time.perf_counter()
     finally:
         ws.close()
-    assert all("empty" in answer["error"] for answer in answers)
-    assert elapsed >= 15 / 30, f"16 answers in {elapsed:.3f} s: faster than the 30 frames/s limit"
+    elapsed = last_answer - started
+    assert all("faces" in answer for answer in answers)
+    assert len(answers) + sum(answer["dropped"] for answer in answers) == count
+    assert len(answers) <= 30 * elapsed + 1, f"{len(answers)} answers in {elapsed:.1f} s: over 30 frames/s"
+    # Two messages may wait in the server's queue; the rest came in at no more than 4 MB/s.
+    assert elapsed >= (count - 2) * len(heavy) / (4 * 2**20) * 0.9, f"read 18 MB in {elapsed:.1f} s"
+    assert rss_during - rss_before < 100, f"the worker grew by {rss_during - rss_before:.0f} MB"
 
 
-def test_live_socket_closes_on_an_oversized_message(server_url):
-    ws = _live(server_url)
+def test_live_socket_closes_on_an_oversized_message(server_url, astronaut_jpeg):
+    ws = _live(server_url, astronaut_jpeg)
     ws.send(b"\xff\xd8" + bytes(2 * 2**20))  # over the 1 MB message limit
     with pytest.raises(ConnectionClosed) as closed:
         ws.receive(timeout=10)
     assert closed.value.reason == 1009  # "message too big"
 
 
-def test_live_socket_refuses_connections_beyond_the_limit(server_url):
-    open_connections = [_live(server_url) for _ in range(3)]  # the server allows 3
+def _raw_close_frame(url: str) -> tuple[int, str]:
+    """Open the live socket with a hand-made handshake and read the server's first frame, which must be a
+    close frame: (code, reason). A reset or anything else fails."""
+    parts = urlsplit(url)
+    with socket.create_connection((parts.hostname, parts.port), timeout=10) as connection:
+        connection.sendall(
+            f"GET /ws/live HTTP/1.1\r\nHost: {parts.netloc}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n".encode()
+        )
+        data = b""
+        while b"\r\n\r\n" not in data:
+            data += connection.recv(4096)
+        head, frame = data.split(b"\r\n\r\n", 1)
+        assert head.startswith(b"HTTP/1.1 101"), head
+        while len(frame) < 2 or len(frame) < 2 + (frame[1] & 0x7F):
+            chunk = connection.recv(4096)
+            assert chunk, "the server closed the connection without a close frame"
+            frame += chunk
+        connection.sendall(CLOSE_FRAME)
+    assert frame[0] == 0x88, f"not a close frame: {frame[:4]!r}"  # FIN + opcode 8
+    length = frame[1] & 0x7F
+    code = struct.unpack(">H", frame[2:4])[0]
+    return code, frame[4 : 2 + length].decode()
+
+
+def test_live_socket_negotiates_no_compression(server_url):
+    """Issue 15, finding 1: compressed messages made the memory attack cheap (992 KB on the wire for 863 MB)."""
+    parts = urlsplit(server_url)
+    with socket.create_connection((parts.hostname, parts.port), timeout=10) as connection:
+        connection.sendall(
+            f"GET /ws/live HTTP/1.1\r\nHost: {parts.netloc}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+            "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n\r\n".encode()
+        )
+        head = b""
+        while b"\r\n\r\n" not in head:
+            head += connection.recv(4096)
+        connection.sendall(CLOSE_FRAME)
+    assert head.startswith(b"HTTP/1.1 101")
+    assert b"sec-websocket-extensions" not in head.lower()
+
+
+def test_live_socket_refuses_connections_beyond_the_limit_with_a_reason(server_url, astronaut_jpeg):
+    """Issue 15, finding 6: refused live clients sometimes got a reset instead of the "server busy" close."""
+    open_connections = [_live(server_url, astronaut_jpeg) for _ in range(3)]  # the server allows 3
     try:
-        extra = Client.connect(server_url.replace("http", "ws", 1) + "/ws/live")
-        with pytest.raises(ConnectionClosed) as closed:
-            extra.receive(timeout=10)
-        assert closed.value.reason == 1013 and "server busy" in closed.value.message
+        for _ in range(10):
+            code, reason = _raw_close_frame(server_url)
+            assert code == 1013 and "server busy" in reason
     finally:
         for ws in open_connections:
             ws.close()
-    _live(server_url).close()  # a slot is free again
+    _live(server_url, astronaut_jpeg).close()  # a slot is free again
+
+
+def test_live_socket_checks_the_origin(server_url, astronaut_jpeg):
+    """Issue 15, finding 1: any web page the user visits could open the local server's live socket."""
+    with pytest.raises(HandshakeRefused, match="403"):
+        Client.connect(_ws_url(server_url), headers={"Origin": "https://evil.example"})
+    # simple_websocket's Host header leaves out the port (browsers send it), so its own origin has none either.
+    own = Client.connect(_ws_url(server_url), headers={"Origin": "http://127.0.0.1"})
+    friend = Client.connect(_ws_url(server_url), headers={"Origin": "https://friend.example"})  # --allow-origin
+    for ws in (own, friend):
+        ws.send(astronaut_jpeg)
+        assert "faces" in json.loads(ws.receive(timeout=10))
+        ws.close()
+
+
+def _stall(url: str, request: bytes) -> socket.socket:
+    parts = urlsplit(url)
+    connection = socket.create_connection((parts.hostname, parts.port))
+    connection.sendall(request)
+    return connection
+
+
+def _closed_by_server(connection: socket.socket) -> bool:
+    connection.settimeout(0.05)
+    try:
+        data = connection.recv(200)
+        return data == b"" or data.startswith(b"HTTP/1.1 408")
+    except TimeoutError:
+        return False
+    except OSError:
+        return True
+
+
+def test_stalled_clients_neither_block_the_server_nor_stay_open(server_url, astronaut_jpeg):
+    """Issue 15, finding 2: eight connections that sent an incomplete request and stalled made
+    /api/v1/health time out for 150 s, and they were never closed."""
+    stalled = [_stall(server_url, b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n") for _ in range(8)]
+    stalled += [
+        _stall(server_url, b"POST /api/v1/analyze HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 99999\r\n\r\nab")
+        for _ in range(8)
+    ]
+    try:
+        assert _health_ms(server_url) < 200
+        assert _request(server_url, "POST", "/api/v1/analyze", astronaut_jpeg)[0] == 200
+        # Half-sent headers are closed after the keep-alive time (10 s), stalled bodies after 30 s with a 408.
+        deadline = time.monotonic() + 45
+        open_ones = list(stalled)
+        while open_ones and time.monotonic() < deadline:
+            open_ones = [c for c in open_ones if not _closed_by_server(c)]
+            time.sleep(0.5)
+        assert not open_ones, f"{len(open_ones)} stalled connections still open after 45 s"
+    finally:
+        for connection in stalled:
+            connection.close()
+
+
+def test_concurrent_videos_get_503_and_leave_nothing_on_disk(server_url, astronaut_bgr, tmp_path):
+    """Issue 15, finding 2: eight concurrent video uploads made the server unavailable for about 90 s."""
+    from emorec.web.video import WORKDIR_PREFIX, workdir_root
+
+    clip = _clip(astronaut_bgr, tmp_path / "clip.mp4", frames=40)
+    boundary = "emorecboundary"
+    token = "t" * 20
+
+    def post_video() -> tuple[int, str | None]:
+        body = (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="csrf_token"\r\n\r\n{token}\r\n'
+            f'--{boundary}\r\nContent-Disposition: form-data; name="media"; filename="clip.mp4"\r\n'
+            f"Content-Type: video/mp4\r\n\r\n"
+        ).encode() + clip + f"\r\n--{boundary}--\r\n".encode()
+        parts = urlsplit(server_url)
+        connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=120)
+        headers = {"Content-Type": f"multipart/form-data; boundary={boundary}", "Cookie": f"emorec_csrf={token}"}
+        connection.request("POST", "/upload", body=body, headers=headers)
+        response = connection.getresponse()
+        response.read()
+        connection.close()
+        return response.status, response.headers.get("Retry-After")
+
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(8) as pool:
+        uploads = [pool.submit(post_video) for _ in range(8)]
+        time.sleep(0.5)
+        health_p95 = _health_ms(server_url, 10)
+        results = [upload.result() for upload in uploads]
+    assert health_p95 < 200
+    assert (200, None) in results
+    refused = [result for result in results if result[0] == 503]
+    assert refused and all(int(retry) > 0 for _, retry in refused), results
+    assert all(status in (200, 503) for status, _ in results), results
+    assert not list(workdir_root().glob(f"{WORKDIR_PREFIX}*")), "a video's work folder was left behind"
+
+
+def test_concurrent_huge_images_stay_within_the_memory_budget(server_url):
+    """Issue 15, finding 4: eight concurrent 24 KB PNGs of 5000x5000 took the worker to 2.7 GB."""
+    png = cv2.imencode(".png", np.zeros((5000, 5000, 3), np.uint8), [cv2.IMWRITE_PNG_COMPRESSION, 9])[1].tobytes()
+    assert len(png) < 100_000
+    peak = [0.0]
+    done = [False]
+
+    def watch() -> None:
+        while not done[0]:
+            peak[0] = max(peak[0], _worker_rss_mb(server_url))
+            time.sleep(0.05)
+
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        with ThreadPoolExecutor(8) as pool:
+            statuses = [s for s, _, _ in pool.map(lambda _: _request(server_url, "POST", "/api/v1/analyze", png),
+                                                  range(8))]
+    finally:
+        done[0] = True
+        watcher.join()
+    assert set(statuses) <= {200, 503}, statuses
+    assert statuses.count(200) >= 1  # the others wait for the pixel budget (2 megapixels/s), then get 503
+    assert peak[0] < 500, f"worker peaked at {peak[0]:.0f} MB"
+    time.sleep(0.5)
+    assert _worker_rss_mb(server_url) < 350, "the memory was not given back"
+
+
+def test_killed_worker_is_replaced_and_its_upload_folder_removed(astronaut_bgr, astronaut_jpeg, tmp_path):
+    """A worker killed in the middle of a video (the OOM killer, say) leaves no visitor's data behind and
+    the server needs no restart: Gunicorn starts a new worker, which sweeps the dead one's folder."""
+    import os
+    import signal
+    import threading
+
+    from emorec.web.video import WORKDIR_PREFIX, workdir_root
+
+    clip = _clip(astronaut_bgr, tmp_path / "clip.mp4", frames=200)
+    with background_server() as url:
+        parts = urlsplit(url)
+        html = urllib.request.urlopen(url + "/upload", timeout=30)
+        cookie = html.headers["Set-Cookie"].split(";")[0]
+        token = re.search(r'name="csrf_token" value="([^"]+)"', html.read().decode()).group(1)
+        boundary = "emorecboundary"
+        body = (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="csrf_token"\r\n\r\n{token}\r\n'
+            f'--{boundary}\r\nContent-Disposition: form-data; name="media"; filename="clip.mp4"\r\n\r\n'
+        ).encode() + clip + f"\r\n--{boundary}--\r\n".encode()
+
+        def upload() -> None:
+            connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=60)
+            try:
+                connection.request("POST", "/upload", body=body, headers={
+                    "Content-Type": f"multipart/form-data; boundary={boundary}", "Cookie": cookie})
+                connection.getresponse().read()
+            except (OSError, http.client.HTTPException):
+                pass  # the worker died under it
+
+        (worker, _), = server_processes(url)[1]
+        thread = threading.Thread(target=upload)
+        thread.start()
+        deadline = time.monotonic() + 20
+        while not list(workdir_root().glob(f"{WORKDIR_PREFIX}{worker}-*")) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert list(workdir_root().glob(f"{WORKDIR_PREFIX}{worker}-*")), "the video never reached its folder"
+        os.kill(worker, signal.SIGKILL)
+        thread.join()
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                status, answer, _ = _request(url, "POST", "/api/v1/analyze", astronaut_jpeg)
+                if status == 200:
+                    break
+            except OSError:
+                time.sleep(0.5)
+        _assert_one_astronaut_face(answer)
+        assert not list(workdir_root().glob(f"{WORKDIR_PREFIX}{worker}-*"))
+
+
+@pytest.fixture(scope="module")
+def certificate(tmp_path_factory) -> tuple[Path, Path]:
+    """A self-signed certificate for 127.0.0.1, made as the README says."""
+    import shutil
+    import subprocess
+
+    if not shutil.which("openssl"):
+        pytest.skip("openssl not installed")
+    folder = tmp_path_factory.mktemp("tls")
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "30", "-subj", "/CN=127.0.0.1",
+         "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost", "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True,
+    )
+    return cert, key
+
+
+def test_https_server_serves_the_page_and_the_live_socket(certificate, astronaut_jpeg):
+    import ssl
+
+    cert, key = certificate
+    with background_server("--certfile", str(cert), "--keyfile", str(key), scheme="https") as url:
+        assert url.startswith("https://")
+        context = ssl.create_default_context(cafile=str(cert))
+        with urllib.request.urlopen(url + "/", context=context, timeout=10) as page:
+            assert 'id="overlay"' in page.read().decode()
+        ws = Client.connect(url.replace("https", "wss", 1) + "/ws/live", ssl_context=context)
+        ws.send(astronaut_jpeg)
+        _assert_one_astronaut_face(json.loads(ws.receive(timeout=10)))
+        ws.close()
+
+
+def test_serve_warns_loudly_on_a_non_loopback_address(monkeypatch, capsys):
+    from emorec.cli import main
+    from emorec.web import server
+
+    started = []
+    monkeypatch.setattr(server.EmorecGunicorn, "run", lambda self: started.append(self.options["bind"]))
+    monkeypatch.setattr(server, "engine_problem", lambda options: None)
+    assert main(["serve", "--host", "0.0.0.0", "--port", "5999"]) == 0
+    assert started == ["0.0.0.0:5999"]
+    warning = capsys.readouterr().err
+    assert "WARNING" in warning and "no login" in warning and "--certfile" in warning
+    assert main(["serve", "--host", "127.0.0.1", "--port", "5999"]) == 0
+    assert "WARNING" not in capsys.readouterr().err
+
+
+def test_serve_takes_the_engine_options(astronaut_jpeg, capsys):
+    from emorec.cli import main
+
+    assert main(["serve", "--detector", "nope"]) == 2
+    assert "unknown detector 'nope'" in capsys.readouterr().err
+    assert main(["serve", "--certfile", "missing.pem"]) == 2
+    assert "go together" in capsys.readouterr().err
+    with background_server("--detector", "blazeface-short", "--max-faces", "1", "--min-face-size", "400") as url:
+        status, answer, _ = _request(url, "POST", "/api/v1/analyze", astronaut_jpeg)
+    assert status == 200 and answer["faces"] == []  # the astronaut's face is smaller than 400 px
 
 
 def test_load_benchmark_runs_without_failures(monkeypatch, capsys):
     monkeypatch.syspath_prepend(str(REPO / "benchmarks"))
     import web_load
 
-    assert web_load.main(["--clients", "3", "--seconds", "2"]) == 0  # its own server, so no slot is taken
+    assert web_load.main(["--clients", "3", "--seconds", "2", "--attackers", "2"]) == 0  # its own server
     summary = capsys.readouterr().out
-    answers, with_face = map(int, re.search(r"(\d+) answers .*?, (\d+) with a face, 0 failures", summary).groups())
+    answers, with_face = map(int, re.search(r"(\d+) answers .*?, (\d+) with a face, .*?, 0 failures", summary).groups())
     assert answers >= 3 and with_face == answers, summary
-    assert "round trip ms: p50" in summary
+    assert "health ms: p50" in summary and "worker RSS" in summary and "CPU:" in summary

@@ -1,27 +1,30 @@
-"""The live page in a real browser: Debian's chromium, driven by Playwright, films a fake camera.
+"""The pages in a real browser: Debian's chromium, driven by Playwright, films a fake camera.
 
 The camera is a Y4M video made here from real FER2013 faces, so the whole path runs for real:
-getUserMedia -> canvas -> JPEG -> WebSocket -> Gunicorn -> engine -> JSON -> boxes and labels on the page.
+getUserMedia -> canvas -> JPEG -> WebSocket -> Gunicorn -> engine -> JSON -> boxes, bars and timeline on the
+page; also over HTTPS with a self-signed certificate, and the explanation a plain-HTTP page on another
+address gets instead of the camera. The upload page is driven with a real video file.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+import time
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 
-pytest.importorskip("flask_sock", reason="the web app needs the 'web' extra: pip install 'emorec[web]'")
+pytest.importorskip("a2wsgi", reason="the web app needs the 'web' extra: pip install 'emorec[web]'")
 playwright = pytest.importorskip("playwright.sync_api", reason="needs playwright: pip install playwright")
 
 from emorec.labels import EMOTIONS  # noqa: E402
 from emorec.web.server import background_server  # noqa: E402
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-SCREENSHOT = Path(__file__).resolve().parents[1] / "docs" / "screenshots" / "web_live.png"
+SCREENSHOTS = Path(__file__).resolve().parents[1] / "docs" / "screenshots"
 FRAME_SIZE = (640, 480)  # (width, height) of the fake camera
 FACE_SIDE = 200  # FER2013's 48-px faces, enlarged to a size a webcam gives at arm's length
 FACE_ORIGINS = ((50, 140), (370, 140))  # (x, y) of the two faces' top-left corners
@@ -74,50 +77,107 @@ def happy_frame(fer2013) -> np.ndarray:
     raise AssertionError(f"the detector found only {len(chosen)} of the first 100 happy FER2013 faces")
 
 
+CHROMIUM_ARGS = [
+    "--use-fake-ui-for-media-stream",
+    "--use-fake-device-for-media-stream",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    # emorec.test is another name for this machine: a plain-HTTP page there is not a secure context.
+    "--host-resolver-rules=MAP emorec.test 127.0.0.1",
+]
+
+
 @pytest.fixture(scope="module")
 def browsers():
-    """One Playwright for the module: its sync API runs one at a time, and each page needs its own chromium
+    """One Playwright for the module: its sync API cannot be nested, and each camera needs its own chromium
     (the fake camera's file is a launch option)."""
     with playwright.sync_playwright() as p:
         yield p
 
 
-def _chromium_args(camera: Path) -> list[str]:
-    return [
-        "--use-fake-ui-for-media-stream",
-        "--use-fake-device-for-media-stream",
-        f"--use-file-for-fake-video-capture={camera}",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--no-first-run",
-    ]
+@pytest.fixture(scope="module")
+def browser(browsers, happy_frame, tmp_path_factory):
+    """Chromium whose camera shows the two happy faces."""
+    camera = tmp_path_factory.mktemp("camera") / "happy_faces.y4m"
+    write_y4m(camera, [happy_frame] * 20)
+    browser = browsers.chromium.launch(
+        executable_path=CHROMIUM, args=[*CHROMIUM_ARGS, f"--use-file-for-fake-video-capture={camera}"]
+    )
+    try:
+        yield browser
+    finally:
+        browser.close()
 
 
 @pytest.fixture(scope="module")
-def live_page(browsers, happy_frame, tmp_path_factory):
-    """The live page open in chromium, its camera showing the two happy faces."""
-    camera = tmp_path_factory.mktemp("camera") / "happy_faces.y4m"
-    write_y4m(camera, [happy_frame] * 20)
+def server_url():
     with background_server() as url:
-        browser = browsers.chromium.launch(executable_path=CHROMIUM, args=_chromium_args(camera))
-        try:
-            page = browser.new_page(viewport={"width": 1100, "height": 820})
-            page.goto(url)
-            # Two faces listed means: camera -> socket -> engine -> page all worked, at least once.
-            page.wait_for_function("document.querySelectorAll('#faces li').length === 2", timeout=30_000)
-            yield page
-        finally:
-            browser.close()
+        yield url
+
+
+def _watch_console(page) -> list[str]:
+    """Console errors of the page (a Content-Security-Policy violation shows here)."""
+    errors: list[str] = []
+    page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    return errors
+
+
+@pytest.fixture(scope="module")
+def live_page(browser, server_url):
+    """The live page open in chromium, its camera showing the two happy faces."""
+    page = browser.new_page(viewport={"width": 1200, "height": 860})
+    page.console_errors = _watch_console(page)
+    page.goto(server_url)
+    # Two faces listed means: camera -> socket -> engine -> page all worked, at least once.
+    _wait_until(page, "document.querySelectorAll('#faces li').length === 2", timeout=30_000)
+    yield page
+    page.close()
+
+
+def _wait_until(page, expression: str, timeout: float = 10_000) -> bool:
+    """Poll ``expression`` in the page until it is true. (Playwright's wait_for_function evaluates its
+    predicate with eval, which the pages' Content-Security-Policy forbids.)"""
+    deadline = time.monotonic() + timeout / 1000
+    while not page.evaluate(expression):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"still false after {timeout / 1000:.0f} s: {expression}")
+        time.sleep(0.1)
+    return True
 
 
 def _labels(page) -> list[str]:
     return page.eval_on_selector_all("#faces li", "items => items.map(item => item.dataset.emotion)")
 
 
-def test_live_page_shows_boxes_and_labels(live_page, tmp_path):
+def _painted(page, canvas_id: str) -> int:
+    """Pixels drawn (not transparent) on a canvas."""
+    return page.evaluate(
+        """(id) => {
+            const c = document.getElementById(id);
+            if (!c.width || !c.height) return 0;
+            const data = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+            let n = 0;
+            for (let i = 3; i < data.length; i += 4) if (data[i] > 0) n++;
+            return n;
+        }""",
+        canvas_id,
+    )
+
+
+def _screenshot(page, name: str, tmp_path: Path) -> None:
+    """EMOREC_SCREENSHOTS=1 refreshes the README's screenshots; other runs leave the repository alone."""
+    path = SCREENSHOTS / name if os.environ.get("EMOREC_SCREENSHOTS") == "1" else tmp_path / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(path))
+    assert cv2.imread(str(path)).std() > 20, "the page is drawn, not blank"
+
+
+def test_live_page_shows_boxes_bars_and_timeline(live_page, tmp_path):
     assert live_page.get_attribute("#status", "data-state") == "live"
     assert live_page.get_attribute("#overlay", "data-faces") == "2"
     assert set(_labels(live_page)) <= set(EMOTIONS)
@@ -130,25 +190,21 @@ def test_live_page_shows_boxes_and_labels(live_page, tmp_path):
     for (x1, y1, x2, y2), (fx, fy) in zip(boxes, FACE_ORIGINS, strict=True):
         centre = ((fx + FACE_SIDE / 2) * scale, (fy + FACE_SIDE / 2) * scale)
         assert x1 < centre[0] < x2 and y1 < centre[1] < y2, (boxes, centre)
-    # The canvas really has the boxes drawn on it: coloured pixels where the video is grey.
-    painted = live_page.evaluate(
-        """() => {
-            const c = document.getElementById('overlay');
-            const data = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
-            let n = 0;
-            for (let i = 3; i < data.length; i += 4) if (data[i] > 0) n++;
-            return n;
-        }"""
-    )
-    assert painted > 1000
+    assert _painted(live_page, "overlay") > 1000  # the boxes are drawn over the video
+    # Each face has its seven probability bars, titled with its track number (no bare "2:").
+    for card in live_page.query_selector_all("#faces li"):
+        assert len(card.query_selector_all(".bar")) == len(EMOTIONS)
+        assert card.query_selector(".face-title").text_content().startswith("Face ")
+    # The timeline fills as answers come in (a longer wait for the README's screenshot).
+    live_page.wait_for_timeout(10_000 if os.environ.get("EMOREC_SCREENSHOTS") == "1" else 3000)
+    assert _painted(live_page, "timeline") > 500
+    assert live_page.text_content("#timeline-face").startswith("Face ")
     # The counters move: frames keep flowing, one in flight at a time.
-    live_page.wait_for_function("Number(document.getElementById('fps').textContent) >= 1", timeout=10_000)
+    _wait_until(live_page, "Number(document.getElementById('fps').textContent) >= 1", timeout=10_000)
     assert float(live_page.text_content("#latency")) > 0
-    # EMOREC_SCREENSHOTS=1 refreshes the README's screenshot; other runs leave the repository alone.
-    path = SCREENSHOT if os.environ.get("EMOREC_SCREENSHOTS") == "1" else tmp_path / SCREENSHOT.name
-    path.parent.mkdir(parents=True, exist_ok=True)
-    live_page.screenshot(path=str(path))
-    assert cv2.imread(str(path)).std() > 20, "the page is drawn, not blank"
+    assert live_page.get_attribute('nav a[href="/"]', "aria-current") == "page"
+    assert not live_page.console_errors, live_page.console_errors
+    _screenshot(live_page, "web_live.png", tmp_path)
 
 
 def test_live_page_reads_happy_faces_as_happy(live_page):
@@ -156,35 +212,99 @@ def test_live_page_reads_happy_faces_as_happy(live_page):
     assert _labels(live_page) == ["happy", "happy"]
 
 
-def test_stop_button_closes_the_connection(live_page):
+def test_stop_releases_the_camera_and_clears_the_page(live_page):
     live_page.click("#toggle")
-    live_page.wait_for_function("document.getElementById('status').dataset.state === 'closed'", timeout=10_000)
+    _wait_until(live_page, "document.getElementById('status').dataset.state === 'closed'", timeout=10_000)
     assert live_page.text_content("#toggle") == "Start"
+    assert live_page.evaluate("document.getElementById('video').srcObject") is None  # the camera is let go
+    live_page.wait_for_timeout(500)  # an answer still on its way must not draw anything
+    assert live_page.get_attribute("#overlay", "data-faces") == "0"
+    assert _painted(live_page, "overlay") == 0
+    assert _labels(live_page) == []
     live_page.click("#toggle")
-    live_page.wait_for_function("document.getElementById('status').dataset.state === 'live'", timeout=10_000)
+    _wait_until(live_page, "document.getElementById('status').dataset.state === 'live'", timeout=10_000)
+    _wait_until(live_page, "document.querySelectorAll('#faces li').length === 2", timeout=30_000)
+
+
+def test_plain_http_on_another_address_explains_why_there_is_no_camera(browser, server_url):
+    page = browser.new_page()
+    page.goto(server_url.replace("127.0.0.1", "emorec.test"))
+    help_box = page.wait_for_selector("#camera-help:not([hidden])", timeout=10_000)
+    text = help_box.text_content()
+    assert "HTTPS" in text and "--certfile" in text and "emorec.test" in text
+    assert page.get_attribute("#status", "data-state") == "error"
+    page.close()
+
+
+def test_live_page_works_over_https(browser, tmp_path_factory):
+    """A phone on the LAN needs HTTPS for its camera: the page and the socket (wss://) work over TLS."""
+    import subprocess
+
+    if not shutil.which("openssl"):
+        pytest.skip("openssl not installed")
+    folder = tmp_path_factory.mktemp("tls")
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "30", "-subj", "/CN=emorec.test",
+         "-addext", "subjectAltName=DNS:emorec.test,IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True,
+    )
+    with background_server("--certfile", str(cert), "--keyfile", str(key), scheme="https") as url:
+        context = browser.new_context(ignore_https_errors=True)  # the self-signed certificate, accepted once
+        page = context.new_page()
+        page.goto(url.replace("127.0.0.1", "emorec.test"))
+        assert page.evaluate("window.isSecureContext")
+        _wait_until(page, "document.querySelectorAll('#faces li').length === 2", timeout=30_000)
+        assert page.get_attribute("#status", "data-state") == "live"
+        context.close()
+
+
+def test_upload_page_shows_progress_and_a_per_face_summary(browser, server_url, happy_frame, tmp_path):
+    clip = tmp_path / "two_faces.mp4"
+    writer = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"mp4v"), 10, FRAME_SIZE)
+    for shift in range(60):
+        writer.write(np.roll(happy_frame, shift, axis=1))
+    writer.release()
+    page = browser.new_page(viewport={"width": 1200, "height": 900})
+    errors = _watch_console(page)
+    page.goto(server_url + "/upload")
+    page.set_input_files("input[name=media]", str(clip))
+    page.click("button[type=submit]")
+    page.wait_for_selector("#upload-progress:not([hidden])", timeout=10_000)
+    _wait_until(page, "document.getElementById('progress-text').textContent.includes('analysing')", 30_000)
+    page.wait_for_selector("#result svg.timeline", timeout=120_000)
+    assert page.is_hidden("#upload-progress")
+    cards = page.query_selector_all("#faces li")
+    assert len(cards) >= 2
+    assert "mostly" in cards[0].text_content() and len(cards[0].query_selector_all("polyline")) == len(EMOTIONS)
+    assert page.query_selector("a[download='emorec-frames.json']")
+    assert page.evaluate("document.getElementById('annotated').duration") > 5
+    assert not errors, errors
+    _screenshot(page, "web_upload.png", tmp_path)
+    page.close()
 
 
 # ----- personal calibration: a real person whose resting face the model misreads (see conftest)
 
 
 @pytest.fixture(scope="module")
-def resting_page(browsers, resting_face, tmp_path_factory):
+def resting_page(browsers, resting_face, server_url, tmp_path_factory):
     """The live page, its camera filming the resting face (sitting still: a pixel or two of movement)."""
     _, (rest, *_), _, _ = resting_face
     rng = np.random.default_rng(0)
     frames = [np.roll(rest, tuple(rng.integers(-2, 3, 2)), axis=(0, 1)) for _ in range(20)]
     camera = tmp_path_factory.mktemp("camera") / "resting_face.y4m"
     write_y4m(camera, frames)
-    with background_server() as url:
-        browser = browsers.chromium.launch(executable_path=CHROMIUM, args=_chromium_args(camera))
-        try:
-            # The page's Content-Security-Policy forbids eval, which Playwright's wait_for_function needs.
-            page = browser.new_page(viewport={"width": 1100, "height": 820}, bypass_csp=True)
-            page.goto(url)
-            page.wait_for_function("document.querySelectorAll('#faces li').length === 1", timeout=30_000)
-            yield page
-        finally:
-            browser.close()
+    browser = browsers.chromium.launch(
+        executable_path=CHROMIUM, args=[*CHROMIUM_ARGS, f"--use-file-for-fake-video-capture={camera}"]
+    )
+    try:
+        page = browser.new_page(viewport={"width": 1100, "height": 820})
+        page.goto(server_url)
+        _wait_until(page, "document.querySelectorAll('#faces li').length === 1", timeout=30_000)
+        yield page
+    finally:
+        browser.close()
 
 
 def _calibration_state(page) -> str:
@@ -198,31 +318,29 @@ def test_calibrate_control_reads_the_resting_face_as_neutral(resting_page):
     page.click("#calibrate")
     assert page.is_visible("#calibration-progress") and page.is_disabled("#calibrate")
     assert "neutral face for 3 seconds" in page.text_content("#calibration-status")
-    page.wait_for_function(
-        "(() => { const p = document.getElementById('calibration-progress').value; return p > 0 && p < 1; })()",
-        timeout=10_000,
-    )
-    page.wait_for_function("document.getElementById('calibration').dataset.state === 'on'", timeout=15_000)
+    progress = "document.getElementById('calibration-progress').value"
+    _wait_until(page, f"{progress} > 0 && {progress} < 1", timeout=10_000)
+    _wait_until(page, "document.getElementById('calibration').dataset.state === 'on'", timeout=15_000)
     assert not page.is_visible("#calibration-progress") and page.is_visible("#calibration-reset")
     assert "calibrated to your neutral face" in page.text_content("#calibration-status")
-    page.wait_for_function("document.querySelector('#faces li[data-calibrated=\"true\"]') !== null", timeout=10_000)
-    page.wait_for_function("document.querySelector('#faces li').dataset.emotion === 'neutral'", timeout=10_000)
+    _wait_until(page, "document.querySelector('#faces li[data-calibrated=\"true\"]') !== null", timeout=10_000)
+    _wait_until(page, "document.querySelector('#faces li').dataset.emotion === 'neutral'", timeout=10_000)
     title = page.text_content("#faces li .face-title")
     assert "neutral" in title and "uncalibrated: " in title, title
 
     page.click("#calibration-reset")  # back to the generic reading
-    page.wait_for_function("document.querySelector('#faces li').dataset.calibrated === undefined", timeout=10_000)
+    _wait_until(page, "document.querySelector('#faces li').dataset.calibrated === undefined", timeout=10_000)
     assert _calibration_state(page) == "off" and _labels(page)[0] in ("angry", "sad")
 
 
 def test_calibration_lives_in_the_connection_only(resting_page):
     page = resting_page
     page.click("#calibrate")
-    page.wait_for_function("document.getElementById('calibration').dataset.state === 'on'", timeout=15_000)
+    _wait_until(page, "document.getElementById('calibration').dataset.state === 'on'", timeout=15_000)
     page.click("#toggle")  # Stop: the connection and its baseline are gone
-    page.wait_for_function("document.getElementById('status').dataset.state === 'closed'", timeout=10_000)
+    _wait_until(page, "document.getElementById('status').dataset.state === 'closed'", timeout=10_000)
     assert _calibration_state(page) == "off"
     page.click("#toggle")
-    page.wait_for_function("document.querySelectorAll('#faces li').length === 1", timeout=15_000)
+    _wait_until(page, "document.querySelectorAll('#faces li').length === 1", timeout=15_000)
     assert _calibration_state(page) == "off"
     assert page.get_attribute("#faces li", "data-calibrated") is None and _labels(page)[0] in ("angry", "sad")

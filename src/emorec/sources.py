@@ -96,6 +96,9 @@ def decode_image(
     return _pillow_to_bgr(image)
 
 
+_DECODE_BAND_PIXELS = 1_000_000  # pixels copied out of Pillow at a time
+
+
 def _pillow_to_bgr(image: Image.Image) -> np.ndarray:
     if image.mode in _WIDE_MODES:
         pixels = np.asarray(image)
@@ -109,7 +112,15 @@ def _pillow_to_bgr(image: Image.Image) -> np.ndarray:
         return cv2.cvtColor(np.asarray(image), cv2.COLOR_GRAY2BGR)
     # CMYK, palette, RGBA, LA, YCbCr, 1-bit...: Pillow's own conversions.
     rgb = image if image.mode == "RGB" else image.convert("RGB")
-    return cv2.cvtColor(np.asarray(rgb), cv2.COLOR_RGB2BGR)
+    # Copied out in bands of rows: a full-size array copy per step would hold twice the memory at the peak,
+    # which a web server decoding several large photos at once cannot afford.
+    width, height = rgb.size
+    bgr = np.empty((height, width, 3), np.uint8)
+    band = max(1, _DECODE_BAND_PIXELS // max(width, 1))
+    for top in range(0, height, band):
+        rows = np.asarray(rgb.crop((0, top, width, min(height, top + band))))
+        bgr[top : top + len(rows)] = rows[..., ::-1]
+    return bgr
 
 
 def _decode_with_opencv(data: bytes, prefix: str) -> np.ndarray:

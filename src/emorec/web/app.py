@@ -28,6 +28,9 @@ class WebLimits:
     max_image_pixels: int = 25_000_000  # a 6000x4000 photo; larger headers are refused before decoding
     # Pixels decoded at once by all requests: one full-size photo, or many small ones; the rest wait.
     max_pixels_in_flight: int = 25_000_000
+    # ... and decoded per second on average (a 25-megapixel PNG takes ~1 s of CPU to decode), so that clients
+    # posting huge images back to back leave the CPU to the live connections; small images do not count.
+    max_large_pixels_per_s: float = 2_000_000
     busy_wait_s: float = 10.0  # how long a request waits for a decode or analysis slot before a 503
     max_analyses: int = 4  # image analyses and uploads running at once (per worker); more wait, then 503
     max_video_jobs: int = 1  # videos analysed at once (per worker); another gets 503 + Retry-After
@@ -37,6 +40,7 @@ class WebLimits:
     max_ws_message_bytes: int = 1024 * 1024  # one live JPEG frame; a 640x480 frame is ~30-60 KB
     max_live_pixels: int = 2_100_000  # per live frame: 1920x1080 (the page sends 480x360)
     max_live_fps: float = 30.0  # per connection; frames beyond it are dropped, newest kept
+    max_live_bytes_per_s: int = 4 * 1024 * 1024  # read per connection; the page sends ~1.5 MB/s at 30 fps
     max_live_streams: int = 32  # concurrent live connections per worker
     live_idle_timeout_s: float = 60.0
 
@@ -117,7 +121,7 @@ def create_app(recognizer=None, allowed_origins: tuple[str, ...] = (), **limits)
         recognizer,
         settings,
         tuple(origin.rstrip("/") for origin in allowed_origins),
-        PixelBudget(settings.max_pixels_in_flight, settings.busy_wait_s),
+        PixelBudget(settings.max_pixels_in_flight, settings.max_large_pixels_per_s, settings.busy_wait_s),
         threading.BoundedSemaphore(settings.max_video_jobs),
     )
     security.install(app, app.extensions["emorec"].allowed_origins)

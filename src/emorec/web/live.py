@@ -4,7 +4,8 @@ The page sends its next frame only after the answer to the previous one arrives,
 to the socket, so the server bounds what each connection may cost: messages are read as they arrive and
 only the newest frame is kept (a client that sends faster than it is answered loses frames, it does not
 queue them), at most ``max_live_fps`` frames a second are analysed, each message and frame is size-capped,
-the connection count is capped, and the frames of all connections share a few engine threads in turn.
+the connection count is capped, and the frames of all connections share a few engine threads in turn, those
+of clients that flood last.
 A frame that cannot be decoded closes the connection with a reason; the server never answers with a 500.
 
 Text messages are commands, run as they arrive (never dropped like frames): ``{"calibrate": {"seconds": 3}}``
@@ -17,10 +18,12 @@ a valid command gets no answer of its own, so the page's one-frame-in-flight rhy
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import logging
+import queue
+import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 
 from emorec.calibration import LiveCalibration
 from emorec.web.app import WebState
@@ -46,16 +49,59 @@ def _close(code: int, reason: str) -> dict:
     return {"type": "websocket.close", "code": code, "reason": reason}
 
 
-class LiveHub:
-    """The live connections of one worker process and the threads that analyse their frames.
+class FramePool:
+    """Threads that analyse live frames, in turn, well-behaved connections first.
 
-    Each connection has at most one frame waiting for a thread, so the threads serve the connections in
-    turn and no client can take more than its share.
+    Each connection has at most one frame waiting, so the threads serve the connections in turn and no client
+    takes more than its share; a connection that sends frames before its answers come (frames were dropped)
+    waits until no well-behaved connection's frame does, so a flooding client gets only the time left over.
     """
+
+    def __init__(self, threads: int):
+        self._queue: queue.PriorityQueue = queue.PriorityQueue()
+        self._order = itertools.count()  # first come, first served within a priority
+        self._threads = [threading.Thread(target=self._work, name=f"live_{i}", daemon=True) for i in range(threads)]
+        for thread in self._threads:
+            thread.start()
+
+    def run(self, flooding: bool, fn, *args) -> asyncio.Future:
+        future = asyncio.get_running_loop().create_future()
+        self._queue.put((int(flooding), next(self._order), future, fn, args))
+        return future
+
+    def _work(self) -> None:
+        while True:
+            _, _, future, fn, args = self._queue.get()
+            if future is None:
+                return
+            loop = future.get_loop()
+            try:
+                result = fn(*args)
+            except BaseException as exc:  # handed to the connection, which decides
+                loop.call_soon_threadsafe(_settle, future, None, exc)
+            else:
+                loop.call_soon_threadsafe(_settle, future, result, None)
+
+    def shutdown(self) -> None:
+        for _ in self._threads:
+            self._queue.put((2, next(self._order), None, None, ()))
+
+
+def _settle(future: asyncio.Future, result, error: BaseException | None) -> None:
+    if future.done():  # the connection went away meanwhile
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(result)
+
+
+class LiveHub:
+    """The live connections of one worker process and the threads that analyse their frames."""
 
     def __init__(self, state: WebState, engine_threads: int):
         self.state = state
-        self.pool = ThreadPoolExecutor(engine_threads, thread_name_prefix="live")
+        self.pool = FramePool(engine_threads)
         self.open = 0
 
     async def __call__(self, scope: dict, receive, send) -> None:
@@ -81,7 +127,7 @@ class LiveHub:
             self.open -= 1
 
     def close(self) -> None:
-        self.pool.shutdown(wait=False, cancel_futures=True)
+        self.pool.shutdown()
 
 
 class _Connection:
@@ -104,6 +150,8 @@ class _Connection:
             reader.cancel()
 
     async def _read(self) -> None:
+        loop = asyncio.get_running_loop()
+        next_read = loop.time()
         while True:
             message = await self.receive()
             if message["type"] == "websocket.disconnect":
@@ -120,6 +168,10 @@ class _Connection:
                 self.dropped += 1
             self.newest = message["bytes"]
             self.arrived.set()
+            # Read no faster than max_live_bytes_per_s: a flooding client is then held back by TCP (the server
+            # stops reading the socket while messages wait) instead of costing CPU for frames that are dropped.
+            next_read = max(next_read, loop.time()) + len(self.newest) / self.limits.max_live_bytes_per_s
+            await asyncio.sleep(max(0.0, next_read - loop.time()))
 
     async def _answer(self) -> None:
         loop = asyncio.get_running_loop()
@@ -143,8 +195,9 @@ class _Connection:
                 await self._send_json(reply)
             if message is None:  # woken by a reply only
                 continue
+            flooding = self.dropped > 0
             try:
-                answer = await loop.run_in_executor(self.hub.pool, self._analyse, message)
+                answer = await self.hub.pool.run(flooding, self._analyse, message)
             except MediaError as exc:
                 await self.send(_close(CLOSE_CODE_BY_STATUS.get(exc.status, INVALID_DATA), str(exc)))
                 return

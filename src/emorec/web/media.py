@@ -23,6 +23,9 @@ from emorec import sources
 
 # MPO: the JPEG of phone cameras that store a second (depth or stereo) view; decoded as its first view.
 IMAGE_FORMATS = ("JPEG", "MPO", "PNG", "WEBP", "BMP")
+# Images up to this size (1920x1080: camera frames, most web photos) decode without waiting for the budget:
+# one costs ~15 MB at most and only as many decode at once as there are threads, so only larger ones count.
+SMALL_IMAGE_PIXELS = 2_100_000
 
 
 class MediaError(ValueError):
@@ -36,28 +39,41 @@ class MediaError(ValueError):
 
 
 class PixelBudget:
-    """Megapixels being decoded at once in this process: a request waits for room, or gets a 503.
-
-    A decoded pixel costs about a dozen bytes while Pillow and OpenCV hold their copies, so the budget
-    bounds the memory that concurrent large images can take.
+    """What decoding large images may cost this process, in memory and in CPU: at most ``max_pixels`` of them
+    decoded at once, and on average at most ``pixels_per_s`` (with a burst of ``max_pixels``, so one photo
+    alone never waits). A request waits for room, or gets a 503 after ``wait_s``. A decoded pixel costs
+    about seven bytes at the peak of decoding and tens of nanoseconds of CPU, so a client posting 25-megapixel
+    images back to back cannot take more than a share of the machine from the live connections. Images of at
+    most ``SMALL_IMAGE_PIXELS`` (camera frames, most photos) pass without counting and never queue.
     """
 
-    def __init__(self, max_pixels: int, wait_s: float):
-        self.max_pixels, self.wait_s = max_pixels, wait_s
+    def __init__(self, max_pixels: int, pixels_per_s: float, wait_s: float):
+        self.max_pixels, self.pixels_per_s, self.wait_s = max_pixels, pixels_per_s, wait_s
         self._in_use = 0
+        self._tokens = float(max_pixels)  # pixels that may start decoding now
+        self._refilled = time.monotonic()
         self._changed = threading.Condition()
 
     @contextmanager
     def reserve(self, pixels: int) -> Iterator[None]:
+        if pixels <= SMALL_IMAGE_PIXELS:
+            yield
+            return
         pixels = min(pixels, self.max_pixels)  # one image may use the whole budget
         deadline = time.monotonic() + self.wait_s
         with self._changed:
-            while self._in_use + pixels > self.max_pixels:
-                left = deadline - time.monotonic()
-                if left <= 0:
+            while True:
+                now = time.monotonic()
+                self._tokens = min(self.max_pixels, self._tokens + (now - self._refilled) * self.pixels_per_s)
+                self._refilled = now
+                if self._in_use + pixels <= self.max_pixels and self._tokens >= pixels:
+                    break
+                if now >= deadline:
                     raise MediaError("the server is busy decoding other large images; try again", 503, 2)
-                self._changed.wait(left)
+                refill_s = (pixels - self._tokens) / self.pixels_per_s
+                self._changed.wait(min(deadline - now, max(refill_s, 0.01)))
             self._in_use += pixels
+            self._tokens -= pixels
         try:
             yield
         finally:
