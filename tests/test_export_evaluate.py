@@ -97,3 +97,24 @@ def test_export_cli_builds_an_ensemble_of_two_architectures(tmp_path, capsys):
     assert main(["export", checkpoint("emonet"), checkpoint("shallow"), "--out", str(tmp_path / "x.onnx"),
                  "--data", ""]) == 2
     assert "share one input size" in capsys.readouterr().err
+
+
+def test_prior_correction_divides_by_the_training_prior(tmp_path, fer2013_path, fer2013):
+    torch = pytest.importorskip("torch", reason="training extra (torch) not installed")
+    from emorec.models import create_model, get_spec
+
+    torch.manual_seed(0)
+    config = {"data": str(fer2013_path), "targets": "fer2013"}
+    path = tmp_path / "emonet.pt"
+    torch.save({"model_name": "emonet", "spec": get_spec("emonet").to_dict(), "model": create_model("emonet")
+                .state_dict(), "config": config}, path)
+    plain, corrected = tmp_path / "plain.onnx", tmp_path / "corrected.onnx"
+    assert main(["export", str(path), "--out", str(plain), "--data", ""]) == 0
+    assert main(["export", str(path), "--out", str(corrected), "--data", "", "--prior-correction", "0.5"]) == 0
+    prior = np.bincount(fer2013.split("Training")[1], minlength=7) / 28709
+    card = read_metadata(corrected)["prior_correction"]
+    assert card["strength"] == 0.5 and np.allclose(card["training_prior"], prior, atol=1e-4)
+    faces = fer2013.split("PublicTest")[0][:32]
+    expected = EmotionClassifier(plain).predict(faces) / np.sqrt(prior)
+    np.testing.assert_allclose(EmotionClassifier(corrected).predict(faces),
+                               expected / expected.sum(1, keepdims=True), atol=1e-5)

@@ -134,8 +134,8 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
-    from emorec.export import export_onnx, model_card, update_metadata
-    from emorec.train import load_checkpoint
+    from emorec.export import export_onnx, model_card, prior_shift, update_metadata
+    from emorec.train import load_checkpoint, training_prior
 
     loaded = [load_checkpoint(path) for path in args.checkpoints]
     specs = [spec for _, spec, _ in loaded]
@@ -145,9 +145,14 @@ def _cmd_export(args: argparse.Namespace) -> int:
         print("emorec export: an ensemble's models must share one input size and normalisation", file=sys.stderr)
         return 2
     names = sorted({s.name for s in specs})
-    metadata = {"model": "+".join(names)} if len(names) > 1 else None
+    metadata = {"model": "+".join(names)} if len(names) > 1 else {}
+    shift = None
+    if args.prior_correction:
+        prior = training_prior(loaded[0][2]["config"])
+        shift = prior_shift(prior, args.prior_correction)
+        metadata["prior_correction"] = {"strength": args.prior_correction, "training_prior": prior.round(4).tolist()}
     diff = export_onnx([model for model, _, _ in loaded], specs[0], args.out, flip_tta=args.flip_tta,
-                       metadata=metadata)
+                       metadata=metadata, logit_shift=shift)
     print(f"exported {args.out}; ONNX Runtime vs PyTorch max difference {diff:.1e}")
     if args.data:
         card = model_card(args.out, args.data, args.checkpoints)
@@ -162,6 +167,9 @@ def _add_export(sub: argparse._SubParsersAction) -> None:
     p.add_argument("checkpoints", nargs="+", help="checkpoint(s), e.g. runs/emonet/best.pt; several make an ensemble")
     p.add_argument("--out", default="src/emorec/assets/emonet.onnx")
     p.add_argument("--flip-tta", action="store_true", help="average each face with its mirror image in the graph")
+    p.add_argument("--prior-correction", type=float, default=0.0, metavar="STRENGTH",
+                   help="divide each class's probability by its share of the training targets to this power "
+                        "(0: as trained; 1: no class prior at all)")
     p.add_argument("--data", default=DEFAULT_DATA,
                    help="FER2013 for the model card's PublicTest/PrivateTest accuracy ('' to skip)")
     p.set_defaults(func=_cmd_export)

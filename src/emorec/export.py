@@ -31,26 +31,41 @@ class InferenceWrapper(nn.Module):
     """0-255 faces in, probabilities out: normalise, centre-crop, classify, softmax.
 
     With several models (an ensemble sharing one input size and normalisation) or ``flip_tta``, the
-    probabilities of every model and view are averaged.
+    probabilities of every model and view are averaged. ``logit_shift`` (7,) is subtracted from every logit
+    vector before the softmax (see :func:`prior_shift`).
     """
 
-    def __init__(self, models: Sequence[nn.Module], spec: ModelSpec, flip_tta: bool = False):
+    def __init__(self, models: Sequence[nn.Module], spec: ModelSpec, flip_tta: bool = False,
+                 logit_shift: np.ndarray | None = None):
         super().__init__()
         self.models = nn.ModuleList(models).eval()
         self.spec = spec
         self.flip_tta = flip_tta
+        shift = np.zeros(len(EMOTIONS), np.float32) if logit_shift is None else np.asarray(logit_shift, np.float32)
+        self.register_buffer("logit_shift", torch.from_numpy(shift))
 
     def forward(self, faces: torch.Tensor) -> torch.Tensor:
         x = (faces / 255.0 - self.spec.mean) / self.spec.std
         offset = (IMAGE_SIZE - self.spec.input_size) // 2
         x = x[:, :, offset:offset + self.spec.input_size, offset:offset + self.spec.input_size]
         views = [x, torch.flip(x, dims=[3])] if self.flip_tta else [x]
-        probs = [torch.softmax(model(view), dim=1) for model in self.models for view in views]
+        probs = [torch.softmax(model(view) - self.logit_shift, dim=1) for model in self.models for view in views]
         return torch.stack(probs).mean(0)
 
 
+def prior_shift(prior: np.ndarray, strength: float) -> np.ndarray:
+    """The logit shift that divides each class's probability by its training prior to the power ``strength``.
+
+    A classifier learns its training set's class frequencies along with the faces; photos in use do not
+    share FER2013's (a quarter happy, 1.5% disgust), so rare classes are under-called. strength 0 leaves the
+    model as trained, 1 removes the prior entirely (balanced "logit adjustment").
+    """
+    return (strength * np.log(np.asarray(prior, np.float64))).astype(np.float32)
+
+
 def export_onnx(models: Sequence[nn.Module], spec: ModelSpec, path: str | os.PathLike, flip_tta: bool = False,
-                metadata: dict | None = None, check_images: np.ndarray | None = None) -> float:
+                metadata: dict | None = None, check_images: np.ndarray | None = None,
+                logit_shift: np.ndarray | None = None) -> float:
     """Export one model or an ensemble to ``path``; return the largest probability difference to PyTorch.
 
     Raises ``AssertionError`` if ONNX Runtime and PyTorch disagree by more than 1e-4 on ``check_images``.
@@ -61,7 +76,7 @@ def export_onnx(models: Sequence[nn.Module], spec: ModelSpec, path: str | os.Pat
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     models = [model.float().to(memory_format=torch.contiguous_format) for model in models]
-    wrapper = InferenceWrapper(models, spec, flip_tta).eval()
+    wrapper = InferenceWrapper(models, spec, flip_tta, logit_shift).eval()
     example = torch.zeros(2, 1, IMAGE_SIZE, IMAGE_SIZE)
     batch = torch.export.Dim("batch", min=1, max=4096)
     onnx_program = torch.onnx.export(wrapper, (example,), input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],

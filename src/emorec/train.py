@@ -91,6 +91,14 @@ def training_targets(data: Fer2013, targets: str, ferplus_weight: float = 0.5) -
     return np.flatnonzero(keep), ((1 - share) * one_hot + share * votes)[keep]
 
 
+def training_prior(config: dict) -> np.ndarray:
+    """The class frequencies (7,) of the targets a run learnt from (its saved ``TrainConfig`` as a dict)."""
+    saved = TrainConfig.from_dict(config)
+    data = load_fer2013(saved.data, ferplus=saved.ferplus or None)
+    _, targets = training_targets(data, saved.targets, saved.ferplus_weight)
+    return targets.mean(0)
+
+
 # ---------------------------------------------------------------- preprocessing and augmentation
 
 
