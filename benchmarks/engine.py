@@ -63,7 +63,7 @@ def main() -> int:
     parser.add_argument("--data", default=str(DATA))
     args = parser.parse_args()
 
-    rec = EmotionRecognizer(args.model, detector=args.detector, threads=args.threads)
+    rec = EmotionRecognizer(model_path=args.model, detector=args.detector, threads=args.threads)
     print(
         f"model {rec.model_info['name']}, detector {rec.detector.name}, {args.threads} ORT thread(s), "
         f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} (other jobs slow these figures down)"

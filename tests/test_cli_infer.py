@@ -131,15 +131,15 @@ def test_video_of_a_happy_face_is_mostly_happy(fer_video, tmp_path):
 def test_video_rejects_unreadable_files(tmp_path, capsys, content):
     bad = tmp_path / "bad.mp4"
     bad.write_bytes(content)
-    assert main(["video", str(bad), "--csv", str(tmp_path / "t.csv"), "--quiet"]) == 1
+    assert main(["video", str(bad), "--csv", str(tmp_path / "t.csv"), "--quiet"]) == 2
     err = capsys.readouterr().err
     assert "bad.mp4" in err and "Traceback" not in err
 
 
 def test_video_rejects_a_missing_file_and_an_unknown_output_type(fer_video, tmp_path, capsys):
-    assert main(["video", str(tmp_path / "missing.mp4"), "--quiet"]) == 1
+    assert main(["video", str(tmp_path / "missing.mp4"), "--quiet"]) == 2
     assert "no such file" in capsys.readouterr().err
-    assert main(["video", str(fer_video), "--out", str(tmp_path / "out.xyz"), "--quiet"]) == 1
+    assert main(["video", str(fer_video), "--out", str(tmp_path / "out.xyz"), "--quiet"]) == 2
     assert "unsupported video type" in capsys.readouterr().err
 
 
@@ -165,7 +165,7 @@ def test_stream_stops_quietly_when_its_reader_goes_away(fer_video):
 
 
 def test_stream_reports_a_bad_source(tmp_path, capsys):
-    assert main(["stream", "--source", str(tmp_path / "missing.mp4")]) == 1
+    assert main(["stream", "--source", str(tmp_path / "missing.mp4")]) == 2
     assert "no such file" in capsys.readouterr().err
 
 

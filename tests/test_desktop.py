@@ -23,16 +23,15 @@ pytest.importorskip("pytestqt", reason="pytest-qt is not installed")
 import cv2  # noqa: E402
 from PySide6.QtCore import QPoint, Qt  # noqa: E402
 
-from emorec.desktop.core import EmotionTimeline, FaceSelection, FrameLoop  # noqa: E402
+from emorec.desktop.core import EmotionTimeline, FaceSelection  # noqa: E402
 from emorec.desktop.window import MainWindow  # noqa: E402
 from emorec.engine import EmotionRecognizer  # noqa: E402
 from emorec.labels import EMOTIONS, emotion_id  # noqa: E402
 from emorec.recording import AnnotatedVideoWriter  # noqa: E402
-from emorec.sources import Frame, open_source  # noqa: E402
 from emorec.types import Face  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
-HAPPY_INDEX, SURPRISE_INDEX = 30, 185  # PublicTest positions; both found by BlazeFace when enlarged like this
+HAPPY_INDEX, SURPRISE_INDEX = 30, 329  # PublicTest positions; both found by BlazeFace when enlarged like this
 HAPPY_AT, SURPRISE_AT = (40, 60, 240), (400, 200, 160)  # x, y, side in the frame
 VIDEO_FPS, VIDEO_FRAMES = 10.0, 40
 WAIT_MS = 20_000  # generous: a training run shares the CPU
@@ -217,11 +216,11 @@ def test_pause_stops_the_frames_and_resume_continues(qtbot, window, faces_video)
     qtbot.mouseClick(window.pause_button, Qt.MouseButton.LeftButton)
     assert window.pause_button.text() == "Resume"
     qtbot.wait(300)  # let a frame already in flight arrive
-    paused_at = window.last_frame.frame.index
+    paused_at = window.last_frame.result.frame_index
     qtbot.wait(700)
-    assert window.last_frame.frame.index == paused_at
+    assert window.last_frame.result.frame_index == paused_at
     qtbot.mouseClick(window.pause_button, Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(lambda: window.last_frame.frame.index > paused_at, timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: window.last_frame.result.frame_index > paused_at, timeout=WAIT_MS)
 
 
 def test_closing_the_window_stops_the_engine_thread(qtbot, recognizer, faces_video, tmp_path):
@@ -311,27 +310,24 @@ def test_start_with_no_file_chosen_asks_for_one(window, dialogs):
 # ----- the Qt-free core
 
 
-def test_frame_loop_drops_frames_when_the_engine_is_slower_than_the_source(recognizer, faces_video):
-    opened = open_source(faces_video)
-    assert opened.fps == pytest.approx(VIDEO_FPS)
-    stream = recognizer.new_stream()
+def test_realtime_stream_drops_frames_when_the_engine_is_slower_than_the_source(recognizer, faces_video, monkeypatch):
+    stream = recognizer.stream(faces_video, realtime=True)
+    assert stream.fps == pytest.approx(VIDEO_FPS)
+    process = stream._engine.process
 
-    def slow_process(frame: Frame):
+    def slow_process(*args, **kwargs):
         time.sleep(0.25)  # an engine at 4 fps against a 10 fps video
-        return stream.process(frame.image, frame_index=frame.index)
+        return process(*args, **kwargs)
 
-    shown = []
+    monkeypatch.setattr(stream._engine, "process", slow_process)
     start = time.monotonic()
-    summary = FrameLoop(opened.frames, slow_process, recognizer.annotate, opened.fps).run(shown.append)
+    shown = list(stream)
     elapsed = time.monotonic() - start
-    opened.close()
-    assert summary.frames_read == VIDEO_FRAMES
-    assert summary.frames_shown + summary.frames_dropped == VIDEO_FRAMES
-    assert summary.frames_dropped >= VIDEO_FRAMES // 2
+    assert stream.frames_read == VIDEO_FRAMES
+    assert len(shown) + stream.frames_dropped == VIDEO_FRAMES
+    assert stream.frames_dropped >= VIDEO_FRAMES // 2
     assert elapsed < VIDEO_FRAMES / VIDEO_FPS + 1.0, "dropping keeps it in real time instead of lagging"
-    dropped_after_last = VIDEO_FRAMES - 1 - shown[-1].frame.index  # no later shown frame to count them
-    assert sum(p.dropped_before for p in shown) + dropped_after_last == summary.frames_dropped
-    assert [p.frame.index for p in shown] == sorted(p.frame.index for p in shown)
+    assert [r.frame_index for r in shown] == sorted(r.frame_index for r in shown)
 
 
 def test_face_selection_follows_the_clicked_track_then_falls_back_to_the_largest():

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from emorec.errors import DatasetError
 from emorec.labels import EMOTIONS, NUM_CLASSES, emotion_id
 
 IMAGE_SIZE = 48
@@ -27,10 +28,6 @@ IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".pgm", ".webp"}
 FOLDER_SPLITS = {"train": "Training", "training": "Training", "test": "PublicTest",
                  "val": "PublicTest", "valid": "PublicTest", "validation": "PublicTest",
                  "publictest": "PublicTest", "privatetest": "PrivateTest"}
-
-
-class DatasetError(ValueError):
-    """The data set file or folder is malformed; the message says where and how."""
 
 
 @dataclass

@@ -1,7 +1,8 @@
 """The thread that runs the engine off the GUI thread, so the window never freezes.
 
-It opens the source, runs :class:`~emorec.desktop.core.FrameLoop` over it, feeds a recording, and hands the
-GUI only the newest processed frame: if the GUI has not taken the previous one yet, it is replaced, not queued.
+It runs the engine's frame loop (``EmotionRecognizer.stream`` in real time) over the source, feeds a recording,
+and hands the GUI only the newest processed frame: if the GUI has not taken the previous one yet, it is
+replaced, not queued.
 """
 
 from __future__ import annotations
@@ -12,11 +13,11 @@ import threading
 
 from PySide6.QtCore import QObject, QThread, Signal
 
-from emorec.desktop.core import FrameLoop, ProcessedFrame
+from emorec.desktop.core import LoopSummary, ProcessedFrame
 from emorec.engine import EmotionRecognizer
+from emorec.errors import InputError
 from emorec.recording import Recorder
-from emorec.sources import Frame, InputError, OpenedSource, open_source
-from emorec.types import FrameResult
+from emorec.stream import FrameStream
 
 log = logging.getLogger(__name__)
 
@@ -38,12 +39,11 @@ class EngineThread(QThread):
     ):
         super().__init__(parent)
         self.source = source
-        self._stream = recognizer.new_stream(smoothing=smoothing)
-        self._annotate = recognizer.annotate
+        self._recognizer = recognizer
+        self._smoothing = smoothing
         self._lock = threading.Lock()
         self._recorder_lock = threading.Lock()
-        self._loop: FrameLoop | None = None
-        self._opened: OpenedSource | None = None
+        self._stream: FrameStream | None = None
         self._stop_requested = False
         self._paused = False
         self._latest: ProcessedFrame | None = None
@@ -52,20 +52,26 @@ class EngineThread(QThread):
 
     def run(self) -> None:
         try:
-            opened = open_source(self.source)
+            stream = self._recognizer.stream(self.source, smoothing=self._smoothing, realtime=True)
         except InputError as exc:
             self.failed.emit(str(exc))
             return
         try:
-            self.fps = opened.fps
-            loop = FrameLoop(opened.frames, self._process, self._annotate, opened.fps)
+            self.fps = stream.fps
             with self._lock:
                 if self._stop_requested:
                     return
-                self._loop, self._opened = loop, opened
+                self._stream = stream
                 if self._paused:
-                    loop.pause()
-            summary = loop.run(self._deliver)
+                    stream.pause()
+            summary = LoopSummary()
+            for result in stream:
+                dropped = stream.frames_dropped - summary.frames_dropped
+                summary.frames_dropped = stream.frames_dropped
+                summary.frames_shown += 1
+                summary.frames_with_faces += bool(result.faces)
+                self._deliver(ProcessedFrame(result, self._recognizer.annotate(result), dropped))
+            summary.frames_read, summary.frames_dropped = stream.frames_read, stream.frames_dropped
             if not self._stop_requested:
                 self.source_ended.emit(summary)
         except InputError as exc:  # e.g. a video whose frames cannot be decoded
@@ -74,17 +80,14 @@ class EngineThread(QThread):
             log.exception("engine thread failed on %s", self.source)
             self.failed.emit(f"{self.source}: unexpected error: {exc}")
         finally:
-            opened.close()  # the recording, if any, is finished by whoever started it: see set_recorder
-
-    def _process(self, frame: Frame) -> FrameResult:
-        return self._stream.process(frame.image, frame_index=frame.index)
+            stream.close()  # the recording, if any, is finished by whoever started it: see set_recorder
 
     def _deliver(self, processed: ProcessedFrame) -> None:
         with self._recorder_lock:  # its own lock: a slow video write must not hold up take_frame()
             recorder = self._recorder
             if recorder is not None:
                 try:
-                    recorder.write(processed.result, processed.annotated, processed.frame.time_s)
+                    recorder.write(processed.result, processed.annotated, processed.result.time_s)
                 except OSError as exc:  # RecordingError, or a full disk
                     self._recorder = None
                     recorder.close()
@@ -111,18 +114,14 @@ class EngineThread(QThread):
     def set_paused(self, paused: bool) -> None:
         with self._lock:
             self._paused = paused
-            if self._loop is not None:
-                (self._loop.pause if paused else self._loop.resume)()
+            if self._stream is not None:
+                (self._stream.pause if paused else self._stream.resume)()
 
     def stop(self) -> None:
         """Ask the loop to end, wait for the thread, and so release the source; safe to call twice."""
         with self._lock:
             self._stop_requested = True
-            if self._loop is not None:
-                self._loop.stop()
-            live = self._opened if self._opened is not None and self._opened.fps is None else None
-        if live is not None:
-            # A camera that stopped delivering leaves the loop waiting for its next frame; closing the source
-            # (safe from here: its reader thread hands frames over under a lock) wakes it up.
-            live.close()
+            stream = self._stream
+        if stream is not None:
+            stream.stop()  # also wakes a loop waiting for a camera that stopped delivering
         self.wait()

@@ -10,8 +10,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from emorec.errors import InputError
 from emorec.recording import AnnotatedVideoWriter
-from emorec.sources import InputError, VideoSource
 from emorec.web.media import MediaError
 
 
@@ -28,34 +28,23 @@ def annotate_video(data: bytes, recognizer, max_frames: int, max_pixels: int) ->
         upload, target = Path(folder) / "upload", Path(folder) / "annotated.webm"
         upload.write_bytes(data)
         try:
-            source = VideoSource(upload)
+            stream = recognizer.stream(upload, max_frames=max_frames)
         except InputError:
             raise MediaError("could not open the video: corrupt file or unsupported codec") from None
-        with source:
-            width, height = source.size
+        with stream:
+            width, height = stream.source.size
             if width * height > max_pixels:
                 raise MediaError(
                     f"video frames are {width}x{height}; the limit is {max_pixels / 1e6:.0f} megapixels", 413
                 )
+            frames = []
+            writer = AnnotatedVideoWriter(target, stream.fps, stream.source.size)
             try:
-                frames, truncated = _annotate_frames(source, recognizer, target, max_frames)
-            except InputError:  # VideoSource's word for a video that opened but had no decodable frame
+                for result in stream:
+                    frames.append(result.to_dict())
+                    writer.write(recognizer.annotate(result))
+            except InputError:  # a video that opened but had no decodable frame
                 raise MediaError("no frame of the video could be decoded") from None
-        return AnnotatedVideo(target.read_bytes(), frames, source.fps, truncated)
-
-
-def _annotate_frames(source: VideoSource, recognizer, target: Path, max_frames: int) -> tuple[list[dict], bool]:
-    """Each frame's faces, and whether the video had more than ``max_frames`` frames."""
-    stream = recognizer.new_stream(smoothing=True)
-    writer = AnnotatedVideoWriter(target, source.fps, source.size)
-    frames = []
-    try:
-        for frame in source:
-            if frame.index == max_frames:
-                return frames, True
-            result = stream.process(frame.image, frame_index=frame.index)
-            frames.append(result.to_dict())
-            writer.write(recognizer.annotate(frame.image, result.faces))
-    finally:
-        writer.close()
-    return frames, False
+            finally:
+                writer.close()
+        return AnnotatedVideo(target.read_bytes(), frames, stream.fps, stream.truncated)
