@@ -16,12 +16,14 @@ import sys
 import threading
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import cv2
 import numpy as np
 from simple_websocket import Client, ConnectionClosed
 
-from emorec.web.server import background_server
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from web_server import background_server  # noqa: E402  (the test suite's child-process server)
 
 ANSWER_TIMEOUT_S = 10.0
 

@@ -26,11 +26,11 @@ pytest.importorskip("flask_sock", reason="the web app needs the 'web' extra: pip
 pytest.importorskip("gunicorn", reason="the web app needs the 'web' extra: pip install 'emorec[web]'")
 
 from simple_websocket import Client, ConnectionClosed  # noqa: E402
+from web_server import background_server  # noqa: E402
 
 from emorec.classifier import read_metadata, shipped_model_path  # noqa: E402
 from emorec.labels import EMOTIONS  # noqa: E402
 from emorec.web import create_app  # noqa: E402
-from emorec.web.server import background_server  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 UPLOAD_LIMIT_MB = 2

@@ -17,8 +17,9 @@ import pytest
 pytest.importorskip("flask_sock", reason="the web app needs the 'web' extra: pip install 'emorec[web]'")
 playwright = pytest.importorskip("playwright.sync_api", reason="needs playwright: pip install playwright")
 
+from web_server import background_server  # noqa: E402
+
 from emorec.labels import EMOTIONS  # noqa: E402
-from emorec.web.server import background_server  # noqa: E402
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 SCREENSHOT = Path(__file__).resolve().parents[1] / "docs" / "screenshots" / "web_live.png"

@@ -14,8 +14,8 @@ import time
 from flask_sock import Sock
 from simple_websocket import ConnectionClosed
 
-from emorec.web.app import current_state
 from emorec.web.media import MediaError, decode_image
+from emorec.web.state import current_state
 
 log = logging.getLogger(__name__)
 sock = Sock()

@@ -13,10 +13,12 @@ import cv2
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from emorec.errors import InputError
+
 IMAGE_FORMATS = ("JPEG", "PNG", "WEBP", "BMP")
 
 
-class MediaError(ValueError):
+class MediaError(InputError):
     """Input we refuse, with the HTTP status that says why (400 corrupt, 413 too large, 415 wrong type)."""
 
     def __init__(self, message: str, status: int = 400):

@@ -11,8 +11,8 @@ from werkzeug.exceptions import RequestEntityTooLarge
 
 from emorec.labels import EMOTION_COLORS_BGR, EMOTIONS
 from emorec.web.api import model_summary
-from emorec.web.app import body_limit_message, current_state
 from emorec.web.media import MediaError, decode_image, encode_jpeg, is_video
+from emorec.web.state import body_limit_message, current_state
 from emorec.web.video import annotate_video
 
 bp = Blueprint("pages", __name__)
