@@ -24,6 +24,7 @@ import cv2  # noqa: E402
 from PySide6.QtCore import QPoint, Qt  # noqa: E402
 
 from emorec.desktop.core import EmotionTimeline, FaceSelection  # noqa: E402
+from emorec.desktop.widgets import TimelinePlot  # noqa: E402
 from emorec.desktop.window import MainWindow  # noqa: E402
 from emorec.engine import EmotionRecognizer  # noqa: E402
 from emorec.labels import EMOTIONS, emotion_id  # noqa: E402
@@ -162,8 +163,10 @@ def test_clicking_a_face_makes_the_panel_follow_it(qtbot, window, faces_image, d
 
 
 def test_snapshot_saves_the_annotated_frame(qtbot, window, recognizer, faces_image, faces_frame):
+    assert not window.snapshot_button.isEnabled(), "nothing to save before any source"
     window.start(faces_image)
     wait_for_faces(qtbot, window)
+    assert window.snapshot_button.isEnabled()
     path = window.save_snapshot()
     assert path is not None and path.parent == window.out_dir
     saved = cv2.imread(str(path))
@@ -179,6 +182,11 @@ def test_record_writes_annotated_video_and_csv_timeline(qtbot, window, faces_vid
     qtbot.mouseClick(window.record_button, Qt.MouseButton.LeftButton)
     assert window.recording is not None and window.recording_label.text().startswith("REC")
     video, timeline = window.recording
+    # The message shares the status bar with the permanent labels; all of it must be readable.
+    bar = window.statusBar()
+    permanent = sum(w.sizeHint().width() for w in (window.recording_label, window.faces_label, window.fps_label,
+                                                     window.latency_label))
+    assert bar.fontMetrics().horizontalAdvance(bar.currentMessage()) < bar.width() - permanent - 40
     wait_until_idle(qtbot, window)  # the recording ends with the source
     assert window.recording is None and not window.record_button.isChecked()
     assert "recorded" in window.statusBar().currentMessage()
@@ -221,6 +229,32 @@ def test_pause_stops_the_frames_and_resume_continues(qtbot, window, faces_video)
     assert window.last_frame.result.frame_index == paused_at
     qtbot.mouseClick(window.pause_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: window.last_frame.result.frame_index > paused_at, timeout=WAIT_MS)
+
+
+def test_stream_url_source(qtbot, window, dialogs, mjpeg_server):
+    window.kind.setCurrentIndex(window.kind.findData("stream"))
+    assert window.path.isVisible() and not window.browse_button.isVisible()
+    assert "URL" in window.path.placeholderText()
+    window.path.setText(mjpeg_server)
+    window.start_button.click()
+    wait_for_faces(qtbot, window, count=1)
+    assert window.engine.fps is None and not dialogs  # live: shown as it comes, never paced
+    window.stop()
+    window.path.clear()
+    window.start_button.click()
+    assert dialogs[-1][0] == "No URL given"
+
+
+@pytest.mark.parametrize("width", [260, 300, 340, 400, 520])
+def test_timeline_legend_never_touches_the_tick_labels(qtbot, width):
+    plot = TimelinePlot(EmotionTimeline())
+    qtbot.addWidget(plot)
+    plot.resize(width, 220)
+    entries, area, ticks = plot.layout_for(plot.fontMetrics())
+    for _, box in entries:
+        assert 0 <= box.left() and box.right() <= width
+        assert not any(box.intersects(tick) for tick in ticks), (width, box, ticks)
+        assert box.bottom() < area.top()
 
 
 def test_closing_the_window_stops_the_engine_thread(qtbot, recognizer, faces_video, tmp_path):

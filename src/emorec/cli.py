@@ -6,6 +6,7 @@ import argparse
 import json
 import os
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -171,7 +172,7 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_cmd_serve)
 
 
-def _add_engine_options(p: argparse.ArgumentParser) -> None:
+def _add_engine_options(p: argparse.ArgumentParser, threads: bool = True) -> None:
     g = p.add_argument_group("engine")
     g.add_argument("--model", default=None, help="classifier ONNX file (default: the shipped model)")
     g.add_argument("--detector", default="auto", help="auto (BlazeFace full range), blazeface-short, yunet or haar")
@@ -179,7 +180,8 @@ def _add_engine_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--min-face-size", type=int, default=24, help="ignore faces smaller than this (pixels)")
     g.add_argument("--min-score", type=float, default=None, help="detector score threshold (default: per detector)")
     g.add_argument("--max-faces", type=int, default=None, help="keep only the N largest faces")
-    g.add_argument("--threads", type=int, default=1, help="ONNX Runtime threads per model")
+    if threads:  # batch sets them itself: the workers share the cores
+        g.add_argument("--threads", type=int, default=1, help="ONNX Runtime threads per model")
 
 
 def _make_recognizer(args: argparse.Namespace):
@@ -355,6 +357,48 @@ def _add_stream(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_cmd_stream)
 
 
+def _cmd_batch(args: argparse.Namespace) -> int:
+    from emorec.batch import BatchSettings, analyze
+
+    settings = BatchSettings(model_path=args.model, detector=args.detector, yunet_model=args.yunet_model,
+                             min_face_size=args.min_face_size,
+                             min_detection_score=args.min_score, max_faces=args.max_faces,
+                             smoothing=not args.no_smoothing, annotate=args.annotate)
+    started = time.perf_counter()
+    summary = analyze(args.inputs, args.out, executor="ray" if args.ray else "local", workers=args.workers,
+                      ray_address=None if args.ray in (None, "local") else args.ray, settings=settings,
+                      progress=not args.quiet).to_pylist()
+    seconds = time.perf_counter() - started
+    counts = {status: sum(r["status"] == status for r in summary) for status in ("done", "skipped", "error")}
+    frames = sum(r["frames"] for r in summary if r["status"] == "done")
+    for row in summary:
+        if row["status"] == "error":
+            print(f"error: {row['error']}", file=sys.stderr)
+    print(f"{counts['done']} files analysed ({frames} frames, {frames / seconds:.0f} frames/s), "
+          f"{counts['skipped']} already done, {counts['error']} failed; results in {args.out}")
+    return 1 if counts["error"] else 0
+
+
+def _add_batch(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("batch", help="analyse many videos and images into Parquet, on this machine or a Ray cluster",
+                       description="Every face of every frame of each input into OUT/faces/*.parquet, one summary "
+                                   "row per file in OUT/summary.parquet. Files are split between worker processes "
+                                   "(never a file's frames); a rerun skips files already done; a bad file becomes "
+                                   "an error row (exit code 1 if any failed).")
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="files, folders (searched recursively), globs, or "
+                                                              ".txt files listing them one per line")
+    p.add_argument("--out", required=True, help="results folder")
+    p.add_argument("--workers", type=int, default=None, help="worker processes (default: one per CPU core)")
+    p.add_argument("--ray", nargs="?", const="local", default=None, metavar="auto|ADDRESS",
+                   help="run on Ray: alone, a local Ray on this machine; 'auto' the cluster `ray start` made here; "
+                        "or its address (needs the 'batch' extra)")
+    p.add_argument("--annotate", action="store_true", help="also write annotated videos into OUT/videos")
+    p.add_argument("--no-smoothing", action="store_true", help="raw per-frame probabilities (still tracked)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    _add_engine_options(p, threads=False)
+    p.set_defaults(func=_cmd_batch)
+
+
 def _cmd_desktop(args: argparse.Namespace) -> int:
     try:
         from emorec.desktop.app import display_problem, run_app
@@ -384,7 +428,8 @@ def _add_desktop(sub: argparse._SubParsersAction) -> None:
 
 
 COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
-    _add_train, _add_evaluate, _add_export, _add_serve, _add_predict, _add_video, _add_stream, _add_desktop,
+    _add_train, _add_evaluate, _add_export, _add_serve, _add_predict, _add_video, _add_stream, _add_batch,
+    _add_desktop,
 ]
 
 
