@@ -35,7 +35,7 @@ debian-test-packages:
 # torch==2.13.0 is a CPU build from local disk; any other spec would pull gigabytes of CUDA packages.
 install-test: $(BIN)/python debian-test-packages
 	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -e ".[train,web,desktop,test]"
+	$(BIN)/pip install -q -e ".[train,web,desktop,batch,test]"
 
 test: install-test
 	$(BIN)/ruff check src tests benchmarks

@@ -68,3 +68,15 @@ def mjpeg_server():
     yield f"http://127.0.0.1:{server.server_address[1]}/stream.mjpg"
     server.shutdown()
     server.server_close()
+
+
+# Markers that follow from what a test uses, so that `make test-fast` (-m "not slow and not browser and not gui
+# and not needs_fer2013") needs no list of files: FER2013, a real server in a child process, Qt widgets.
+MARKS_BY_FIXTURE = {"fer2013": "needs_fer2013", "fer2013_path": "needs_fer2013", "server_url": "slow", "qtbot": "gui"}
+
+
+def pytest_collection_modifyitems(items) -> None:
+    for item in items:
+        for fixture, mark in MARKS_BY_FIXTURE.items():
+            if fixture in item.fixturenames:
+                item.add_marker(mark)

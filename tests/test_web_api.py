@@ -347,6 +347,7 @@ def test_live_socket_refuses_connections_beyond_the_limit(server_url):
     _live(server_url).close()  # a slot is free again
 
 
+@pytest.mark.slow
 def test_load_benchmark_runs_without_failures(monkeypatch, capsys):
     monkeypatch.syspath_prepend(str(REPO / "benchmarks"))
     import web_load

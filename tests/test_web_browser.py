@@ -28,7 +28,11 @@ FACE_SIDE = 200  # FER2013's 48-px faces, enlarged to a size a webcam gives at a
 FACE_ORIGINS = ((50, 140), (370, 140))  # (x, y) of the two faces' top-left corners
 HAPPY = EMOTIONS.index("happy")
 
-pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="chromium not installed (apt-get install chromium)")
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.slow,
+    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="chromium not installed (apt-get install chromium)"),
+]
 
 
 def _compose(faces: list[np.ndarray]) -> np.ndarray:

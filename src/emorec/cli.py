@@ -185,16 +185,16 @@ def _add_engine_options(p: argparse.ArgumentParser, threads: bool = True) -> Non
 
 
 def _make_recognizer(args: argparse.Namespace):
-    """The engine from the command-line options, or None after printing why it cannot be built."""
+    """The engine from the command-line options; a ConfigError (one line, exit 2) says why it cannot be built."""
     from emorec.engine import EmotionRecognizer
+    from emorec.errors import ConfigError
 
     try:
         return EmotionRecognizer(model_path=args.model, detector=args.detector, min_face_size=args.min_face_size,
                                  min_detection_score=args.min_score, max_faces=args.max_faces,
                                  yunet_model=args.yunet_model, threads=args.threads)
     except (FileNotFoundError, ValueError) as exc:
-        _fail(args, str(exc))
-        return None
+        raise ConfigError(str(exc)) from None
 
 
 def _fail(args: argparse.Namespace, message: str) -> int:
@@ -236,8 +236,6 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 
     json_path, csv_path = _writable(args.json), _writable(args.csv)
     rec = _make_recognizer(args)
-    if rec is None:
-        return 2
     items = expand_image_paths(args.inputs)
     if not items:
         print("emorec predict: no images found in " + ", ".join(args.inputs), file=sys.stderr)
@@ -297,8 +295,6 @@ def _cmd_video(args: argparse.Namespace) -> int:
     from emorec.recording import Recorder
 
     rec = _make_recognizer(args)
-    if rec is None:
-        return 2
     with rec.stream(args.input, smoothing=not args.no_smoothing) as stream:
         recorder = Recorder(args.out, args.csv, args.plot, fps=stream.fps or 30.0)
         try:
@@ -335,8 +331,6 @@ def _add_video(sub: argparse._SubParsersAction) -> None:
 
 def _cmd_stream(args: argparse.Namespace) -> int:
     rec = _make_recognizer(args)
-    if rec is None:
-        return 2
     try:
         with rec.stream(args.source, smoothing=not args.no_smoothing, max_frames=args.max_frames or None) as stream:
             for result in stream:
@@ -411,8 +405,6 @@ def _cmd_desktop(args: argparse.Namespace) -> int:
         print(f"emorec desktop: {problem}", file=sys.stderr)
         return 2
     rec = _make_recognizer(args)
-    if rec is None:
-        return 2
     return run_app(rec, source=args.source, out_dir=args.out_dir, smoothing=not args.no_smoothing)
 
 
