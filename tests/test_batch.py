@@ -122,6 +122,13 @@ def test_parquet_schemas_are_the_documented_ones(local_run):
         assert f"`{field.name}`" in documented, f"README documents the column {field.name}"
 
 
+def test_the_readme_line_reads_the_results_into_pandas(local_run):
+    pd = pytest.importorskip("pandas")
+    out, _ = local_run
+    faces = pd.read_parquet(out / "faces")  # the README's one line
+    assert len(faces) == sum(GOOD.values()) and faces.groupby("source")["track_id"].nunique().eq(1).all()
+
+
 def test_rerun_skips_what_is_done_and_retries_errors(local_run, videos):
     out, _ = local_run
     written = {p: p.stat().st_mtime_ns for p in (out / "faces").glob("*.parquet")}

@@ -40,6 +40,10 @@ from emorec.sources import VIDEO_SUFFIXES
 __all__ = ["BatchSettings", "analyze", "analyze_file", "expand_inputs", "schemas"]
 
 LIST_SUFFIXES = {".txt", ".lst", ".list"}  # a text file of inputs, one per line
+# ONNX Runtime threads per worker process, with one worker per core: one thread is the engine's fastest
+# setting end to end (BlazeFace's small convolutions gain nothing from a second), and on a busy machine a
+# second spinning thread per worker only fights the other workers for the cores.
+WORKER_THREADS = 1
 
 
 def schemas():
@@ -136,23 +140,23 @@ def file_sha256(path: Path) -> str:
 _ENGINE: dict[tuple, Any] = {}  # per worker process: the engine for these settings, loaded once
 
 
-def worker_engine(settings: BatchSettings, threads: int):
+def worker_engine(settings: BatchSettings):
     from emorec.engine import EmotionRecognizer
 
     cache_key = (settings.model_path, settings.detector, settings.yunet_model, settings.min_face_size,
-                 settings.min_detection_score, settings.max_faces, threads)
+                 settings.min_detection_score, settings.max_faces)
     if cache_key not in _ENGINE:
         _ENGINE.clear()
         _ENGINE[cache_key] = EmotionRecognizer(
             model_path=settings.model_path, detector=settings.detector, yunet_model=settings.yunet_model,
             min_face_size=settings.min_face_size,
-            min_detection_score=settings.min_detection_score, max_faces=settings.max_faces, threads=threads
+            min_detection_score=settings.min_detection_score, max_faces=settings.max_faces, threads=WORKER_THREADS
         )
     return _ENGINE[cache_key]
 
 
 def analyze_file(
-    path: str | os.PathLike, settings: BatchSettings, done: frozenset[str], out: str | os.PathLike, threads: int = 1
+    path: str | os.PathLike, settings: BatchSettings, done: frozenset[str], out: str | os.PathLike
 ) -> dict:
     """One file through the engine's frame loop. Returns its summary row (see :func:`schemas`) and, when it was
     analysed, its faces as a pyarrow Table under ``"faces_table"``; ``status`` "skipped" when its key is in
@@ -178,7 +182,7 @@ def analyze_file(
     video_file = Path(out) / "videos" / f"{Path(path).stem}-{key[:8]}.mp4" if settings.annotate else None
     writer = None
     try:
-        engine = worker_engine(settings, threads)
+        engine = worker_engine(settings)
         with engine.stream(path, smoothing=settings.smoothing) as stream:
             for result in stream:
                 row["frames"] += 1
@@ -257,7 +261,7 @@ class LocalPool:
 class RayPool:
     """Ray actors, each a worker process holding one engine; files go to whichever actor is free."""
 
-    def __init__(self, workers: int | None, address: str | None, threads: int):
+    def __init__(self, workers: int | None, address: str | None):
         try:
             import ray
         except ImportError:
@@ -265,15 +269,13 @@ class RayPool:
         if not ray.is_initialized():
             # address None starts a local Ray (or joins $RAY_ADDRESS); "auto" joins the cluster `ray start` made.
             ray.init(address=address, include_dashboard=False, log_to_driver=False, configure_logging=False)
-        cpus = int(ray.cluster_resources().get("CPU", 1))
-        self.workers = workers or max(1, cpus // threads)
-        self.threads = threads
+        self.workers = workers or max(1, int(ray.cluster_resources().get("CPU", 1)) // WORKER_THREADS)
 
     def map(self, job: Callable[[Path], dict], paths: list[Path]) -> Iterator[dict]:
         import ray
         from ray.util import ActorPool
 
-        actor = ray.remote(num_cpus=self.threads)(_RayWorker)
+        actor = ray.remote(num_cpus=WORKER_THREADS)(_RayWorker)
         actors = [actor.remote(job) for _ in range(min(self.workers, len(paths)))]
         try:
             yield from ActorPool(actors).map_unordered(lambda a, path: a.run.remote(path), paths)
@@ -299,10 +301,9 @@ class _Job:
     settings: BatchSettings
     done: frozenset[str]
     out: str
-    threads: int
 
     def __call__(self, path: Path) -> dict:
-        return analyze_file(path, self.settings, self.done, self.out, self.threads)
+        return analyze_file(path, self.settings, self.done, self.out)
 
 
 # ----------------------------------------------------------------- the driver
@@ -340,16 +341,13 @@ def analyze(
     for folder in ("faces", "files", "videos") if settings.annotate else ("faces", "files"):
         (out / folder).mkdir(parents=True, exist_ok=True)
     done = frozenset(p.stem for p in (out / "files").glob("*.json"))
-    cores = os.cpu_count() or 1
     if executor == "local":
-        pool = LocalPool(workers or cores)
-        threads = max(1, cores // pool.workers)  # ONNX Runtime threads: the workers share the cores
+        pool = LocalPool(workers or max(1, (os.cpu_count() or 1) // WORKER_THREADS))
     elif executor == "ray":
-        threads = 1
-        pool = RayPool(workers, ray_address, threads)
+        pool = RayPool(workers, ray_address)
     else:
         raise ConfigError(f"unknown executor {executor!r}; expected 'local' or 'ray'")
-    job = _Job(settings, done, str(out), threads)
+    job = _Job(settings, done, str(out))
     files_schema = schemas()[1]
     rows = []
     with tqdm(total=len(files), unit="file", disable=not progress, position=0) as file_bar, \
