@@ -153,7 +153,7 @@ def test_a_local_ray_cluster_gives_the_same_results(local_run, videos, tmp_path)
     out, local_summary = local_run
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
     try:
-        ray_summary = analyze([videos], out=tmp_path, executor="ray", workers=2, progress=False)
+        ray_summary = analyze([videos], out=tmp_path, executor="ray", workers=2)  # with progress bars
         assert len(ray.nodes()) == 1 and ray.cluster_resources()["CPU"] == 2
     finally:
         ray.shutdown()
@@ -209,9 +209,10 @@ def test_inputs_are_files_folders_globs_and_lists(videos, tmp_path):
 
 
 def test_cli_reports_errors_and_exits_1(videos, tmp_path, capsys):
-    assert main(["batch", str(videos), "--out", str(tmp_path), "--workers", "1", "--quiet"]) == 1
+    assert main(["batch", str(videos), "--out", str(tmp_path), "--workers", "1"]) == 1
     captured = capsys.readouterr()
     assert "3 files analysed" in captured.out and "3 failed" in captured.out
     assert captured.err.count("error: ") == 3 and "Traceback" not in captured.err
+    assert f"{sum(GOOD.values())}frame" in captured.err.replace(" ", ""), "the frame bar counted every frame"
     assert main(["batch", str(tmp_path / "nothing-here"), "--out", str(tmp_path)]) == 1
     assert "nothing-here: no such file" in capsys.readouterr().err

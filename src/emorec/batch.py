@@ -44,6 +44,7 @@ LIST_SUFFIXES = {".txt", ".lst", ".list"}  # a text file of inputs, one per line
 # setting end to end (BlazeFace's small convolutions gain nothing from a second), and on a busy machine a
 # second spinning thread per worker only fights the other workers for the cores.
 WORKER_THREADS = 1
+PROGRESS_EVERY = 25  # frames between two progress reports from a worker
 
 
 def schemas():
@@ -156,13 +157,18 @@ def worker_engine(settings: BatchSettings):
 
 
 def analyze_file(
-    path: str | os.PathLike, settings: BatchSettings, done: frozenset[str], out: str | os.PathLike
+    path: str | os.PathLike,
+    settings: BatchSettings,
+    done: frozenset[str],
+    out: str | os.PathLike,
+    on_frames: Callable[[int], Any] | None = None,
 ) -> dict:
     """One file through the engine's frame loop. Returns its summary row (see :func:`schemas`) and, when it was
     analysed, its faces as a pyarrow Table under ``"faces_table"``; ``status`` "skipped" when its key is in
     ``done``.
 
-    Runs in a worker process; only annotated videos are written here (into ``out/videos``)."""
+    ``on_frames(n)`` hears every ``PROGRESS_EVERY`` frames how many more are done (for the driver's progress
+    bar). Runs in a worker process; only annotated videos are written here (into ``out/videos``)."""
     source = str(path)
     started = time.perf_counter()
     row = {"source": source, "sha256": None, "status": "error", "error": None, "frames": 0,
@@ -186,6 +192,8 @@ def analyze_file(
         with engine.stream(path, smoothing=settings.smoothing) as stream:
             for result in stream:
                 row["frames"] += 1
+                if on_frames is not None and row["frames"] % PROGRESS_EVERY == 0:
+                    on_frames(PROGRESS_EVERY)
                 row["frames_with_faces"] += bool(result.faces)
                 for face in result.faces:
                     emotions[face.track_id][face.emotion] += 1
@@ -194,6 +202,8 @@ def analyze_file(
                     writer = writer or _video_writer(video_file, stream.fps or 1.0, result.frame_size)
                     writer.write(engine.annotate(result))
             row["duration_s"] = row["frames"] / stream.fps if stream.fps else 0.0
+            if on_frames is not None and row["frames"] % PROGRESS_EVERY:
+                on_frames(row["frames"] % PROGRESS_EVERY)
         if writer is not None:
             writer.close()
             os.replace(writer.path, video_file)
@@ -247,6 +257,13 @@ class LocalPool:
     def __init__(self, workers: int):
         self.workers = workers
 
+    def queue(self):
+        """A queue the workers can put on: a manager process's, since the pool's are spawned interpreters."""
+        import multiprocessing
+
+        self._manager = multiprocessing.get_context("spawn").Manager()
+        return self._manager.Queue()
+
     def map(self, job: Callable[[Path], dict], paths: list[Path]) -> Iterator[dict]:
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -270,6 +287,12 @@ class RayPool:
             # address None starts a local Ray (or joins $RAY_ADDRESS); "auto" joins the cluster `ray start` made.
             ray.init(address=address, include_dashboard=False, log_to_driver=False, configure_logging=False)
         self.workers = workers or max(1, int(ray.cluster_resources().get("CPU", 1)) // WORKER_THREADS)
+
+    def queue(self):
+        """Ray's queue: an actor that takes no CPU slot from the workers."""
+        from ray.util.queue import Queue
+
+        return Queue(actor_options={"num_cpus": 0})
 
     def map(self, job: Callable[[Path], dict], paths: list[Path]) -> Iterator[dict]:
         import ray
@@ -301,9 +324,10 @@ class _Job:
     settings: BatchSettings
     done: frozenset[str]
     out: str
+    frames: Any = None  # a queue (multiprocessing's or Ray's) that the worker puts frame counts on
 
     def __call__(self, path: Path) -> dict:
-        return analyze_file(path, self.settings, self.done, self.out)
+        return analyze_file(path, self.settings, self.done, self.out, self.frames.put if self.frames else None)
 
 
 # ----------------------------------------------------------------- the driver
@@ -347,11 +371,12 @@ def analyze(
         pool = RayPool(workers, ray_address)
     else:
         raise ConfigError(f"unknown executor {executor!r}; expected 'local' or 'ray'")
-    job = _Job(settings, done, str(out))
     files_schema = schemas()[1]
     rows = []
     with tqdm(total=len(files), unit="file", disable=not progress, position=0) as file_bar, \
-            tqdm(unit="frame", disable=not progress, position=1) as frame_bar:
+            tqdm(unit="frame", disable=not progress, position=1) as frame_bar, \
+            _FrameCounter(pool.queue() if progress else None, frame_bar) as frames:
+        job = _Job(settings, done, str(out), frames)
         for result in pool.map(job, files):
             key = result.pop("key", None)
             table = result.pop("faces_table", None)
@@ -363,7 +388,6 @@ def analyze(
                 # The JSON is written last: it marks the file as done for a rerun.
                 _write_atomic(out / "files" / f"{key}.json",
                               lambda tmp, r=result: tmp.write_text(json.dumps(r), encoding="utf-8"))
-                frame_bar.update(result["frames"])
             rows.append(result)
             file_bar.update()
             file_bar.set_postfix(errors=sum(r["status"] == "error" for r in rows))
@@ -372,6 +396,41 @@ def analyze(
     summary = pa.Table.from_pylist(rows, schema=files_schema)
     _write_atomic(out / "summary.parquet", lambda tmp: _write_parquet(summary, tmp))
     return summary
+
+
+class _FrameCounter:
+    """Moves the workers' frame counts from ``queue`` to the progress bar, in a thread of the driver; the
+    context value is the queue (None without a progress bar)."""
+
+    def __init__(self, queue, bar):
+        import threading
+
+        self.queue, self.bar = queue, bar
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._drain, name="emorec-batch-progress", daemon=True)
+
+    def _drain(self) -> None:
+        import queue as stdlib_queue
+
+        while not self._done.is_set():
+            try:
+                self.bar.update(self.queue.get(timeout=0.2))
+            except (stdlib_queue.Empty, EOFError, OSError):  # Ray's Empty subclasses queue.Empty
+                continue
+
+    def __enter__(self):
+        if self.queue is not None:
+            self._thread.start()
+        return self.queue
+
+    def __exit__(self, *exc) -> None:
+        if self.queue is None:
+            return
+        self._done.set()
+        self._thread.join()
+        while not self.queue.empty():  # counts put just before the last results came back
+            self.bar.update(self.queue.get())
+        getattr(self.queue, "shutdown", lambda: None)()  # Ray's queue is an actor: end it
 
 
 def _write_parquet(table, path: Path) -> None:
