@@ -90,6 +90,8 @@ def test_two_streams_of_one_engine_do_not_share_tracks(rec, astronaut_video):
 def test_stream_max_frames_says_whether_it_cut(rec, astronaut_video):
     stream = rec.stream(astronaut_video, max_frames=5)
     assert len(list(stream)) == 5 and stream.truncated
+    with pytest.raises(RuntimeError, match="iterated once"):
+        list(stream)
     whole = rec.stream(astronaut_video, max_frames=FRAMES)
     assert len(list(whole)) == FRAMES and not whole.truncated
 

@@ -37,7 +37,7 @@ class FrameStream:
             their newest frame; they are never held back.
 
     ``pause``, ``resume`` and ``stop`` may be called from any thread; the clock stands still while paused.
-    The source is closed when the iteration ends, or by ``close()`` / ``with``.
+    A stream is iterated once: the source is closed when the iteration ends, or by ``close()`` / ``with``.
     """
 
     def __init__(
@@ -57,6 +57,7 @@ class FrameStream:
         self.frames_read = 0
         self.frames_dropped = 0
         self.truncated = False
+        self._iterated = False
         self._stopped = threading.Event()
         self._running = threading.Event()  # cleared while paused
         self._running.set()
@@ -70,6 +71,9 @@ class FrameStream:
         return self.source.live
 
     def __iter__(self) -> Iterator[FrameResult]:
+        if self._iterated:
+            raise RuntimeError(f"{self.source.name}: a FrameStream is iterated once; open a new one to start again")
+        self._iterated = True
         start = time.monotonic()
         try:
             for frame in self.source:
