@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import tempfile
 import time
 from pathlib import Path
@@ -25,22 +24,10 @@ import cv2
 import numpy as np
 
 from emorec.batch import analyze
+from emorec.cpu import cpu_summary
 
 LFW = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "expressions_dev" / "lfw_expressions" / "images"
 FPS, SIZE = 30.0, (640, 480)
-
-
-def cpu_line() -> str:
-    """CPU model and the SIMD/AMX flags that matter for ONNX Runtime."""
-    model, flags = platform.processor() or "unknown CPU", set()
-    try:
-        info = dict(line.split(":", 1) for line in Path("/proc/cpuinfo").read_text().splitlines() if ":" in line)
-    except OSError:
-        info = {}
-    model = info.get("model name\t", model).strip()
-    flags = set(info.get("flags\t\t", "").split())
-    present = " ".join(f"{f}={'yes' if f in flags else 'no'}" for f in ("avx2", "avx512f", "avx512_vnni", "amx_tile"))
-    return f"{model}, {os.cpu_count()} cores; {present}"
 
 
 def photos(count: int) -> list[np.ndarray]:
@@ -94,7 +81,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3, help="runs per configuration; the best counts")
     parser.add_argument("--no-ray", action="store_true")
     args = parser.parse_args()
-    print(cpu_line())
+    print(f"CPU: {cpu_summary()}")
     print(f"load average before: {os.getloadavg()[0]:.1f} (the machine is shared: other jobs slow these figures)")
     with tempfile.TemporaryDirectory(prefix="emorec-batch-videos-") as folder:
         total = make_videos(Path(folder), args.videos, args.seconds)

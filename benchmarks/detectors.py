@@ -3,22 +3,31 @@
 Real faces: scikit-image's astronaut and cameraman (a profile face) and matplotlib's Grace Hopper, as they
 are and re-composed: scaled so that the face is 20-200 pixels wide in 640x480 and 1920x1080 frames,
 rotated in-plane, darkened, and side by side. Face-free: 13 photos from scikit-image and scikit-learn,
-plus blank, uniform, noise and gradient frames.
+plus blank, uniform, noise and gradient frames. Close-ups: the photos of a labelled folder
+(``expressions_dev/lfw_expressions``: one face filling most of each photo); recall there is the share of
+photos in which at least one face is found.
 
     python benchmarks/detectors.py [--threads 1] [--haar] [--yunet-model face_detection_yunet_2023mar.onnx]
+        [--photos ../shared/datasets/expressions_dev/lfw_expressions] [--photos-limit 0]
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import sys
 import time
+from pathlib import Path
 
 import cv2
 import numpy as np
 
+from emorec.cpu import cpu_summary
 from emorec.detect import create_detector
+from emorec.sources import read_image
 from emorec.track import iou_matrix
+
+PHOTOS = Path(__file__).resolve().parents[1].parent / "shared" / "datasets" / "expressions_dev" / "lfw_expressions"
 
 
 def _portraits() -> list[tuple[np.ndarray, tuple[int, int, int, int]]]:
@@ -116,12 +125,25 @@ def positive_scenes() -> list[tuple[str, np.ndarray, list]]:
     return scenes
 
 
-def evaluate(detector, positives, negatives, min_face_size: int) -> dict:
+def close_ups(folder: Path, limit: int) -> list[np.ndarray]:
+    """The photos listed in ``folder``/labels.csv (every one, or every n-th so that ``limit`` remain)."""
+    with open(folder / "labels.csv", newline="", encoding="utf-8") as f:
+        names = [row["image"] for row in csv.DictReader(f)]
+    if limit and limit < len(names):
+        names = names[:: -(-len(names) // limit)]
+    return [read_image(folder / "images" / name) for name in names]
+
+
+def _large_enough(boxes: np.ndarray, min_face_size: int) -> np.ndarray:
+    return boxes[np.minimum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]) >= min_face_size]
+
+
+def evaluate(detector, positives, negatives, photos, min_face_size: int) -> dict:
     found = total = false_pos = neg_false = 0
     misses = []
     for kind, frame, truth in positives:
         boxes = detector.detect(frame).boxes
-        boxes = boxes[np.minimum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]) >= min_face_size]
+        boxes = _large_enough(boxes, min_face_size)
         iou = iou_matrix(truth, boxes) if len(boxes) else np.zeros((len(truth), 0))
         hits = (iou >= 0.3).any(axis=1) if iou.size else np.zeros(len(truth), bool)
         found += int(hits.sum())
@@ -130,7 +152,13 @@ def evaluate(detector, positives, negatives, min_face_size: int) -> dict:
         misses += [kind] * int((~hits).sum())
     for frame in negatives:
         boxes = detector.detect(frame).boxes
-        neg_false += int((np.minimum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]) >= min_face_size).sum())
+        neg_false += len(_large_enough(boxes, min_face_size))
+    photo_times, photo_hits = [], 0
+    for photo in photos:
+        start = time.perf_counter()
+        boxes = detector.detect(photo).boxes
+        photo_times.append((time.perf_counter() - start) * 1000)
+        photo_hits += len(_large_enough(boxes, min_face_size)) > 0
     frames = [f for kind, f, _ in positives if kind.startswith("640x480")]
     times = []
     for frame in frames * 5:
@@ -142,6 +170,8 @@ def evaluate(detector, positives, negatives, min_face_size: int) -> dict:
         "fp_on_faces": false_pos,
         "fp_on_face_free": neg_false,
         "ms_640x480": round(float(np.median(times)), 2),
+        **({"close_ups": f"{photo_hits / len(photos):.1%}", "ms_close_up": round(float(np.median(photo_times)), 2)}
+           if photos else {}),
         "missed": sorted(set(misses)),
     }
 
@@ -152,14 +182,20 @@ def main() -> int:
     parser.add_argument("--min-face-size", type=int, default=0, help="drop smaller boxes, as the engine does")
     parser.add_argument("--yunet-model", default=None, help="also measure YuNet with this ONNX file")
     parser.add_argument("--haar", action="store_true", help="also measure OpenCV's Haar cascade (slow)")
+    parser.add_argument("--photos", type=Path, default=PHOTOS, help="folder of close-ups with labels.csv")
+    parser.add_argument("--photos-limit", type=int, default=0, help="use about this many of them (0: all)")
     args = parser.parse_args()
     positives, negatives = positive_scenes(), _face_free()
+    photos = close_ups(args.photos, args.photos_limit) if args.photos.is_dir() else []
+    print(f"CPU: {cpu_summary()}")
     print(
         f"{sum(len(t) for _, _, t in positives)} real faces in {len(positives)} frames, "
-        f"{len(negatives)} face-free frames, min face size {args.min_face_size}px, {args.threads} thread(s)"
+        f"{len(negatives)} face-free frames, {len(photos)} close-up photos ({args.photos.name}), "
+        f"min face size {args.min_face_size}px, {args.threads} thread(s)"
     )
     configs = [
-        ("blazeface-full", None, 640),  # the engine's default: score >= 0.5, tiles for big photos
+        ("blazeface", None, 640),  # the engine's default: full and short range, score >= 0.5, tiles for big photos
+        ("blazeface-full", None, 640),
         ("blazeface-full", 0.6, 640),  # MediaPipe's threshold
         ("blazeface-full", 0.45, 640),
         ("blazeface-full", None, None),
@@ -174,7 +210,7 @@ def main() -> int:
         )
         label = f"{name} score>={detector.score_threshold:g}" if hasattr(detector, "score_threshold") else name
         label += f" tiles {tile}" if tile and name.startswith("blazeface") else ""
-        print(f"{label:36s} {evaluate(detector, positives, negatives, args.min_face_size)}")
+        print(f"{label:36s} {evaluate(detector, positives, negatives, photos, args.min_face_size)}")
     return 0
 
 

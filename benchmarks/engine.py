@@ -4,7 +4,7 @@ Frames: scikit-image's astronaut and matplotlib's Grace Hopper portraits in a 64
 4 faces in a 2x2 collage); faces for the classifier: FER2013 PublicTest. Figures are medians.
 Targets on 2 cores: <= 5 ms per frame with one face; classifier <= 1 ms for one face, >= 2000 faces/s batched.
 
-    python benchmarks/engine.py [--threads 1] [--repeats 200]
+    python benchmarks/engine.py [--threads 1] [--repeats 200] [--against blazeface-full]
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ import matplotlib.cbook
 import numpy as np
 from skimage import data
 
+from emorec.cpu import cpu_summary
 from emorec.data import load_fer2013
 from emorec.engine import EmotionRecognizer
 
@@ -61,9 +62,17 @@ def main() -> int:
     parser.add_argument("--detector", default="auto")
     parser.add_argument("--model", default=None)
     parser.add_argument("--data", default=str(DATA))
+    parser.add_argument(
+        "--against",
+        default=None,
+        metavar="DETECTOR",
+        help="also time the engine with this detector, frame by frame in turn with --detector, so that both "
+        "see the same load (e.g. blazeface-full, the default before close-up faces were added)",
+    )
     args = parser.parse_args()
 
     rec = EmotionRecognizer(model_path=args.model, detector=args.detector, threads=args.threads)
+    print(f"CPU: {cpu_summary()}")
     print(
         f"model {rec.model_info['name']}, detector {rec.detector.name}, {args.threads} ORT thread(s), "
         f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} (other jobs slow these figures down)"
@@ -83,6 +92,19 @@ def main() -> int:
             f"640x480, {name} ({faces} found): {np.median(stages['total']):.2f} ms per frame end to end "
             f"(array in; {from_file:.2f} ms from a JPEG file); stages ms: {per_stage}"
         )
+
+    if args.against:
+        other = EmotionRecognizer(model_path=args.model, detector=args.against, threads=args.threads)
+        for name, frame in scenes().items():
+            ms: dict[str, list[float]] = {rec.detector.name: [], other.detector.name: []}
+            for _ in range(args.repeats):
+                for engine in (rec, other):
+                    ms[engine.detector.name].append(engine.process(frame).timings_ms["total"])
+            mine, theirs = (float(np.median(v)) for v in ms.values())
+            print(
+                f"640x480, {name}, in turn: {rec.detector.name} {mine:.2f} ms, {other.detector.name} {theirs:.2f} ms "
+                f"per frame ({mine / theirs:.2f}x)"
+            )
 
     faces, _ = load_fer2013(args.data).split("PublicTest")
     one_ms = median_ms(lambda: rec.classify(faces[:1]), args.repeats * 5)

@@ -148,7 +148,7 @@ def test_predict_refuses_an_image_too_large_to_decode_safely(tmp_path, capsys):
     bomb = tmp_path / "bomb.png"
     bomb.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", rows) + chunk(b"IEND", b""))
     assert main(["predict", str(bomb)]) == 1
-    assert "9000x12000 is 108 megapixels; the limit is 100" in capsys.readouterr().err
+    assert "9000x12000 (108.0 megapixels); the limit is 100 megapixels" in capsys.readouterr().err
 
 
 def test_project_license_is_an_spdx_string():

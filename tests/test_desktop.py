@@ -8,6 +8,7 @@ docs/screenshots/desktop.png for the README.
 from __future__ import annotations
 
 import csv
+import json
 import os
 import sys
 import time
@@ -347,13 +348,13 @@ def test_start_with_no_file_chosen_asks_for_one(window, dialogs):
 def test_realtime_stream_drops_frames_when_the_engine_is_slower_than_the_source(recognizer, faces_video, monkeypatch):
     stream = recognizer.stream(faces_video, realtime=True)
     assert stream.fps == pytest.approx(VIDEO_FPS)
-    process = stream._engine.process
+    process = stream.engine.process
 
     def slow_process(*args, **kwargs):
         time.sleep(0.25)  # an engine at 4 fps against a 10 fps video
         return process(*args, **kwargs)
 
-    monkeypatch.setattr(stream._engine, "process", slow_process)
+    monkeypatch.setattr(stream.engine, "process", slow_process)
     start = time.monotonic()
     shown = list(stream)
     elapsed = time.monotonic() - start
@@ -383,3 +384,83 @@ def test_timeline_keeps_only_its_span():
         timeline.add(i * 0.1, None if i % 10 == 0 else np.full(7, 1 / 7))
     times = [t for t, _ in timeline.points()]
     assert times[0] >= 4.9 - 2.0 - 1e-9 and times[-1] == pytest.approx(4.9)
+
+
+# ----- personal calibration
+
+
+@pytest.fixture(scope="module")
+def resting_video(resting_face, tmp_path_factory) -> Path:
+    """10 s at 10 fps of a real person whose resting face the model misreads (see conftest), sitting still:
+    each frame moved by a pixel or two and with sensor noise."""
+    _, (rest, *_), _, _ = resting_face
+    path = tmp_path_factory.mktemp("video") / "resting.mp4"
+    rng = np.random.default_rng(0)
+    writer = AnnotatedVideoWriter(path, VIDEO_FPS, (640, 480))
+    for _ in range(100):
+        moved = np.roll(rest, tuple(rng.integers(-2, 3, 2)), axis=(0, 1)).astype(np.float32)
+        writer.write(np.clip(moved + rng.normal(0, 3, rest.shape), 0, 255).astype(np.uint8))
+    writer.close()
+    return path
+
+
+def test_calibrate_button_reads_the_resting_face_as_neutral(qtbot, window, resting_video, dialogs, tmp_path):
+    assert not window.calibrate_button.isEnabled(), "nothing to calibrate with before a source runs"
+    window.start(resting_video)
+    wait_for_faces(qtbot, window, count=1)
+    qtbot.waitUntil(lambda: "largest face" in window.bars.title.text(), timeout=WAIT_MS)
+    assert window.bars.title.text().split()[0] in ("angry", "sad"), "the generic reading of this resting face"
+    assert "Not calibrated" in window.calibration_label.text() and not window.save_baseline_button.isEnabled()
+
+    window.calibrate_button.click()
+    assert window.calibration_progress.isVisible() and not window.calibrate_button.isEnabled()
+    assert "neutral face for 3 seconds" in window.calibration_label.text()
+    qtbot.waitUntil(lambda: 0 < window.calibration_progress.value() < 100, timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: window.baseline is not None, timeout=WAIT_MS)
+    assert not window.calibration_progress.isVisible() and "Calibrated" in window.calibration_label.text()
+    qtbot.waitUntil(lambda: "calibrated)" in window.bars.title.text(), timeout=WAIT_MS)
+    assert window.bars.title.text().startswith("neutral "), window.bars.title.text()
+    assert shown_probabilities(window).argmax() == emotion_id("neutral")
+    assert window.last_frame.result.faces[0].raw_scores.argmax() != emotion_id("neutral")
+
+    saved = window.save_baseline(tmp_path / "me.json")
+    assert saved is not None and json.loads(saved.read_text())["samples"] >= 3
+    window.reset_calibration_button.click()
+    assert window.baseline is None and not window.reset_calibration_button.isEnabled()
+    qtbot.waitUntil(lambda: "calibrated)" not in window.bars.title.text(), timeout=WAIT_MS)
+    assert window.load_baseline(saved) is not None and window.baseline.samples >= 3
+    qtbot.waitUntil(lambda: "calibrated)" in window.bars.title.text(), timeout=WAIT_MS)
+    window.stop()
+    assert not dialogs
+
+
+def test_a_loaded_baseline_applies_to_the_next_source(qtbot, window, recognizer, resting_face, resting_video,
+                                                     tmp_path):
+    _, (rest, *_), _, _ = resting_face
+    recognizer.calibrate([rest]).save(tmp_path / "me.json")
+    assert window.load_baseline(tmp_path / "me.json") is not None
+    window.start(resting_video)
+    qtbot.waitUntil(lambda: "calibrated)" in window.bars.title.text(), timeout=WAIT_MS)
+    assert window.bars.title.text().startswith("neutral ")
+    window.stop()
+
+
+def test_bad_baseline_files_get_a_dialog_naming_them(window, dialogs, tmp_path):
+    not_json = tmp_path / "notes.json"
+    not_json.write_text("these are my notes")
+    other_model = tmp_path / "other.json"
+    data = {"format": "emorec-baseline", "version": 1, "classes": list(EMOTIONS), "samples": 3,
+            "model": {"sha256": "0" * 64, "name": "someone else's model"},
+            "log_probs": {name: -2.0 for name in EMOTIONS}}
+    other_model.write_text(json.dumps(data))
+    for path, says in ((not_json, "not JSON"), (other_model, "another classifier"),
+                       (tmp_path / "gone.json", "no such baseline file")):
+        assert window.load_baseline(path) is None
+        title, text = dialogs.pop()
+        assert title == "Cannot use the baseline" and str(path) in text and says in text
+    assert window.baseline is None
+
+
+def test_calibrating_without_a_source_says_what_to_do(window, dialogs):
+    window.start_calibration()
+    assert dialogs == [("Nothing to calibrate with", "Start the camera first, then press Calibrate.")]

@@ -2,20 +2,37 @@
 
 from __future__ import annotations
 
+import csv
+from pathlib import Path
+
 import cv2
 import numpy as np
 import pytest
 from skimage import data
 
 from emorec.detect import BLAZEFACE, BlazeFaceDetector, HaarDetector, _ssd_anchor_centres, create_detector, nms
+from emorec.sources import read_image
 from emorec.track import iou_matrix
 
 ASTRONAUT_FACE = (175, 70, 278, 174)  # drawn by hand; every detector agrees within a few pixels
+CLOSE_UPS = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "expressions_dev" / "lfw_expressions"
 
 
-@pytest.fixture(scope="module", params=["full", "short"])
-def blazeface(request) -> BlazeFaceDetector:
-    return BlazeFaceDetector(request.param)
+@pytest.fixture(scope="module", params=["blazeface", "blazeface-full", "blazeface-short"])
+def blazeface(request):
+    """The default (full and short range merged) and each BlazeFace variant alone."""
+    return create_detector(request.param)
+
+
+@pytest.fixture(scope="module")
+def close_ups() -> list[np.ndarray]:
+    """100 real close-up photos (every 21st of lfw_expressions: 350x350, the face filling most of the frame)."""
+    labels = CLOSE_UPS / "labels.csv"
+    if not labels.is_file():
+        pytest.skip(f"lfw_expressions not found at {CLOSE_UPS}")
+    with open(labels, newline="", encoding="utf-8") as f:
+        names = [row["image"] for row in csv.DictReader(f)]
+    return [read_image(CLOSE_UPS / "images" / name) for name in names[::21][:100]]
 
 
 def _face_free_photos() -> list[np.ndarray]:
@@ -123,3 +140,35 @@ def test_yunet_needs_a_model_file(tmp_path):
 def test_a_detector_object_is_used_as_given():
     detector = HaarDetector()
     assert create_detector(detector) is detector
+
+
+def test_the_default_finds_close_up_faces(close_ups):
+    # Full range alone finds under a fifth of these; short range, merged in by default, nearly all.
+    assert len(close_ups) == 100
+    found = sum(len(create_detector("auto").detect(photo).boxes) > 0 for photo in close_ups)
+    full_only = sum(len(create_detector("blazeface-full").detect(photo).boxes) > 0 for photo in close_ups)
+    assert found >= 95 and full_only < 50, (found, full_only)
+
+
+def test_the_default_finds_a_face_filling_the_frame(astronaut_bgr):
+    x1, y1, x2, y2 = ASTRONAUT_FACE
+    face = astronaut_bgr[y1 - 10 : y2 + 10, x1 - 10 : x2 + 10]
+    close_up = cv2.resize(face, (480, 480), interpolation=cv2.INTER_CUBIC)
+    found = create_detector("auto").detect(close_up)
+    assert len(found.boxes) == 1 and _eyes_in_upper_half_of_their_boxes(found)
+    assert iou_matrix(found.boxes, [(40, 40, 440, 440)])[0, 0] > 0.6
+
+
+def test_the_default_takes_only_large_faces_from_short_range(astronaut_bgr):
+    # Short range alone boxes a whole small portrait as a face (benchmarks/detectors.py's scenes); the
+    # default leaves faces that small to full range, which finds the real one or nothing.
+    background = cv2.resize(cv2.cvtColor(data.rocket(), cv2.COLOR_RGB2BGR), (640, 480))
+    scale = 40 / (ASTRONAUT_FACE[2] - ASTRONAUT_FACE[0])
+    portrait = cv2.resize(astronaut_bgr, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    background[60 : 60 + portrait.shape[0], 150 : 150 + portrait.shape[1]] = portrait
+    face = [150 + ASTRONAUT_FACE[0] * scale, 60 + ASTRONAUT_FACE[1] * scale,
+            150 + ASTRONAUT_FACE[2] * scale, 60 + ASTRONAUT_FACE[3] * scale]
+    short = create_detector("blazeface-short").detect(background).boxes
+    assert len(short) and iou_matrix(short, [face]).max() < 0.3  # the whole portrait, not the face
+    merged = create_detector("auto").detect(background).boxes
+    assert all(iou_matrix(merged, [face])[:, 0] >= 0.3)

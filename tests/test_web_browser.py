@@ -80,11 +80,15 @@ def happy_frame(fer2013) -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def live_page(happy_frame, tmp_path_factory):
-    """The live page open in chromium, its camera showing the two happy faces."""
-    camera = tmp_path_factory.mktemp("camera") / "happy_faces.y4m"
-    write_y4m(camera, [happy_frame] * 20)
-    args = [
+def browsers():
+    """One Playwright for the module: its sync API runs one at a time, and each page needs its own chromium
+    (the fake camera's file is a launch option)."""
+    with playwright.sync_playwright() as p:
+        yield p
+
+
+def _chromium_args(camera: Path) -> list[str]:
+    return [
         "--use-fake-ui-for-media-stream",
         "--use-fake-device-for-media-stream",
         f"--use-file-for-fake-video-capture={camera}",
@@ -95,8 +99,15 @@ def live_page(happy_frame, tmp_path_factory):
         "--disable-sync",
         "--no-first-run",
     ]
-    with background_server() as url, playwright.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=args)
+
+
+@pytest.fixture(scope="module")
+def live_page(browsers, happy_frame, tmp_path_factory):
+    """The live page open in chromium, its camera showing the two happy faces."""
+    camera = tmp_path_factory.mktemp("camera") / "happy_faces.y4m"
+    write_y4m(camera, [happy_frame] * 20)
+    with background_server() as url:
+        browser = browsers.chromium.launch(executable_path=CHROMIUM, args=_chromium_args(camera))
         try:
             page = browser.new_page(viewport={"width": 1100, "height": 820})
             page.goto(url)
@@ -156,3 +167,67 @@ def test_stop_button_closes_the_connection(live_page):
     assert live_page.text_content("#toggle") == "Start"
     live_page.click("#toggle")
     live_page.wait_for_function("document.getElementById('status').dataset.state === 'live'", timeout=10_000)
+
+
+# ----- personal calibration: a real person whose resting face the model misreads (see conftest)
+
+
+@pytest.fixture(scope="module")
+def resting_page(browsers, resting_face, tmp_path_factory):
+    """The live page, its camera filming the resting face (sitting still: a pixel or two of movement)."""
+    _, (rest, *_), _, _ = resting_face
+    rng = np.random.default_rng(0)
+    frames = [np.roll(rest, tuple(rng.integers(-2, 3, 2)), axis=(0, 1)) for _ in range(20)]
+    camera = tmp_path_factory.mktemp("camera") / "resting_face.y4m"
+    write_y4m(camera, frames)
+    with background_server() as url:
+        browser = browsers.chromium.launch(executable_path=CHROMIUM, args=_chromium_args(camera))
+        try:
+            # The page's Content-Security-Policy forbids eval, which Playwright's wait_for_function needs.
+            page = browser.new_page(viewport={"width": 1100, "height": 820}, bypass_csp=True)
+            page.goto(url)
+            page.wait_for_function("document.querySelectorAll('#faces li').length === 1", timeout=30_000)
+            yield page
+        finally:
+            browser.close()
+
+
+def _calibration_state(page) -> str:
+    return page.get_attribute("#calibration", "data-state")
+
+
+def test_calibrate_control_reads_the_resting_face_as_neutral(resting_page):
+    page = resting_page
+    assert _calibration_state(page) == "off" and page.text_content("#calibration-status") == "not calibrated"
+    assert _labels(page)[0] in ("angry", "sad"), "the generic reading of this resting face"
+    page.click("#calibrate")
+    assert page.is_visible("#calibration-progress") and page.is_disabled("#calibrate")
+    assert "neutral face for 3 seconds" in page.text_content("#calibration-status")
+    page.wait_for_function(
+        "(() => { const p = document.getElementById('calibration-progress').value; return p > 0 && p < 1; })()",
+        timeout=10_000,
+    )
+    page.wait_for_function("document.getElementById('calibration').dataset.state === 'on'", timeout=15_000)
+    assert not page.is_visible("#calibration-progress") and page.is_visible("#calibration-reset")
+    assert "calibrated to your neutral face" in page.text_content("#calibration-status")
+    page.wait_for_function("document.querySelector('#faces li[data-calibrated=\"true\"]') !== null", timeout=10_000)
+    page.wait_for_function("document.querySelector('#faces li').dataset.emotion === 'neutral'", timeout=10_000)
+    title = page.text_content("#faces li .face-title")
+    assert "neutral" in title and "uncalibrated: " in title, title
+
+    page.click("#calibration-reset")  # back to the generic reading
+    page.wait_for_function("document.querySelector('#faces li').dataset.calibrated === undefined", timeout=10_000)
+    assert _calibration_state(page) == "off" and _labels(page)[0] in ("angry", "sad")
+
+
+def test_calibration_lives_in_the_connection_only(resting_page):
+    page = resting_page
+    page.click("#calibrate")
+    page.wait_for_function("document.getElementById('calibration').dataset.state === 'on'", timeout=15_000)
+    page.click("#toggle")  # Stop: the connection and its baseline are gone
+    page.wait_for_function("document.getElementById('status').dataset.state === 'closed'", timeout=10_000)
+    assert _calibration_state(page) == "off"
+    page.click("#toggle")
+    page.wait_for_function("document.querySelectorAll('#faces li').length === 1", timeout=15_000)
+    assert _calibration_state(page) == "off"
+    assert page.get_attribute("#faces li", "data-calibrated") is None and _labels(page)[0] in ("angry", "sad")

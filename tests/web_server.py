@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -20,17 +21,17 @@ def free_port() -> int:
 
 
 @contextmanager
-def background_server(*serve_args: str, startup_timeout_s: float = 60.0) -> Iterator[str]:
+def background_server(*serve_args: str, startup_timeout_s: float = 60.0, scheme: str = "http") -> Iterator[str]:
     """Run ``emorec serve`` on a free loopback port in a child process; yield its base URL, stop it on exit."""
     port = free_port()
-    url = f"http://127.0.0.1:{port}"
+    url = f"{scheme}://127.0.0.1:{port}"
     command = [sys.executable, "-m", "emorec.cli", "serve", "--host", "127.0.0.1", "--port", str(port), *serve_args]
-    with tempfile.TemporaryFile() as log:
+    with tempfile.TemporaryFile() as log_file:
         process = subprocess.Popen(
-            command, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"}
+            command, stdout=log_file, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"}
         )
         try:
-            _wait_until_healthy(url, process, log, startup_timeout_s)
+            _wait_until_healthy(url, process, log_file, startup_timeout_s)
             yield url
         finally:
             process.terminate()
@@ -41,14 +42,17 @@ def background_server(*serve_args: str, startup_timeout_s: float = 60.0) -> Iter
                 process.wait()
 
 
-def _wait_until_healthy(url: str, process: subprocess.Popen, log, timeout_s: float) -> None:
+def _wait_until_healthy(url: str, process: subprocess.Popen, log_file, timeout_s: float) -> None:
+
+    context = ssl._create_unverified_context() if url.startswith("https") else None  # a self-signed test cert
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            log.seek(0)
-            raise RuntimeError(f"emorec serve exited with {process.returncode}:\n{log.read().decode(errors='replace')}")
+            log_file.seek(0)
+            output = log_file.read().decode(errors="replace")
+            raise RuntimeError(f"emorec serve exited with {process.returncode}:\n{output}")
         try:
-            with urllib.request.urlopen(f"{url}/api/v1/health", timeout=2) as response:
+            with urllib.request.urlopen(f"{url}/api/v1/health", timeout=2, context=context) as response:
                 if response.status == 200:
                     return
         except OSError:

@@ -27,7 +27,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
                          seed=args.seed, device=args.device, precision=args.precision, limit=args.limit,
                          init=args.init or "", teacher=args.teacher or "", distill_weight=args.distill_weight,
                          distill_temperature=args.distill_temperature, teacher_flip=args.teacher_flip,
-                         ema=args.ema)
+                         ema=args.ema, ferplus=args.ferplus or "", targets=args.targets,
+                         ferplus_weight=args.ferplus_weight)
     out = train(config, resume=args.resume)
     print(f"done: {out}/best.pt")
     return 0
@@ -60,6 +61,13 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
                    help="the teacher averages each face with its mirror image (better targets, slower)")
     p.add_argument("--ema", type=float, default=0.0,
                    help="decay of a moving average of the weights, which is scored and saved; 0 disables")
+    p.add_argument("--ferplus", default=None,
+                   help="Microsoft's FER+ fer2013new.csv, joined to --data by row number; its not-a-face rows "
+                        "are left out of training")
+    p.add_argument("--targets", default="fer2013", choices=["fer2013", "ferplus", "mix"],
+                   help="learn FER2013's labels, FER+'s vote distributions, or a mix (default: %(default)s)")
+    p.add_argument("--ferplus-weight", type=float, default=0.5,
+                   help="with --targets mix: FER+'s share of each target (default: %(default)s)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last.pt")
     p.set_defaults(func=_cmd_train)
 
@@ -67,13 +75,32 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from emorec.evaluate import evaluate, format_report
 
+    if args.photos:
+        return _evaluate_photos(args)
     try:
-        report = evaluate(args.model, args.data, split=args.split, tta=args.tta, limit=args.limit, out_dir=args.out)
+        report = evaluate(args.model, args.data, split=args.split, tta=args.tta, limit=args.limit, out_dir=args.out,
+                          ferplus=args.ferplus)
     except (FileNotFoundError, ValueError) as exc:
         return _fail(args, str(exc))
     print(format_report(report))
     if args.out:
         print(f"wrote {args.out}/report.json and {args.out}/confusion.png")
+    return 0
+
+
+def _evaluate_photos(args: argparse.Namespace) -> int:
+    from emorec.data import DatasetError
+    from emorec.photo_eval import evaluate_photos, format_photo_report, write_photo_report
+
+    try:
+        report = evaluate_photos(args.photos, args.model, classifier_only=args.classifier_only,
+                                 detector=args.detector, quantized=False if args.float else None, limit=args.limit)
+    except (DatasetError, FileNotFoundError, ValueError) as exc:
+        print(f"emorec evaluate: {exc}", file=sys.stderr)
+        return 2
+    print(format_photo_report(report))
+    if args.out:
+        print("wrote " + ", ".join(map(str, write_photo_report(report, args.out))))
     return 0
 
 
@@ -88,6 +115,19 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--tta", default="none", choices=TTA_MODES, help="test-time augmentation")
     p.add_argument("--limit", type=int, default=0, help="score only the first N images of the split")
     p.add_argument("--out", default=None, help="folder for report.json and confusion.png")
+    p.add_argument("--ferplus", default=None,
+                   help="Microsoft's FER+ fer2013new.csv: also report top-1 against its majority labels")
+    g = p.add_argument_group("real photos")
+    g.add_argument("--photos", default=None, metavar="DIR",
+                   help="score the photos of DIR/labels.csv (image,emotion[,person]) through the whole pipeline "
+                        "(largest face; no face = wrong) instead of FER2013; --limit takes N evenly spaced photos, "
+                        "--out also writes predictions.csv")
+    g.add_argument("--classifier-only", action="store_true",
+                   help="with --photos: the images are face crops framed like FER2013 (e.g. CK+48): "
+                        "feed them to the classifier directly, as 48x48 grayscale")
+    g.add_argument("--detector", default="auto", help="with --photos: the face detector (default: %(default)s)")
+    g.add_argument("--float", action="store_true", help="with --photos: the float model even where the engine "
+                                                        "would run its int8 twin")
     p.set_defaults(func=_cmd_evaluate)
 
 
@@ -141,14 +181,33 @@ def _add_export(sub: argparse._SubParsersAction) -> None:
 
 def _cmd_serve(args: argparse.Namespace) -> int:
     try:
-        from emorec.web.server import serve
+        from emorec.web.server import engine_problem, serve
     except ImportError as exc:
         print(f"emorec serve needs the 'web' extra ({exc.name} is missing): pip install 'emorec[web]'", file=sys.stderr)
         return 2
-    limits = {"max_upload_bytes": int(args.max_upload_mb * 2**20)}
-    if args.max_live_streams:
-        limits["max_live_streams"] = args.max_live_streams
-    serve(args.host, args.port, workers=args.workers, threads=args.threads, **limits)
+    if bool(args.certfile) != bool(args.keyfile):
+        print("emorec serve: --certfile and --keyfile go together", file=sys.stderr)
+        return 2
+    for path in filter(None, (args.certfile, args.keyfile)):
+        if not Path(path).is_file():
+            print(f"emorec serve: {path}: no such file", file=sys.stderr)
+            return 2
+    problem = engine_problem(_recognizer_options(args))  # bad engine options fail here, not in every worker
+    if problem:
+        print(f"emorec serve: {problem}", file=sys.stderr)
+        return 2
+    limits = {
+        "max_upload_bytes": int(args.max_upload_mb * 2**20),
+        "max_live_streams": args.max_live_streams,
+        "max_video_jobs": args.max_video_jobs,
+    }
+    try:
+        serve(args.host, args.port, workers=args.workers, max_clients=args.max_clients, certfile=args.certfile,
+              keyfile=args.keyfile, recognizer_options=_recognizer_options(args),
+              engine_threads=args.analysis_threads, allowed_origins=tuple(args.allow_origin), **limits)
+    except ValueError as exc:  # a limit out of range
+        print(f"emorec serve: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 
@@ -156,26 +215,34 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "serve",
         help="run the web app: live camera page, uploads, REST API (needs the 'web' extra)",
-        description="Serve the web app with Gunicorn (gthread workers; Linux and macOS).",
+        description="Serve the web app with Gunicorn's asyncio worker (Linux and macOS). Browsers give the "
+        "camera only to https:// pages or to http://localhost, so a phone on the LAN needs --certfile/--keyfile.",
     )
-    p.add_argument("--host", default="127.0.0.1", help="address to listen on; 0.0.0.0 for every interface")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to listen on; 0.0.0.0 for every interface (there is no login: see the warning)")
     p.add_argument("--port", type=int, default=5000)
+    p.add_argument("--certfile", default=None, help="TLS certificate (PEM) to serve https:// and wss://")
+    p.add_argument("--keyfile", default=None, help="its private key (PEM)")
+    p.add_argument("--allow-origin", action="append", default=[], metavar="ORIGIN",
+                   help="another web origin (https://host:port) whose pages may use the live socket and post forms; "
+                        "repeat for several, '*' for any (default: only this server's own pages)")
     p.add_argument("--workers", type=int, default=1, help="processes, each with its own copy of the models")
-    p.add_argument(
-        "--threads",
-        type=int,
-        default=8,
-        help="threads per worker; each live connection holds one, two stay free for HTTP requests",
-    )
+    p.add_argument("--max-clients", type=int, default=200, help="open connections per worker; more wait to connect")
+    p.add_argument("--max-live-streams", type=int, default=32, help="live camera connections per worker")
+    p.add_argument("--max-video-jobs", type=int, default=1,
+                   help="videos analysed at once per worker; more get 503 with Retry-After")
+    p.add_argument("--analysis-threads", type=int, default=2,
+                   help="threads per worker that analyse live frames (default: 2)")
     p.add_argument("--max-upload-mb", type=float, default=16.0, help="largest accepted request body")
-    p.add_argument("--max-live-streams", type=int, default=0, help="live connections per worker (default: threads - 2)")
+    _add_engine_options(p)
     p.set_defaults(func=_cmd_serve)
 
 
 def _add_engine_options(p: argparse.ArgumentParser, threads: bool = True) -> None:
     g = p.add_argument_group("engine")
     g.add_argument("--model", default=None, help="classifier ONNX file (default: the shipped model)")
-    g.add_argument("--detector", default="auto", help="auto (BlazeFace full range), blazeface-short, yunet or haar")
+    g.add_argument("--detector", default="auto",
+                   help="auto (BlazeFace full and short range), blazeface-full, blazeface-short, yunet or haar")
     g.add_argument("--yunet-model", default=None, help="YuNet ONNX file for --detector yunet")
     g.add_argument("--min-face-size", type=int, default=24, help="ignore faces smaller than this (pixels)")
     g.add_argument("--min-score", type=float, default=None, help="detector score threshold (default: per detector)")
@@ -184,15 +251,20 @@ def _add_engine_options(p: argparse.ArgumentParser, threads: bool = True) -> Non
         g.add_argument("--threads", type=int, default=1, help="ONNX Runtime threads per model")
 
 
+def _recognizer_options(args: argparse.Namespace) -> dict:
+    """``EmotionRecognizer`` keyword arguments from the engine options."""
+    return {"model_path": args.model, "detector": args.detector, "min_face_size": args.min_face_size,
+            "min_detection_score": args.min_score, "max_faces": args.max_faces, "yunet_model": args.yunet_model,
+            "threads": args.threads}
+
+
 def _make_recognizer(args: argparse.Namespace):
     """The engine from the command-line options; a ConfigError (one line, exit 2) says why it cannot be built."""
     from emorec.engine import EmotionRecognizer
     from emorec.errors import ConfigError
 
     try:
-        return EmotionRecognizer(model_path=args.model, detector=args.detector, min_face_size=args.min_face_size,
-                                 min_detection_score=args.min_score, max_faces=args.max_faces,
-                                 yunet_model=args.yunet_model, threads=args.threads)
+        return EmotionRecognizer(**_recognizer_options(args))
     except (FileNotFoundError, ValueError) as exc:
         raise ConfigError(str(exc)) from None
 
@@ -217,6 +289,71 @@ def _writable(path: str | None) -> Path | None:
     return target
 
 
+def _add_baseline_options(p: argparse.ArgumentParser, auto: bool = False) -> None:
+    g = p.add_argument_group("personal calibration")
+    g.add_argument("--baseline", default=None, metavar="BASELINE.json",
+                   help="read faces against this person's neutral face (made by `emorec calibrate`)")
+    if auto:
+        g.add_argument("--auto-calibrate", action="store_true",
+                       help="each face learns its own neutral baseline from its first seconds in view "
+                            "(3 s warm-up, median of the last 30 s)")
+
+
+def _load_baseline(args: argparse.Namespace, rec):
+    """The --baseline file checked against the engine's model; None if not given. A BaselineError (one line,
+    exit 2) says why it cannot be used."""
+    from emorec.calibration import load_baseline
+
+    if not args.baseline:
+        return None
+    return rec.check_baseline(load_baseline(args.baseline))
+
+
+def _cmd_calibrate(args: argparse.Namespace) -> int:
+    from emorec.calibration import BaselineError
+    from emorec.labels import EMOTIONS
+    from emorec.sources import expand_image_paths
+
+    rec = _make_recognizer(args)
+    items = expand_image_paths(args.images)
+    if not items:
+        print("emorec calibrate: no images found in " + ", ".join(args.images), file=sys.stderr)
+        return 1
+    try:
+        baseline = rec.calibrate([path for path, _ in items], strength=args.strength, neutral_margin=args.margin)
+    except BaselineError as exc:
+        print(f"emorec calibrate: {exc}", file=sys.stderr)
+        return 1
+    for note in baseline.notes:
+        print(f"note: {note}", file=sys.stderr)
+    try:
+        baseline.save(args.out)
+    except OSError as exc:
+        print(f"emorec calibrate: cannot write {args.out} ({exc.strerror})", file=sys.stderr)
+        return 1
+    readings = sorted(zip(EMOTIONS, baseline.neutral_scores, strict=True), key=lambda kv: -kv[1])[:3]
+    print(f"baseline from {baseline.samples} face(s) of {len(items)} image(s); uncalibrated, this neutral face "
+          f"reads " + ", ".join(f"{emotion} {p:.0%}" for emotion, p in readings))
+    print(f"wrote {args.out}")
+    return 0
+
+
+def _add_calibrate(sub: argparse._SubParsersAction) -> None:
+    from emorec.calibration import DEFAULT_NEUTRAL_MARGIN, DEFAULT_STRENGTH
+
+    p = sub.add_parser("calibrate", help="make a person's baseline from photos of their neutral face",
+                       description="The largest face of each image is used; images without a face are skipped "
+                                   "and reported. Use the result with --baseline on predict, video and stream.")
+    p.add_argument("images", nargs="+", metavar="IMAGE|FOLDER", help="a few photos of one person's neutral face")
+    p.add_argument("--out", required=True, metavar="BASELINE.json")
+    p.add_argument("--strength", type=float, default=DEFAULT_STRENGTH,
+                   help="how much of the baseline to take away (0: none; default: %(default)s)")
+    p.add_argument("--margin", type=float, default=DEFAULT_NEUTRAL_MARGIN,
+                   help="how far the person's own neutral face reads ahead of other classes (default: %(default)s)")
+    _add_engine_options(p)
+    p.set_defaults(func=_cmd_calibrate)
+
+
 def _describe(faces) -> str:
     if not faces:
         return "no faces"
@@ -236,6 +373,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 
     json_path, csv_path = _writable(args.json), _writable(args.csv)
     rec = _make_recognizer(args)
+    baseline = _load_baseline(args, rec)
     items = expand_image_paths(args.inputs)
     if not items:
         print("emorec predict: no images found in " + ", ".join(args.inputs), file=sys.stderr)
@@ -247,7 +385,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
             print(f"error: {image}", file=sys.stderr)
             records.append({"path": str(path), "error": str(image), "faces": []})
             continue
-        result = rec.process(image)
+        result = rec.process(image, baseline=baseline)
         print(f"{path}: {_describe(result.faces)}")
         records.append({"path": str(path), "error": None, **result.to_dict()})
         if args.out:
@@ -286,6 +424,7 @@ def _add_predict(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--csv", default=None, help="write one row per face to this CSV file")
     p.add_argument("--bars", action="store_true", help="draw probability bars under each face")
     _add_engine_options(p)
+    _add_baseline_options(p)
     p.set_defaults(func=_cmd_predict)
 
 
@@ -295,7 +434,9 @@ def _cmd_video(args: argparse.Namespace) -> int:
     from emorec.recording import Recorder
 
     rec = _make_recognizer(args)
-    with rec.stream(args.input, smoothing=not args.no_smoothing) as stream:
+    baseline = _load_baseline(args, rec)
+    with rec.stream(args.input, smoothing=not args.no_smoothing, baseline=baseline,
+                    auto_calibrate=args.auto_calibrate) as stream:
         recorder = Recorder(args.out, args.csv, args.plot, fps=stream.fps or 30.0)
         try:
             for result in tqdm(stream, total=stream.source.frame_count, unit="frame", disable=args.quiet):
@@ -326,13 +467,16 @@ def _add_video(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-smoothing", action="store_true", help="raw per-frame probabilities (still tracked)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     _add_engine_options(p)
+    _add_baseline_options(p, auto=True)
     p.set_defaults(func=_cmd_video)
 
 
 def _cmd_stream(args: argparse.Namespace) -> int:
     rec = _make_recognizer(args)
+    baseline = _load_baseline(args, rec)
     try:
-        with rec.stream(args.source, smoothing=not args.no_smoothing, max_frames=args.max_frames or None) as stream:
+        with rec.stream(args.source, smoothing=not args.no_smoothing, max_frames=args.max_frames or None,
+                        baseline=baseline, auto_calibrate=args.auto_calibrate) as stream:
             for result in stream:
                 print(json.dumps(result.to_dict()), flush=True)
     except KeyboardInterrupt:
@@ -348,6 +492,7 @@ def _add_stream(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-frames", type=int, default=0, help="stop after N frames (0: run until the source ends)")
     p.add_argument("--no-smoothing", action="store_true", help="raw per-frame probabilities (still tracked)")
     _add_engine_options(p)
+    _add_baseline_options(p, auto=True)
     p.set_defaults(func=_cmd_stream)
 
 
@@ -405,7 +550,9 @@ def _cmd_desktop(args: argparse.Namespace) -> int:
         print(f"emorec desktop: {problem}", file=sys.stderr)
         return 2
     rec = _make_recognizer(args)
-    return run_app(rec, source=args.source, out_dir=args.out_dir, smoothing=not args.no_smoothing)
+    baseline = _load_baseline(args, rec)
+    return run_app(rec, source=args.source, out_dir=args.out_dir, smoothing=not args.no_smoothing,
+                   baseline=baseline)
 
 
 def _add_desktop(sub: argparse._SubParsersAction) -> None:
@@ -416,12 +563,13 @@ def _add_desktop(sub: argparse._SubParsersAction) -> None:
                    help="folder for snapshots and recordings (default: %(default)s)")
     p.add_argument("--no-smoothing", action="store_true", help="raw per-frame probabilities (still tracked)")
     _add_engine_options(p)
+    _add_baseline_options(p)
     p.set_defaults(func=_cmd_desktop)
 
 
 COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
     _add_train, _add_evaluate, _add_export, _add_serve, _add_predict, _add_video, _add_stream, _add_batch,
-    _add_desktop,
+    _add_desktop, _add_calibrate,
 ]
 
 

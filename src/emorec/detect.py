@@ -23,7 +23,7 @@ from typing import NamedTuple, Protocol
 import cv2
 import numpy as np
 
-DETECTORS = ("auto", "blazeface-full", "blazeface-short", "yunet", "haar")
+DETECTORS = ("auto", "blazeface", "blazeface-full", "blazeface-short", "yunet", "haar")
 
 
 class Detections(NamedTuple):
@@ -72,6 +72,12 @@ BLAZEFACE = {
     # MediaPipe's 0.6: 39 instead of 33 of 54 real faces, still no false one (benchmarks/detectors.py).
     "full": BlazeFaceSpec("blazeface_full_range.onnx", 192, (4,), False, 0.5),
 }
+# The default detector ("blazeface") takes faces at least this share of the frame's shorter side from short
+# range, smaller ones from full range. Short range alone added 2 wrong boxes (a whole 139-pixel portrait
+# around its 28- or 40-pixel face, 0.25 and 0.29 of the frame) on benchmarks/detectors.py's scenes; 0.3 drops
+# them, and short range still finds >= 97% of lfw_expressions close-ups shrunk to 0.35 of a frame or more,
+# where full range finds about 85%.
+NEAR_MIN_SHARE = 0.3
 
 
 def _ssd_anchor_centres(spec: BlazeFaceSpec) -> np.ndarray:
@@ -122,7 +128,7 @@ class BlazeFaceDetector:
     a 60-pixel face in a 1920x1080 photo. Frames whose long side exceeds twice ``tile_size`` are therefore
     also searched in overlapping ``tile_size`` tiles (one pass per tile; 7 for 1920x1080); None turns
     tiling off. Tiles grow to a third of the long side in huge photos, so that no photo takes more than
-    16 passes.
+    16 passes. Faces whose box is smaller than ``min_share`` of the frame's shorter side are dropped.
     """
 
     def __init__(
@@ -132,6 +138,7 @@ class BlazeFaceDetector:
         iou_threshold: float = 0.3,
         threads: int = 1,
         tile_size: int | None = 640,
+        min_share: float = 0.0,
     ):
         if variant not in BLAZEFACE:
             raise ValueError(f"unknown BlazeFace variant {variant!r}; expected one of {', '.join(BLAZEFACE)}")
@@ -140,6 +147,7 @@ class BlazeFaceDetector:
         self.score_threshold = self.spec.score_threshold if score_threshold is None else float(score_threshold)
         self.iou_threshold = iou_threshold
         self.tile_size = tile_size
+        self.min_share = min_share
         with resources.as_file(resources.files("emorec") / "assets" / self.spec.asset) as path:
             self._session = _ort_session(path, threads)
         self._input = self._session.get_inputs()[0].name
@@ -148,6 +156,13 @@ class BlazeFaceDetector:
         self._logit_threshold = float(np.log(self.score_threshold / (1.0 - self.score_threshold)))
 
     def detect(self, bgr: np.ndarray) -> Detections:
+        found = self._detect_tiled(bgr)
+        if self.min_share > 0:
+            sides = np.maximum(found.boxes[:, 2] - found.boxes[:, 0], found.boxes[:, 3] - found.boxes[:, 1])
+            found = found.take(np.flatnonzero(sides >= self.min_share * min(bgr.shape[:2])))
+        return found
+
+    def _detect_tiled(self, bgr: np.ndarray) -> Detections:
         height, width = bgr.shape[:2]
         found = self._detect_once(bgr)
         if self.tile_size is None or max(height, width) <= 2 * self.tile_size:
@@ -193,6 +208,27 @@ class BlazeFaceDetector:
         keep = nms(boxes, scores, self.iou_threshold)
         boxes = np.clip(boxes[keep], 0, [width, height, width, height])
         return Detections(boxes.astype(np.float32), scores[keep].astype(np.float32), eyes[keep].astype(np.float32))
+
+
+class MergedDetector:
+    """Several detectors on every frame, their detections pooled and overlapping boxes merged by NMS.
+
+    BlazeFace full range misses faces that fill most of the frame (a webcam at arm's length, a cropped
+    portrait) and short range misses small ones, so the default runs both. Where both find a face their
+    boxes agree (median width ratio 1.00 on close-up photos both found), so one crop geometry fits either.
+    """
+
+    def __init__(self, detectors: list[Detector], iou_threshold: float = 0.3, name: str | None = None):
+        if not detectors:
+            raise ValueError("MergedDetector needs at least one detector")
+        self.detectors = list(detectors)
+        self.iou_threshold = iou_threshold
+        self.name = name or "+".join(d.name for d in self.detectors)
+
+    def detect(self, bgr: np.ndarray) -> Detections:
+        parts = [detector.detect(bgr) for detector in self.detectors]
+        merged = Detections(*(np.concatenate(column) for column in zip(*parts, strict=True)))
+        return merged.take(nms(merged.boxes, merged.scores, self.iou_threshold))
 
 
 def _shrink(image: np.ndarray, width: int, height: int) -> np.ndarray:
@@ -287,14 +323,21 @@ def create_detector(
 ) -> Detector:
     """A detector by name (see ``DETECTORS``); a ready ``Detector`` object is returned as it is.
 
-    ``auto`` is BlazeFace full range, chosen with benchmarks/detectors.py: 39 of 54 real faces and no
-    false one on 18 face-free photos and frames, ~3.7 ms per 640x480 frame on one busy core. Short range
-    found 27 (it misses faces under ~60 px in 640x480) in 1.7 ms; Haar 24 with 4 false faces, in 440 ms.
+    ``auto`` (= ``blazeface``) runs BlazeFace full and short range and merges their boxes, chosen with
+    benchmarks/detectors.py: 39 of 54 real faces, no false one on 18 face-free photos and frames, and a
+    face in 98.1% of the lfw_expressions close-ups. Full range alone finds the same 39 but only 18.7% of
+    the close-ups; short range alone 27 (it misses faces under ~60 px in 640x480) and adds 2 wrong boxes;
+    Haar 24 with 4 false faces, in 440 ms. Running both costs short range's ~2 ms on top of full range's ~4.
     """
     if not isinstance(name, str):
         return name
     key = name.strip().lower()
-    if key in ("auto", "blazeface-full", "full"):
+    if key in ("auto", "blazeface"):
+        full = BlazeFaceDetector("full", score_threshold, threads=threads, tile_size=tile_size)
+        # Short range keeps only faces of at least NEAR_MIN_SHARE of the frame: smaller ones are full range's.
+        short = BlazeFaceDetector("short", score_threshold, threads=threads, tile_size=None, min_share=NEAR_MIN_SHARE)
+        return MergedDetector([full, short], name="blazeface")
+    if key in ("blazeface-full", "full"):
         return BlazeFaceDetector("full", score_threshold, threads=threads, tile_size=tile_size)
     if key in ("blazeface-short", "short"):
         # No tiles: short range sees tile-filling close-ups everywhere (13 false faces instead of 1).

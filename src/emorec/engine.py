@@ -10,6 +10,7 @@ import copy
 import hashlib
 import os
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -18,6 +19,7 @@ import cv2
 import numpy as np
 
 from emorec.annotators import annotate as draw_faces
+from emorec.calibration import AutoCalibrator, Baseline, BaselineError, apply_baseline
 from emorec.classifier import FACE_SIZE, EmotionClassifier, read_metadata, shipped_model_path
 from emorec.detect import Detections, Detector, create_detector
 from emorec.errors import InputError
@@ -29,7 +31,7 @@ from emorec.types import Face, FrameResult
 if TYPE_CHECKING:
     from emorec.stream import FrameStream
 
-__all__ = ["CropGeometry", "EmotionRecognizer", "InputError", "crop_faces"]
+__all__ = ["BaselineError", "CropGeometry", "EmotionRecognizer", "InputError", "crop_faces"]
 
 
 @dataclass(frozen=True)
@@ -43,6 +45,8 @@ class CropGeometry:
     against 72.2% for the same faces classified directly, the bare box (1.0, 0.0) 70.0%. Mapping each
     box exactly onto its pasted face would need a median scale of 1.19 and shift of -0.05, but -0.05 read
     worse (70.2%): trained on random crops, the classifier's best crop is not exactly FER2013's.
+    Short-range boxes match full-range ones; on the lfw_expressions close-ups (a dev set) scales 1.0-1.4
+    scored within a point of top-1 of each other through the pipeline (benchmarks/real_photos.py).
     """
 
     scale: float = 1.2
@@ -130,6 +134,9 @@ class EmotionRecognizer:
     ``rec.stream(source)`` runs a file, folder, camera or URL through the engine (see
     :class:`emorec.stream.FrameStream`), and ``rec.new_stream()`` gives a recognizer with its own tracker for
     frames you feed yourself. Streams share the loaded models and may run concurrently in different threads.
+    ``rec.calibrate(images)`` makes a person's :class:`~emorec.calibration.Baseline` from photos of their
+    neutral face; ``baseline=`` applies it (``process``, ``__call__``, ``new_stream``), and streams can
+    learn one per track (``auto_calibrate``).
 
     Args (keyword-only):
         model_path: the classifier ONNX file; None for the shipped ``emorec/assets/emonet.onnx``.
@@ -138,6 +145,7 @@ class EmotionRecognizer:
             they are mostly false positives, and too small to read an emotion from.
         min_detection_score: detector score threshold; None for the detector's own default.
         max_faces: keep only the N largest faces (1 where one face is wanted in a crowd); None keeps all.
+        crop: how detector boxes become FER2013-like crops.
         yunet_model: the YuNet ONNX file for ``detector="yunet"``.
         threads: ONNX Runtime intra-op threads per model. 1 is best on a busy 2-core machine and lets
             concurrent streams use the other core.
@@ -154,6 +162,7 @@ class EmotionRecognizer:
         min_face_size: int = 24,
         min_detection_score: float | None = None,
         max_faces: int | None = None,
+        crop: CropGeometry = CropGeometry(),
         yunet_model: str | os.PathLike | None = None,
         threads: int = 1,
         quantized: bool | None = None,
@@ -171,8 +180,15 @@ class EmotionRecognizer:
         )
         self.min_face_size = min_face_size
         self.max_faces = max_faces
-        self.crop = CropGeometry()
+        self.crop = crop
         self._tracker: FaceTracker | None = None  # only streams track
+        self.baseline: Baseline | None = None  # applied to every face unless a call passes its own
+        self._auto: AutoCalibrator | None = None
+        meta = self.classifier.metadata
+        # The int8 twin reads faces as its float model does, so both share the float file's identity.
+        self.model_sha256: str = meta.get("quantized", {}).get("source_sha256") or hashlib.sha256(
+            self.classifier.path.read_bytes()
+        ).hexdigest()
 
     @property
     def model_info(self) -> dict:
@@ -183,30 +199,122 @@ class EmotionRecognizer:
             "classes": list(EMOTIONS),
             "path": str(self.classifier.path),
             "quantized": self.quantized,
+            "sha256": self.model_sha256,
             "metadata": meta,
             "detector": self.detector.name,
         }
 
-    def new_stream(self, smoothing: bool = True, smoothing_alpha: float = 0.3) -> EmotionRecognizer:
+    def new_stream(
+        self,
+        smoothing: bool = True,
+        smoothing_alpha: float = 0.3,
+        baseline: Baseline | None = None,
+        auto_calibrate: bool | AutoCalibrator = False,
+    ) -> EmotionRecognizer:
         """A recognizer for one stream of frames you feed yourself (webcam, WebSocket) sharing this one's
         models, with its own tracker: faces get stable track ids, and with ``smoothing`` their probabilities
-        are averaged (``smoothing_alpha``: weight of the newest frame)."""
+        are averaged (``smoothing_alpha``: weight of the newest frame).
+
+        ``baseline`` calibrates every face of the stream to one person (settable later as
+        ``stream.baseline``); ``auto_calibrate`` (True, or a configured :class:`AutoCalibrator`) lets each
+        track without such a baseline learn its own from its frames."""
         stream = copy.copy(self)
         stream._tracker = FaceTracker(alpha=smoothing_alpha if smoothing else 1.0)
+        stream.baseline = self.check_baseline(baseline) if baseline is not None else self.baseline
+        stream.auto_calibrate = auto_calibrate
         return stream
+
+    @property
+    def is_stream(self) -> bool:
+        """Whether this recognizer is one stream's (from :meth:`new_stream`): it tracks faces."""
+        return self._tracker is not None
+
+    @property
+    def auto_calibrate(self) -> bool:
+        """Whether this stream learns a baseline per track (only streams can: it needs track ids)."""
+        return self._auto is not None
+
+    @auto_calibrate.setter
+    def auto_calibrate(self, value: bool | AutoCalibrator) -> None:
+        if isinstance(value, AutoCalibrator):
+            if value.model != self.model_sha256:
+                raise BaselineError("the AutoCalibrator was made for another classifier model")
+            self._auto = value
+        elif value and self._tracker is None:
+            raise ValueError("auto-calibration learns per track: use it on rec.new_stream()")
+        else:
+            self._auto = AutoCalibrator(self.model_sha256, self.model_info["name"]) if value else None
 
     def stream(self, source: str | int | os.PathLike, **options) -> FrameStream:
         """Run an image, folder, video file, webcam index or stream URL through the engine with tracking:
         an iterable of :class:`FrameResult` that keep their frame. ``options`` are
-        :class:`~emorec.stream.FrameStream`'s (smoothing, smoothing_alpha, max_frames, realtime)."""
+        :class:`~emorec.stream.FrameStream`'s (smoothing, smoothing_alpha, max_frames, realtime, baseline,
+        auto_calibrate)."""
         from emorec.stream import FrameStream
 
         return FrameStream(self, source, **options)
 
     def reset(self) -> None:
-        """Forget the tracks of this stream (e.g. when its source changes)."""
+        """Forget the tracks of this stream (e.g. when its source changes), and what they taught the
+        auto-calibration; a baseline set on the stream stays."""
         if self._tracker is not None:
             self._tracker.reset()
+        if self._auto is not None:
+            self._auto.reset()
+
+    def check_baseline(self, baseline: Baseline) -> Baseline:
+        """``baseline`` if it was made with this engine's classifier; :class:`BaselineError` otherwise, since
+        another model's probabilities mean something else and must not be applied silently."""
+        if not isinstance(baseline, Baseline):
+            raise BaselineError(f"expected an emorec.calibration.Baseline, got {type(baseline).__name__}")
+        if baseline.model != self.model_sha256:
+            made_with = f"{baseline.model_name} " if baseline.model_name else ""
+            raise BaselineError(
+                f"this baseline was made with another classifier ({made_with}sha256 {baseline.model[:12]}...), "
+                f"not {self.model_info['name']} (sha256 {self.model_sha256[:12]}...): calibrate again"
+            )
+        return baseline
+
+    def baseline_from_scores(self, probs: np.ndarray, **options) -> Baseline:
+        """The baseline of neutral faces this engine read as ``probs`` (N, 7) (e.g. the ``raw_scores`` of a
+        few seconds of a live stream); ``options``: strength, neutral_margin, notes."""
+        return Baseline.from_scores(probs, self.model_sha256, self.model_info["name"], **options)
+
+    def calibrate(
+        self, images: Iterable[str | os.PathLike | np.ndarray], rgb: bool = False, **options
+    ) -> Baseline:
+        """A person's baseline from a few images (paths or arrays) of their neutral face.
+
+        The largest face of each image is used; images without a face, or that cannot be read, are skipped,
+        and the baseline's ``notes`` say which (and which had several faces). Raises :class:`BaselineError`
+        when no image gives a face. ``options``: strength, neutral_margin (see emorec.calibration).
+        """
+        crops, no_face, unreadable, crowded, total = [], [], [], [], 0
+        for i, image in enumerate(images):
+            total += 1
+            name = str(image) if isinstance(image, (str, os.PathLike)) else f"image {i + 1}"
+            try:
+                bgr = load_frame(image, rgb)
+            except InputError as exc:
+                unreadable.append(str(exc))
+                continue
+            found = self._filter(self.detector.detect(bgr), bgr.shape)
+            if not len(found.boxes):
+                no_face.append(name)
+                continue
+            if len(found.boxes) > 1:
+                crowded.append(name)
+            crops.append(crop_faces(bgr, found.boxes[:1], self.crop, found.eyes[:1])[0])
+        notes = [f"skipped {len(no_face)} image(s) without a face: {', '.join(no_face)}"] if no_face else []
+        notes += [f"skipped {problem}" for problem in unreadable]
+        if crowded:
+            notes.append(f"{len(crowded)} image(s) had several faces, the largest was used: {', '.join(crowded)}")
+        if not crops:
+            reason = "; ".join(notes) if notes else "no images given"
+            raise BaselineError(f"no face to calibrate with in {total} image(s) ({reason})")
+        if len(crops) < 3:
+            notes.append(f"only {len(crops)} face(s): a baseline from 3 or more neutral photos is steadier")
+        return self.baseline_from_scores(self.classifier.predict(np.stack(crops)), notes=tuple(notes), **options)
 
     def classify(self, faces_48: np.ndarray) -> np.ndarray:
         """Probabilities (N, 7) for grayscale uint8 faces (N, 48, 48), in one ONNX Runtime call."""
@@ -215,16 +323,25 @@ class EmotionRecognizer:
             raise InputError(f"expected uint8 faces (pixels 0-255), got dtype {faces_48.dtype}")
         return self.classifier.predict(faces_48)
 
-    def __call__(self, frame: str | os.PathLike | np.ndarray, rgb: bool = False) -> list[Face]:
-        return self.process(frame, rgb=rgb).faces
+    def __call__(
+        self, frame: str | os.PathLike | np.ndarray, rgb: bool = False, baseline: Baseline | None = None
+    ) -> list[Face]:
+        return self.process(frame, rgb=rgb, baseline=baseline).faces
 
     def process(
-        self, frame: str | os.PathLike | np.ndarray, frame_index: int | None = None, rgb: bool = False
+        self,
+        frame: str | os.PathLike | np.ndarray,
+        frame_index: int | None = None,
+        rgb: bool = False,
+        baseline: Baseline | None = None,
+        time_s: float | None = None,
     ) -> FrameResult:
         """Detect, crop, classify (and track) the faces of an image path or a uint8 array.
 
         Arrays are BGR as OpenCV gives them, or RGB with ``rgb=True``; gray and 4-channel images work too.
-        Raises :class:`InputError` for anything that is not a usable image.
+        ``baseline`` (else the stream's ``baseline``) calibrates every face to one person; ``time_s`` is the
+        frame's time for auto-calibration (default: the clock). Raises :class:`InputError` for anything
+        that is not a usable image, :class:`BaselineError` for a baseline of another model.
         """
         timings = {}
         start = time.perf_counter()
@@ -250,12 +367,17 @@ class EmotionRecognizer:
             track_ids, probs = self._tracker.update(boxes, probs)
             timings["track"] = _ms_since(mark)
 
+        baselines = self._baselines(baseline, track_ids, probs, time_s)
         faces = [
             Face(tuple(box), p, float(score), track_id)
-            for box, p, score, track_id in zip(boxes.round().astype(int), probs, scores, track_ids, strict=True)
+            if base is None
+            else Face(tuple(box), apply_baseline(p, base), float(score), track_id, raw_scores=p)
+            for box, p, score, track_id, base in zip(
+                boxes.round().astype(int), probs, scores, track_ids, baselines, strict=True
+            )
         ]
         timings["total"] = _ms_since(start)
-        return FrameResult(faces, (bgr.shape[1], bgr.shape[0]), timings, frame_index, image=bgr)
+        return FrameResult(faces, (bgr.shape[1], bgr.shape[0]), timings, frame_index, time_s, image=bgr)
 
     def annotate(
         self, frame: FrameResult | np.ndarray, faces: list[Face] | None = None, rgb: bool = False, bars: bool = False
@@ -272,6 +394,18 @@ class EmotionRecognizer:
         if not isinstance(frame, np.ndarray):
             raise InputError(f"annotate takes a FrameResult or an image array, got {type(frame).__name__}")
         return draw_faces(to_bgr(frame, rgb).copy(), faces or [], bars=bars)
+
+    def _baselines(
+        self, baseline: Baseline | None, track_ids: list[int | None], probs: np.ndarray, time_s: float | None
+    ) -> list[Baseline | None]:
+        """Each face's baseline: the call's, else the stream's, else its track's own (auto-calibration)."""
+        baseline = baseline if baseline is not None else self.baseline
+        if baseline is not None:
+            return [self.check_baseline(baseline)] * len(track_ids)
+        if self._auto is None or not track_ids:
+            return [None] * len(track_ids)
+        # The tracker's smoothed probabilities: the median over seconds does not need single frames.
+        return self._auto.update(track_ids, probs, time.monotonic() if time_s is None else time_s)
 
     def _filter(self, found: Detections, shape: tuple[int, ...]) -> Detections:
         """Drop boxes below ``min_face_size`` and keep the ``max_faces`` largest, largest first."""

@@ -20,6 +20,10 @@ from emorec.labels import EMOTIONS, NUM_CLASSES
 
 Predictor = Callable[[np.ndarray], np.ndarray]  # uint8 (N, 48, 48) -> probabilities (N, 7)
 TTA_MODES = ("none", "flip", "flip+shift")
+FERPLUS_RULE = ("FER+ majority label: single votes dropped as outliers, then one of the 10 columns must hold more "
+                "than half of the remaining votes; rows whose majority is contempt (no FER2013 class), unknown or "
+                "not-a-face, or that have no majority, are left out. Published FER+ figures score 8 classes "
+                "(with contempt); these 7 classes leave contempt's few rows out.")
 
 
 def load_predictor(model_path: str | os.PathLike | None = None, batch_size: int = 256) -> Predictor:
@@ -69,6 +73,7 @@ class EvaluationReport:
     confusion: list[list[int]]
     binary_accuracy: float  # the original project's misleading sigmoid-style score, reported for contrast only
     tta: str
+    ferplus: dict | None = None  # FER+ majority-label top-1 of the same outputs, when FER+ labels were given
 
     def to_dict(self) -> dict:
         return dict(self.__dict__)
@@ -93,6 +98,13 @@ def compute_report(probs: np.ndarray, labels: np.ndarray, split: str, tta: str =
         binary_accuracy=binary, tta=tta)
 
 
+def ferplus_score(probs: np.ndarray, majority: np.ndarray) -> dict:
+    """Top-1 against FER+ majority labels (-1: left out, see ``FERPLUS_RULE``)."""
+    scored = majority >= 0
+    accuracy = float((probs.argmax(1)[scored] == majority[scored]).mean()) if scored.any() else float("nan")
+    return {"accuracy": accuracy, "n": int(scored.sum()), "left_out": int((~scored).sum()), "rule": FERPLUS_RULE}
+
+
 def plot_confusion(report: EvaluationReport, path: str | os.PathLike, title: str = "") -> None:
     """Save counts and row-normalised confusion matrices side by side, class names on both axes."""
     import matplotlib
@@ -115,13 +127,19 @@ def plot_confusion(report: EvaluationReport, path: str | os.PathLike, title: str
 
 
 def evaluate(model_path: str | os.PathLike | None, data_path: str | os.PathLike, split: str = "PublicTest",
-             tta: str = "none", limit: int = 0, out_dir: str | os.PathLike | None = None) -> EvaluationReport:
-    """Score a model on one FER2013 split; with ``out_dir``, write report.json and confusion.png there."""
-    faces, labels = load_fer2013(data_path).split(split)
+             tta: str = "none", limit: int = 0, out_dir: str | os.PathLike | None = None,
+             ferplus: str | os.PathLike | None = None) -> EvaluationReport:
+    """Score a model on one FER2013 split (and, with ``ferplus``, on its FER+ majority labels too); with
+    ``out_dir``, write report.json and confusion.png there."""
+    data = load_fer2013(data_path, ferplus=ferplus)
+    rows = np.flatnonzero(data.split_mask(split))
     if limit:
-        faces, labels = faces[:limit], labels[:limit]
+        rows = rows[:limit]
+    faces, labels = data.images[rows], data.labels[rows]
     probs = predict_with_tta(load_predictor(model_path), faces, tta)
     report = compute_report(probs, labels, split, tta)
+    if ferplus is not None:
+        report.ferplus = ferplus_score(probs, data.ferplus_majority()[rows])
     if out_dir is not None:
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
@@ -140,4 +158,8 @@ def format_report(report: EvaluationReport) -> str:
         lines.append(f"{name:>9} {m['precision']:9.3f} {m['recall']:7.3f} {m['f1-score']:6.3f} {int(m['support']):7d}")
     lines.append(f"(for contrast only: sigmoid-style 'binary accuracy' of the same outputs would read "
                  f"{report.binary_accuracy:.2%}; it is not top-1 accuracy)")
+    if report.ferplus is not None:
+        lines.append(f"FER+ {report.split}: majority-label top-1 {report.ferplus['accuracy']:.2%} on "
+                     f"{report.ferplus['n']} faces ({report.ferplus['left_out']} left out)")
+        lines.append(f"  rule: {report.ferplus['rule']}")
     return "\n".join(lines)

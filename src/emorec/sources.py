@@ -8,15 +8,17 @@ skips frames instead of falling further and further behind.
 
 from __future__ import annotations
 
+import io
 import os
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
+from PIL import Image, ImageOps
 
 from emorec.data import IMAGE_SUFFIXES
 from emorec.errors import InputError
@@ -28,49 +30,112 @@ VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpe
 MAX_IMAGE_PIXELS = 100_000_000
 
 
-def check_image_size(path: Path, max_pixels: int) -> None:
-    """Raise :class:`InputError` if the file's header declares more than ``max_pixels`` pixels; nothing is
-    decoded. Formats Pillow does not know pass (OpenCV may still decode them, within its own limit)."""
-    import warnings
+class UnsupportedImageError(InputError):
+    """Bytes that are no image, or an image format the caller does not accept."""
 
-    from PIL import Image, UnidentifiedImageError
 
-    limit = f"the limit is {max_pixels / 1e6:.0f}"
+class ImageTooLargeError(InputError):
+    """An image whose header declares more pixels than the caller accepts (checked before decoding)."""
+
+
+# Pillow's modes for more than 8 bits per pixel; Pillow's own convert("L"/"RGB") clips them at 255, which
+# turns a 16-bit grayscale PNG almost white.
+_WIDE_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I", "F")
+
+
+def decode_image(
+    data: bytes,
+    name: str = "",
+    *,
+    max_pixels: int | None = None,
+    formats: Collection[str] | None = None,
+) -> np.ndarray:
+    """Decode an image file's bytes to BGR uint8, upright as its EXIF orientation says.
+
+    The one decoder of the CLI, the engine and the web app. Pillow reads it (JPEG incl. CMYK and phone
+    cameras' MPO, PNG incl. 16-bit, WebP, BMP, GIF, TIFF, ...); 16-bit pixels are scaled to 8 bits, not
+    clipped. Content Pillow does not know is left to OpenCV, unless ``formats`` (Pillow's format names)
+    limits what is accepted. ``max_pixels`` is checked against the header before the pixels are decoded.
+    Raises :class:`InputError`, its message starting with ``name`` where given:
+    :class:`UnsupportedImageError` for non-images and refused formats, :class:`ImageTooLargeError` for too
+    many pixels, a plain InputError for empty, corrupt or truncated data.
+    """
+    prefix = f"{name}: " if name else ""
+    if not data:
+        raise InputError(f"{prefix}empty file (0 bytes)")
+    # Pillow refuses more than twice its MAX_IMAGE_PIXELS outright (a decompression bomb), whatever we allow.
+    limits = [n for n in (max_pixels, Image.MAX_IMAGE_PIXELS and 2 * Image.MAX_IMAGE_PIXELS) if n]
+    too_large = f"{prefix}image dimensions exceed the limit of {min(limits, default=0) / 1e6:.0f} megapixels"
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(path) as image:
-                width, height = image.size
-    except Image.DecompressionBombError:  # Pillow will not even open more than twice its own limit
-        raise InputError(f"{path}: more than {2 * Image.MAX_IMAGE_PIXELS / 1e6:.0f} megapixels; {limit}") from None
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
-        return
-    if width * height > max_pixels:
-        raise InputError(f"{path}: {width}x{height} is {width * height / 1e6:.0f} megapixels; {limit}")
+        image = Image.open(io.BytesIO(data))  # reads the header only
+    except Image.DecompressionBombError:
+        raise ImageTooLargeError(too_large) from None
+    except Exception:  # noqa: BLE001 - a mangled header makes the format plugins raise anything
+        if formats is not None:
+            raise UnsupportedImageError(f"{prefix}not an image (expected {', '.join(formats)})") from None
+        return _decode_with_opencv(data, prefix)
+    if formats is not None and image.format not in formats:
+        raise UnsupportedImageError(f"{prefix}unsupported image format {image.format} (expected {', '.join(formats)})")
+    width, height = image.size
+    if max_pixels is not None and width * height > max_pixels:
+        raise ImageTooLargeError(
+            f"{prefix}image is {width}x{height} ({width * height / 1e6:.1f} megapixels); "
+            f"the limit is {max_pixels / 1e6:.0f} megapixels"
+        )
+    try:
+        image.load()
+    except Image.DecompressionBombError:
+        raise ImageTooLargeError(too_large) from None
+    except MemoryError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - Pillow's decoders raise many types on corrupt data, none is a bug
+        raise InputError(f"{prefix}corrupt or truncated {image.format} image ({exc or type(exc).__name__})") from None
+    try:
+        ImageOps.exif_transpose(image, in_place=True)
+    except Exception:  # a malformed EXIF block costs the orientation, not the photo
+        pass
+    return _pillow_to_bgr(image)
+
+
+def _pillow_to_bgr(image: Image.Image) -> np.ndarray:
+    if image.mode in _WIDE_MODES:
+        pixels = np.asarray(image)
+        if image.mode == "F":  # floats have no fixed white: stretch their range
+            low, high = float(np.nanmin(pixels)), float(np.nanmax(pixels))
+            gray = np.nan_to_num((pixels - low) * (255.0 / max(high - low, 1e-12)))
+        else:
+            gray = np.clip(pixels.astype(np.float32), 0, 65535) / 257.0
+        return cv2.cvtColor(np.round(gray).astype(np.uint8), cv2.COLOR_GRAY2BGR)
+    if image.mode == "L":
+        return cv2.cvtColor(np.asarray(image), cv2.COLOR_GRAY2BGR)
+    # CMYK, palette, RGBA, LA, YCbCr, 1-bit...: Pillow's own conversions.
+    rgb = image if image.mode == "RGB" else image.convert("RGB")
+    return cv2.cvtColor(np.asarray(rgb), cv2.COLOR_RGB2BGR)
+
+
+def _decode_with_opencv(data: bytes, prefix: str) -> np.ndarray:
+    try:
+        image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    except cv2.error as exc:  # e.g. more pixels than OpenCV's CV_IO_MAX_IMAGE_PIXELS limit
+        raise ImageTooLargeError(f"{prefix}cannot decode image ({exc.err.strip() or 'OpenCV error'})") from None
+    if image is None:
+        raise UnsupportedImageError(f"{prefix}not an image Pillow or OpenCV can decode")
+    return image
 
 
 def read_image(path: str | os.PathLike, max_pixels: int = MAX_IMAGE_PIXELS) -> np.ndarray:
-    """Decode an image file to BGR uint8, or raise :class:`InputError` saying why it cannot be used
-    (including more than ``max_pixels`` pixels, read from the header before anything is decoded)."""
+    """Decode an image file to BGR uint8 (see :func:`decode_image`), or raise :class:`InputError` saying why
+    it cannot be used (including more than ``max_pixels`` pixels, read from the header before decoding)."""
     path = Path(path)
     if not path.exists():
         raise InputError(f"{path}: no such file")
     if path.is_dir():
         raise InputError(f"{path}: is a folder, not an image")
     try:
-        data = np.fromfile(path, dtype=np.uint8)  # np.fromfile + imdecode also handles non-ASCII paths
+        data = path.read_bytes()
     except OSError as exc:
         raise InputError(f"{path}: cannot read ({exc.strerror})") from None
-    if data.size == 0:
-        raise InputError(f"{path}: empty file (0 bytes)")
-    check_image_size(path, max_pixels)
-    try:
-        image = cv2.imdecode(data, cv2.IMREAD_COLOR)
-    except cv2.error as exc:  # e.g. more pixels than OpenCV's CV_IO_MAX_IMAGE_PIXELS limit
-        raise InputError(f"{path}: cannot decode image ({exc.err.strip() or 'OpenCV error'})") from None
-    if image is None:
-        raise InputError(f"{path}: not an image OpenCV can decode")
-    return image
+    return decode_image(data, str(path), max_pixels=max_pixels)
 
 
 def to_bgr(image: np.ndarray, rgb: bool = False) -> np.ndarray:

@@ -14,20 +14,26 @@ import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
+import cv2
+
 from emorec.sources import Source
 from emorec.types import FrameResult
 
 if TYPE_CHECKING:
+    from emorec.calibration import AutoCalibrator, Baseline
     from emorec.engine import EmotionRecognizer
 
 
 class FrameStream:
     """Opens ``source`` (any :class:`~emorec.sources.Source`: image, folder, video, webcam index, stream
-    URL; raises ``InputError`` naming it) and yields one :class:`FrameResult` per processed frame, in order,
-    with its pixels (``image``), ``frame_index`` and ``time_s``; faces carry track ids.
+    URL, or a Source already open; raises ``InputError`` naming it) and yields one :class:`FrameResult` per
+    processed frame, in order, with its pixels (``image``), ``frame_index`` and ``time_s``; faces carry
+    track ids.
 
     Args:
-        recognizer: the engine whose models are shared; the stream gets its own tracker.
+        recognizer: the engine whose models are shared; the stream gets its own tracker. A recognizer from
+            ``new_stream()`` is used as it is instead (its tracker, smoothing and calibration; the desktop
+            app calibrates it while the source plays), and the next four options do not apply.
         smoothing: average each face's probabilities over frames (tracking happens either way).
         smoothing_alpha: weight of the newest frame in that average.
         max_frames: stop after this many frames; ``truncated`` then says whether the source had more.
@@ -35,6 +41,9 @@ class FrameStream:
             when it is read is dropped (counted in ``frames_dropped``) instead of being processed late, and
             a frame that is ready early is held back until its time. Live sources already hand over only
             their newest frame; they are never held back.
+        baseline, auto_calibrate: personal calibration (see ``EmotionRecognizer.new_stream``).
+        resize_to: (width, height) every frame is shrunk to before the engine sees it, to bound the cost of
+            large videos (the web app's uploads); results and their ``image`` are in that size.
 
     ``pause``, ``resume`` and ``stop`` may be called from any thread; the clock stands still while paused.
     A stream is iterated once: the source is closed when the iteration ends, or by ``close()`` / ``with``.
@@ -43,16 +52,24 @@ class FrameStream:
     def __init__(
         self,
         recognizer: EmotionRecognizer,
-        source: str | int | os.PathLike,
+        source: str | int | os.PathLike | Source,
         *,
         smoothing: bool = True,
         smoothing_alpha: float = 0.3,
         max_frames: int | None = None,
         realtime: bool = False,
+        baseline: Baseline | None = None,
+        auto_calibrate: bool | AutoCalibrator = False,
+        resize_to: tuple[int, int] | None = None,
     ):
-        self.source = Source(source)
-        self._engine = recognizer.new_stream(smoothing=smoothing, smoothing_alpha=smoothing_alpha)
+        self.source = source if isinstance(source, Source) else Source(source)
+        # The stream's own recognizer: its tracker, and its baseline, which may change while the stream runs.
+        # A recognizer that is a stream already (from new_stream) is continued as it is.
+        self.engine = recognizer if recognizer.is_stream else recognizer.new_stream(
+            smoothing=smoothing, smoothing_alpha=smoothing_alpha, baseline=baseline, auto_calibrate=auto_calibrate
+        )
         self.max_frames = max_frames
+        self.resize_to = resize_to
         self._period = 1.0 / self.source.fps if realtime and self.source.fps else 0.0
         self.frames_read = 0
         self.frames_dropped = 0
@@ -91,8 +108,10 @@ class FrameStream:
                 if self._period and time.monotonic() > due + self._period:
                     self.frames_dropped += 1
                     continue
-                result = self._engine.process(frame.image, frame_index=frame.index)
-                result.time_s = frame.time_s
+                image = frame.image
+                if self.resize_to is not None and (image.shape[1], image.shape[0]) != self.resize_to:
+                    image = cv2.resize(image, self.resize_to, interpolation=cv2.INTER_AREA)
+                result = self.engine.process(image, frame_index=frame.index, time_s=frame.time_s)
                 early = due - time.monotonic() if self._period else 0.0
                 if early > 0 and self._stopped.wait(early):
                     return

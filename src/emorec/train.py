@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm import tqdm
 
-from emorec.data import load_fer2013
+from emorec.data import Fer2013, load_fer2013
 from emorec.errors import ConfigError, RunExistsError
 from emorec.models import create_model, get_spec
 from emorec.models.registry import ModelSpec
@@ -53,6 +53,9 @@ class TrainConfig:
     distill_temperature: float = 2.0
     teacher_flip: bool = False  # the teacher reads each face and its mirror and averages the two (its flip TTA)
     ema: float = 0.0  # decay of an exponential moving average of the weights, scored and saved instead; 0: off
+    ferplus: str = ""  # Microsoft's fer2013new.csv, joined by row number; "" trains on FER2013 labels alone
+    targets: str = "fer2013"  # "fer2013" labels, "ferplus" vote distributions, or a "mix" of the two
+    ferplus_weight: float = 0.5  # with targets="mix": the FER+ distribution's share of each target
 
     @classmethod
     def from_dict(cls, values: dict) -> TrainConfig:
@@ -61,6 +64,32 @@ class TrainConfig:
         if unknown:
             raise ValueError(f"unknown config key(s): {', '.join(sorted(unknown))}")
         return cls(**values)
+
+
+TARGETS = ("fer2013", "ferplus", "mix")
+
+
+def training_targets(data: Fer2013, targets: str, ferplus_weight: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
+    """The Training rows to learn from and their target distributions (N, 7).
+
+    ``fer2013`` is the one-hot FER2013 label; ``ferplus`` the FER+ vote distribution over the 7 classes
+    (contempt, unknown and not-a-face votes dropped; a row with no vote left keeps its FER2013 label);
+    ``mix`` blends the two, ``ferplus_weight`` being FER+'s share. Whenever FER+ is joined, rows that it
+    calls not a face are left out.
+    """
+    if targets not in TARGETS:
+        raise ValueError(f"unknown targets {targets!r}; expected one of {', '.join(TARGETS)}")
+    keep = data.split_mask("Training")
+    one_hot = np.eye(7, dtype=np.float32)[data.labels]
+    if data.ferplus is None:
+        if targets != "fer2013":
+            raise ValueError(f"targets={targets!r} needs the FER+ labels (--ferplus PATH)")
+        return np.flatnonzero(keep), one_hot[keep]
+    keep &= ~data.not_a_face()
+    votes = data.ferplus_distribution()
+    votes = np.where(votes.sum(1, keepdims=True) > 0, votes, one_hot)
+    share = {"fer2013": 0.0, "ferplus": 1.0, "mix": ferplus_weight}[targets]
+    return np.flatnonzero(keep), ((1 - share) * one_hot + share * votes)[keep]
 
 
 # ---------------------------------------------------------------- preprocessing and augmentation
@@ -227,12 +256,14 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
         raise RunExistsError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
     device = _pick_device(config.device)
     spec = get_spec(config.model)
-    data = load_fer2013(config.data)
-    out.mkdir(parents=True, exist_ok=True)
-    train_x, train_y = data.split("Training")
+    data = load_fer2013(config.data, ferplus=config.ferplus or None)
+    rows, train_t = training_targets(data, config.targets, config.ferplus_weight)
+    out.mkdir(parents=True, exist_ok=True)  # only once the data and the model name are known to be good
     if config.limit:
-        train_x, train_y = train_x[:config.limit], train_y[:config.limit]
+        rows, train_t = rows[:config.limit], train_t[:config.limit]
+    train_x, train_y = data.images[rows], data.labels[rows]
     val_x, val_y = data.split("PublicTest")
+    val_ferplus = data.ferplus_majority()[data.split_mask("PublicTest")] if data.ferplus is not None else None
 
     torch.manual_seed(config.seed)
     model = create_model(config.model)
@@ -279,6 +310,7 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
           f"{'bf16 autocast' if use_bf16 else 'fp32'}, {torch.get_num_threads()} CPU threads", flush=True)
     train_images = torch.from_numpy(train_x)
     train_labels = torch.from_numpy(train_y)
+    train_targets = torch.from_numpy(train_t)
 
     def checkpoint(epoch: int) -> dict:
         return {"model_name": config.model, "spec": spec.to_dict(), "model": model.state_dict(),
@@ -301,7 +333,7 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
                 x = augment(normalize(train_images[idx], spec), spec.input_size, config.erasing, generator)
                 x = x.to(device).contiguous(memory_format=torch.channels_last)
                 y = train_labels[idx].to(device)
-                target = F.one_hot(y, 7).float()
+                target = train_targets[idx].to(device)
                 if config.mixup > 0:
                     lam = float(np.random.default_rng(int(torch.randint(2**31, (1,), generator=generator)))
                                 .beta(config.mixup, config.mixup))
@@ -335,6 +367,9 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
             row = {"epoch": epoch + 1, "train_loss": total_loss / seen, "train_acc": correct / seen,
                    "val_loss": val_loss, "val_acc": val_acc, "lr": optimizer.param_groups[0]["lr"],
                    "seconds": time.time() - started}
+            if val_ferplus is not None:
+                scored_rows = val_ferplus >= 0
+                row["val_ferplus_acc"] = float((val_probs.argmax(1) == val_ferplus)[scored_rows].mean())
             history.append(row)
             if val_acc > best_acc:
                 best_acc = val_acc

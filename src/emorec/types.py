@@ -25,6 +25,8 @@ class Face:
     scores: np.ndarray  # shape (7,), probabilities in FER2013 order, summing to 1
     detection_score: float = 1.0
     track_id: int | None = None
+    # The model's own probabilities when ``scores`` were calibrated to the person (emorec.calibration).
+    raw_scores: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         if len(self.box) != 4:
@@ -37,6 +39,11 @@ class Face:
             raise ValueError(f"scores must have shape ({NUM_CLASSES},), got {scores.shape}")
         object.__setattr__(self, "box", tuple(int(v) for v in self.box))
         object.__setattr__(self, "scores", scores)
+        if self.raw_scores is not None:
+            raw = np.asarray(self.raw_scores, dtype=np.float32)
+            if raw.shape != (NUM_CLASSES,):
+                raise ValueError(f"raw_scores must have shape ({NUM_CLASSES},), got {raw.shape}")
+            object.__setattr__(self, "raw_scores", raw)
 
     def _key(self) -> tuple:
         values = (getattr(self, f.name) for f in fields(self))
@@ -58,9 +65,15 @@ class Face:
         """Probability of the most probable emotion."""
         return float(np.max(self.scores))
 
+    @property
+    def calibrated(self) -> bool:
+        """Whether ``scores`` were calibrated to the person (``raw_scores`` then hold the model's own)."""
+        return self.raw_scores is not None
+
     def to_dict(self) -> dict:
-        """JSON-ready form: box, emotion, confidence, per-emotion probabilities, track id."""
-        return {
+        """JSON-ready form: box, emotion, confidence, per-emotion probabilities, track id; when calibrated,
+        also the uncalibrated ``raw_scores`` and ``raw_emotion``."""
+        data = {
             "box": list(self.box),
             "emotion": self.emotion,
             "confidence": round(self.confidence, 4),
@@ -68,6 +81,11 @@ class Face:
             "detection_score": round(float(self.detection_score), 4),
             "track_id": self.track_id,
         }
+        if self.raw_scores is not None:
+            data["calibrated"] = True
+            data["raw_emotion"] = EMOTIONS[int(np.argmax(self.raw_scores))]
+            data["raw_scores"] = {name: round(float(p), 4) for name, p in zip(EMOTIONS, self.raw_scores, strict=True)}
+        return data
 
 
 @dataclass

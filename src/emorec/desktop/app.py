@@ -9,6 +9,7 @@ import sys
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QApplication
 
+from emorec.calibration import Baseline
 from emorec.desktop.window import MainWindow
 from emorec.engine import EmotionRecognizer
 
@@ -61,11 +62,15 @@ def run_app(
     source: str | int | None = None,
     out_dir: str | os.PathLike = "emorec-captures",
     smoothing: bool = True,
+    baseline: Baseline | None = None,
 ) -> int:
-    """Open the window, start ``source`` if given, and run until the window closes; returns the exit code."""
+    """Open the window, start ``source`` if given (calibrated to ``baseline`` if given), and run until the
+    window closes; returns the exit code."""
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("emorec")
     window = MainWindow(recognizer, out_dir=out_dir, smoothing=smoothing)
+    if baseline is not None:
+        window.set_baseline(baseline)
     window.show()
     if source is not None:
         window.start(source)

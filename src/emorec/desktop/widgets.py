@@ -123,7 +123,8 @@ class ProbabilityBars(QWidget):
         else:
             how = "selected face" if chosen_by_click else "largest face"
             track = f" #{face.track_id}" if face.track_id is not None else ""
-            self.title.setText(f"{face.emotion} {face.confidence:.0%} ({how}{track})")
+            calibrated = ", calibrated" if face.calibrated else ""
+            self.title.setText(f"{face.emotion} {face.confidence:.0%} ({how}{track}{calibrated})")
         for i, (name, bar) in enumerate(self.bars.items()):
             p = 0.0 if face is None else float(face.scores[i])
             bar.setValue(round(p * 1000))

@@ -20,12 +20,14 @@ from PySide6.QtWidgets import (
     QLineEdit,
     QMainWindow,
     QMessageBox,
+    QProgressBar,
     QPushButton,
     QSplitter,
     QVBoxLayout,
     QWidget,
 )
 
+from emorec.calibration import Baseline, BaselineError, load_baseline
 from emorec.data import IMAGE_SUFFIXES
 from emorec.desktop.core import EmotionTimeline, FaceSelection, LoopSummary, ProcessedFrame, RateMeter, camera_indices
 from emorec.desktop.widgets import ProbabilityBars, TimelinePlot, VideoView
@@ -40,6 +42,7 @@ ErrorDialog = Callable[[QWidget, str, str], None]
 CAMERA, VIDEO, IMAGE, STREAM = "camera", "video", "image", "stream"
 PLACEHOLDERS = {VIDEO: "path of a video file", IMAGE: "path of an image file",
                 STREAM: "stream URL, e.g. rtsp://camera.local/stream or http://host/video.mjpg"}
+CALIBRATION_SECONDS = 3.0
 
 
 def show_error(parent: QWidget, title: str, text: str) -> None:
@@ -79,7 +82,10 @@ class MainWindow(QMainWindow):
         self.frames_dropped = 0  # source frames skipped because the engine was slower than the source
         self.engine: EngineThread | None = None
         self.recording: tuple[Path, Path] | None = None  # video and CSV being written
+        self.baseline: Baseline | None = None  # the person's neutral face; kept across sources
+        self.calibrating = False  # "Calibrate" is collecting the neutral face
         self._build_controls()
+        self._build_calibration()
         self._build_panels()
         self._build_status_bar()
         self._on_kind_changed()
@@ -129,6 +135,35 @@ class MainWindow(QMainWindow):
             row.addWidget(widget)
         row.setStretchFactor(self.path, 1)
 
+    def _build_calibration(self) -> None:
+        self.calibrate_button = QPushButton("Calibrate")
+        self.calibrate_button.setToolTip(
+            f"Look at the camera with a neutral face for {CALIBRATION_SECONDS:g} seconds: your expressions are "
+            "then read against your own resting face"
+        )
+        self.calibrate_button.clicked.connect(self.start_calibration)
+        self.reset_calibration_button = QPushButton("Reset")
+        self.reset_calibration_button.clicked.connect(lambda: self.set_baseline(None))
+        self.save_baseline_button = QPushButton("Save...")
+        self.save_baseline_button.clicked.connect(self._save_baseline_dialog)
+        self.load_baseline_button = QPushButton("Load...")
+        self.load_baseline_button.clicked.connect(self._load_baseline_dialog)
+        self.calibration_progress = QProgressBar()
+        self.calibration_progress.setRange(0, 100)
+        self.calibration_progress.setVisible(False)
+        self.calibration_label = QLabel()
+        self.calibration_label.setWordWrap(True)
+        self.calibration_box = QGroupBox("Personal calibration")
+        layout = QVBoxLayout(self.calibration_box)
+        buttons = QHBoxLayout()
+        for button in (self.calibrate_button, self.reset_calibration_button, self.save_baseline_button,
+                       self.load_baseline_button):
+            buttons.addWidget(button)
+        layout.addLayout(buttons)
+        layout.addWidget(self.calibration_progress)
+        layout.addWidget(self.calibration_label)
+        self._update_calibration_controls()
+
     def _build_panels(self) -> None:
         self.view = VideoView()
         self.view.frame_clicked.connect(self._on_frame_clicked)
@@ -142,6 +177,7 @@ class MainWindow(QMainWindow):
         side = QWidget()
         side_layout = QVBoxLayout(side)
         side_layout.setContentsMargins(0, 0, 0, 0)
+        side_layout.addWidget(self.calibration_box)
         side_layout.addWidget(bars_box)
         side_layout.addWidget(plot_box, 1)
         side.setMinimumWidth(300)
@@ -198,12 +234,15 @@ class MainWindow(QMainWindow):
         self.frames_dropped = 0
         self.bars.show_face(None)
         self.view.clear(f"opening {source if isinstance(source, str) else f'camera {source}'}...")
-        engine = EngineThread(self.recognizer, source, smoothing=self.smoothing, parent=self)
+        engine = EngineThread(self.recognizer, source, smoothing=self.smoothing, baseline=self.baseline, parent=self)
         engine.frame_ready.connect(self._show_latest_frame)
         engine.failed.connect(self._on_failed)
         engine.recording_failed.connect(self._on_recording_failed)
         engine.source_ended.connect(self._on_source_ended)
         engine.finished.connect(self._on_engine_finished)
+        engine.calibration_progress.connect(self._on_calibration_progress)
+        engine.calibrated.connect(self._on_calibrated)
+        engine.calibration_failed.connect(self._on_calibration_failed)
         self.engine = engine
         self._set_running(True)
         self.statusBar().showMessage(f"running {engine.source}")
@@ -246,6 +285,92 @@ class MainWindow(QMainWindow):
         if not running:
             self._uncheck(self.pause_button)
             self.pause_button.setText("Pause")
+            self.calibrating = False
+        self._update_calibration_controls()
+
+    # ----- personal calibration
+
+    def start_calibration(self) -> None:
+        """Collect the largest face for a few seconds as the person's neutral face (needs a running source)."""
+        if self.engine is None:
+            self.error_dialog(self, "Nothing to calibrate with", "Start the camera first, then press Calibrate.")
+            return
+        self.engine.start_calibration(CALIBRATION_SECONDS)
+        self.calibrating = True
+        self.calibration_progress.setValue(0)
+        self._update_calibration_controls()
+        self.calibration_label.setText(f"Look at the camera with a neutral face for {CALIBRATION_SECONDS:g} seconds")
+
+    def set_baseline(self, baseline: Baseline | None) -> None:
+        """Read faces against ``baseline`` from now on (None: uncalibrated), for this and later sources."""
+        self.baseline = baseline
+        if self.engine is not None:
+            self.engine.set_baseline(baseline)
+        self.calibrating = False
+        self._update_calibration_controls()
+
+    def save_baseline(self, path: str | os.PathLike) -> Path | None:
+        if self.baseline is None:
+            return None
+        try:
+            saved = self.baseline.save(path)
+        except OSError as exc:
+            self.error_dialog(self, "Cannot save the baseline", f"{path}: {exc.strerror or exc}")
+            return None
+        self.statusBar().showMessage(f"saved the baseline to {saved}")
+        return saved
+
+    def load_baseline(self, path: str | os.PathLike) -> Baseline | None:
+        """Load and apply a baseline file; a file that cannot be used gets a dialog that names it."""
+        try:
+            baseline = self.recognizer.check_baseline(load_baseline(path))
+        except BaselineError as exc:
+            message = str(exc) if str(path) in str(exc) else f"{path}: {exc}"
+            self.error_dialog(self, "Cannot use the baseline", message)
+            return None
+        self.set_baseline(baseline)
+        self.statusBar().showMessage(f"loaded the baseline {path}")
+        return baseline
+
+    def _save_baseline_dialog(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, "Save the baseline", "baseline.json", "Baselines (*.json)")
+        if path:
+            self.save_baseline(path)
+
+    def _load_baseline_dialog(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Load a baseline", "", "Baselines (*.json);;All files (*)")
+        if path:
+            self.load_baseline(path)
+
+    def _update_calibration_controls(self) -> None:
+        running = self.engine is not None
+        self.calibration_progress.setVisible(self.calibrating)
+        self.calibrate_button.setEnabled(running and not self.calibrating)
+        self.reset_calibration_button.setEnabled(self.baseline is not None)
+        self.save_baseline_button.setEnabled(self.baseline is not None)
+        if self.calibrating:
+            return
+        if self.baseline is None:
+            self.calibration_label.setText("Not calibrated: the model's generic reading")
+        else:
+            self.calibration_label.setText(f"Calibrated to your neutral face ({self.baseline.samples} frames)")
+
+    def _on_calibration_progress(self, progress: float) -> None:
+        if self._from_current_engine():
+            self.calibration_progress.setValue(round(progress * 100))
+
+    def _on_calibrated(self, baseline: Baseline) -> None:
+        if self._from_current_engine():
+            self.baseline = baseline
+            self.calibrating = False
+            self._update_calibration_controls()
+            self.statusBar().showMessage("calibrated: probabilities are now read against your neutral face")
+
+    def _on_calibration_failed(self, message: str) -> None:
+        if self._from_current_engine():
+            self.calibrating = False
+            self._update_calibration_controls()
+            self.error_dialog(self, "Calibration failed", message)
 
     # ----- engine thread signals
 

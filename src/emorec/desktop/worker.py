@@ -10,14 +10,17 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 
 from PySide6.QtCore import QObject, QThread, Signal
 
+from emorec.calibration import Baseline, LiveCalibration
 from emorec.desktop.core import LoopSummary, ProcessedFrame
 from emorec.engine import EmotionRecognizer
 from emorec.errors import InputError
 from emorec.recording import Recorder
 from emorec.stream import FrameStream
+from emorec.types import FrameResult
 
 log = logging.getLogger(__name__)
 
@@ -29,18 +32,24 @@ class EngineThread(QThread):
     failed = Signal(str)  # the source could not be opened or read; the message names it
     recording_failed = Signal(str)  # the recording stopped because a file could not be written
     source_ended = Signal(object)  # LoopSummary, when the source ran out (not when stopped)
+    calibration_progress = Signal(float)  # 0-1 while "Calibrate" collects the neutral face
+    calibrated = Signal(object)  # the new Baseline, now applied to every frame
+    calibration_failed = Signal(str)  # too few frames showed a face
 
     def __init__(
         self,
         recognizer: EmotionRecognizer,
         source: str | int | os.PathLike,
         smoothing: bool = True,
+        baseline: Baseline | None = None,
         parent: QObject | None = None,
     ):
         super().__init__(parent)
         self.source = source
-        self._recognizer = recognizer
-        self._smoothing = smoothing
+        # Made here, not when the source opens, so that calibration can be started or set at any time.
+        self._engine = recognizer.new_stream(smoothing=smoothing, baseline=baseline)
+        self._calibration = LiveCalibration(self._engine)
+        self._annotate = recognizer.annotate
         self._lock = threading.Lock()
         self._recorder_lock = threading.Lock()
         self._stream: FrameStream | None = None
@@ -52,7 +61,7 @@ class EngineThread(QThread):
 
     def run(self) -> None:
         try:
-            stream = self._recognizer.stream(self.source, smoothing=self._smoothing, realtime=True)
+            stream = self._engine.stream(self.source, realtime=True)  # the engine's one frame loop, paced
         except InputError as exc:
             self.failed.emit(str(exc))
             return
@@ -70,7 +79,8 @@ class EngineThread(QThread):
                 summary.frames_dropped = stream.frames_dropped
                 summary.frames_shown += 1
                 summary.frames_with_faces += bool(result.faces)
-                self._deliver(ProcessedFrame(result, self._recognizer.annotate(result), dropped))
+                self._calibrate(result)
+                self._deliver(ProcessedFrame(result, self._annotate(result), dropped))
             summary.frames_read, summary.frames_dropped = stream.frames_read, stream.frames_dropped
             if not self._stop_requested:
                 self.source_ended.emit(summary)
@@ -81,6 +91,27 @@ class EngineThread(QThread):
             self.failed.emit(f"{self.source}: unexpected error: {exc}")
         finally:
             stream.close()  # the recording, if any, is finished by whoever started it: see set_recorder
+
+    def _calibrate(self, result: FrameResult) -> None:
+        if self._calibration.state()["state"] != "capturing":
+            return
+        baseline = self._calibration.observe(time.monotonic(), result.faces)
+        state = self._calibration.state()
+        if baseline is not None:
+            self.calibrated.emit(baseline)
+        elif state["state"] == "capturing":
+            self.calibration_progress.emit(state["progress"])
+        else:
+            self.calibration_failed.emit(state.get("error", "calibration failed"))
+
+    def start_calibration(self, duration_s: float = 3.0) -> None:
+        """Collect the largest face for ``duration_s`` as the person's neutral face, then apply it."""
+        self._calibration.start(duration_s)
+
+    def set_baseline(self, baseline: Baseline | None) -> None:
+        """Apply ``baseline`` from the next frame on (None: uncalibrated); cancels a running calibration."""
+        self._calibration.reset()
+        self._engine.baseline = baseline
 
     def _deliver(self, processed: ProcessedFrame) -> None:
         with self._recorder_lock:  # its own lock: a slow video write must not hold up take_frame()

@@ -1,88 +1,189 @@
-"""The live WebSocket: JPEG frames in, one JSON answer per frame out, with tracking per connection.
+"""The live WebSocket (ASGI): JPEG frames in, one JSON answer per frame out, with tracking per connection.
 
-The browser sends its next frame only after the answer to the previous one arrives, so nothing queues
-up; the server still bounds each message's size (``SOCK_SERVER_OPTIONS``), the frame rate and the number
-of connections, since any client can talk to the socket.
+The page sends its next frame only after the answer to the previous one arrives, but any client can talk
+to the socket, so the server bounds what each connection may cost: messages are read as they arrive and
+only the newest frame is kept (a client that sends faster than it is answered loses frames, it does not
+queue them), at most ``max_live_fps`` frames a second are analysed, each message and frame is size-capped,
+the connection count is capped, and the frames of all connections share a few engine threads in turn.
+A frame that cannot be decoded closes the connection with a reason; the server never answers with a 500.
+
+Text messages are commands, run as they arrive (never dropped like frames): ``{"calibrate": {"seconds": 3}}``
+reads the largest face for that long as the person's neutral face, then calibrates every following answer
+to it; ``{"calibrate": "reset"}`` goes back. The baseline lives in the connection only and is never stored.
+Each answer says where calibration stands (``"calibration": {"state": "off" | "capturing" | "on", ...}``);
+a valid command gets no answer of its own, so the page's one-frame-in-flight rhythm is kept.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
+from concurrent.futures import ThreadPoolExecutor
 
-from flask_sock import Sock
-from simple_websocket import ConnectionClosed
-
+from emorec.calibration import LiveCalibration
 from emorec.web.media import MediaError, decode_image
-from emorec.web.state import current_state
+from emorec.web.security import origin_allowed
+from emorec.web.state import WebState
 
 log = logging.getLogger(__name__)
-sock = Sock()
-TRY_AGAIN_LATER = 1013  # WebSocket close code for "server overloaded"
+
+# WebSocket close codes (RFC 6455, section 7.4.1)
 GOING_AWAY = 1001
-# simple_websocket (1.1) wakes a waiting receive() just before it marks a connection closed for an over-size
-# message, so a receive() with a long timeout could sleep through the close and hold its slot; short waits
-# that re-check the connection end the handler within a second.
-RECEIVE_POLL_S = 1.0
+INVALID_DATA = 1007
+POLICY_VIOLATION = 1008
+MESSAGE_TOO_BIG = 1009
+INTERNAL_ERROR = 1011
+TRY_AGAIN_LATER = 1013
+MAX_REASON_BYTES = 123  # a close frame carries at most 125 bytes, 2 of them the code
+CLOSE_CODE_BY_STATUS = {413: MESSAGE_TOO_BIG, 503: TRY_AGAIN_LATER}
+CALIBRATION_SECONDS = (1.0, 10.0)  # the shortest and longest capture a client may ask for
 
 
-@sock.route("/ws/live")
-def live(ws) -> None:
-    state = current_state()
-    if not state.live_slots.acquire(blocking=False):
-        ws.close(
-            TRY_AGAIN_LATER, f"server busy: the limit of {state.limits.max_live_streams} live connections is reached"
-        )
-        return
-    try:
-        _answer_frames(ws, state)
-    finally:
-        state.live_slots.release()
+def _close(code: int, reason: str) -> dict:
+    reason = reason.encode()[:MAX_REASON_BYTES].decode(errors="ignore")
+    return {"type": "websocket.close", "code": code, "reason": reason}
 
 
-def _answer_frames(ws, state) -> None:
-    limits = state.limits
-    stream = state.recognizer.new_stream(smoothing=True)
-    interval = 1.0 / limits.max_live_fps
-    next_allowed = time.monotonic()
-    while True:
-        message = _next_message(ws, limits.live_idle_timeout_s)
-        if message is None:
-            ws.close(GOING_AWAY, f"no frame for {limits.live_idle_timeout_s:.0f} s")
+class LiveHub:
+    """The live connections of one worker process and the threads that analyse their frames.
+
+    Each connection has at most one frame waiting for a thread, so the threads serve the connections in
+    turn and no client can take more than its share.
+    """
+
+    def __init__(self, state: WebState, engine_threads: int):
+        self.state = state
+        self.pool = ThreadPoolExecutor(engine_threads, thread_name_prefix="live")
+        self.open = 0
+
+    async def __call__(self, scope: dict, receive, send) -> None:
+        if (await receive())["type"] != "websocket.connect":
             return
-        # Over-eager clients are slowed to max_live_fps rather than dropped: a sleep costs no CPU.
-        now = time.monotonic()
-        if next_allowed > now:
-            time.sleep(next_allowed - now)
-        next_allowed = max(now, next_allowed) + interval
+        headers = {name.decode("latin1"): value.decode("latin1") for name, value in scope["headers"]}
+        origin = headers.get("origin")
+        if not origin_allowed(origin, scope["scheme"], headers.get("host"), self.state.allowed_origins):
+            log.warning("live connection from origin %s refused", origin)
+            await send(_close(POLICY_VIOLATION, "origin not allowed"))  # before accepting: an HTTP 403
+            return
+        await send({"type": "websocket.accept"})
+        limit = self.state.limits.max_live_streams
+        if self.open >= limit:
+            await send(_close(TRY_AGAIN_LATER, f"server busy: the limit of {limit} live connections is reached"))
+            return
+        self.open += 1
+        try:
+            await _Connection(self, receive, send).run()
+        except OSError:  # the peer went away while we were sending
+            pass
+        finally:
+            self.open -= 1
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=False, cancel_futures=True)
+
+
+class _Connection:
+    def __init__(self, hub: LiveHub, receive, send):
+        self.hub, self.receive, self.send = hub, receive, send
+        self.limits = hub.state.limits
+        self.stream = hub.state.recognizer.new_stream(smoothing=True)
+        self.calibration = LiveCalibration(self.stream)
+        self.replies: list[dict] = []  # answers to bad commands, sent before the next frame's answer
+        self.newest: bytes | str | None = None  # the one message kept; older unanswered ones are dropped
+        self.dropped = 0
+        self.arrived = asyncio.Event()
+        self.closed = False
+
+    async def run(self) -> None:
+        reader = asyncio.create_task(self._read())
+        try:
+            await self._answer()
+        finally:
+            reader.cancel()
+
+    async def _read(self) -> None:
+        while True:
+            message = await self.receive()
+            if message["type"] == "websocket.disconnect":
+                self.closed = True
+                self.arrived.set()
+                return
+            if message.get("bytes") is None:
+                problem = _command(message.get("text") or "", self.calibration)
+                if problem:
+                    self.replies.append({"error": problem})
+                    self.arrived.set()
+                continue
+            if self.newest is not None:
+                self.dropped += 1
+            self.newest = message["bytes"]
+            self.arrived.set()
+
+    async def _answer(self) -> None:
+        loop = asyncio.get_running_loop()
+        interval = 1.0 / self.limits.max_live_fps
+        next_allowed = loop.time()
+        while True:
+            try:
+                await asyncio.wait_for(self.arrived.wait(), self.limits.live_idle_timeout_s)
+            except asyncio.TimeoutError:
+                await self.send(_close(GOING_AWAY, f"no frame for {self.limits.live_idle_timeout_s:.0f} s"))
+                return
+            # Over-eager clients wait here; frames arriving meanwhile replace the one kept.
+            await asyncio.sleep(max(0.0, next_allowed - loop.time()))
+            next_allowed = max(loop.time(), next_allowed + interval)
+            if self.closed:
+                return
+            message, self.newest = self.newest, None
+            self.arrived.clear()
+            replies, self.replies = self.replies, []
+            for reply in replies:
+                await self._send_json(reply)
+            if message is None:  # woken by a reply only
+                continue
+            try:
+                answer = await loop.run_in_executor(self.hub.pool, self._analyse, message)
+            except MediaError as exc:
+                await self.send(_close(CLOSE_CODE_BY_STATUS.get(exc.status, INVALID_DATA), str(exc)))
+                return
+            except Exception:  # a bug: logged, and the client is told, never sent a raw 500
+                log.exception("live frame failed")
+                await self.send(_close(INTERNAL_ERROR, "internal error while analysing the frame"))
+                return
+            answer["dropped"], self.dropped = self.dropped, 0
+            await self._send_json(answer)
+
+    def _analyse(self, message: bytes) -> dict:
         started = time.perf_counter()
-        if isinstance(message, str):
-            ws.send(json.dumps({"error": "send each frame as a binary JPEG message"}))
-            continue
-        try:
-            frame = decode_image(message, limits.max_image_pixels)
-        except MediaError as exc:
-            ws.send(json.dumps({"error": str(exc)}))
-            continue
-        try:
-            answer = stream.process(frame).to_dict()
-        except Exception:  # a bug on one frame is logged and answered; the connection goes on
-            log.exception("live frame failed")
-            ws.send(json.dumps({"error": "internal error while analysing the frame"}))
-            continue
+        state = self.hub.state
+        frame = decode_image(message, self.limits.max_live_pixels, state.pixel_budget)
+        result = self.stream.process(frame)
+        self.calibration.observe(time.monotonic(), result.faces)
+        answer = {**result.to_dict(), "calibration": self.calibration.state()}
         answer["server_ms"] = round((time.perf_counter() - started) * 1000, 2)
-        ws.send(json.dumps(answer))
+        return answer
+
+    async def _send_json(self, answer: dict) -> None:
+        await self.send({"type": "websocket.send", "text": json.dumps(answer)})
 
 
-def _next_message(ws, idle_timeout_s: float) -> bytes | str | None:
-    """The next message, or None after ``idle_timeout_s`` without one; ConnectionClosed once the peer is gone."""
-    waited = 0.0
-    while waited < idle_timeout_s:
-        message = ws.receive(timeout=RECEIVE_POLL_S)
-        if message is not None:
-            return message
-        if not ws.connected:
-            raise ConnectionClosed(ws.close_reason, ws.close_message)
-        waited += RECEIVE_POLL_S
+def _command(text: str, calibration: LiveCalibration) -> str | None:
+    """Run a text command; what is wrong with it, or None."""
+    try:
+        command = json.loads(text)
+    except json.JSONDecodeError:
+        command = None
+    if not isinstance(command, dict) or "calibrate" not in command:
+        return ('send each frame as a binary JPEG message; text messages are commands: '
+                '{"calibrate": {"seconds": 3}} or {"calibrate": "reset"}')
+    if command["calibrate"] == "reset":
+        calibration.reset()
+        return None
+    seconds = command["calibrate"].get("seconds", 3) if isinstance(command["calibrate"], dict) else None
+    low, high = CALIBRATION_SECONDS
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not low <= seconds <= high:
+        return f"calibrate: seconds must be a number from {low:g} to {high:g}"
+    calibration.start(float(seconds))
     return None

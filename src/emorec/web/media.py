@@ -2,28 +2,69 @@
 
 The content decides the type (magic bytes, via Pillow's format sniffing), never the file name or the
 Content-Type header; the pixel count is read from the header before the pixels are decoded, so a
-small file that claims a huge image (a decompression bomb) is refused before it is expanded.
+small file that claims a huge image (a decompression bomb) is refused before it is expanded. Decoding
+also waits for room in a process-wide pixel budget, so concurrent large images queue instead of
+adding up in memory. Whatever a corrupt file makes a decoder raise becomes a ``MediaError``.
 """
 
 from __future__ import annotations
 
 import io
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import cv2
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image
 
+from emorec import sources
 from emorec.errors import InputError
 
-IMAGE_FORMATS = ("JPEG", "PNG", "WEBP", "BMP")
+# MPO: the JPEG of phone cameras that store a second (depth or stereo) view; decoded as its first view.
+IMAGE_FORMATS = ("JPEG", "MPO", "PNG", "WEBP", "BMP")
 
 
 class MediaError(InputError):
-    """Input we refuse, with the HTTP status that says why (400 corrupt, 413 too large, 415 wrong type)."""
+    """Input we refuse, with the HTTP status that says why (400 corrupt, 413 too large, 415 wrong type,
+    503 busy: then ``retry_after_s`` says when to come back)."""
 
-    def __init__(self, message: str, status: int = 400):
+    def __init__(self, message: str, status: int = 400, retry_after_s: int | None = None):
         super().__init__(message)
         self.status = status
+        self.retry_after_s = retry_after_s
+
+
+class PixelBudget:
+    """Megapixels being decoded at once in this process: a request waits for room, or gets a 503.
+
+    A decoded pixel costs about a dozen bytes while Pillow and OpenCV hold their copies, so the budget
+    bounds the memory that concurrent large images can take.
+    """
+
+    def __init__(self, max_pixels: int, wait_s: float):
+        self.max_pixels, self.wait_s = max_pixels, wait_s
+        self._in_use = 0
+        self._changed = threading.Condition()
+
+    @contextmanager
+    def reserve(self, pixels: int) -> Iterator[None]:
+        pixels = min(pixels, self.max_pixels)  # one image may use the whole budget
+        deadline = time.monotonic() + self.wait_s
+        with self._changed:
+            while self._in_use + pixels > self.max_pixels:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise MediaError("the server is busy decoding other large images; try again", 503, 2)
+                self._changed.wait(left)
+            self._in_use += pixels
+        try:
+            yield
+        finally:
+            with self._changed:
+                self._in_use -= pixels
+                self._changed.notify_all()
 
 
 def is_video(data: bytes) -> bool:
@@ -31,30 +72,50 @@ def is_video(data: bytes) -> bool:
     return data[4:8] == b"ftyp" or data[:4] == b"\x1a\x45\xdf\xa3" or (data[:4] == b"RIFF" and data[8:12] == b"AVI ")
 
 
-def decode_image(data: bytes, max_pixels: int) -> np.ndarray:
-    """Decode a JPEG, PNG, WebP or BMP image to a BGR uint8 array, upright as its EXIF orientation says."""
+def decode_image(data: bytes, max_pixels: int, budget: PixelBudget | None = None) -> np.ndarray:
+    """Decode a JPEG (incl. CMYK and MPO), PNG (incl. 16-bit), WebP or BMP image to a BGR uint8 array, upright
+    as its EXIF orientation says, with the engine's own decoder (``emorec.sources.decode_image``), inside the
+    process-wide pixel ``budget``."""
     if not data:
         raise MediaError("empty body: send an image (JPEG, PNG, WebP or BMP)")
+    with budget.reserve(_claimed_pixels(data)) if budget else _no_budget():
+        try:
+            return sources.decode_image(data, max_pixels=max_pixels, formats=IMAGE_FORMATS)
+        except sources.UnsupportedImageError as exc:
+            if _has_image_signature(data):
+                raise MediaError("corrupt or truncated image: its header could not be read") from None
+            raise MediaError(str(exc), 415) from None
+        except sources.ImageTooLargeError as exc:
+            raise MediaError(str(exc), 413) from None
+        except sources.InputError as exc:
+            raise MediaError(str(exc)) from None
+        except MemoryError:
+            raise MediaError("the server has no memory left for this image; try a smaller one", 503, 5) from None
+
+
+def _claimed_pixels(data: bytes) -> int:
+    """The pixel count the header claims (0 when it cannot be read: the decoder then says why)."""
     try:
-        image = Image.open(io.BytesIO(data))  # reads the header only
-    except Image.DecompressionBombError:
-        raise MediaError(f"image dimensions exceed the limit of {max_pixels / 1e6:.0f} megapixels", 413) from None
-    except UnidentifiedImageError:
-        raise MediaError("not an image: expected JPEG, PNG, WebP or BMP content", 415) from None
-    if image.format not in IMAGE_FORMATS:
-        raise MediaError(f"unsupported image format {image.format}: expected JPEG, PNG, WebP or BMP", 415)
-    width, height = image.size
-    if width * height > max_pixels:
-        raise MediaError(
-            f"image is {width}x{height} ({width * height / 1e6:.1f} megapixels); "
-            f"the limit is {max_pixels / 1e6:.0f} megapixels",
-            413,
-        )
-    try:
-        rgb = np.asarray(ImageOps.exif_transpose(image).convert("RGB"))
-    except (OSError, SyntaxError, ValueError) as exc:  # Pillow's ways of saying truncated or corrupt
-        raise MediaError(f"corrupt or truncated {image.format} image ({exc})") from None
-    return cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
+        width, height = Image.open(io.BytesIO(data), formats=IMAGE_FORMATS).size  # reads the header only
+    except Exception:  # noqa: BLE001 - a mangled header makes the format plugins raise anything
+        return 0
+    return width * height
+
+
+def _has_image_signature(data: bytes) -> bool:
+    """The first bytes of a JPEG, PNG, WebP or BMP file: such a file that Pillow cannot open is corrupt (400),
+    not of the wrong type (415)."""
+    return (
+        data[:3] == b"\xff\xd8\xff"
+        or data[:8] == b"\x89PNG\r\n\x1a\n"
+        or (data[:4] == b"RIFF" and data[8:12] == b"WEBP")
+        or data[:2] == b"BM"
+    )
+
+
+@contextmanager
+def _no_budget() -> Iterator[None]:
+    yield
 
 
 def encode_jpeg(bgr: np.ndarray, quality: int = 90) -> bytes:

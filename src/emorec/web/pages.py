@@ -6,28 +6,36 @@ import base64
 import json
 from dataclasses import asdict
 
-from flask import Blueprint, render_template, request
-from werkzeug.exceptions import RequestEntityTooLarge
+from flask import Blueprint, Response, current_app, render_template, request, stream_with_context
+from werkzeug.exceptions import BadRequest, RequestEntityTooLarge
 
 from emorec.labels import EMOTION_COLORS_BGR, EMOTIONS
 from emorec.web.api import model_summary
 from emorec.web.media import MediaError, decode_image, encode_jpeg, is_video
-from emorec.web.state import body_limit_message, current_state
-from emorec.web.video import annotate_video
+from emorec.web.security import check_csrf
+from emorec.web.state import current_state, too_large_message
+from emorec.web.video import AnnotatedVideo, FaceSummary, annotate_video, run_to_end
 
 bp = Blueprint("pages", __name__)
+PROGRESS_STREAM = "application/x-ndjson"  # what upload.js asks for: progress lines, then the result
+TIMELINE_SIZE = (360, 80)  # (width, height) of each face's timeline plot on the upload page
 
 
 @bp.app_context_processor
-def emotion_palette() -> dict:
-    """The emotions and their display colours, from labels.py, for the templates and the live page's script."""
+def page_context() -> dict:
+    """The emotions and their display colours (from labels.py) and the limits, for the templates and scripts."""
     colors = {name: "#{2:02x}{1:02x}{0:02x}".format(*EMOTION_COLORS_BGR[name]) for name in EMOTIONS}
-    return {"emotions": EMOTIONS, "emotion_colors": colors}
+    return {"emotions": EMOTIONS, "emotion_colors": colors, "limits": current_state().limits}
 
 
 @bp.get("/")
 def live():
     return render_template("live.html")
+
+
+@bp.get("/favicon.ico")
+def favicon():
+    return current_app.send_static_file("favicon.svg")  # browsers ask for /favicon.ico whatever the page says
 
 
 @bp.get("/docs")
@@ -40,36 +48,117 @@ def api_docs():
 def upload():
     if request.method == "GET":
         return render_template("upload.html")
+    streamed = PROGRESS_STREAM in request.headers.get("Accept", "")
     try:
-        return render_template("upload.html", **_analyze_upload())
+        check_csrf()
+        media = request.files.get("media")
+        if media is None or not media.filename:
+            raise MediaError("choose an image or a short video to upload")
+        data, filename = media.read(), media.filename
+        if not is_video(data):
+            result = _analyse_image(data, filename)
+            return _stream_result(iter(()), lambda _: result) if streamed else render_template("upload.html", **result)
+        return _analyse_video(data, filename, streamed)
     except MediaError as exc:
-        return render_template("upload.html", error=str(exc)), exc.status
+        return _error_page(str(exc), exc.status, exc.retry_after_s)
     except RequestEntityTooLarge:
-        return render_template("upload.html", error=body_limit_message()), 413
+        return _error_page(too_large_message(), 413)
+    except BadRequest as exc:  # a missing CSRF token, a malformed form
+        return _error_page(exc.description, 400)
 
 
-def _analyze_upload() -> dict:
-    upload = request.files.get("media")
-    if upload is None or not upload.filename:
-        raise MediaError("choose an image or a short video to upload")
-    data = upload.read()
+def _error_page(message: str, status: int, retry_after_s: int | None = None):
+    headers = {"Retry-After": str(retry_after_s)} if retry_after_s is not None else {}
+    return render_template("upload.html", error=message), status, headers
+
+
+def _analyse_image(data: bytes, filename: str) -> dict:
     state = current_state()
-    if is_video(data):
-        video = annotate_video(data, state.recognizer, state.limits.max_video_frames, state.limits.max_image_pixels)
-        note = f"only the first {len(video.frames)} frames were analysed" if video.truncated else None
-        return {
-            "video_url": _data_url("video/webm", video.webm),
-            "result": {"fps": video.fps, "frames": video.frames},
-            "note": note,
-            "filename": upload.filename,
-        }
-    frame = decode_image(data, state.limits.max_image_pixels)
+    frame = decode_image(data, state.limits.max_image_pixels, state.pixel_budget)
     result = state.recognizer.process(frame)
     annotated = state.recognizer.annotate(frame, result.faces, bars=True)
     return {
+        "filename": filename,
         "image_url": _data_url("image/jpeg", encode_jpeg(annotated)),
-        "result": result.to_dict(),
-        "filename": upload.filename,
+        "faces": [face.to_dict() for face in result.faces],
+        "json_url": _data_url("application/json", json.dumps(result.to_dict()).encode()),
+    }
+
+
+def _analyse_video(data: bytes, filename: str, streamed: bool):
+    """One video at a time per worker (``max_video_jobs``): the next visitor gets a 503 that says when to
+    retry, rather than a page that takes minutes."""
+    state = current_state()
+    limits = state.limits
+    if not state.video_slots.acquire(blocking=False):
+        raise MediaError("the server is analysing another video; try again in a few seconds", 503, 10)
+    steps = annotate_video(
+        data, state.recognizer, limits.max_video_frames, limits.max_video_pixels, limits.max_video_seconds
+    )
+    if not streamed:
+        try:
+            return render_template("upload.html", **_video_result(run_to_end(steps), filename))
+        finally:
+            steps.close()
+            state.video_slots.release()
+    response = _stream_result(steps, lambda video: _video_result(video, filename))
+    response.call_on_close(state.video_slots.release)  # also when the visitor leaves half-way
+    return response
+
+
+def _stream_result(steps, result_of) -> Response:
+    """Progress lines while ``steps`` runs, then the result section (or the error) as one last line."""
+
+    def lines():
+        try:
+            while True:
+                try:
+                    done, total = next(steps)
+                except StopIteration as finished:
+                    html = render_template("_result.html", **result_of(finished.value))
+                    yield json.dumps({"html": html}) + "\n"
+                    return
+                yield json.dumps({"progress": [done, total]}) + "\n"
+        except MediaError as exc:
+            yield json.dumps({"error": str(exc), "status": exc.status}) + "\n"
+        finally:
+            if hasattr(steps, "close"):
+                steps.close()
+
+    return Response(stream_with_context(lines()), mimetype=PROGRESS_STREAM, headers={"Cache-Control": "no-store"})
+
+
+def _video_result(video: AnnotatedVideo, filename: str) -> dict:
+    return {
+        "filename": filename,
+        "video_url": _data_url("video/webm", video.webm),
+        "note": video.stopped_because,
+        "duration_s": video.duration_s,
+        "frame_count": len(video.frames),
+        "tracks": [_track(summary, video.duration_s) for summary in video.faces],
+        "json_url": _data_url(
+            "application/json", json.dumps({"fps": video.fps, "frames": video.frames}).encode()
+        ),
+    }
+
+
+def _track(summary: FaceSummary, duration_s: float) -> dict:
+    """What the page shows of one tracked face: its mean probabilities and an SVG polyline per emotion."""
+    width, height = TIMELINE_SIZE
+    span = max(duration_s, 1e-6)
+    xs = [t / span * width for t in summary.times_s]
+    lines = {
+        name: " ".join(f"{x:.1f},{(1 - row[i]) * height:.1f}" for x, row in zip(xs, summary.scores, strict=True))
+        for i, name in enumerate(EMOTIONS)
+    }
+    return {
+        "track_id": summary.track_id,
+        "emotion": summary.emotion,
+        "scores": summary.mean_scores,
+        "frames": len(summary.times_s),
+        "first_s": summary.times_s[0],
+        "last_s": summary.times_s[-1],
+        "lines": lines,
     }
 
 

@@ -1,24 +1,198 @@
-"""Running the app with Gunicorn.
+"""Running the app: Gunicorn's asyncio (ASGI) worker (tests/web_server.py runs it in a child process for the
+tests and benchmarks).
 
-Gunicorn's ``gthread`` worker is what flask-sock supports without monkey patching (waitress cannot hand
-over the socket at all). Each open WebSocket holds one thread, so ``threads`` bounds the live connections
-plus the HTTP requests served at once; the app keeps two threads free for HTTP.
+Why this setup (measured with benchmarks/web_load.py, see the README): in Gunicorn's threaded worker each
+open WebSocket, and each client that sends half a request and stalls, holds one of a few threads, so eight
+stalled clients stopped the server; an asyncio worker holds a waiting client as a small object and keeps
+threads for work. The front door below routes the requests: the live socket is served natively
+(``live.LiveHub``), the Flask pages and API run in threads through a2wsgi. Cheap requests (GET) and
+analyses (POST) get separate thread pools, and a POST gets an analysis slot only once its whole body has
+arrived, so slow or stalled uploads hold no thread and ``/api/v1/health`` never waits behind analyses.
 """
 
 from __future__ import annotations
 
+import asyncio
+import ctypes
+import ipaddress
+import json
+import logging
+import os
+import sys
+
+from a2wsgi import WSGIMiddleware
+from flask import Flask
 from gunicorn.app.base import BaseApplication
+from gunicorn.asgi.protocol import ASGIProtocol
+from gunicorn.workers import gasgi
 
 from emorec.web.app import create_app
+from emorec.web.live import LiveHub
+from emorec.web.state import WebLimits
+from emorec.web.video import remove_stale_workdirs
 
-HTTP_THREADS_KEPT = 2
+log = logging.getLogger(__name__)
+LIGHT_THREADS = 4  # pages, static files, health: each takes a millisecond or two
+BODY_TIMEOUT_S = 60.0  # for a whole request body to arrive: a 16 MB upload at 2 Mbit/s
+
+
+class FrontDoor:
+    """The ASGI application: routes, admission control, and the body read before any thread is used."""
+
+    def __init__(self, flask_app: Flask, engine_threads: int = 2):
+        self.state = flask_app.extensions["emorec"]
+        limits = self.state.limits
+        self.live = LiveHub(self.state, engine_threads)
+        self.light = WSGIMiddleware(flask_app, workers=LIGHT_THREADS)
+        self.heavy = WSGIMiddleware(flask_app, workers=limits.max_analyses)
+        self.analysis_slots: asyncio.Semaphore | None = None  # made in the worker's event loop
+
+    async def __call__(self, scope: dict, receive, send) -> None:
+        kind = scope["type"]
+        if kind == "http":
+            await (self._post(scope, receive, send) if scope["method"] == "POST" else self.light(scope, receive, send))
+        elif kind == "websocket":
+            if scope["path"] == "/ws/live":
+                await self.live(scope, receive, send)
+            else:
+                await send({"type": "websocket.close", "code": 1008, "reason": "no WebSocket here; try /ws/live"})
+        elif kind == "lifespan":
+            await self._lifespan(receive, send)
+
+    async def _lifespan(self, receive, send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                self.analysis_slots = asyncio.Semaphore(self.state.limits.max_analyses)
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                self.live.close()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    async def _post(self, scope: dict, receive, send) -> None:
+        limits = self.state.limits
+        declared = _header(scope, b"content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > limits.max_upload_bytes):
+            # Flask says why (413 page or JSON) without reading the body.
+            await self.heavy(scope, _no_body, send)
+            return
+        try:
+            body = await asyncio.wait_for(_read_body(receive, limits.max_upload_bytes), BODY_TIMEOUT_S)
+        except asyncio.TimeoutError:
+            body = None
+        if body is None:
+            await _send_json(send, 408, {"error": f"the request body did not arrive within {BODY_TIMEOUT_S:.0f} s"})
+            return
+        slots = self.analysis_slots or asyncio.Semaphore(limits.max_analyses)
+        self.analysis_slots = slots
+        try:
+            await asyncio.wait_for(slots.acquire(), limits.busy_wait_s)
+        except asyncio.TimeoutError:
+            await _send_json(send, 503, {"error": "the server is busy with other analyses; try again shortly"},
+                             retry_after_s=max(1, round(limits.busy_wait_s / 2)))
+            return
+        try:
+            await self.heavy(scope, _replay(body), send)
+        finally:
+            slots.release()
+
+
+def _header(scope: dict, name: bytes) -> str | None:
+    for key, value in scope["headers"]:
+        if key.lower() == name:
+            return value.decode("latin1").strip()
+    return None
+
+
+async def _read_body(receive, limit: int) -> bytes | None:
+    """The whole body; None when the client went away or stalled (Gunicorn ends a body that stops arriving
+    for ``timeout`` seconds). A body without a declared length stops once it passes ``limit``: Flask then
+    refuses it with its 413 page or JSON."""
+    chunks, size = [], 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return None
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        chunks.append(chunk)
+        if size > limit:
+            return b"".join(chunks)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+def _replay(body: bytes):
+    sent = False
+
+    async def receive() -> dict:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        await asyncio.Event().wait()  # nothing more: like a client that keeps the connection open
+        return {"type": "http.disconnect"}
+
+    return receive
+
+
+async def _no_body() -> dict:
+    return {"type": "http.request", "body": b"", "more_body": False}
+
+
+async def _send_json(send, status: int, payload: dict, retry_after_s: int | None = None) -> None:
+    headers = [(b"content-type", b"application/json")]
+    if retry_after_s is not None:
+        headers.append((b"retry-after", str(retry_after_s).encode()))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": json.dumps(payload).encode()})
+
+
+def return_freed_memory_to_the_os() -> None:
+    """glibc keeps freed large blocks for reuse by raising its mmap threshold as they are freed, so one
+    25-megapixel image left a worker hundreds of MB larger for good; a fixed threshold makes every block of
+    1 MB or more its own mapping, given back when freed. No-op on other C libraries."""
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return
+    m_mmap_threshold = -3
+    libc.mallopt(m_mmap_threshold, 1024 * 1024)
+
+
+class FirstRequestDeadlineProtocol(ASGIProtocol):
+    """Gunicorn's asyncio protocol gives a kept-alive connection ``keepalive`` seconds to send its next
+    request's headers, but waits forever for the first: a client that connects and stalls would hold its
+    connection for good. Arming the same timer on connect closes such clients too (it is cancelled as soon
+    as the headers are complete, as for later requests)."""
+
+    def connection_made(self, transport) -> None:
+        super().connection_made(transport)
+        if hasattr(self, "_arm_keepalive_timer") and not self._closed:
+            self._arm_keepalive_timer()
+
+
+class EmorecWorker(gasgi.ASGIWorker):
+    """Gunicorn's ASGI worker, with the protocol above for every connection."""
+
+    def run(self) -> None:
+        gasgi.ASGIProtocol = FirstRequestDeadlineProtocol  # the worker builds its connections from this name
+        super().run()
+        # Shut down cleanly (connections closed, lifespan shutdown done); skip the interpreter's teardown, in
+        # which native libraries' thread pools were seen to abort the worker ("terminate called after throwing
+        # an instance of std::system_error").
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
 
 
 class EmorecGunicorn(BaseApplication):
-    """Gunicorn configured in code (no config file, no command-line parsing), serving ``create_app(**limits)``."""
+    """Gunicorn configured in code (no config file, no command-line parsing), serving the front door."""
 
-    def __init__(self, options: dict, limits: dict):
-        self.options, self.limits = options, limits
+    def __init__(self, options: dict, app_options: dict):
+        self.options, self.app_options = options, app_options
         super().__init__()
 
     def load_config(self) -> None:
@@ -26,20 +200,97 @@ class EmorecGunicorn(BaseApplication):
             self.cfg.set(key, value)
 
     def load(self):
-        return create_app(**self.limits)  # runs in each worker after the fork, so models load once per process
+        # Runs in each worker after the fork, so models load once per process.
+        return_freed_memory_to_the_os()
+        remove_stale_workdirs()
+        from emorec.engine import EmotionRecognizer
+
+        options = dict(self.app_options)
+        engine_threads = options.pop("engine_threads")
+        recognizer = EmotionRecognizer(**options.pop("recognizer_options"))
+        return FrontDoor(create_app(recognizer, **options), engine_threads)
 
 
-def serve(host: str = "127.0.0.1", port: int = 5000, workers: int = 1, threads: int = 8, **limits) -> None:
-    """Serve the app with Gunicorn until interrupted; each worker process loads its own models."""
-    limits.setdefault("max_live_streams", max(1, threads - HTTP_THREADS_KEPT))
+def engine_problem(recognizer_options: dict) -> str | None:
+    """Why ``EmotionRecognizer(**recognizer_options)`` fails, or None. Checked in a fresh process: models
+    loaded in Gunicorn's master would be inherited by the forked workers with thread pools that do not
+    exist there, and abort them when they exit."""
+    import multiprocessing
+
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        return pool.apply(_engine_problem, (recognizer_options,))
+
+
+def _engine_problem(recognizer_options: dict) -> str | None:
+    from emorec.engine import EmotionRecognizer
+
+    try:
+        EmotionRecognizer(**recognizer_options)
+    except (FileNotFoundError, ValueError) as exc:
+        return str(exc)
+    return None
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def serve(
+    host: str = "127.0.0.1",
+    port: int = 5000,
+    workers: int = 1,
+    max_clients: int = 200,
+    certfile: str | None = None,
+    keyfile: str | None = None,
+    recognizer_options: dict | None = None,
+    engine_threads: int = 2,
+    allowed_origins: tuple[str, ...] = (),
+    **limits,
+) -> None:
+    """Serve the app until interrupted; each worker process loads its own models.
+
+    ``recognizer_options`` are ``EmotionRecognizer`` arguments (model, detector, thresholds);
+    ``engine_threads`` analyse the live frames; ``limits`` override ``WebLimits`` fields.
+    """
+    WebLimits(**limits)  # a bad limit fails here, before any worker starts
+    if not is_loopback(host):
+        _warn_exposed(host, port, tls=certfile is not None)
     options = {
-        "bind": f"{host}:{port}",
+        "bind": f"[{host}]:{port}" if ":" in host else f"{host}:{port}",
         "workers": workers,
-        "worker_class": "gthread",
-        "threads": threads,
-        "timeout": 120,  # a long video upload must not get its worker killed
+        "worker_class": f"{__name__}.EmorecWorker",
+        "worker_connections": max_clients,  # open connections per worker; more wait in the listen backlog
+        "timeout": 30,  # also how long a request body may stall between chunks
+        "keepalive": 10,  # seconds a connection may wait, idle or half-way through its request headers
         "graceful_timeout": 5,
+        "websocket_max_message_size": limits.get("max_ws_message_bytes", 1024 * 1024),
         # Gunicorn's control socket sits at one path per user: a second server (tests, benchmarks) would take it over.
         "control_socket_disable": True,
     }
-    EmorecGunicorn(options, limits).run()
+    if certfile:
+        options.update(certfile=certfile, keyfile=keyfile)
+    app_options = {
+        "engine_threads": engine_threads,
+        "recognizer_options": recognizer_options or {},
+        "allowed_origins": allowed_origins,
+        **limits,
+    }
+    EmorecGunicorn(options, app_options).run()
+
+
+def _warn_exposed(host: str, port: int, tls: bool) -> None:
+    bar = "!" * 78
+    lines = [
+        bar,
+        f"WARNING: emorec serve is listening on {host}:{port}, reachable from other machines.",
+        "It has no login: anyone who can reach this port can use the camera page, upload files and use the API.",
+    ]
+    if not tls:
+        lines.append("Without --certfile/--keyfile, browsers on other machines will not give the page their camera.")
+    lines.append(bar)
+    print("\n".join(lines), file=sys.stderr, flush=True)

@@ -1,50 +1,168 @@
-"""A short uploaded video -> the same video with boxes and labels drawn, plus every frame's faces.
+"""A short uploaded video -> the same video with boxes and labels drawn, each frame's faces, and a summary
+of each tracked face.
 
-OpenCV reads and writes videos only through file paths, so the upload and its result live in a private
-temporary folder for the length of the request and are deleted before the answer goes out.
+OpenCV reads and writes videos only through file paths, so the upload and its result live for the length of
+the request in a private folder (mode 0700) in memory (/dev/shm where there is one); every path out of the
+request deletes it, and a worker that was killed mid-request has its folders removed when a new worker
+starts (the folder name carries the process id).
 """
 
 from __future__ import annotations
 
+import os
+import shutil
 import tempfile
-from dataclasses import dataclass
+import time
+from collections.abc import Generator, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from emorec.errors import InputError
+import numpy as np
+
+from emorec.labels import EMOTIONS
 from emorec.recording import AnnotatedVideoWriter
+from emorec.sources import InputError, Source
 from emorec.web.media import MediaError
+
+WORKDIR_PREFIX = "emorec-upload-"
+WORK_SIZE = (960, 540)  # frames are analysed and written at most this large: the page shows them smaller
+PROGRESS_EVERY = 10  # frames between progress reports
+
+
+def workdir_root() -> Path:
+    """Where upload folders go: /dev/shm (memory) on Linux, else the system's temporary folder."""
+    shm = Path("/dev/shm")
+    return shm if shm.is_dir() and os.access(shm, os.W_OK) else Path(tempfile.gettempdir())
+
+
+@contextmanager
+def private_workdir() -> Iterator[Path]:
+    folder = Path(tempfile.mkdtemp(prefix=f"{WORKDIR_PREFIX}{os.getpid()}-", dir=workdir_root()))
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def remove_stale_workdirs(root: Path | None = None) -> list[Path]:
+    """Delete the upload folders of processes that no longer run (a worker killed mid-request)."""
+    removed = []
+    for folder in (root or workdir_root()).glob(f"{WORKDIR_PREFIX}*"):
+        pid = folder.name[len(WORKDIR_PREFIX) :].split("-", 1)[0]
+        if pid.isdigit() and not _process_exists(int(pid)):
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder)
+    return removed
+
+
+def _process_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
+
+
+@dataclass
+class FaceSummary:
+    """One tracked face over the video: when it was seen, its mean probabilities and its timeline."""
+
+    track_id: int | None
+    times_s: list[float] = field(default_factory=list)
+    scores: list[list[float]] = field(default_factory=list)  # one row per frame seen, EMOTIONS order
+
+    @property
+    def mean_scores(self) -> dict[str, float]:
+        return dict(zip(EMOTIONS, np.mean(self.scores, axis=0).round(4).tolist(), strict=True))
+
+    @property
+    def emotion(self) -> str:
+        means = self.mean_scores
+        return max(means, key=means.get)
 
 
 @dataclass
 class AnnotatedVideo:
     webm: bytes
-    frames: list[dict]  # FrameResult.to_dict() of each frame
+    frames: list[dict]  # FrameResult.to_dict() of each frame, with its time
     fps: float
-    truncated: bool  # the upload had more than max_frames frames
+    duration_s: float
+    size: tuple[int, int]  # (width, height) of the annotated frames
+    stopped_because: str | None  # why only part of the video was analysed, None when all of it was
+    faces: list[FaceSummary]
 
 
-def annotate_video(data: bytes, recognizer, max_frames: int, max_pixels: int) -> AnnotatedVideo:
-    with tempfile.TemporaryDirectory(prefix="emorec-upload-") as folder:
-        upload, target = Path(folder) / "upload", Path(folder) / "annotated.webm"
+def annotate_video(
+    data: bytes, recognizer, max_frames: int, max_pixels: int, max_seconds: float
+) -> Generator[tuple[int, int], None, AnnotatedVideo]:
+    """Yields (frames done, frames planned) as it goes and returns the result (``yield from`` it, or
+    ``run_to_end``). MediaError for a video that cannot be read or is too large."""
+    with private_workdir() as folder:
+        upload, target = folder / "upload", folder / "annotated.webm"
         upload.write_bytes(data)
         try:
-            stream = recognizer.stream(upload, max_frames=max_frames)
+            source = Source(upload)
         except InputError:
             raise MediaError("could not open the video: corrupt file or unsupported codec") from None
-        with stream:
-            width, height = stream.source.size
+        with source:
+            width, height = source.size
             if width * height > max_pixels:
                 raise MediaError(
-                    f"video frames are {width}x{height}; the limit is {max_pixels / 1e6:.0f} megapixels", 413
+                    f"video frames are {width}x{height}; the limit is {max_pixels / 1e6:.1f} megapixels", 413
                 )
-            frames = []
-            writer = AnnotatedVideoWriter(target, stream.fps, stream.source.size)
+            if width == 0 or height == 0:
+                raise MediaError("could not read the video's frame size: corrupt file or unsupported codec")
+            scale = min(1.0, WORK_SIZE[0] / width, WORK_SIZE[1] / height)
+            size = (max(2, round(width * scale)), max(2, round(height * scale)))
+            planned = min(max_frames, source.frame_count or max_frames)
             try:
-                for result in stream:
-                    frames.append(result.to_dict())
-                    writer.write(recognizer.annotate(result))
-            except InputError:  # a video that opened but had no decodable frame
+                frames, stopped = yield from _annotate_frames(
+                    source, recognizer, target, size, planned, max_frames, max_seconds
+                )
+            except InputError:  # the stream's word for a video that opened but had no decodable frame
                 raise MediaError("no frame of the video could be decoded") from None
-            finally:
-                writer.close()
-        return AnnotatedVideo(target.read_bytes(), frames, stream.fps, stream.truncated)
+        return AnnotatedVideo(
+            target.read_bytes(), frames, source.fps, len(frames) / source.fps, size, stopped, _summaries(frames)
+        )
+
+
+def run_to_end(steps: Generator[tuple[int, int], None, AnnotatedVideo]) -> AnnotatedVideo:
+    while True:
+        try:
+            next(steps)
+        except StopIteration as done:
+            return done.value
+
+
+def _annotate_frames(source, recognizer, target, size, planned, max_frames, max_seconds):
+    """The engine's frame loop over the upload (frames shrunk to ``size``), each frame drawn into ``target``."""
+    stream = recognizer.stream(source, max_frames=max_frames, resize_to=size)
+    writer = AnnotatedVideoWriter(target, source.fps, size)
+    frames: list[dict] = []
+    deadline = time.monotonic() + max_seconds
+    try:
+        for result in stream:
+            frames.append(result.to_dict())
+            writer.write(recognizer.annotate(result))
+            if len(frames) % PROGRESS_EVERY == 0:
+                yield len(frames), max(planned, len(frames))
+            if time.monotonic() > deadline:
+                return frames, f"analysis stops after {max_seconds:g} s; it reached {result.time_s:.1f} s of the video"
+    finally:
+        writer.close()
+        stream.close()
+    return frames, (f"only the first {max_frames} frames are analysed" if stream.truncated else None)
+
+
+def _summaries(frames: list[dict]) -> list[FaceSummary]:
+    """One summary per track, the longest-seen first."""
+    by_track: dict[int | None, FaceSummary] = {}
+    for frame in frames:
+        for face in frame["faces"]:
+            summary = by_track.setdefault(face["track_id"], FaceSummary(face["track_id"]))
+            summary.times_s.append(frame["time_s"])
+            summary.scores.append([face["scores"][name] for name in EMOTIONS])
+    return sorted(by_track.values(), key=lambda s: -len(s.times_s))

@@ -1,133 +1,302 @@
-// Live page: camera frames -> WebSocket -> faces drawn over the video.
-// One frame is in flight at a time: the next is sent only when the previous answer has arrived,
-// so a slow server lowers the frame rate instead of building a queue.
+// Live page: camera frames -> WebSocket -> faces drawn over the video, per-face bars and a rolling timeline.
+// One frame is in flight at a time: the next is sent only when the previous answer has arrived, so a slow
+// server lowers the frame rate instead of building a queue.
+//
+// The page is a few small parts (camera, connection, overlay, face list, timeline) joined in `live`;
+// `window.emorecLive` lets another script add a control, follow the answers, or start and stop the page.
 "use strict";
 
+const CONFIG = JSON.parse(document.getElementById("emorec-config").textContent);
+const EMOTIONS = CONFIG.emotions;
+const COLORS = CONFIG.colors;
 const FRAME_WIDTH = 480; // frames are downscaled to this width before JPEG encoding
 const JPEG_QUALITY = 0.8;
-const BAR_WIDTH = 80; // probability bars: pixels for p = 1
-const BAR_LABEL_WIDTH = 58;
-const BAR_ROW = 15;
-const { emotions: EMOTIONS, colors: COLORS } = window.EMOREC;
+const TIMELINE_SPAN_MS = 20000;
 
-const video = document.getElementById("video");
-const overlay = document.getElementById("overlay");
-const facesList = document.getElementById("faces");
-const statusText = document.getElementById("status");
-const toggle = document.getElementById("toggle");
-const grab = document.createElement("canvas");
+const $ = (id) => document.getElementById(id);
 
-let socket = null;
-let running = false;
-let sentAt = 0;
-const answerTimes = [];
+const status = {
+  set(state, text) {
+    $("status").dataset.state = state;
+    $("status").textContent = text;
+  },
+};
 
-function setStatus(state, text) {
-  statusText.dataset.state = state;
-  statusText.textContent = text;
+// Browsers hand the camera only to secure pages: HTTPS, or http://localhost and 127.0.0.1.
+const camera = {
+  video: $("video"),
+  unavailableReason() {
+    if (window.isSecureContext && navigator.mediaDevices && navigator.mediaDevices.getUserMedia) return null;
+    return `This page came over plain HTTP from ${location.host}, and browsers give the camera only to pages ` +
+      "served over HTTPS or from this computer (http://localhost or http://127.0.0.1). Open it there, or " +
+      "start the server with --certfile and --keyfile and open the https:// address.";
+  },
+  async start() {
+    if (this.video.srcObject) return;
+    const stream = await navigator.mediaDevices.getUserMedia({
+      video: { width: { ideal: 640 }, height: { ideal: 480 } }, audio: false,
+    });
+    this.video.srcObject = stream;
+    await this.video.play();
+  },
+  stop() {
+    const stream = this.video.srcObject;
+    if (stream) stream.getTracks().forEach((track) => track.stop());
+    this.video.srcObject = null;
+  },
+  grab: document.createElement("canvas"),
+  frame(callback) {
+    const { grab, video } = this;
+    grab.width = FRAME_WIDTH;
+    grab.height = Math.round(video.videoHeight * FRAME_WIDTH / video.videoWidth);
+    grab.getContext("2d").drawImage(video, 0, 0, grab.width, grab.height);
+    grab.toBlob(callback, "image/jpeg", JPEG_QUALITY);
+  },
+};
+
+const meters = {
+  answerTimes: [],
+  record(roundTripMs, serverMs) {
+    const now = performance.now();
+    this.answerTimes.push(now);
+    while (this.answerTimes[0] < now - 1000) this.answerTimes.shift();
+    $("fps").textContent = this.answerTimes.length;
+    $("latency").textContent = roundTripMs.toFixed(0);
+    $("server-ms").textContent = serverMs.toFixed(0);
+  },
+  clear() {
+    this.answerTimes.length = 0;
+    for (const id of ["fps", "latency", "server-ms"]) $(id).textContent = "-";
+  },
+};
+
+const faceName = (face) => (face.track_id == null ? "Face" : `Face ${face.track_id}`);
+const percent = (p) => `${(p * 100).toFixed(0)}%`;
+
+// Boxes and labels over the video; the bars live in the side panel so they never hide a face.
+const overlay = {
+  canvas: $("overlay"),
+  draw(answer) {
+    const { canvas } = this;
+    canvas.width = camera.video.videoWidth;
+    canvas.height = camera.video.videoHeight;
+    canvas.dataset.faces = answer.faces.length;
+    const ctx = canvas.getContext("2d");
+    const scale = canvas.width / answer.width;
+    ctx.lineWidth = 3;
+    ctx.font = "600 16px system-ui, sans-serif";
+    for (const face of answer.faces) {
+      const [x1, y1, x2, y2] = face.box.map((v) => v * scale);
+      const color = COLORS[face.emotion];
+      ctx.strokeStyle = color;
+      ctx.strokeRect(x1, y1, x2 - x1, y2 - y1);
+      const label = `${faceName(face)}: ${face.emotion} ${percent(face.confidence)}`;
+      const top = y1 >= 24 ? y1 - 24 : y2;
+      ctx.fillStyle = color;
+      ctx.fillRect(x1 - 1.5, top, ctx.measureText(label).width + 12, 24);
+      ctx.fillStyle = "#111";
+      ctx.fillText(label, x1 + 5, top + 17);
+    }
+  },
+  clear() {
+    this.canvas.getContext("2d").clearRect(0, 0, this.canvas.width, this.canvas.height);
+    this.canvas.dataset.faces = 0;
+  },
+};
+
+// One card per face with its seven probabilities; clicking a card makes the timeline follow that face.
+const faceList = {
+  list: $("faces"),
+  followed: null, // track id chosen by a click; null follows the largest face
+  render(faces, shown) {
+    this.list.replaceChildren(...faces.map((face) => {
+      const item = document.createElement("li");
+      item.dataset.emotion = face.emotion;
+      item.dataset.box = face.box.join(",");
+      item.dataset.track = face.track_id ?? "";
+      item.classList.toggle("followed", face === shown);
+      const title = document.createElement("div");
+      title.className = "face-title";
+      title.textContent = `${faceName(face)}: ${face.emotion} ${percent(face.confidence)}`;
+      item.append(title, ...EMOTIONS.map((name) => bar(name, face.scores[name])));
+      item.addEventListener("click", () => { this.followed = face.track_id; });
+      return item;
+    }));
+  },
+  clear() { this.list.replaceChildren(); },
+  // The followed face if it is still in view, else the largest.
+  pick(faces) {
+    const area = (f) => (f.box[2] - f.box[0]) * (f.box[3] - f.box[1]);
+    const chosen = faces.find((f) => this.followed != null && f.track_id === this.followed);
+    return chosen ?? faces.reduce((best, f) => (best && area(best) >= area(f) ? best : f), null);
+  },
+};
+
+function bar(name, p) {
+  const row = document.createElement("div");
+  row.className = "bar";
+  const label = document.createElement("span");
+  label.textContent = name;
+  const track = document.createElement("span");
+  track.className = "track";
+  const fill = document.createElement("span");
+  fill.style.width = percent(p);
+  fill.style.background = COLORS[name];
+  track.append(fill);
+  const value = document.createElement("output");
+  value.textContent = percent(p);
+  row.append(label, track, value);
+  return row;
 }
 
-async function startCamera() {
-  const stream = await navigator.mediaDevices.getUserMedia({
-    video: { width: { ideal: 640 }, height: { ideal: 480 } }, audio: false,
-  });
-  video.srcObject = stream;
-  await video.play();
-}
+// The last seconds of one face's probabilities, newest at the right (as in the desktop app); gaps where no
+// face was seen.
+const timeline = {
+  canvas: $("timeline"),
+  points: [], // {t, scores | null}
+  add(scores) {
+    const now = performance.now();
+    this.points.push({ t: now, scores });
+    while (this.points.length && this.points[0].t < now - TIMELINE_SPAN_MS) this.points.shift();
+    this.draw(now);
+  },
+  clear() { this.points.length = 0; this.draw(performance.now()); },
+  draw(now) {
+    const { canvas } = this;
+    const ctx = canvas.getContext("2d");
+    const w = canvas.width, h = canvas.height;
+    ctx.clearRect(0, 0, w, h);
+    ctx.strokeStyle = "#e3e7ea";
+    ctx.lineWidth = 1;
+    for (const p of [0.25, 0.5, 0.75]) {
+      ctx.beginPath(); ctx.moveTo(0, h * (1 - p)); ctx.lineTo(w, h * (1 - p)); ctx.stroke();
+    }
+    ctx.lineWidth = 2;
+    for (const name of EMOTIONS) {
+      ctx.strokeStyle = COLORS[name];
+      ctx.beginPath();
+      let drawing = false;
+      for (const { t, scores } of this.points) {
+        if (!scores) { drawing = false; continue; }
+        const x = w * (1 - (now - t) / TIMELINE_SPAN_MS), y = h * (1 - scores[name]);
+        if (drawing) ctx.lineTo(x, y); else ctx.moveTo(x, y);
+        drawing = true;
+      }
+      ctx.stroke();
+    }
+  },
+};
 
-function connect() {
-  const scheme = location.protocol === "https:" ? "wss:" : "ws:";
-  socket = new WebSocket(`${scheme}//${location.host}/ws/live`);
-  socket.binaryType = "arraybuffer";
-  socket.onopen = () => { running = true; toggle.textContent = "Stop"; setStatus("live", "live"); sendFrame(); };
-  socket.onmessage = (event) => onAnswer(JSON.parse(event.data));
-  socket.onclose = (event) => {
-    running = false;
-    toggle.textContent = "Start";
-    setStatus("closed", `disconnected${event.reason ? ": " + event.reason : ""}`);
-  };
-}
+const answerListeners = [];
 
-function sendFrame() {
-  if (!running || socket.readyState !== WebSocket.OPEN) return;
-  if (!video.videoWidth) { requestAnimationFrame(sendFrame); return; }
-  grab.width = FRAME_WIDTH;
-  grab.height = Math.round(video.videoHeight * FRAME_WIDTH / video.videoWidth);
-  grab.getContext("2d").drawImage(video, 0, 0, grab.width, grab.height);
-  grab.toBlob((blob) => {
-    sentAt = performance.now();
-    socket.send(blob);
-  }, "image/jpeg", JPEG_QUALITY);
-}
+// The WebSocket and the frame loop.
+const live = {
+  socket: null,
+  running: false,
+  sentAt: 0,
+  connect() {
+    const scheme = location.protocol === "https:" ? "wss:" : "ws:";
+    const socket = new WebSocket(`${scheme}//${location.host}/ws/live`);
+    this.socket = socket;
+    socket.binaryType = "arraybuffer";
+    socket.onopen = () => {
+      this.running = true;
+      $("toggle").textContent = "Stop";
+      status.set("live", "live");
+      this.sendFrame();
+    };
+    socket.onmessage = (event) => this.onAnswer(JSON.parse(event.data));
+    socket.onclose = (event) => {
+      if (this.socket !== socket) return;
+      this.halt();
+      status.set("closed", event.reason ? `disconnected: ${event.reason}` : "stopped");
+    };
+  },
+  sendFrame() {
+    if (!this.running || this.socket.readyState !== WebSocket.OPEN) return;
+    if (!camera.video.videoWidth) { requestAnimationFrame(() => this.sendFrame()); return; }
+    camera.frame((blob) => {
+      if (!this.running) return;
+      this.sentAt = performance.now();
+      this.socket.send(blob);
+    });
+  },
+  onAnswer(answer) {
+    if (!this.running) return;
+    if (answer.error) {
+      status.set("error", answer.error);
+    } else {
+      status.set("live", "live");
+      meters.record(performance.now() - this.sentAt, answer.server_ms);
+      overlay.draw(answer);
+      const shown = faceList.pick(answer.faces);
+      faceList.render(answer.faces, shown);
+      $("timeline-face").textContent = shown ? faceName(shown) : "no face";
+      timeline.add(shown ? shown.scores : null);
+      for (const listener of answerListeners) listener(answer);
+    }
+    requestAnimationFrame(() => this.sendFrame());
+  },
+  async start() {
+    const reason = camera.unavailableReason();
+    if (reason) {
+      $("camera-help").textContent = reason;
+      $("camera-help").hidden = false;
+      status.set("error", "camera unavailable over plain HTTP");
+      return;
+    }
+    status.set("starting", "starting camera...");
+    try {
+      await camera.start();
+    } catch (error) {
+      const why = { NotAllowedError: "permission denied", NotFoundError: "no camera found" }[error.name];
+      status.set("error", `camera unavailable: ${why ?? error.message}`);
+      return;
+    }
+    this.connect();
+  },
+  // Stop: close the socket, release the camera (its light goes off) and clear what was drawn.
+  stop() {
+    const socket = this.socket;
+    this.halt();
+    if (socket && socket.readyState <= WebSocket.OPEN) socket.close(1000, "stopped");
+    status.set("closed", "stopped");
+  },
+  halt() {
+    this.running = false;
+    this.socket = null;
+    camera.stop();
+    overlay.clear();
+    faceList.clear();
+    meters.clear();
+    timeline.clear();
+    $("timeline-face").textContent = "";
+    $("toggle").textContent = "Start";
+  },
+};
 
-function onAnswer(answer) {
-  const now = performance.now();
-  document.getElementById("latency").textContent = (now - sentAt).toFixed(0);
-  answerTimes.push(now);
-  while (answerTimes.length && answerTimes[0] < now - 1000) answerTimes.shift();
-  document.getElementById("fps").textContent = answerTimes.length;
-  if (answer.error) {
-    setStatus("error", answer.error);
-  } else {
-    setStatus("live", "live");
-    document.getElementById("server-ms").textContent = answer.server_ms.toFixed(0);
-    drawFaces(answer);
-    listFaces(answer.faces);
-  }
-  requestAnimationFrame(sendFrame);
-}
+$("legend").replaceChildren(...EMOTIONS.map((name) => {
+  const item = document.createElement("li");
+  const swatch = document.createElement("i");
+  swatch.style.background = COLORS[name];
+  item.append(swatch, name);
+  return item;
+}));
+$("toggle").addEventListener("click", () => (live.running || live.socket ? live.stop() : live.start()));
+timeline.clear();
 
-function drawFaces(answer) {
-  overlay.width = video.videoWidth;
-  overlay.height = video.videoHeight;
-  overlay.dataset.faces = answer.faces.length;
-  const ctx = overlay.getContext("2d");
-  const scale = overlay.width / answer.width;
-  ctx.lineWidth = 3;
-  ctx.font = "bold 16px system-ui, sans-serif";
-  for (const face of answer.faces) {
-    const [x1, y1, x2, y2] = face.box.map((v) => v * scale);
-    const color = COLORS[face.emotion];
-    ctx.strokeStyle = color;
-    ctx.strokeRect(x1, y1, x2 - x1, y2 - y1);
-    const label = `${face.emotion} ${(face.confidence * 100).toFixed(0)}%`;
-    ctx.fillStyle = color;
-    ctx.fillRect(x1, y1 - 22, ctx.measureText(label).width + 10, 22);
-    ctx.fillStyle = "#000";
-    ctx.fillText(label, x1 + 5, y1 - 6);
-    // Bars go under the box, or above its label when the box reaches the bottom of the frame.
-    const barsHeight = EMOTIONS.length * BAR_ROW;
-    drawBars(ctx, face.scores, x1, y2 + 4 + barsHeight > overlay.height ? y1 - 26 - barsHeight : y2 + 4);
-  }
-}
+window.emorecLive = {
+  controls: $("controls"), // append a button here to add a control
+  start: () => live.start(),
+  stop: () => live.stop(),
+  get running() { return live.running; },
+  onAnswer(listener) { answerListeners.push(listener); }, // called with each answer that has faces
+  send(text) { // a text command on the open connection (see /docs); false when there is none
+    if (!live.socket || live.socket.readyState !== WebSocket.OPEN) return false;
+    live.socket.send(text);
+    return true;
+  },
+  setStatus: (state, text) => status.set(state, text),
+};
 
-function drawBars(ctx, scores, x, y) {
-  ctx.font = "12px system-ui, sans-serif";
-  EMOTIONS.forEach((name, i) => {
-    const top = y + i * BAR_ROW;
-    ctx.fillStyle = "rgba(0, 0, 0, 0.6)";
-    ctx.fillRect(x, top, BAR_LABEL_WIDTH + BAR_WIDTH + 4, BAR_ROW - 1);
-    ctx.fillStyle = COLORS[name];
-    ctx.fillRect(x + BAR_LABEL_WIDTH, top + 2, BAR_WIDTH * scores[name], BAR_ROW - 5);
-    ctx.fillStyle = "#fff";
-    ctx.fillText(name, x + 3, top + BAR_ROW - 4);
-  });
-  ctx.font = "bold 16px system-ui, sans-serif";
-}
-
-function listFaces(faces) {
-  facesList.replaceChildren(...faces.map((face) => {
-    const item = document.createElement("li");
-    item.dataset.emotion = face.emotion;
-    item.dataset.box = face.box.join(",");
-    item.textContent = `${face.track_id ?? "-"}: ${face.emotion} ${(face.confidence * 100).toFixed(0)}%`;
-    return item;
-  }));
-}
-
-toggle.addEventListener("click", () => {
-  if (running) socket.close(1000, "stopped");
-  else connect();
-});
-
-startCamera().then(connect).catch((error) => setStatus("error", `camera unavailable: ${error.message}`));
+live.start();
