@@ -18,7 +18,7 @@ import pytest
 pa = pytest.importorskip("pyarrow", reason="batch needs the 'batch' extra: pip install 'emorec[batch]'")
 pq = pytest.importorskip("pyarrow.parquet")
 
-from emorec.batch import BatchSettings, analyze, expand_inputs, schemas  # noqa: E402
+from emorec.batch import BatchSettings, analyze, expand_inputs, file_sha256, schemas  # noqa: E402
 from emorec.cli import main  # noqa: E402
 from emorec.labels import EMOTIONS  # noqa: E402
 
@@ -144,6 +144,18 @@ def test_other_settings_make_a_new_result(local_run, videos):
     settings = BatchSettings(smoothing=False)
     rows = by_name(analyze([videos / "a.avi"], out=out, settings=settings, workers=1, progress=False))
     assert rows["a.avi"]["status"] == "done"
+
+
+def test_a_baseline_is_applied_and_named_in_every_row(videos, astronaut_bgr, tmp_path):
+    from emorec.engine import EmotionRecognizer
+
+    baseline = EmotionRecognizer().calibrate([astronaut_bgr]).save(tmp_path / "person.json")
+    settings = BatchSettings(baseline=str(baseline))
+    rows = by_name(analyze([videos / "a.avi"], out=tmp_path / "out", settings=settings, workers=1, progress=False))
+    faces = pq.read_table(tmp_path / "out" / rows["a.avi"]["faces_file"]).to_pylist()
+    assert len(faces) == 12 and {f["baseline_id"] for f in faces} == {file_sha256(baseline)[:16]}
+    # Calibrated to this very face, the happy astronaut reads less happy than uncalibrated.
+    assert max(f["happy"] for f in faces) < 0.9
 
 
 @pytest.mark.slow

@@ -32,6 +32,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from emorec.calibration import load_baseline
 from emorec.data import IMAGE_SUFFIXES
 from emorec.errors import ConfigError, EmorecError
 from emorec.labels import EMOTIONS
@@ -67,7 +68,8 @@ def schemas():
             pa.field("emotion", pa.string(), nullable=False),  # the most probable of the seven
             pa.field("confidence", pa.float32(), nullable=False),  # its probability
             *(pa.field(name, pa.float32(), nullable=False) for name in EMOTIONS),  # smoothed if smoothing is on
-            pa.field("baseline_id", pa.string(), nullable=True),  # the calibration baseline used; null: none
+            # The calibration baseline applied (the first 16 hex digits of its file's SHA-256); null: none.
+            pa.field("baseline_id", pa.string(), nullable=True),
         ]
     )
     track = pa.struct([("track_id", pa.int64()), ("frames", pa.int64()), ("dominant", pa.string())])
@@ -104,6 +106,8 @@ class BatchSettings:
     max_faces: int | None = None
     smoothing: bool = True
     annotate: bool = False
+    baseline: str | None = None  # a person's calibration baseline file (``emorec calibrate``), for every face
+    baseline_sha256: str = ""  # filled in by :func:`analyze` from that file
 
     def key(self, sha256: str) -> str:
         """The file's output name: its content hash and these settings, hashed together."""
@@ -189,7 +193,8 @@ def analyze_file(
     writer = None
     try:
         engine = worker_engine(settings)
-        with engine.stream(path, smoothing=settings.smoothing) as stream:
+        baseline = engine.check_baseline(load_baseline(settings.baseline)) if settings.baseline else None
+        with engine.stream(path, smoothing=settings.smoothing, baseline=baseline) as stream:
             for result in stream:
                 row["frames"] += 1
                 if on_frames is not None and row["frames"] % PROGRESS_EVERY == 0:
@@ -197,7 +202,7 @@ def analyze_file(
                 row["frames_with_faces"] += bool(result.faces)
                 for face in result.faces:
                     emotions[face.track_id][face.emotion] += 1
-                    _add_face(columns, source, row["sha256"], result, face)
+                    _add_face(columns, source, row["sha256"], result, face, settings.baseline_sha256[:16] or None)
                 if video_file is not None:
                     writer = writer or _video_writer(video_file, stream.fps or 1.0, result.frame_size)
                     writer.write(engine.annotate(result))
@@ -231,13 +236,13 @@ def _peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
-def _add_face(columns: dict[str, list], source: str, sha256: str, result, face) -> None:
+def _add_face(columns: dict[str, list], source: str, sha256: str, result, face, baseline_id: str | None) -> None:
     x1, y1, x2, y2 = face.box
     values = {"source": source, "sha256": sha256, "frame_index": result.frame_index, "time_s": result.time_s,
               "track_id": face.track_id, "x1": x1, "y1": y1, "x2": x2, "y2": y2,
               "detection_score": float(face.detection_score), "emotion": face.emotion,
               "confidence": face.confidence, **dict(zip(EMOTIONS, map(float, face.scores), strict=True)),
-              "baseline_id": None}
+              "baseline_id": baseline_id}
     for name, value in values.items():
         columns[name].append(value)
 
@@ -360,7 +365,10 @@ def analyze(
     model = Path(settings.model_path) if settings.model_path else shipped_model_path()
     if not model.is_file():
         raise ConfigError(f"{model}: no such model file")
-    settings = BatchSettings(**{**asdict(settings), "model_sha256": file_sha256(model)})
+    if settings.baseline and not Path(settings.baseline).is_file():
+        raise ConfigError(f"{settings.baseline}: no such baseline file")
+    settings = BatchSettings(**{**asdict(settings), "model_sha256": file_sha256(model),
+                                "baseline_sha256": file_sha256(Path(settings.baseline)) if settings.baseline else ""})
     out = Path(out)
     for folder in ("faces", "files", "videos") if settings.annotate else ("faces", "files"):
         (out / folder).mkdir(parents=True, exist_ok=True)
