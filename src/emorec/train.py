@@ -62,7 +62,7 @@ class TrainConfig:
         known = {f.name for f in fields(cls)}
         unknown = set(values) - known
         if unknown:
-            raise ValueError(f"unknown config key(s): {', '.join(sorted(unknown))}")
+            raise ConfigError(f"unknown config key(s): {', '.join(sorted(unknown))}")
         return cls(**values)
 
 
@@ -78,12 +78,12 @@ def training_targets(data: Fer2013, targets: str, ferplus_weight: float = 0.5) -
     calls not a face are left out.
     """
     if targets not in TARGETS:
-        raise ValueError(f"unknown targets {targets!r}; expected one of {', '.join(TARGETS)}")
+        raise ConfigError(f"unknown targets {targets!r}; expected one of {', '.join(TARGETS)}")
     keep = data.split_mask("Training")
     one_hot = np.eye(7, dtype=np.float32)[data.labels]
     if data.ferplus is None:
         if targets != "fer2013":
-            raise ValueError(f"targets={targets!r} needs the FER+ labels (--ferplus PATH)")
+            raise ConfigError(f"targets={targets!r} needs the FER+ labels (--ferplus PATH)")
         return np.flatnonzero(keep), one_hot[keep]
     keep &= ~data.not_a_face()
     votes = data.ferplus_distribution()
@@ -219,7 +219,7 @@ def distillation_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor
 def _load_teacher(path: str, spec: ModelSpec, device: torch.device) -> torch.nn.Module:
     teacher, teacher_spec, _ = load_checkpoint(path)
     if teacher_spec.preprocessing != spec.preprocessing:
-        raise ValueError(f"teacher {path} ({teacher_spec.name}) preprocesses faces differently from {spec.name}")
+        raise ConfigError(f"teacher {path} ({teacher_spec.name}) preprocesses faces differently from {spec.name}")
     for param in teacher.parameters():
         param.requires_grad_(False)
     return teacher.to(device).to(memory_format=torch.channels_last)
@@ -270,7 +270,7 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
     if config.init:
         init_model, init_spec, _ = load_checkpoint(config.init)
         if init_spec != spec:
-            raise ValueError(f"{config.init} holds a {init_spec.name} model, not {spec.name}")
+            raise ConfigError(f"{config.init} holds a {init_spec.name} model, not {spec.name}")
         model.load_state_dict(init_model.state_dict())
     model = model.to(device).to(memory_format=torch.channels_last)
     optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=0.9, nesterov=True,
