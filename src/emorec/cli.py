@@ -558,7 +558,8 @@ def _cmd_desktop(args: argparse.Namespace) -> int:
 
 def _add_desktop(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("desktop", help="desktop app: live view, probabilities, timeline (needs the 'desktop' extra)",
-                       description="Open the PySide6 window; choose a camera, video or image in it, or pass --source.")
+                       description="Open the PySide6 window; choose a camera, video, image or stream URL in it, "
+                                   "or pass --source.")
     p.add_argument("--source", default=None, help="start at once with a webcam index, video or image file, or URL")
     p.add_argument("--out-dir", default="emorec-captures",
                    help="folder for snapshots and recordings (default: %(default)s)")
