@@ -159,7 +159,9 @@ def test_crop_matches_fer2013_geometry_and_handles_frame_edges(fer2013):
     frame[100:292, 200:392] = cv2.resize(faces[0], (192, 192), interpolation=cv2.INTER_CUBIC)[:, :, None]
     crop = crop_faces(frame, np.array([[200, 100, 392, 292]]), CropGeometry(1.0, 0.0))
     assert crop.shape == (1, 48, 48) and crop.dtype == np.uint8
-    assert np.abs(crop[0].astype(int) - faces[0]).mean() < 6  # the same face back, up to resampling
+    # The same face back, up to resampling (this high-contrast face loses a few grey levels to it); a box
+    # 10 pixels off correlates at about 0.3.
+    assert np.corrcoef(crop[0].ravel().astype(float), faces[0].ravel().astype(float))[0, 1] > 0.98
     edge = crop_faces(frame, np.array([[600, 440, 640, 480], [-50, -50, 10, 10]]), CropGeometry(1.4, 0.1))
     assert edge.shape == (2, 48, 48)
 
