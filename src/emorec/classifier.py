@@ -14,6 +14,7 @@ import numpy as np
 import onnxruntime as ort
 
 from emorec.labels import EMOTIONS, NUM_CLASSES
+from emorec.runtime import open_session
 
 SHIPPED_MODEL = "emonet.onnx"
 FACE_SIZE = 48
@@ -41,12 +42,8 @@ class EmotionClassifier:
         path = Path(model_path) if model_path is not None else shipped_model_path()
         if not path.is_file():
             raise FileNotFoundError(f"{path}: no such ONNX model file")
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         try:
-            self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+            self.session = open_session(path, threads)
         except Exception as exc:  # ORT raises several private exception types for bad files
             raise ValueError(f"{path}: not a usable ONNX model ({exc})") from None
         self.path = path

@@ -1,0 +1,70 @@
+"""How emorec opens ONNX Runtime sessions: the one home of the session settings of the classifier and the
+detectors, chosen by measurement with ``benchmarks/ort_settings.py`` (figures in the README's Speed section).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import onnxruntime as ort
+
+OPTIMIZATION_LEVELS = {
+    "disabled": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
+    "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+    "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+    "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
+}
+
+
+@dataclass(frozen=True)
+class SessionSettings:
+    """ONNX Runtime CPU session settings besides the thread count, which callers choose (``threads=``).
+
+    The defaults are the measured choice:
+    - ``optimization="all"``: the layout (NCHWc) rewrites of the "all" level make the convolutions of
+      both the classifier and BlazeFace faster than "basic" or "extended" on every CPU measured.
+    - ``arena=True``: the arena keeps the buffers of one run for the next; without it every run allocates
+      anew, which costs time and saves no resident memory at these model sizes.
+    - ``memory_pattern=True``: plans each run's buffers from the previous run of the same shape, the
+      common case of a video stream; switching it off was no faster.
+    - ``inter_op_threads=1`` (sequential execution): these graphs are single chains of layers, so running
+      independent nodes in parallel (ORT's parallel mode and its inter-op pool) has nothing to overlap.
+    - ``spinning=False``: idle intra-op threads wait instead of spinning, so that with two threads on a
+      busy machine the spare thread does not burn a core that another stream or process needs.
+    """
+
+    optimization: str = "all"
+    arena: bool = True
+    memory_pattern: bool = True
+    inter_op_threads: int = 1
+    spinning: bool = False
+
+    def __post_init__(self) -> None:
+        if self.optimization not in OPTIMIZATION_LEVELS:
+            levels = ", ".join(OPTIMIZATION_LEVELS)
+            raise ValueError(f"unknown graph optimization level {self.optimization!r}: expected one of {levels}")
+        if self.inter_op_threads < 1:
+            raise ValueError(f"inter_op_threads must be at least 1, got {self.inter_op_threads}")
+
+    def options(self, threads: int) -> ort.SessionOptions:
+        """The ``SessionOptions`` for ``threads`` intra-op threads (>= 1)."""
+        if threads < 1:
+            raise ValueError(f"threads must be at least 1, got {threads}")
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = self.inter_op_threads
+        options.graph_optimization_level = OPTIMIZATION_LEVELS[self.optimization]
+        options.enable_cpu_mem_arena = self.arena
+        options.enable_mem_pattern = self.memory_pattern
+        parallel = self.inter_op_threads > 1
+        options.execution_mode = ort.ExecutionMode.ORT_PARALLEL if parallel else ort.ExecutionMode.ORT_SEQUENTIAL
+        options.add_session_config_entry("session.intra_op.allow_spinning", "1" if self.spinning else "0")
+        return options
+
+
+def open_session(
+    path: str | os.PathLike, threads: int, settings: SessionSettings = SessionSettings()
+) -> ort.InferenceSession:
+    """An ONNX Runtime CPU session for the model at ``path``; ORT's own exceptions pass through."""
+    return ort.InferenceSession(str(path), settings.options(threads), providers=["CPUExecutionProvider"])
