@@ -4,9 +4,11 @@ count changed one at a time from the defaults, on the models the engine runs, in
 Figures per setting: the classifier (the engine's model, the int8 twin where it is up to date) in ms per face
 at batch 1 and faces/s at batch 32, on real faces (lfw_expressions close-ups, 48x48 grayscale); BlazeFace
 full and short range in ms per 640x480 frame (scikit-image's astronaut on its rocket photo), pre- and
-post-processing included; and the peak resident memory of a process that loads the three models with that
-setting and runs them. Every repetition times each setting once, in a new random order, so a machine whose
-load changes during the run slows them all alike; the last column is the ratio to the defaults.
+post-processing included; the three in turn (the engine's work on a frame with one face); and, in a
+process of its own with only that setting's sessions, the CPU time (all threads) of the three in turn and
+the peak resident memory. Every
+repetition times each setting once, in a new random order, so a machine whose load changes during the run
+slows them all alike; each figure is followed by its time relative to the defaults'.
 
     python benchmarks/ort_settings.py [--repeats 200] [--photos ../shared/datasets/expressions_dev/lfw_expressions]
 """
@@ -97,6 +99,8 @@ def workloads(threads: int, settings: SessionSettings, faces: np.ndarray, frame:
         "classifier, 32 faces": lambda: session.run(None, {name: batch}),
         "BlazeFace full range, 640x480": lambda: full.detect(frame),
         "BlazeFace short range, 640x480": lambda: short.detect(frame),
+        # The engine's frame: three sessions in turn, where one session's idle threads can slow the next.
+        "all three, 1 face": lambda: (full.detect(frame), short.detect(frame), session.run(None, {name: one})),
     }
 
 
@@ -111,15 +115,17 @@ def peak_rss_of_this_process() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def peak_rss_mib(candidate: str, photos: Path) -> float:
-    """Peak RSS of a fresh process that loads the three models with ``candidate`` and runs each 50 times."""
+def alone(candidate: str, photos: Path) -> dict[str, float]:
+    """A fresh process with only ``candidate``'s sessions: its peak RSS after running each workload 50 times,
+    and its CPU time per engine frame ("all three"), which counts what spinning threads burn and which a
+    loaded machine's other jobs do not inflate."""
     out = subprocess.run(
         [sys.executable, __file__, "--rss-of", candidate, "--photos", str(photos)],
         capture_output=True,
         text=True,
         check=True,
     )
-    return float(json.loads(out.stdout.strip().splitlines()[-1])["rss_mib"])
+    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def main() -> int:
@@ -131,10 +137,15 @@ def main() -> int:
 
     faces, frame = real_faces(args.photos, 32), frame_640x480()
     if args.rss_of:
-        for work in workloads(*CANDIDATES[args.rss_of], faces, frame).values():
+        work = workloads(*CANDIDATES[args.rss_of], faces, frame)
+        for run in work.values():
             for _ in range(50):
-                work()
-        print(json.dumps({"rss_mib": peak_rss_of_this_process()}))
+                run()
+        start = time.process_time()
+        for _ in range(100):
+            work["all three, 1 face"]()
+        cpu_ms = (time.process_time() - start) * 10
+        print(json.dumps({"rss_mib": peak_rss_of_this_process(), "cpu_ms": cpu_ms}))
         return 0
 
     print(f"CPU: {cpu_summary()}")
@@ -156,15 +167,20 @@ def main() -> int:
 
     medians = {name: {w: float(np.median(t)) * 1000 for w, t in per.items()} for name, per in times.items()}
     base = medians["defaults (1 thread)"]
-    rss = {name: peak_rss_mib(name, args.photos) for name in CANDIDATES}
-    print("| setting | classifier ms/face, batch 1 | faces/s, batch 32 | full range ms | short range ms | RSS MiB |")
-    print("|---|---|---|---|---|---|")
+    own = {name: alone(name, args.photos) for name in CANDIDATES}
+    print(
+        "| setting | classifier ms/face, batch 1 | faces/s, batch 32 | full range ms | short range ms "
+        "| all three ms | all three, CPU ms | peak RSS MiB |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
     for name, ms in medians.items():
-        one, batch, full, short = ms.values()
-        b1, b32, bf, bs = base.values()
+        one, batch, full, short, frame_ms = ms.values()
+        b1, b32, bf, bs, bframe = base.values()
         print(
             f"| {name} | {one:.3f} ({one / b1:.2f}x) | {32_000 / batch:,.0f} ({batch / b32:.2f}x) "
-            f"| {full:.2f} ({full / bf:.2f}x) | {short:.2f} ({short / bs:.2f}x) | {rss[name]:.0f} |"
+            f"| {full:.2f} ({full / bf:.2f}x) | {short:.2f} ({short / bs:.2f}x) "
+            f"| {frame_ms:.2f} ({frame_ms / bframe:.2f}x) | {own[name]['cpu_ms']:.2f} "
+            f"({own[name]['cpu_ms'] / own[next(iter(own))]['cpu_ms']:.2f}x) | {own[name]['rss_mib']:.0f} |"
         )
     print("(x: time per run relative to the defaults' time, lower is faster)")
     return 0

@@ -32,7 +32,7 @@ def _decode_metadata(session: ort.InferenceSession) -> dict:
 
 def read_metadata(path: str | os.PathLike) -> dict:
     """The ``emorec.*`` metadata (spec, classes, model card) of an exported model."""
-    return _decode_metadata(ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]))
+    return _decode_metadata(open_session(path, threads=1))
 
 
 class EmotionClassifier:
@@ -42,10 +42,7 @@ class EmotionClassifier:
         path = Path(model_path) if model_path is not None else shipped_model_path()
         if not path.is_file():
             raise FileNotFoundError(f"{path}: no such ONNX model file")
-        try:
-            self.session = open_session(path, threads)
-        except Exception as exc:  # ORT raises several private exception types for bad files
-            raise ValueError(f"{path}: not a usable ONNX model ({exc})") from None
+        self.session = open_session(path, threads)
         self.path = path
         self.input_name = self.session.get_inputs()[0].name
         self.metadata = _decode_metadata(self.session)

@@ -66,5 +66,9 @@ class SessionSettings:
 def open_session(
     path: str | os.PathLike, threads: int, settings: SessionSettings = SessionSettings()
 ) -> ort.InferenceSession:
-    """An ONNX Runtime CPU session for the model at ``path``; ORT's own exceptions pass through."""
-    return ort.InferenceSession(str(path), settings.options(threads), providers=["CPUExecutionProvider"])
+    """An ONNX Runtime CPU session for the model at ``path``; ValueError if ORT cannot load the file."""
+    options = settings.options(threads)
+    try:
+        return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # ORT raises several private exception types for bad files
+        raise ValueError(f"{path}: not a usable ONNX model ({exc})") from None
