@@ -21,17 +21,19 @@ OPTIMIZATION_LEVELS = {
 class SessionSettings:
     """ONNX Runtime CPU session settings besides the thread count, which callers choose (``threads=``).
 
-    The defaults are the measured choice:
-    - ``optimization="all"``: the layout (NCHWc) rewrites of the "all" level make the convolutions of
-      both the classifier and BlazeFace faster than "basic" or "extended" on every CPU measured.
-    - ``arena=True``: the arena keeps the buffers of one run for the next; without it every run allocates
-      anew, which costs time and saves no resident memory at these model sizes.
-    - ``memory_pattern=True``: plans each run's buffers from the previous run of the same shape, the
-      common case of a video stream; switching it off was no faster.
-    - ``inter_op_threads=1`` (sequential execution): these graphs are single chains of layers, so running
-      independent nodes in parallel (ORT's parallel mode and its inter-op pool) has nothing to overlap.
-    - ``spinning=False``: idle intra-op threads wait instead of spinning, so that with two threads on a
-      busy machine the spare thread does not burn a core that another stream or process needs.
+    The defaults are the measured choice (interleaved, on a busy 2-core AVX-512 machine; the README's Speed
+    section has the table):
+    - ``optimization="all"``: the graph rewrites of the top level (fused int8 and convolution kernels, the
+      NCHWc layout) make the classifier and both BlazeFace models several times faster than any lower
+      level, with the same answers (tests/test_runtime.py).
+    - ``arena=True`` and ``memory_pattern=True`` (ORT's own defaults): switching either off saved a few
+      MiB of resident memory, a few percent, and was never faster beyond the noise of the machine, so the
+      buffers of one run are kept and planned for the next, the common case of a video stream.
+    - ``inter_op_threads=1`` (sequential execution): these graphs are single chains of layers, so ORT's
+      parallel mode has nothing to overlap and only adds a pool's overhead; it was slower on every model.
+    - ``spinning=False`` (ORT spins by default): with two or more threads, spinning pools burned several
+      times the CPU per frame, and on a busy machine made batches and detection slower, since one
+      session's spinning threads take the cores that the next session or another stream needs.
     """
 
     optimization: str = "all"
