@@ -1,14 +1,19 @@
 # Two entry points do all set-up on a fresh Debian/Ubuntu machine:
 #   make run    install, then serve the web app with the shipped model on http://127.0.0.1:5000
 #   make test   install (Debian packages for Chromium and Qt too), then lint and run the test suite
+#   make test-fast   lint and the tests not marked slow, browser, gui or needs_fer2013 (under a minute)
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-# Debian packages: Chromium for the browser test, and the libraries Qt's platform plugins load.
-DEBIAN_TEST_PACKAGES := chromium fonts-liberation fonts-dejavu-core libegl1 libgl1 libxkbcommon0 libxkbcommon-x11-0 \
-	libfontconfig1 libdbus-1-3 libglib2.0-0
+# Debian packages: Chromium for the browser test; the libraries Qt's platform plugins load (offscreen, and xcb
+# for a real X display: a minimal Debian lacks libxcb-icccm4 and libxcb-keysyms1, and Qt then aborts); Xvfb, the
+# X server tests/test_desktop_x11.py runs the desktop app on.
+DEBIAN_DESKTOP_PACKAGES := libegl1 libgl1 libxkbcommon0 libxkbcommon-x11-0 libfontconfig1 libdbus-1-3 libglib2.0-0 \
+	libxcb1 libxcb-cursor0 libxcb-icccm4 libxcb-image0 libxcb-keysyms1 libxcb-randr0 libxcb-render-util0 \
+	libxcb-shape0 libxcb-xkb1
+DEBIAN_TEST_PACKAGES := chromium fonts-liberation fonts-dejavu-core xvfb $(DEBIAN_DESKTOP_PACKAGES)
 
-.PHONY: run test install install-test debian-test-packages
+.PHONY: run test test-fast install install-test debian-test-packages
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -30,8 +35,13 @@ debian-test-packages:
 # torch==2.13.0 is a CPU build from local disk; any other spec would pull gigabytes of CUDA packages.
 install-test: $(BIN)/python debian-test-packages
 	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -e ".[train,web,desktop,test]"
+	$(BIN)/pip install -q -e ".[train,web,desktop,batch,test]"
 
 test: install-test
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/pytest -q
+
+# For a newcomer's edit-run loop: no install step, no training runs, servers, browser, windows or FER2013.
+test-fast:
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/pytest -q -m "not slow and not browser and not gui and not needs_fer2013"

@@ -34,8 +34,10 @@ from urllib.parse import urlsplit
 import cv2
 import numpy as np
 
-from emorec.web.server import background_server, server_processes
 from emorec.web.video import WORKDIR_PREFIX, workdir_root
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from web_server import background_server, server_processes  # noqa: E402  (the test suite's child-process server)
 
 ANSWER_TIMEOUT_S = 10.0
 CSRF_TOKEN = "web-load-benchmark-token"  # the upload form's double-submit pair: this cookie, this field

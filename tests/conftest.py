@@ -95,3 +95,50 @@ def resting_face():
         if misread and expressive:
             return person, misread, expressive[0][1], expressive[0][0]
     pytest.skip("the model misreads no lfw_expressions person's resting face as angry or sad")
+
+
+@pytest.fixture
+def mjpeg_server():
+    """A real HTTP server streaming the astronaut as MJPEG (multipart JPEG, as IP cameras do) at ~50 fps."""
+    import threading
+    import time
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    import cv2
+    from skimage import data
+
+    jpeg = cv2.imencode(".jpg", cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR))[1].tobytes()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=frame")
+            self.end_headers()
+            try:
+                for _ in range(500):
+                    head = b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n" % len(jpeg)
+                    self.wfile.write(head + jpeg + b"\r\n")
+                    time.sleep(0.02)
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # the client has seen enough
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/stream.mjpg"
+    server.shutdown()
+    server.server_close()
+
+
+# Markers that follow from what a test uses, so that `make test-fast` (-m "not slow and not browser and not gui
+# and not needs_fer2013") needs no list of files: FER2013, a real server in a child process, Qt widgets.
+MARKS_BY_FIXTURE = {"fer2013": "needs_fer2013", "fer2013_path": "needs_fer2013", "server_url": "slow", "qtbot": "gui"}
+
+
+def pytest_collection_modifyitems(items) -> None:
+    for item in items:
+        for fixture, mark in MARKS_BY_FIXTURE.items():
+            if fixture in item.fixturenames:
+                item.add_marker(mark)

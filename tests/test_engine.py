@@ -299,11 +299,11 @@ def test_model_info_and_bad_model_files(rec, tmp_path):
     info = rec.model_info
     assert info["classes"] == list(EMOTIONS) and info["name"] and info["detector"] == "blazeface"
     with pytest.raises(FileNotFoundError, match="missing.onnx"):
-        EmotionRecognizer(tmp_path / "missing.onnx")
+        EmotionRecognizer(model_path=tmp_path / "missing.onnx")
     corrupt = tmp_path / "corrupt.onnx"
     corrupt.write_bytes(b"\x00" * 100)
     with pytest.raises(ValueError, match="corrupt.onnx"):
-        EmotionRecognizer(corrupt)
+        EmotionRecognizer(model_path=corrupt)
 
 
 def test_the_int8_twin_is_used_only_while_it_matches_its_float_model(tmp_path, astronaut_bgr):
@@ -322,14 +322,14 @@ def test_the_int8_twin_is_used_only_while_it_matches_its_float_model(tmp_path, a
     entry.value = json.dumps({"source_sha256": hashlib.sha256(float_path.read_bytes()).hexdigest()})
     onnx.save(twin, str(tmp_path / "model_int8.onnx"))
 
-    rec = EmotionRecognizer(float_path)
+    rec = EmotionRecognizer(model_path=float_path)
     assert rec.model_info["quantized"] and rec.model_info["path"].endswith("model_int8.onnx")
     assert len(rec(astronaut_bgr)) == 1
-    assert not EmotionRecognizer(float_path, quantized=False).model_info["quantized"]
+    assert not EmotionRecognizer(model_path=float_path, quantized=False).model_info["quantized"]
 
     changed = onnx.load(str(float_path))  # a new export: the twin is stale now
     changed.doc_string = "re-exported"
     onnx.save(changed, str(float_path))
-    assert not EmotionRecognizer(float_path).model_info["quantized"]
+    assert not EmotionRecognizer(model_path=float_path).model_info["quantized"]
     with pytest.raises(FileNotFoundError, match="tools/quantize_classifier.py"):
-        EmotionRecognizer(float_path, quantized=True)
+        EmotionRecognizer(model_path=float_path, quantized=True)

@@ -78,6 +78,7 @@ def test_onnx_export_matches_pytorch_on_real_faces(tmp_path, fer2013):
     assert read_metadata(path)["spec"]["input_size"] == spec.input_size
 
 
+@pytest.mark.slow  # two torch models exported and checked against ONNX Runtime
 def test_export_cli_builds_an_ensemble_of_two_architectures(tmp_path, capsys):
     torch = pytest.importorskip("torch", reason="training extra (torch) not installed")
     from emorec.models import create_model, get_spec

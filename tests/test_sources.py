@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
-from emorec.sources import InputError, VideoSource, _LatestFrameReader, expand_image_paths, parse_source
+from emorec.sources import InputError, Source, _LatestFrameReader, expand_image_paths, parse_source
 
 
 @pytest.fixture(scope="module")
@@ -23,7 +23,7 @@ def numbered_video(tmp_path_factory):
 
 
 def test_a_video_file_yields_every_frame_in_order(numbered_video):
-    with VideoSource(numbered_video) as source:
+    with Source(numbered_video) as source:
         assert not source.live and source.fps == pytest.approx(20.0) and source.frame_count == 40
         frames = list(source)
     assert [f.index for f in frames] == list(range(40))
@@ -50,13 +50,13 @@ def test_parse_source():
 
 def test_unopenable_sources_are_named_in_the_error(tmp_path):
     with pytest.raises(InputError, match="missing.mp4: no such file"):
-        VideoSource(tmp_path / "missing.mp4")
-    with pytest.raises(InputError, match="not a file"):
-        VideoSource(tmp_path)
+        Source(tmp_path / "missing.mp4")
+    with pytest.raises(InputError, match="no images in this folder"):
+        Source(tmp_path)
     garbage = tmp_path / "garbage.mp4"
     garbage.write_bytes(b"\x00\x01garbage" * 50)
     with pytest.raises(InputError, match="garbage.mp4"):
-        with VideoSource(garbage) as source:
+        with Source(garbage) as source:
             list(source)
 
 

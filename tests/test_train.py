@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 torch = pytest.importorskip("torch", reason="training extra (torch) not installed")
+pytestmark = pytest.mark.slow  # real training runs
 
 import emorec.train as train_module  # noqa: E402
 from emorec.cli import main  # noqa: E402

@@ -31,11 +31,11 @@ pytest.importorskip("simple_websocket", reason="the live tests need the 'test' e
 
 from simple_websocket import Client, ConnectionClosed  # noqa: E402
 from simple_websocket import ConnectionError as HandshakeRefused  # noqa: E402
+from web_server import background_server, server_processes  # noqa: E402
 
 from emorec.classifier import read_metadata, shipped_model_path  # noqa: E402
 from emorec.labels import EMOTIONS  # noqa: E402
 from emorec.web import create_app  # noqa: E402
-from emorec.web.server import background_server, server_processes  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 UPLOAD_LIMIT_MB = 2
@@ -916,6 +916,7 @@ def test_serve_takes_the_engine_options(astronaut_jpeg, capsys):
     assert status == 200 and answer["faces"] == []  # the astronaut's face is smaller than 400 px
 
 
+@pytest.mark.slow
 def test_load_benchmark_runs_without_failures(monkeypatch, capsys):
     monkeypatch.syspath_prepend(str(REPO / "benchmarks"))
     import web_load

@@ -20,8 +20,9 @@ import pytest
 pytest.importorskip("a2wsgi", reason="the web app needs the 'web' extra: pip install 'emorec[web]'")
 playwright = pytest.importorskip("playwright.sync_api", reason="needs playwright: pip install playwright")
 
+from web_server import background_server  # noqa: E402
+
 from emorec.labels import EMOTIONS  # noqa: E402
-from emorec.web.server import background_server  # noqa: E402
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 SCREENSHOTS = Path(__file__).resolve().parents[1] / "docs" / "screenshots"
@@ -30,7 +31,11 @@ FACE_SIDE = 200  # FER2013's 48-px faces, enlarged to a size a webcam gives at a
 FACE_ORIGINS = ((50, 140), (370, 140))  # (x, y) of the two faces' top-left corners
 HAPPY = EMOTIONS.index("happy")
 
-pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="chromium not installed (apt-get install chromium)")
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.slow,
+    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="chromium not installed (apt-get install chromium)"),
+]
 
 
 def _compose(faces: list[np.ndarray]) -> np.ndarray:

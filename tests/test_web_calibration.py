@@ -14,12 +14,12 @@ import pytest
 pytest.importorskip("flask_sock", reason="the web app needs the 'web' extra: pip install 'emorec[web]'")
 
 from simple_websocket import Client  # noqa: E402
+from web_server import background_server  # noqa: E402
 
 from emorec.calibration import Baseline  # noqa: E402
 from emorec.engine import EmotionRecognizer  # noqa: E402
 from emorec.labels import EMOTIONS  # noqa: E402
 from emorec.web import create_app  # noqa: E402
-from emorec.web.server import background_server  # noqa: E402
 
 
 def _jpeg(bgr: np.ndarray) -> bytes:

@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from emorec.errors import EmorecError
 from emorec.labels import EMOTIONS, NUM_CLASSES
 from emorec.types import Face
 
@@ -63,7 +64,7 @@ _FLOOR = 1e-4
 _NEUTRAL = EMOTIONS.index("neutral")
 
 
-class BaselineError(ValueError):
+class BaselineError(EmorecError, ValueError):
     """A baseline that cannot be used: unreadable file, wrong classes or model, values that are not numbers."""
 
 

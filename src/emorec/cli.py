@@ -6,16 +6,22 @@ import argparse
 import json
 import os
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
-DEFAULT_DATA = "../shared/datasets/fer2013/fer2013.csv.gz"
+# FER2013 where this project's checkouts keep it; $EMOREC_FER2013 points elsewhere.
+DEFAULT_DATA = os.environ.get("EMOREC_FER2013", "../shared/datasets/fer2013/fer2013.csv.gz")
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from emorec.train import TrainConfig, train
+    try:
+        from emorec.train import TrainConfig, train
+    except ImportError as exc:
+        return _fail(args, f"training needs PyTorch ({exc.name} is missing): pip install torch && "
+                           "pip install 'emorec[train]'")
 
-    config = TrainConfig(data=args.data, out=args.out, model=args.model, epochs=args.epochs,
+    config = TrainConfig(data=args.data, out=args.out or f"runs/{args.model}", model=args.model, epochs=args.epochs,
                          batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay,
                          label_smoothing=args.label_smoothing, mixup=args.mixup, erasing=args.erasing,
                          seed=args.seed, device=args.device, precision=args.precision, limit=args.limit,
@@ -23,13 +29,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
                          distill_temperature=args.distill_temperature, teacher_flip=args.teacher_flip,
                          ema=args.ema, ferplus=args.ferplus or "", targets=args.targets,
                          ferplus_weight=args.ferplus_weight)
-    try:
-        out = train(config, resume=args.resume)
-    except KeyboardInterrupt:
-        return 130
-    except (ValueError, FileExistsError) as exc:  # DatasetError is a ValueError
-        print(f"emorec train: {exc}", file=sys.stderr)
-        return 2
+    out = train(config, resume=args.resume)
     print(f"done: {out}/best.pt")
     return 0
 
@@ -40,7 +40,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data", default=DEFAULT_DATA, help="fer2013.csv[.gz] or image-folder root (default: %(default)s)")
     p.add_argument("--model", default="emonet_wide",
                    help="architecture: emonet_wide (default, shipped), emonet, shallow or deep")
-    p.add_argument("--out", default="runs/emonet_wide", help="run directory for checkpoints and metrics")
+    p.add_argument("--out", default=None, help="run directory for checkpoints and metrics (default: runs/MODEL)")
     p.add_argument("--epochs", type=int, default=120, help="the shipped model's recipe: 120")
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--lr", type=float, default=0.05, help="peak learning rate of the one-cycle schedule")
@@ -73,7 +73,6 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
-    from emorec.data import DatasetError
     from emorec.evaluate import evaluate, format_report
 
     if args.photos:
@@ -81,9 +80,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     try:
         report = evaluate(args.model, args.data, split=args.split, tta=args.tta, limit=args.limit, out_dir=args.out,
                           ferplus=args.ferplus)
-    except (DatasetError, FileNotFoundError, ValueError) as exc:
-        print(f"emorec evaluate: {exc}", file=sys.stderr)
-        return 2
+    except (FileNotFoundError, ValueError) as exc:
+        return _fail(args, str(exc))
     print(format_report(report))
     if args.out:
         print(f"wrote {args.out}/report.json and {args.out}/confusion.png")
@@ -134,8 +132,17 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
-    from emorec.export import export_onnx, model_card, prior_shift, update_metadata
-    from emorec.train import load_checkpoint, training_prior
+    from emorec.classifier import shipped_model_path
+
+    if (args.out is None) == (not args.install):
+        return _fail(args, "say where the model goes: --out FILE.onnx, or --install to replace the shipped model")
+    try:
+        from emorec.export import export_onnx, model_card, prior_shift, update_metadata
+        from emorec.train import load_checkpoint, training_prior
+    except ImportError as exc:
+        return _fail(args, f"export needs PyTorch and ONNX ({exc.name} is missing): pip install 'emorec[train]'")
+    if args.install:
+        args.out = str(shipped_model_path())
 
     loaded = [load_checkpoint(path) for path in args.checkpoints]
     specs = [spec for _, spec, _ in loaded]
@@ -158,6 +165,9 @@ def _cmd_export(args: argparse.Namespace) -> int:
         card = model_card(args.out, args.data, args.checkpoints)
         update_metadata(args.out, card)
         print(json.dumps(card["accuracy"]))
+    if args.install:
+        print("the int8 twin no longer matches, so the engine runs the float model until "
+              "tools/quantize_classifier.py makes a new twin")
     return 0
 
 
@@ -165,7 +175,9 @@ def _add_export(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("export", help="export checkpoints to one ONNX model (preprocessing inside the graph)",
                        description="Export to ONNX, check it against PyTorch to 1e-4 and write the model card.")
     p.add_argument("checkpoints", nargs="+", help="checkpoint(s), e.g. runs/emonet/best.pt; several make an ensemble")
-    p.add_argument("--out", default="src/emorec/assets/emonet.onnx")
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("--out", default=None, help="the ONNX file to write")
+    where.add_argument("--install", action="store_true", help="replace the shipped model (emorec/assets/emonet.onnx)")
     p.add_argument("--flip-tta", action="store_true", help="average each face with its mirror image in the graph")
     p.add_argument("--prior-correction", type=float, default=0.0, metavar="STRENGTH",
                    help="divide each class's probability by its share of the training targets to this power "
@@ -234,7 +246,7 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_cmd_serve)
 
 
-def _add_engine_options(p: argparse.ArgumentParser) -> None:
+def _add_engine_options(p: argparse.ArgumentParser, threads: bool = True) -> None:
     g = p.add_argument_group("engine")
     g.add_argument("--model", default=None, help="classifier ONNX file (default: the shipped model)")
     g.add_argument("--detector", default="auto",
@@ -243,7 +255,8 @@ def _add_engine_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--min-face-size", type=int, default=24, help="ignore faces smaller than this (pixels)")
     g.add_argument("--min-score", type=float, default=None, help="detector score threshold (default: per detector)")
     g.add_argument("--max-faces", type=int, default=None, help="keep only the N largest faces")
-    g.add_argument("--threads", type=int, default=1, help="ONNX Runtime threads per model")
+    if threads:  # batch sets them itself: the workers share the cores
+        g.add_argument("--threads", type=int, default=1, help="ONNX Runtime threads per model")
 
 
 def _recognizer_options(args: argparse.Namespace) -> dict:
@@ -254,14 +267,34 @@ def _recognizer_options(args: argparse.Namespace) -> dict:
 
 
 def _make_recognizer(args: argparse.Namespace):
-    """The engine from the command-line options, or None after printing why it cannot be built."""
+    """The engine from the command-line options; a ConfigError (one line, exit 2) says why it cannot be built."""
     from emorec.engine import EmotionRecognizer
+    from emorec.errors import ConfigError
 
     try:
         return EmotionRecognizer(**_recognizer_options(args))
     except (FileNotFoundError, ValueError) as exc:
-        print(f"emorec {args.command}: {exc}", file=sys.stderr)
+        raise ConfigError(str(exc)) from None
+
+
+def _fail(args: argparse.Namespace, message: str) -> int:
+    """Say what is wrong in one line, as every command's errors are said; returns the exit status (2)."""
+    print(f"emorec {args.command}: {message}", file=sys.stderr)
+    return 2
+
+
+def _writable(path: str | None) -> Path | None:
+    """An output file's path, its folder made now, so that a wrong path fails before the work, not after."""
+    if path is None:
         return None
+    from emorec.errors import RecordingError
+
+    target = Path(path)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise RecordingError(f"{target}: cannot create its folder ({exc.strerror})") from None
+    return target
 
 
 def _add_baseline_options(p: argparse.ArgumentParser, auto: bool = False) -> None:
@@ -275,17 +308,13 @@ def _add_baseline_options(p: argparse.ArgumentParser, auto: bool = False) -> Non
 
 
 def _load_baseline(args: argparse.Namespace, rec):
-    """The --baseline file checked against the engine's model; None if not given; False after printing why
-    it cannot be used."""
-    from emorec.calibration import BaselineError, load_baseline
+    """The --baseline file checked against the engine's model; None if not given. A BaselineError (one line,
+    exit 2) says why it cannot be used."""
+    from emorec.calibration import load_baseline
 
     if not args.baseline:
         return None
-    try:
-        return rec.check_baseline(load_baseline(args.baseline))
-    except BaselineError as exc:
-        print(f"emorec {args.command}: {exc}", file=sys.stderr)
-        return False
+    return rec.check_baseline(load_baseline(args.baseline))
 
 
 def _cmd_calibrate(args: argparse.Namespace) -> int:
@@ -294,8 +323,6 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
     from emorec.sources import expand_image_paths
 
     rec = _make_recognizer(args)
-    if rec is None:
-        return 2
     items = expand_image_paths(args.images)
     if not items:
         print("emorec calibrate: no images found in " + ", ".join(args.images), file=sys.stderr)
@@ -341,6 +368,9 @@ def _describe(faces) -> str:
     return ", ".join(f"{face.emotion} ({face.confidence:.0%})" for face in faces)
 
 
+PREDICT_CSV_COLUMNS = ("path", "face", "x1", "y1", "x2", "y2", "emotion", "confidence")
+
+
 def _cmd_predict(args: argparse.Namespace) -> int:
     import csv
 
@@ -349,12 +379,9 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     from emorec.labels import EMOTIONS
     from emorec.sources import InputError, expand_image_paths, iter_images
 
+    json_path, csv_path = _writable(args.json), _writable(args.csv)
     rec = _make_recognizer(args)
-    if rec is None:
-        return 2
     baseline = _load_baseline(args, rec)
-    if baseline is False:
-        return 2
     items = expand_image_paths(args.inputs)
     if not items:
         print("emorec predict: no images found in " + ", ".join(args.inputs), file=sys.stderr)
@@ -372,21 +399,22 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         if args.out:
             target = Path(args.out) / out_name
             target.parent.mkdir(parents=True, exist_ok=True)
-            ok, encoded = cv2.imencode(target.suffix or ".png", rec.annotate(image, result.faces, bars=args.bars))
+            ok, encoded = cv2.imencode(target.suffix or ".png", rec.annotate(result, bars=args.bars))
             if not ok:
                 print(f"error: {target}: cannot encode", file=sys.stderr)
                 failed += 1
                 continue
             encoded.tofile(target)
-    if args.json:
-        Path(args.json).write_text(json.dumps(records, indent=1), encoding="utf-8")
-    if args.csv:
-        with open(args.csv, "w", newline="", encoding="utf-8") as f:
+    if json_path:
+        json_path.write_text(json.dumps(records, indent=1), encoding="utf-8")
+    if csv_path:
+        header = [*PREDICT_CSV_COLUMNS, *EMOTIONS, "error"]
+        with open(csv_path, "w", newline="", encoding="utf-8") as f:
             writer = csv.writer(f)
-            writer.writerow(["path", "face", "x1", "y1", "x2", "y2", "emotion", "confidence", *EMOTIONS, "error"])
+            writer.writerow(header)
             for record in records:
-                if not record["faces"]:
-                    writer.writerow([record["path"], *[""] * (8 + len(EMOTIONS)), record["error"] or ""])
+                if not record["faces"]:  # an error, or no face: the path and the error, every other field empty
+                    writer.writerow([record["path"], *[""] * (len(header) - 2), record["error"] or ""])
                 for i, face in enumerate(record["faces"]):
                     writer.writerow([record["path"], i, *face["box"], face["emotion"], face["confidence"],
                                      *face["scores"].values(), ""])
@@ -411,31 +439,20 @@ def _add_predict(sub: argparse._SubParsersAction) -> None:
 def _cmd_video(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from emorec.recording import Recorder, RecordingError
-    from emorec.sources import InputError, VideoSource
+    from emorec.recording import Recorder
 
     rec = _make_recognizer(args)
-    if rec is None:
-        return 2
     baseline = _load_baseline(args, rec)
-    if baseline is False:
-        return 2
-    stream = rec.new_stream(smoothing=not args.no_smoothing, baseline=baseline, auto_calibrate=args.auto_calibrate)
-    try:
-        with VideoSource(args.input) as source:
-            recorder = Recorder(args.out, args.csv, args.plot, fps=source.fps)
-            try:
-                for frame in tqdm(source, total=source.frame_count, unit="frame", disable=args.quiet):
-                    result = stream.process(frame.image, frame_index=frame.index, time_s=frame.time_s)
-                    annotated = stream.annotate(frame.image, result.faces, bars=args.bars) if args.out else None
-                    recorder.write(result, annotated, frame.time_s)
-            except KeyboardInterrupt:
-                print("interrupted: keeping the frames done so far", file=sys.stderr)
-            finally:
-                summary = recorder.close()
-    except (InputError, RecordingError) as exc:
-        print(f"emorec video: {exc}", file=sys.stderr)
-        return 1
+    with rec.stream(args.input, smoothing=not args.no_smoothing, baseline=baseline,
+                    auto_calibrate=args.auto_calibrate) as stream:
+        recorder = Recorder(args.out, args.csv, args.plot, fps=stream.fps or 30.0)
+        try:
+            for result in tqdm(stream, total=stream.source.frame_count, unit="frame", disable=args.quiet):
+                recorder.write(result, rec.annotate(result, bars=args.bars) if args.out else None, result.time_s)
+        except KeyboardInterrupt:
+            print("interrupted: keeping the frames done so far", file=sys.stderr)
+        finally:
+            summary = recorder.close()
     print(f"{summary['frames']} frames, {summary['frames_with_faces']} with faces")
     for track, info in summary["tracks"].items():
         shares = ", ".join(f"{e} {s:.0%}" for e, s in sorted(info["share"].items(), key=lambda kv: -kv[1]))
@@ -451,7 +468,7 @@ def _add_video(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("video", help="annotate a video and record each face's emotions over time",
                        description="Process every frame of a video file: annotated video, CSV timeline, plot.")
     p.add_argument("input", help="video file")
-    p.add_argument("--out", default=None, help="annotated video (.mp4 or .avi)")
+    p.add_argument("--out", default=None, help="annotated video (.mp4: H.264 where PyAV is installed; .webm, .avi)")
     p.add_argument("--csv", default=None, help="timeline CSV: one row per face and frame")
     p.add_argument("--plot", default=None, help="PNG of each face's emotions over time")
     p.add_argument("--bars", action="store_true", help="draw probability bars under each face")
@@ -463,25 +480,13 @@ def _add_video(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_stream(args: argparse.Namespace) -> int:
-    from emorec.sources import InputError, VideoSource
-
     rec = _make_recognizer(args)
-    if rec is None:
-        return 2
     baseline = _load_baseline(args, rec)
-    if baseline is False:
-        return 2
-    stream = rec.new_stream(smoothing=not args.no_smoothing, baseline=baseline, auto_calibrate=args.auto_calibrate)
     try:
-        with VideoSource(args.source) as source:
-            for done, frame in enumerate(source, start=1):
-                result = stream.process(frame.image, frame_index=frame.index, time_s=frame.time_s)
-                print(json.dumps({**result.to_dict(), "time_s": round(frame.time_s, 3)}), flush=True)
-                if done == args.max_frames:
-                    break
-    except InputError as exc:
-        print(f"emorec stream: {exc}", file=sys.stderr)
-        return 1
+        with rec.stream(args.source, smoothing=not args.no_smoothing, max_frames=args.max_frames or None,
+                        baseline=baseline, auto_calibrate=args.auto_calibrate) as stream:
+            for result in stream:
+                print(json.dumps(result.to_dict()), flush=True)
     except KeyboardInterrupt:
         pass  # Ctrl-C is how a live stream ends
     return 0
@@ -499,6 +504,49 @@ def _add_stream(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_cmd_stream)
 
 
+def _cmd_batch(args: argparse.Namespace) -> int:
+    from emorec.batch import BatchSettings, analyze
+
+    settings = BatchSettings(model_path=args.model, detector=args.detector, yunet_model=args.yunet_model,
+                             min_face_size=args.min_face_size,
+                             min_detection_score=args.min_score, max_faces=args.max_faces,
+                             smoothing=not args.no_smoothing, annotate=args.annotate, baseline=args.baseline)
+    started = time.perf_counter()
+    summary = analyze(args.inputs, args.out, executor="ray" if args.ray else "local", workers=args.workers,
+                      ray_address=None if args.ray in (None, "local") else args.ray, settings=settings,
+                      progress=not args.quiet).to_pylist()
+    seconds = time.perf_counter() - started
+    counts = {status: sum(r["status"] == status for r in summary) for status in ("done", "skipped", "error")}
+    frames = sum(r["frames"] for r in summary if r["status"] == "done")
+    for row in summary:
+        if row["status"] == "error":
+            print(f"error: {row['error']}", file=sys.stderr)
+    print(f"{counts['done']} files analysed ({frames} frames, {frames / seconds:.0f} frames/s), "
+          f"{counts['skipped']} already done, {counts['error']} failed; results in {args.out}")
+    return 1 if counts["error"] else 0
+
+
+def _add_batch(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("batch", help="analyse many videos and images into Parquet, on this machine or a Ray cluster",
+                       description="Every face of every frame of each input into OUT/faces/*.parquet, one summary "
+                                   "row per file in OUT/summary.parquet. Files are split between worker processes "
+                                   "(never a file's frames); a rerun skips files already done; a bad file becomes "
+                                   "an error row (exit code 1 if any failed).")
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="files, folders (searched recursively), globs, or "
+                                                              ".txt files listing them one per line")
+    p.add_argument("--out", required=True, help="results folder")
+    p.add_argument("--workers", type=int, default=None, help="worker processes (default: one per CPU core)")
+    p.add_argument("--ray", nargs="?", const="local", default=None, metavar="auto|ADDRESS",
+                   help="run on Ray: alone, a local Ray on this machine; 'auto' the cluster `ray start` made here; "
+                        "or its address (needs the 'batch' extra)")
+    p.add_argument("--annotate", action="store_true", help="also write annotated videos into OUT/videos")
+    p.add_argument("--no-smoothing", action="store_true", help="raw per-frame probabilities (still tracked)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    _add_engine_options(p, threads=False)
+    _add_baseline_options(p)
+    p.set_defaults(func=_cmd_batch)
+
+
 def _cmd_desktop(args: argparse.Namespace) -> int:
     try:
         from emorec.desktop.app import display_problem, run_app
@@ -511,18 +559,15 @@ def _cmd_desktop(args: argparse.Namespace) -> int:
         print(f"emorec desktop: {problem}", file=sys.stderr)
         return 2
     rec = _make_recognizer(args)
-    if rec is None:
-        return 2
     baseline = _load_baseline(args, rec)
-    if baseline is False:
-        return 2
     return run_app(rec, source=args.source, out_dir=args.out_dir, smoothing=not args.no_smoothing,
                    baseline=baseline)
 
 
 def _add_desktop(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("desktop", help="desktop app: live view, probabilities, timeline (needs the 'desktop' extra)",
-                       description="Open the PySide6 window; choose a camera, video or image in it, or pass --source.")
+                       description="Open the PySide6 window; choose a camera, video, image or stream URL in it, "
+                                   "or pass --source.")
     p.add_argument("--source", default=None, help="start at once with a webcam index, video or image file, or URL")
     p.add_argument("--out-dir", default="emorec-captures",
                    help="folder for snapshots and recordings (default: %(default)s)")
@@ -533,13 +578,16 @@ def _add_desktop(sub: argparse._SubParsersAction) -> None:
 
 
 COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
-    _add_train, _add_evaluate, _add_export, _add_serve, _add_predict, _add_video, _add_stream, _add_desktop,
-    _add_calibrate,
+    _add_train, _add_evaluate, _add_export, _add_serve, _add_predict, _add_video, _add_stream, _add_batch,
+    _add_desktop, _add_calibrate,
 ]
 
 
 def build_parser() -> argparse.ArgumentParser:
+    import emorec
+
     parser = argparse.ArgumentParser(prog="emorec", description="Real-time facial emotion recognition.")
+    parser.add_argument("--version", action="version", version=f"emorec {emorec.__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     for add in COMMANDS:
         add(sub)
@@ -547,9 +595,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from emorec.errors import EmorecError
+
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
+    except EmorecError as exc:  # bad input, data, settings or output path: the message says which
+        return _fail(args, str(exc))
+    except KeyboardInterrupt:
+        return 130
     except BrokenPipeError:
         # The reader went away (`emorec stream ... | head`): stop quietly, and point stdout at devnull so the
         # flush at exit does not raise again, as Python's signal docs advise.

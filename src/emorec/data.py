@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from emorec.errors import DatasetError
 from emorec.labels import EMOTIONS, NUM_CLASSES, emotion_id
 
 IMAGE_SIZE = 48
@@ -38,10 +39,6 @@ FERPLUS_COLUMNS = ("neutral", "happiness", "surprise", "sadness", "anger", "disg
 FERPLUS_FOR_CLASS = tuple(FERPLUS_COLUMNS.index(name) for name in
                           ("anger", "disgust", "fear", "happiness", "sadness", "surprise", "neutral"))
 _NF = FERPLUS_COLUMNS.index("NF")
-
-
-class DatasetError(ValueError):
-    """The data set file or folder is malformed; the message says where and how."""
 
 
 @dataclass

@@ -13,18 +13,23 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 
-from emorec.annotate import annotate as draw_faces
+from emorec.annotators import annotate as draw_faces
 from emorec.calibration import AutoCalibrator, Baseline, BaselineError, apply_baseline
 from emorec.classifier import FACE_SIZE, EmotionClassifier, read_metadata, shipped_model_path
 from emorec.detect import Detections, Detector, create_detector
+from emorec.errors import InputError
 from emorec.labels import EMOTIONS
-from emorec.sources import InputError, load_frame
+from emorec.sources import load_frame, to_bgr
 from emorec.track import FaceTracker
 from emorec.types import Face, FrameResult
+
+if TYPE_CHECKING:
+    from emorec.stream import FrameStream
 
 __all__ = ["BaselineError", "CropGeometry", "EmotionRecognizer", "InputError", "crop_faces"]
 
@@ -124,26 +129,24 @@ def int8_twin(float_path: Path) -> Path | None:
 class EmotionRecognizer:
     """Faces and their emotions in images and video frames.
 
-    ``rec.process(frame)`` returns a :class:`FrameResult` (faces + per-stage timings); ``rec(frame)`` just
-    the faces. ``rec.new_stream()`` gives a cheap recognizer for one video stream that shares the loaded
-    models but has its own tracker; streams may be processed concurrently from different threads.
+    ``rec.process(frame)`` returns a :class:`FrameResult` (faces, per-stage timings, the decoded frame);
+    ``rec(frame)`` just the faces. Faces are tracked and smoothed over time only in streams:
+    ``rec.stream(source)`` runs a file, folder, camera or URL through the engine (see
+    :class:`emorec.stream.FrameStream`), and ``rec.new_stream()`` gives a recognizer with its own tracker for
+    frames you feed yourself. Streams share the loaded models and may run concurrently in different threads.
     ``rec.calibrate(images)`` makes a person's :class:`~emorec.calibration.Baseline` from photos of their
     neutral face; ``baseline=`` applies it (``process``, ``__call__``, ``new_stream``), and streams can
     learn one per track (``auto_calibrate``).
 
-    Args:
+    Args (keyword-only):
         model_path: the classifier ONNX file; None for the shipped ``emorec/assets/emonet.onnx``.
         detector: a name from ``emorec.detect.DETECTORS`` or a ready ``Detector`` object.
         min_face_size: faces whose box is smaller than this many pixels (either side) are dropped:
             they are mostly false positives, and too small to read an emotion from.
         min_detection_score: detector score threshold; None for the detector's own default.
         max_faces: keep only the N largest faces (1 where one face is wanted in a crowd); None keeps all.
-        smoothing: track faces and average their probabilities over frames (for video, not stills).
-        smoothing_alpha: weight of the newest frame in the moving average (1.0 = no averaging).
         crop: how detector boxes become FER2013-like crops.
         yunet_model: the YuNet ONNX file for ``detector="yunet"``.
-        tile_size: BlazeFace also searches frames larger than twice this in tiles, for small faces in big
-            photos (see ``emorec.detect.BlazeFaceDetector``); None for one pass per frame.
         threads: ONNX Runtime intra-op threads per model. 1 is best on a busy 2-core machine and lets
             concurrent streams use the other core.
         quantized: use the model's int8 twin (``<name>_int8.onnx`` beside it, made by
@@ -153,16 +156,14 @@ class EmotionRecognizer:
 
     def __init__(
         self,
+        *,
         model_path: str | os.PathLike | None = None,
         detector: str | Detector = "auto",
         min_face_size: int = 24,
         min_detection_score: float | None = None,
         max_faces: int | None = None,
-        smoothing: bool = False,
-        smoothing_alpha: float = 0.3,
         crop: CropGeometry = CropGeometry(),
         yunet_model: str | os.PathLike | None = None,
-        tile_size: int | None = 640,
         threads: int = 1,
         quantized: bool | None = None,
     ):
@@ -175,17 +176,12 @@ class EmotionRecognizer:
         self.classifier = EmotionClassifier(twin or float_path, threads=threads)
         self.quantized = twin is not None
         self.detector = create_detector(
-            detector,
-            score_threshold=min_detection_score,
-            yunet_model=yunet_model,
-            threads=threads,
-            tile_size=tile_size,
+            detector, score_threshold=min_detection_score, yunet_model=yunet_model, threads=threads
         )
         self.min_face_size = min_face_size
         self.max_faces = max_faces
         self.crop = crop
-        self.smoothing_alpha = smoothing_alpha
-        self._tracker = FaceTracker(alpha=smoothing_alpha) if smoothing else None
+        self._tracker: FaceTracker | None = None  # only streams track
         self.baseline: Baseline | None = None  # applied to every face unless a call passes its own
         self._auto: AutoCalibrator | None = None
         meta = self.classifier.metadata
@@ -211,22 +207,27 @@ class EmotionRecognizer:
     def new_stream(
         self,
         smoothing: bool = True,
-        smoothing_alpha: float | None = None,
+        smoothing_alpha: float = 0.3,
         baseline: Baseline | None = None,
         auto_calibrate: bool | AutoCalibrator = False,
     ) -> EmotionRecognizer:
-        """A recognizer for one stream (webcam, WebSocket, video) sharing this one's models, with its own
-        tracker: faces get stable track ids, and with ``smoothing`` their probabilities are averaged.
+        """A recognizer for one stream of frames you feed yourself (webcam, WebSocket) sharing this one's
+        models, with its own tracker: faces get stable track ids, and with ``smoothing`` their probabilities
+        are averaged (``smoothing_alpha``: weight of the newest frame).
 
         ``baseline`` calibrates every face of the stream to one person (settable later as
         ``stream.baseline``); ``auto_calibrate`` (True, or a configured :class:`AutoCalibrator`) lets each
         track without such a baseline learn its own from its frames."""
         stream = copy.copy(self)
-        alpha = self.smoothing_alpha if smoothing_alpha is None else smoothing_alpha
-        stream._tracker = FaceTracker(alpha=alpha if smoothing else 1.0)
+        stream._tracker = FaceTracker(alpha=smoothing_alpha if smoothing else 1.0)
         stream.baseline = self.check_baseline(baseline) if baseline is not None else self.baseline
         stream.auto_calibrate = auto_calibrate
         return stream
+
+    @property
+    def is_stream(self) -> bool:
+        """Whether this recognizer is one stream's (from :meth:`new_stream`): it tracks faces."""
+        return self._tracker is not None
 
     @property
     def auto_calibrate(self) -> bool:
@@ -243,6 +244,15 @@ class EmotionRecognizer:
             raise ValueError("auto-calibration learns per track: use it on rec.new_stream()")
         else:
             self._auto = AutoCalibrator(self.model_sha256, self.model_info["name"]) if value else None
+
+    def stream(self, source: str | int | os.PathLike, **options) -> FrameStream:
+        """Run an image, folder, video file, webcam index or stream URL through the engine with tracking:
+        an iterable of :class:`FrameResult` that keep their frame. ``options`` are
+        :class:`~emorec.stream.FrameStream`'s (smoothing, smoothing_alpha, max_frames, realtime, baseline,
+        auto_calibrate)."""
+        from emorec.stream import FrameStream
+
+        return FrameStream(self, source, **options)
 
     def reset(self) -> None:
         """Forget the tracks of this stream (e.g. when its source changes), and what they taught the
@@ -367,13 +377,23 @@ class EmotionRecognizer:
             )
         ]
         timings["total"] = _ms_since(start)
-        return FrameResult(faces, (bgr.shape[1], bgr.shape[0]), timings, frame_index)
+        return FrameResult(faces, (bgr.shape[1], bgr.shape[0]), timings, frame_index, time_s, image=bgr)
 
     def annotate(
-        self, frame: str | os.PathLike | np.ndarray, faces: list[Face], rgb: bool = False, bars: bool = False
+        self, frame: FrameResult | np.ndarray, faces: list[Face] | None = None, rgb: bool = False, bars: bool = False
     ) -> np.ndarray:
-        """A BGR copy of ``frame`` with each face's box, emotion and confidence (and probability bars)."""
-        return draw_faces(load_frame(frame, rgb).copy(), faces, bars=bars)
+        """A BGR copy of the frame with each face's box, emotion and confidence (and probability bars).
+
+        Pass the :class:`FrameResult` (its own frame and faces, decoded once by ``process``), or an array
+        with the faces to draw on it.
+        """
+        if isinstance(frame, FrameResult):
+            if frame.image is None:
+                raise InputError("this FrameResult has no image to draw on")
+            return draw_faces(frame.image.copy(), frame.faces if faces is None else faces, bars=bars)
+        if not isinstance(frame, np.ndarray):
+            raise InputError(f"annotate takes a FrameResult or an image array, got {type(frame).__name__}")
+        return draw_faces(to_bgr(frame, rgb).copy(), faces or [], bars=bars)
 
     def _baselines(
         self, baseline: Baseline | None, track_ids: list[int | None], probs: np.ndarray, time_s: float | None

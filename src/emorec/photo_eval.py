@@ -170,7 +170,7 @@ def evaluate_photos(
     each image (as 48x48 grayscale) straight to the classifier."""
     photos = read_labelled_photos(folder).subset(limit)
     crop = crop or CropGeometry()
-    rec = EmotionRecognizer(model_path, detector=detector, max_faces=1, crop=crop, quantized=quantized)
+    rec = EmotionRecognizer(model_path=model_path, detector=detector, max_faces=1, crop=crop, quantized=quantized)
     probabilities = np.full((len(photos.paths), NUM_CLASSES), np.nan, dtype=np.float32)
     errors: dict[str, str] = {}
     start = time.perf_counter()

@@ -12,6 +12,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from emorec.errors import RecordingError
 from emorec.labels import EMOTION_COLORS_BGR, EMOTIONS
 from emorec.types import FrameResult
 
@@ -19,10 +20,10 @@ TIMELINE_COLUMNS = ("frame", "time_s", "track_id", "x1", "y1", "x2", "y2", "emot
 # Codecs every OpenCV wheel can write without extra libraries.
 # WebM/VP8 plays in every current browser (the web app's uploads); OpenCV's wheels can write it.
 FOURCC_BY_SUFFIX = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".avi": "MJPG", ".mkv": "MJPG", ".webm": "VP80"}
-
-
-class RecordingError(OSError):
-    """An output file could not be written; the message names it."""
+# MPEG-4 part 2 ("mp4v") does not play in browsers, and OpenCV's wheels have no H.264 encoder (nor a usable
+# VP9 one: about 240 ms a 640x480 frame). PyAV's wheels carry libx264, which writes H.264 at about 4 ms a
+# frame with one thread; these containers get H.264 whenever PyAV is installed (a dependency of emorec).
+H264_SUFFIXES = {".mp4", ".m4v", ".mov"}
 
 
 def video_fourcc(path: str | os.PathLike) -> str:
@@ -34,26 +35,71 @@ def video_fourcc(path: str | os.PathLike) -> str:
 
 
 class AnnotatedVideoWriter:
-    """Writes BGR frames to ``.mp4`` (MPEG-4 part 2), ``.avi`` (Motion JPEG) or ``.webm`` (VP8) with OpenCV."""
+    """Writes BGR frames to ``.mp4``/``.m4v``/``.mov`` (H.264 with PyAV, which browsers play; MPEG-4 part 2
+    with OpenCV where PyAV is missing), ``.avi``/``.mkv`` (Motion JPEG) or ``.webm`` (VP8)."""
 
     def __init__(self, path: str | os.PathLike, fps: float, size: tuple[int, int]):
         self.path = Path(path)
         fourcc = video_fourcc(self.path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise RecordingError(f"{self.path}: cannot create its folder ({exc.strerror})") from None
+        self.frames = 0
+        self.codec = fourcc
+        self._h264 = _open_h264(self.path, fps, size) if self.path.suffix.lower() in H264_SUFFIXES else None
+        if self._h264 is not None:
+            self.codec = "h264"
+            self.size = (self._h264[1].width, self._h264[1].height)
+            return
         self.size = size
         self._writer = cv2.VideoWriter(str(self.path), cv2.VideoWriter_fourcc(*fourcc), fps, size)
         if not self._writer.isOpened():
             raise RecordingError(f"{self.path}: OpenCV cannot write this video (folder writable? codec {fourcc})")
-        self.frames = 0
 
     def write(self, bgr: np.ndarray) -> None:
         if (bgr.shape[1], bgr.shape[0]) != self.size:  # a stream may change resolution mid-way
             bgr = cv2.resize(bgr, self.size, interpolation=cv2.INTER_AREA)
-        self._writer.write(bgr)
+        if self._h264 is not None:
+            import av
+
+            container, stream = self._h264
+            for packet in stream.encode(av.VideoFrame.from_ndarray(bgr, format="bgr24")):
+                container.mux(packet)
+        else:
+            self._writer.write(bgr)
         self.frames += 1
 
     def close(self) -> None:
-        self._writer.release()
+        if self._h264 is not None:
+            container, stream = self._h264
+            self._h264 = None
+            for packet in stream.encode():  # flush the encoder's delayed frames
+                container.mux(packet)
+            container.close()
+        elif hasattr(self, "_writer"):
+            self._writer.release()
+
+
+def _open_h264(path: Path, fps: float, size: tuple[int, int]):
+    """(container, stream) writing H.264 (yuv420p, moov atom first so browsers start playing at once), or None
+    where PyAV is not installed."""
+    try:
+        import av
+    except ImportError:
+        return None
+    from fractions import Fraction
+
+    try:
+        container = av.open(str(path), "w", options={"movflags": "+faststart"})
+    except OSError as exc:
+        raise RecordingError(f"{path}: cannot write ({exc.strerror})") from None
+    stream = container.add_stream("libx264", rate=Fraction(fps).limit_denominator(1001))
+    stream.width, stream.height = size[0] // 2 * 2, size[1] // 2 * 2  # 4:2:0 chroma needs even sides
+    stream.pix_fmt = "yuv420p"
+    stream.options = {"preset": "veryfast", "crf": "23"}
+    stream.codec_context.thread_count = 1  # the engine and the decoder use the other cores
+    return container, stream
 
 
 class Timeline:
@@ -112,13 +158,13 @@ class Timeline:
             }
         return {"frames": self.frames, "frames_with_faces": self.frames_with_faces, "tracks": tracks}
 
-    def plot(self, png_path: str | os.PathLike, max_tracks: int = 6) -> Path:
-        """One panel per face (the ``max_tracks`` seen longest): each emotion's probability over time."""
+    def figure(self, max_tracks: int = 6):
+        """A matplotlib Figure with one panel per face (the ``max_tracks`` seen longest): each emotion's
+        probability over time, one legend above the panels."""
         from matplotlib.figure import Figure  # no pyplot: no GUI backend, safe off the main thread
 
-        path = Path(png_path)
         tracks = sorted(self.times, key=lambda t: -len(self.times[t]))[:max_tracks]
-        fig = Figure(figsize=(10, 2.4 * max(1, len(tracks))), layout="constrained")
+        fig = Figure(figsize=(10, 0.6 + 2.4 * max(1, len(tracks))), layout="constrained")
         axes = fig.subplots(max(1, len(tracks)), 1, squeeze=False)[:, 0]
         for ax, track in zip(axes, tracks, strict=False):
             scores = np.stack(self.scores[track])
@@ -130,9 +176,17 @@ class Timeline:
             axes[0].text(0.5, 0.5, "no faces found", ha="center", va="center", transform=axes[0].transAxes)
         axes[-1].set_xlabel("time (s)")
         if tracks:
-            axes[0].legend(ncol=len(EMOTIONS), loc="upper center", bbox_to_anchor=(0.5, 1.45), fontsize="small")
-        path.parent.mkdir(parents=True, exist_ok=True)
+            # A figure legend above the panels: constrained layout makes room for it, however many panels.
+            fig.legend(*axes[0].get_legend_handles_labels(), ncol=len(EMOTIONS), loc="outside upper center",
+                       fontsize="small")
+        return fig
+
+    def plot(self, png_path: str | os.PathLike, max_tracks: int = 6) -> Path:
+        """Save :meth:`figure` as a PNG."""
+        path = Path(png_path)
+        fig = self.figure(max_tracks)
         try:
+            path.parent.mkdir(parents=True, exist_ok=True)
             fig.savefig(path, dpi=100)
         except OSError as exc:
             raise RecordingError(f"{path}: cannot write ({exc.strerror})") from None

@@ -12,7 +12,7 @@ import io
 import os
 import threading
 import time
-from collections.abc import Callable, Collection, Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,12 +21,13 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from emorec.data import IMAGE_SUFFIXES
+from emorec.errors import InputError
 
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv", ".gif"}
 
 
-class InputError(ValueError):
-    """An image, video or array the engine cannot use; the message names it and says why."""
+# A 10000x10000 photo; beyond it a small file (a 875 KB PNG of 30000x30000 pixels) could cost gigabytes.
+MAX_IMAGE_PIXELS = 100_000_000
 
 
 class UnsupportedImageError(InputError):
@@ -133,9 +134,9 @@ def _decode_with_opencv(data: bytes, prefix: str) -> np.ndarray:
     return image
 
 
-def read_image(path: str | os.PathLike) -> np.ndarray:
+def read_image(path: str | os.PathLike, max_pixels: int = MAX_IMAGE_PIXELS) -> np.ndarray:
     """Decode an image file to BGR uint8 (see :func:`decode_image`), or raise :class:`InputError` saying why
-    it cannot be used."""
+    it cannot be used (including more than ``max_pixels`` pixels, read from the header before decoding)."""
     path = Path(path)
     if not path.exists():
         raise InputError(f"{path}: no such file")
@@ -145,7 +146,7 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
         data = path.read_bytes()
     except OSError as exc:
         raise InputError(f"{path}: cannot read ({exc.strerror})") from None
-    return decode_image(data, str(path))
+    return decode_image(data, str(path), max_pixels=max_pixels)
 
 
 def to_bgr(image: np.ndarray, rgb: bool = False) -> np.ndarray:
@@ -211,42 +212,70 @@ class Frame:
 
 
 def parse_source(spec: str | int | os.PathLike) -> str | int:
-    """'0' -> webcam 0; URLs stay strings; anything else is a file path (checked by :class:`VideoSource`)."""
+    """'0' -> webcam 0; URLs stay strings; anything else is a file or folder path (checked by :class:`Source`)."""
     if isinstance(spec, int):
         return spec
     text = os.fspath(spec)
     return int(text) if text.isdigit() else text
 
 
-class VideoSource:
-    """Frames of a video file (in order, none skipped), a webcam index or a stream URL (newest frame only).
+def is_stream_url(spec: str | int) -> bool:
+    return isinstance(spec, str) and "://" in spec
 
-    Use as an iterator of :class:`Frame` and close it (or use ``with``) to release the device.
+
+class Source:
+    """The one way to open frames: an image file (one frame), a folder of images (one frame each, in name
+    order), a video file (every frame, in order), a webcam index or a stream URL (newest frame only).
+
+    Opening checks the source and raises :class:`InputError` naming it. Iterate for :class:`Frame` objects;
+    close it (or use ``with``) to release the device. ``fps`` is the rate a video file should be played at;
+    None for live sources and still images, whose frames come when they come.
     """
 
     def __init__(self, spec: str | int | os.PathLike):
         self.spec = parse_source(spec)
         self.name = f"camera {self.spec}" if isinstance(self.spec, int) else str(self.spec)
-        self.live = isinstance(self.spec, int) or "://" in str(self.spec)
+        self.live = isinstance(self.spec, int) or is_stream_url(self.spec)
+        self.fps: float | None = None
+        self.frame_count: int | None = None
+        self.size = (0, 0)  # (width, height) as declared before decoding; (0, 0) where unknown
+        self._images: list[Path] | None = None
+        self._capture: cv2.VideoCapture | None = None
+        self._reader: _LatestFrameReader | None = None
         if not self.live:
             path = Path(self.spec)
+            if path.is_dir():
+                self._images = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+                if not self._images:
+                    raise InputError(f"{path}: no images in this folder")
+                self.frame_count = len(self._images)
+                return
             if not path.is_file():
                 raise InputError(f"{path}: no such file" if not path.exists() else f"{path}: not a file")
             if path.stat().st_size == 0:
                 raise InputError(f"{path}: empty file (0 bytes)")
+            if path.suffix.lower() in IMAGE_SUFFIXES:
+                self._images, self.frame_count = [path], 1
+                return
         self._capture = cv2.VideoCapture(self.spec if self.live else str(self.spec))
         if not self._capture.isOpened():
             raise InputError(f"{self.name}: cannot open as a video (unreadable, unsupported or unavailable)")
-        # As the container declares it, before any frame is decoded (0 where a stream does not say).
         self.size = (int(self._capture.get(cv2.CAP_PROP_FRAME_WIDTH)),
                      int(self._capture.get(cv2.CAP_PROP_FRAME_HEIGHT)))
         fps = self._capture.get(cv2.CAP_PROP_FPS)
-        self.fps = float(fps) if 0 < fps < 1000 else 30.0  # webcams and some streams report 0
+        declared = float(fps) if 0 < fps < 1000 else 30.0  # webcams and some streams report 0
         count = int(self._capture.get(cv2.CAP_PROP_FRAME_COUNT))
-        self.frame_count = count if count > 0 and not self.live else None
-        self._reader = _LatestFrameReader(self._capture, self.name) if self.live else None
+        if self.live:
+            self._reader = _LatestFrameReader(self._capture, self.name)
+        else:
+            self.fps = declared
+            self.frame_count = count if count > 0 else None
 
     def __iter__(self) -> Iterator[Frame]:
+        if self._images is not None:
+            for index, path in enumerate(self._images):
+                yield Frame(read_image(path), index, 0.0)
+            return
         if self._reader is not None:
             yield from self._reader
             return
@@ -263,9 +292,10 @@ class VideoSource:
     def close(self) -> None:
         if self._reader is not None:
             self._reader.stop()
-        self._capture.release()
+        if self._capture is not None:
+            self._capture.release()
 
-    def __enter__(self) -> VideoSource:
+    def __enter__(self) -> Source:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -323,24 +353,3 @@ class _LatestFrameReader:
             self._done = True
             self._cond.notify_all()
         self._thread.join(timeout=2.0)
-
-
-@dataclass
-class OpenedSource:
-    """A source ready to read: its frames, its frame rate when it should be paced (files), and how to close it."""
-
-    frames: Iterable[Frame]
-    fps: float | None
-    close: Callable[[], None]
-
-
-def open_source(spec: str | int | os.PathLike) -> OpenedSource:
-    """A camera index, video file, stream URL or image file as frames; raises InputError naming the source.
-
-    A still image is one frame (VideoSource would treat it as a one-frame video of unknown rate).
-    """
-    spec = parse_source(spec)
-    if isinstance(spec, str) and "://" not in spec and Path(spec).suffix.lower() in IMAGE_SUFFIXES:
-        return OpenedSource([Frame(read_image(spec), 0, 0.0)], None, lambda: None)
-    video = VideoSource(spec)
-    return OpenedSource(video, None if video.live else video.fps, video.close)

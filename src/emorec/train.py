@@ -26,6 +26,7 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm import tqdm
 
 from emorec.data import Fer2013, load_fer2013
+from emorec.errors import ConfigError, RunExistsError
 from emorec.models import create_model, get_spec
 from emorec.models.registry import ModelSpec
 
@@ -61,7 +62,7 @@ class TrainConfig:
         known = {f.name for f in fields(cls)}
         unknown = set(values) - known
         if unknown:
-            raise ValueError(f"unknown config key(s): {', '.join(sorted(unknown))}")
+            raise ConfigError(f"unknown config key(s): {', '.join(sorted(unknown))}")
         return cls(**values)
 
 
@@ -77,12 +78,12 @@ def training_targets(data: Fer2013, targets: str, ferplus_weight: float = 0.5) -
     calls not a face are left out.
     """
     if targets not in TARGETS:
-        raise ValueError(f"unknown targets {targets!r}; expected one of {', '.join(TARGETS)}")
+        raise ConfigError(f"unknown targets {targets!r}; expected one of {', '.join(TARGETS)}")
     keep = data.split_mask("Training")
     one_hot = np.eye(7, dtype=np.float32)[data.labels]
     if data.ferplus is None:
         if targets != "fer2013":
-            raise ValueError(f"targets={targets!r} needs the FER+ labels (--ferplus PATH)")
+            raise ConfigError(f"targets={targets!r} needs the FER+ labels (--ferplus PATH)")
         return np.flatnonzero(keep), one_hot[keep]
     keep &= ~data.not_a_face()
     votes = data.ferplus_distribution()
@@ -195,6 +196,25 @@ def _use_bf16(precision: str, device: torch.device) -> bool:
     return precision == "bf16"
 
 
+def _device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"CPU capability {torch.backends.cpu.get_cpu_capability()}"
+
+
+# Settings that may change between a run and its resumption: where the data and the run live, and the device
+# and precision it runs with. Any other change would alter the schedule or the data mid-run (a different
+# --limit changes the number of steps per epoch, which the saved scheduler cannot follow).
+RESUMABLE_CHANGES = ("data", "out", "device", "precision")
+
+
+def resume_changes(saved: TrainConfig, config: TrainConfig) -> list[str]:
+    """The settings that differ from the ones the run started with, as 'name=saved (now new)'."""
+    return [f"--{f.name.replace('_', '-')}={getattr(saved, f.name)} (now {getattr(config, f.name)})"
+            for f in fields(TrainConfig)
+            if f.name not in RESUMABLE_CHANGES and getattr(saved, f.name) != getattr(config, f.name)]
+
+
 def distillation_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor,
                       temperature: float) -> torch.Tensor:
     """Hinton et al.'s soft-target term: KL(teacher || student) at ``temperature``, scaled by its square so
@@ -207,7 +227,7 @@ def distillation_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor
 def _load_teacher(path: str, spec: ModelSpec, device: torch.device) -> torch.nn.Module:
     teacher, teacher_spec, _ = load_checkpoint(path)
     if teacher_spec.preprocessing != spec.preprocessing:
-        raise ValueError(f"teacher {path} ({teacher_spec.name}) preprocesses faces differently from {spec.name}")
+        raise ConfigError(f"teacher {path} ({teacher_spec.name}) preprocesses faces differently from {spec.name}")
     for param in teacher.parameters():
         param.requires_grad_(False)
     return teacher.to(device).to(memory_format=torch.channels_last)
@@ -241,13 +261,12 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
     out = Path(config.out)
     last_path = out / "last.pt"
     if last_path.exists() and not resume:
-        raise FileExistsError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
-    out.mkdir(parents=True, exist_ok=True)
-
+        raise RunExistsError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
     device = _pick_device(config.device)
     spec = get_spec(config.model)
     data = load_fer2013(config.data, ferplus=config.ferplus or None)
     rows, train_t = training_targets(data, config.targets, config.ferplus_weight)
+    out.mkdir(parents=True, exist_ok=True)  # only once the data and the model name are known to be good
     if config.limit:
         rows, train_t = rows[:config.limit], train_t[:config.limit]
     train_x, train_y = data.images[rows], data.labels[rows]
@@ -259,7 +278,7 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
     if config.init:
         init_model, init_spec, _ = load_checkpoint(config.init)
         if init_spec != spec:
-            raise ValueError(f"{config.init} holds a {init_spec.name} model, not {spec.name}")
+            raise ConfigError(f"{config.init} holds a {init_spec.name} model, not {spec.name}")
         model.load_state_dict(init_model.state_dict())
     model = model.to(device).to(memory_format=torch.channels_last)
     optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=0.9, nesterov=True,
@@ -280,10 +299,9 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
 
     if resume and last_path.exists():
         ckpt = torch.load(last_path, map_location=device, weights_only=False)
-        saved = TrainConfig.from_dict(ckpt["config"])
-        if saved.model != config.model or saved.epochs != config.epochs:
-            raise ValueError(f"{last_path} was started with model={saved.model} epochs={saved.epochs}; "
-                             f"resume with the same settings")
+        changed = resume_changes(TrainConfig.from_dict(ckpt["config"]), config)
+        if changed:
+            raise ConfigError(f"{last_path} was started with {', '.join(changed)}; resume with the same settings")
         model.load_state_dict(ckpt["model"])
         if ema is not None:
             ema.load_state_dict(ckpt["ema"])
@@ -296,6 +314,8 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
     (out / "config.json").write_text(json.dumps(asdict(config), indent=2))
 
     use_bf16 = _use_bf16(config.precision, device)
+    print(f"training {config.model} on {device} ({_device_name(device)}), "
+          f"{'bf16 autocast' if use_bf16 else 'fp32'}, {torch.get_num_threads()} CPU threads", flush=True)
     train_images = torch.from_numpy(train_x)
     train_labels = torch.from_numpy(train_y)
     train_targets = torch.from_numpy(train_t)
@@ -388,11 +408,13 @@ def _write_metrics(history: list[dict], out: Path) -> None:
 
     epochs = [r["epoch"] for r in history]
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4))
-    ax_loss.plot(epochs, [r["train_loss"] for r in history], label="train")
-    ax_loss.plot(epochs, [r["val_loss"] for r in history], label="PublicTest")
+    # Markers: a line needs two epochs, and a run of one (or a resumed run's first) must still show its point.
+    style = {"marker": "o", "markersize": 4}
+    ax_loss.plot(epochs, [r["train_loss"] for r in history], label="train", **style)
+    ax_loss.plot(epochs, [r["val_loss"] for r in history], label="PublicTest", **style)
     ax_loss.set(xlabel="epoch", ylabel="cross-entropy", title="loss")
-    ax_acc.plot(epochs, [r["train_acc"] for r in history], label="train (augmented)")
-    ax_acc.plot(epochs, [r["val_acc"] for r in history], label="PublicTest")
+    ax_acc.plot(epochs, [r["train_acc"] for r in history], label="train (augmented)", **style)
+    ax_acc.plot(epochs, [r["val_acc"] for r in history], label="PublicTest", **style)
     ax_acc.set(xlabel="epoch", ylabel="top-1 accuracy", title="accuracy")
     for ax in (ax_loss, ax_acc):
         ax.grid(alpha=0.3)

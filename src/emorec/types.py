@@ -6,16 +6,20 @@ Boxes are ``(x1, y1, x2, y2)`` in pixels of the input frame, x to the right and 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 import numpy as np
 
 from emorec.labels import EMOTIONS, NUM_CLASSES
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # eq and hash below: numpy arrays compare element-wise, and are unhashable
 class Face:
-    """One detected face: where it is, what it shows and how sure the model is."""
+    """One detected face: where it is, what it shows and how sure the model is.
+
+    Faces are values: equal when every field is equal (probabilities exactly), hashable, so ``face in faces``
+    and sets of faces work.
+    """
 
     box: tuple[int, int, int, int]
     scores: np.ndarray  # shape (7,), probabilities in FER2013 order, summing to 1
@@ -40,6 +44,16 @@ class Face:
             if raw.shape != (NUM_CLASSES,):
                 raise ValueError(f"raw_scores must have shape ({NUM_CLASSES},), got {raw.shape}")
             object.__setattr__(self, "raw_scores", raw)
+
+    def _key(self) -> tuple:
+        values = (getattr(self, f.name) for f in fields(self))
+        return tuple(v.tobytes() if isinstance(v, np.ndarray) else v for v in values)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Face) and self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key())
 
     @property
     def emotion(self) -> str:
@@ -76,16 +90,24 @@ class Face:
 
 @dataclass
 class FrameResult:
-    """All faces of one frame, with the time each stage took (milliseconds)."""
+    """All faces of one frame, with the time each stage took (milliseconds).
+
+    ``image`` is the BGR frame the faces were found in, kept so that drawing them needs no second decode;
+    ``frame_index`` and ``time_s`` place it in its video (None for a lone image).
+    """
 
     faces: list[Face]
     frame_size: tuple[int, int]  # (width, height)
     timings_ms: dict[str, float] = field(default_factory=dict)
     frame_index: int | None = None
+    time_s: float | None = None
+    image: np.ndarray | None = field(default=None, repr=False, compare=False)
 
     def to_dict(self) -> dict:
+        """JSON-ready form (without the pixels)."""
         return {
             "frame_index": self.frame_index,
+            "time_s": None if self.time_s is None else round(self.time_s, 3),
             "width": self.frame_size[0],
             "height": self.frame_size[1],
             "faces": [face.to_dict() for face in self.faces],

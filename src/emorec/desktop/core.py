@@ -1,5 +1,5 @@
-"""Qt-free core of the desktop app: the paced frame loop the worker thread runs, which face the side panel
-follows, the rolling emotion timeline and the frame-rate meter.
+"""Qt-free core of the desktop app: what a shown frame carries, which face the side panel follows, the rolling
+emotion timeline and the frame-rate meter. The frame loop itself is the engine's (``EmotionRecognizer.stream``).
 
 Nothing here imports Qt, so the logic is testable and reusable without a display; widgets only draw it.
 """
@@ -8,25 +8,21 @@ from __future__ import annotations
 
 import glob
 import sys
-import threading
-import time
 from collections import deque
-from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import numpy as np
 
-from emorec.sources import Frame
 from emorec.types import Face, FrameResult
 
 
 @dataclass(frozen=True)
 class ProcessedFrame:
-    """One frame through the engine, ready to show: the annotated picture and what was found."""
+    """One frame through the engine, ready to show: what was found (with the frame's pixels, index and time)
+    and the annotated picture."""
 
-    frame: Frame  # the source frame as read: pixels, index and time
-    annotated: np.ndarray  # BGR, boxes and labels drawn
     result: FrameResult
+    annotated: np.ndarray  # BGR, boxes and labels drawn
     dropped_before: int  # source frames skipped since the previous shown one, because the engine fell behind
 
 
@@ -38,71 +34,6 @@ class LoopSummary:
     frames_shown: int = 0
     frames_dropped: int = 0
     frames_with_faces: int = 0
-
-
-class FrameLoop:
-    """Runs a source's frames through the engine at the source's own pace.
-
-    A file source (``fps`` given) is shown in real time: each frame appears ``frame.time_s`` seconds after the
-    start, and a frame whose time slot (``1 / fps`` long) has already passed when it is read is dropped rather
-    than queued, so a slow engine makes the view choppy, never late. Live sources (``fps`` None) already hand
-    over only their newest frame, so every frame read is processed. ``pause``, ``resume`` and ``stop`` may be
-    called from any thread.
-    """
-
-    def __init__(
-        self,
-        frames: Iterable[Frame],
-        process: Callable[[Frame], FrameResult],
-        annotate: Callable[[np.ndarray, list[Face]], np.ndarray],
-        fps: float | None = None,
-    ):
-        self._frames = frames
-        self._process = process
-        self._annotate = annotate
-        self._period = 1.0 / fps if fps and fps > 0 else 0.0
-        self._stopped = threading.Event()
-        self._running = threading.Event()  # cleared while paused
-        self._running.set()
-
-    def pause(self) -> None:
-        self._running.clear()
-
-    def resume(self) -> None:
-        self._running.set()
-
-    def stop(self) -> None:
-        self._stopped.set()
-        self._running.set()  # wake a paused loop so it can see the stop
-
-    def run(self, on_frame: Callable[[ProcessedFrame], None]) -> LoopSummary:
-        """Process frames until the source ends or ``stop`` is called; ``on_frame`` gets each shown frame."""
-        summary = LoopSummary()
-        start = time.monotonic()
-        dropped = 0
-        for frame in self._frames:
-            if not self._running.is_set():
-                paused_at = time.monotonic()
-                self._running.wait()
-                start += time.monotonic() - paused_at  # the video's clock stands still while paused
-            if self._stopped.is_set():
-                break
-            summary.frames_read += 1
-            due = start + frame.time_s
-            if self._period and time.monotonic() > due + self._period:
-                dropped += 1
-                summary.frames_dropped += 1
-                continue
-            result = self._process(frame)
-            annotated = self._annotate(frame.image, result.faces)
-            early = due - time.monotonic() if self._period else 0.0
-            if early > 0 and self._stopped.wait(early):
-                break
-            on_frame(ProcessedFrame(frame, annotated, result, dropped))
-            summary.frames_shown += 1
-            summary.frames_with_faces += bool(result.faces)
-            dropped = 0
-        return summary
 
 
 def face_at(faces: list[Face], x: float, y: float) -> Face | None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 from PySide6.QtCore import QPointF, QRectF, Qt, Signal
-from PySide6.QtGui import QColor, QImage, QMouseEvent, QPainter, QPainterPath, QPaintEvent, QPen
+from PySide6.QtGui import QColor, QFontMetrics, QImage, QMouseEvent, QPainter, QPainterPath, QPaintEvent, QPen
 from PySide6.QtWidgets import QGridLayout, QLabel, QProgressBar, QSizePolicy, QVBoxLayout, QWidget
 
 from emorec.desktop.core import EmotionTimeline
@@ -141,20 +141,40 @@ class TimelinePlot(QWidget):
         self.setMinimumSize(260, 160)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
 
+    def layout_for(self, metrics: QFontMetrics) -> tuple[list[tuple[str, QRectF]], QRectF, list[QRectF]]:
+        """Where everything goes at this size: each legend entry's box (wrapped into as many rows as the width
+        needs), the plot area below the legend, and the boxes of the 0 / 0.5 / 1 tick labels left of it.
+        The plot starts half a text line below the legend, so the "1" label never runs into the legend."""
+        line_h = metrics.height()
+        entries, x, y = [], 6.0, 4.0
+        for name in EMOTIONS:
+            width = metrics.horizontalAdvance(name) + 22
+            if x + width > self.width() and x > 6.0:
+                x, y = 6.0, y + line_h + 2
+            entries.append((name, QRectF(x, y, width - 6, line_h)))
+            x += width
+        top = y + line_h + 4 + line_h / 2 + 2
+        plot = QRectF(30, top, max(1.0, self.width() - 40), max(1.0, self.height() - top - line_h - 8))
+        ticks = [QRectF(0, plot.bottom() - level * plot.height() - line_h / 2, 26, line_h) for level in (0.0, 0.5, 1.0)]
+        return entries, plot, ticks
+
     def paintEvent(self, event: QPaintEvent) -> None:  # noqa: N802 (Qt's name)
         painter = QPainter(self)
         painter.setRenderHint(QPainter.RenderHint.Antialiasing)
         painter.fillRect(self.rect(), QColor(250, 250, 250))
         metrics = painter.fontMetrics()
-        legend_h = metrics.height() * 2 + 6
-        plot = QRectF(30, legend_h + 4, self.width() - 40, self.height() - legend_h - 4 - metrics.height() - 6)
-        self._draw_legend(painter, metrics.height())
-        painter.setPen(QColor(200, 200, 200))
-        for level in (0.0, 0.5, 1.0):
+        entries, plot, ticks = self.layout_for(metrics)
+        for name, box in entries:
+            painter.fillRect(QRectF(box.x(), box.center().y() - 2, 12, 4), emotion_color(name))
+            painter.setPen(QColor(40, 40, 40))
+            painter.drawText(QRectF(box.x() + 15, box.y(), box.width() - 15, box.height()),
+                             Qt.AlignmentFlag.AlignVCenter, name)
+        for level, label in zip((0.0, 0.5, 1.0), ticks, strict=True):
             y = plot.bottom() - level * plot.height()
+            painter.setPen(QColor(200, 200, 200))
             painter.drawLine(QPointF(plot.left(), y), QPointF(plot.right(), y))
-            painter.drawText(QRectF(0, y - 8, 26, 16), Qt.AlignmentFlag.AlignRight, f"{level:g}")
-        painter.setPen(QColor(90, 90, 90))
+            painter.setPen(QColor(90, 90, 90))
+            painter.drawText(label, Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter, f"{level:g}")
         span = self.timeline.span_s
         painter.drawText(
             QRectF(plot.left(), plot.bottom() + 2, plot.width(), metrics.height() + 4),
@@ -181,14 +201,3 @@ class TimelinePlot(QWidget):
                     pen_down = True
             painter.setPen(QPen(emotion_color(name), 2))
             painter.drawPath(path)
-
-    def _draw_legend(self, painter: QPainter, line_h: int) -> None:
-        x, y = 6.0, 4.0
-        for name in EMOTIONS:
-            width = painter.fontMetrics().horizontalAdvance(name) + 22
-            if x + width > self.width():
-                x, y = 6.0, y + line_h + 2
-            painter.fillRect(QRectF(x, y + line_h / 2 - 2, 12, 4), emotion_color(name))
-            painter.setPen(QColor(40, 40, 40))
-            painter.drawText(QPointF(x + 15, y + line_h - 3), name)
-            x += width

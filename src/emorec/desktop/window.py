@@ -34,12 +34,14 @@ from emorec.desktop.widgets import ProbabilityBars, TimelinePlot, VideoView
 from emorec.desktop.worker import EngineThread
 from emorec.engine import EmotionRecognizer
 from emorec.recording import Recorder
-from emorec.sources import VIDEO_SUFFIXES, parse_source
+from emorec.sources import VIDEO_SUFFIXES, is_stream_url, parse_source
 from emorec.types import Face
 
 ErrorDialog = Callable[[QWidget, str, str], None]
 
-CAMERA, VIDEO, IMAGE = "camera", "video", "image"
+CAMERA, VIDEO, IMAGE, STREAM = "camera", "video", "image", "stream"
+PLACEHOLDERS = {VIDEO: "path of a video file", IMAGE: "path of an image file",
+                STREAM: "stream URL, e.g. rtsp://camera.local/stream or http://host/video.mjpg"}
 CALIBRATION_SECONDS = 3.0
 
 
@@ -97,12 +99,12 @@ class MainWindow(QMainWindow):
         self.kind.addItem("Camera", CAMERA)
         self.kind.addItem("Video file", VIDEO)
         self.kind.addItem("Image file", IMAGE)
+        self.kind.addItem("Stream URL", STREAM)
         self.kind.currentIndexChanged.connect(self._on_kind_changed)
         self.camera = QComboBox()
         for index in camera_indices():
             self.camera.addItem(f"camera {index}", index)
         self.path = QLineEdit()
-        self.path.setPlaceholderText("path of a video or image file")
         self.path.returnPressed.connect(self.start_selected)
         self.browse_button = QPushButton("Browse...")
         self.browse_button.clicked.connect(self._browse)
@@ -203,7 +205,7 @@ class MainWindow(QMainWindow):
     # ----- starting and stopping sources
 
     def selected_source(self) -> str | int | None:
-        """The source the controls describe: a camera index or a file path (None if no path is given)."""
+        """The source the controls describe: a camera index, a file path or a URL (None if none is given)."""
         if self.kind.currentData() == CAMERA:
             return self.camera.currentData()
         text = self.path.text().strip()
@@ -212,7 +214,10 @@ class MainWindow(QMainWindow):
     def start_selected(self) -> None:
         source = self.selected_source()
         if source is None:
-            self.error_dialog(self, "No file chosen", "Type the path of a video or image file, or press Browse.")
+            if self.kind.currentData() == STREAM:
+                self.error_dialog(self, "No URL given", "Type the URL of a stream (rtsp://, http://...).")
+            else:
+                self.error_dialog(self, "No file chosen", "Type the path of a video or image file, or press Browse.")
             return
         self.start(source)
 
@@ -225,6 +230,7 @@ class MainWindow(QMainWindow):
         self.timeline.clear()
         self.display_rate.reset()
         self.last_frame = None
+        self.snapshot_button.setEnabled(False)
         self.frames_dropped = 0
         self.bars.show_face(None)
         self.view.clear(f"opening {source if isinstance(source, str) else f'camera {source}'}...")
@@ -261,8 +267,11 @@ class MainWindow(QMainWindow):
                 self.camera.addItem(f"camera {source}", source)
             self.camera.setCurrentIndex(self.camera.findData(source))
         else:
-            is_image = Path(source).suffix.lower() in IMAGE_SUFFIXES
-            self.kind.setCurrentIndex(self.kind.findData(IMAGE if is_image else VIDEO))
+            if is_stream_url(source):
+                kind = STREAM
+            else:
+                kind = IMAGE if Path(source).suffix.lower() in IMAGE_SUFFIXES else VIDEO
+            self.kind.setCurrentIndex(self.kind.findData(kind))
             self.path.setText(source)
         for widget in widgets:
             widget.blockSignals(False)
@@ -272,6 +281,7 @@ class MainWindow(QMainWindow):
         self.start_button.setText("Stop" if running else "Start")
         self.pause_button.setEnabled(running)
         self.record_button.setEnabled(running)
+        self.snapshot_button.setEnabled(self.last_frame is not None)  # something on screen to save
         if not running:
             self._uncheck(self.pause_button)
             self.pause_button.setText("Pause")
@@ -371,10 +381,11 @@ class MainWindow(QMainWindow):
         if processed is None:
             return
         self.last_frame = processed
+        self.snapshot_button.setEnabled(True)
         self.frames_dropped += processed.dropped_before
         self.display_rate.tick(time.monotonic())
         face = self._render(processed)
-        self.timeline.add(processed.frame.time_s, None if face is None else face.scores)
+        self.timeline.add(processed.result.time_s, None if face is None else face.scores)
         self._update_status(processed)
 
     def _render(self, processed: ProcessedFrame) -> Face | None:
@@ -397,6 +408,9 @@ class MainWindow(QMainWindow):
         if isinstance(self.engine.source, int):
             title = "Camera not available"
             hint = "Check that the camera is connected and not in use by another program, or choose another index."
+        elif is_stream_url(self.engine.source):
+            title = "Cannot open the stream"
+            hint = "Check the URL, and that the stream is up and reachable from this computer."
         else:
             title = "Cannot open the source"
             hint = "Check the path, and that the file is an image or a video OpenCV can decode."
@@ -428,10 +442,11 @@ class MainWindow(QMainWindow):
     # ----- user actions
 
     def _on_kind_changed(self) -> None:
-        camera = self.kind.currentData() == CAMERA
-        self.camera.setVisible(camera)
-        self.path.setVisible(not camera)
-        self.browse_button.setVisible(not camera)
+        kind = self.kind.currentData()
+        self.camera.setVisible(kind == CAMERA)
+        self.path.setVisible(kind != CAMERA)
+        self.path.setPlaceholderText(PLACEHOLDERS.get(kind, ""))
+        self.browse_button.setVisible(kind in (VIDEO, IMAGE))
 
     def _browse(self) -> None:
         if self.kind.currentData() == IMAGE:
@@ -499,15 +514,16 @@ class MainWindow(QMainWindow):
         self.recording = (video, timeline)
         self.engine.set_recorder(recorder)
         self._update_recording_label()
-        self.statusBar().showMessage(f"recording to {video} and {timeline.name}")
+        # Names only: the status bar shares its width with the permanent labels, and a full path was cut off.
+        self.statusBar().showMessage(f"recording {video.name} and {timeline.suffix}")
 
     def _finish_recording(self, engine: EngineThread) -> None:
         summary = engine.set_recorder(None)
         if summary is not None and self.recording is not None:
             video, timeline = self.recording
             self.statusBar().showMessage(
-                f"recorded {summary['frames']} frames "
-                f"({summary['frames_with_faces']} with faces) to {video} and {timeline.name}"
+                f"recorded {summary['frames']} frames ({summary['frames_with_faces']} with faces) to {video.name}"
+                f" and {timeline.suffix} in {video.parent}"
             )
         self.recording = None
         self._uncheck(self.record_button)
@@ -520,7 +536,8 @@ class MainWindow(QMainWindow):
         self.error_dialog(self, "Recording stopped", message)
 
     def _update_recording_label(self) -> None:
-        self.recording_label.setText("" if self.recording is None else f"REC {self.recording[0].name}")
+        self.recording_label.setText("" if self.recording is None else "REC")
+        self.recording_label.setToolTip("" if self.recording is None else f"recording to {self.recording[0]}")
         self.recording_label.setStyleSheet("color: #c00; font-weight: bold;")
 
     @staticmethod

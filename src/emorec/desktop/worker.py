@@ -1,7 +1,8 @@
 """The thread that runs the engine off the GUI thread, so the window never freezes.
 
-It opens the source, runs :class:`~emorec.desktop.core.FrameLoop` over it, feeds a recording, and hands the
-GUI only the newest processed frame: if the GUI has not taken the previous one yet, it is replaced, not queued.
+It runs the engine's frame loop (``EmotionRecognizer.stream`` in real time) over the source, feeds a recording,
+and hands the GUI only the newest processed frame: if the GUI has not taken the previous one yet, it is
+replaced, not queued.
 """
 
 from __future__ import annotations
@@ -14,10 +15,11 @@ import time
 from PySide6.QtCore import QObject, QThread, Signal
 
 from emorec.calibration import Baseline, LiveCalibration
-from emorec.desktop.core import FrameLoop, ProcessedFrame
+from emorec.desktop.core import LoopSummary, ProcessedFrame
 from emorec.engine import EmotionRecognizer
+from emorec.errors import InputError
 from emorec.recording import Recorder
-from emorec.sources import Frame, InputError, OpenedSource, open_source
+from emorec.stream import FrameStream
 from emorec.types import FrameResult
 
 log = logging.getLogger(__name__)
@@ -44,13 +46,13 @@ class EngineThread(QThread):
     ):
         super().__init__(parent)
         self.source = source
-        self._stream = recognizer.new_stream(smoothing=smoothing, baseline=baseline)
-        self._calibration = LiveCalibration(self._stream)
+        # Made here, not when the source opens, so that calibration can be started or set at any time.
+        self._engine = recognizer.new_stream(smoothing=smoothing, baseline=baseline)
+        self._calibration = LiveCalibration(self._engine)
         self._annotate = recognizer.annotate
         self._lock = threading.Lock()
         self._recorder_lock = threading.Lock()
-        self._loop: FrameLoop | None = None
-        self._opened: OpenedSource | None = None
+        self._stream: FrameStream | None = None
         self._stop_requested = False
         self._paused = False
         self._latest: ProcessedFrame | None = None
@@ -59,20 +61,27 @@ class EngineThread(QThread):
 
     def run(self) -> None:
         try:
-            opened = open_source(self.source)
+            stream = self._engine.stream(self.source, realtime=True)  # the engine's one frame loop, paced
         except InputError as exc:
             self.failed.emit(str(exc))
             return
         try:
-            self.fps = opened.fps
-            loop = FrameLoop(opened.frames, self._process, self._annotate, opened.fps)
+            self.fps = stream.fps
             with self._lock:
                 if self._stop_requested:
                     return
-                self._loop, self._opened = loop, opened
+                self._stream = stream
                 if self._paused:
-                    loop.pause()
-            summary = loop.run(self._deliver)
+                    stream.pause()
+            summary = LoopSummary()
+            for result in stream:
+                dropped = stream.frames_dropped - summary.frames_dropped
+                summary.frames_dropped = stream.frames_dropped
+                summary.frames_shown += 1
+                summary.frames_with_faces += bool(result.faces)
+                self._calibrate(result)
+                self._deliver(ProcessedFrame(result, self._annotate(result), dropped))
+            summary.frames_read, summary.frames_dropped = stream.frames_read, stream.frames_dropped
             if not self._stop_requested:
                 self.source_ended.emit(summary)
         except InputError as exc:  # e.g. a video whose frames cannot be decoded
@@ -81,20 +90,19 @@ class EngineThread(QThread):
             log.exception("engine thread failed on %s", self.source)
             self.failed.emit(f"{self.source}: unexpected error: {exc}")
         finally:
-            opened.close()  # the recording, if any, is finished by whoever started it: see set_recorder
+            stream.close()  # the recording, if any, is finished by whoever started it: see set_recorder
 
-    def _process(self, frame: Frame) -> FrameResult:
-        result = self._stream.process(frame.image, frame_index=frame.index)
-        if self._calibration.state()["state"] == "capturing":
-            baseline = self._calibration.observe(time.monotonic(), result.faces)
-            state = self._calibration.state()
-            if baseline is not None:
-                self.calibrated.emit(baseline)
-            elif state["state"] == "capturing":
-                self.calibration_progress.emit(state["progress"])
-            else:
-                self.calibration_failed.emit(state.get("error", "calibration failed"))
-        return result
+    def _calibrate(self, result: FrameResult) -> None:
+        if self._calibration.state()["state"] != "capturing":
+            return
+        baseline = self._calibration.observe(time.monotonic(), result.faces)
+        state = self._calibration.state()
+        if baseline is not None:
+            self.calibrated.emit(baseline)
+        elif state["state"] == "capturing":
+            self.calibration_progress.emit(state["progress"])
+        else:
+            self.calibration_failed.emit(state.get("error", "calibration failed"))
 
     def start_calibration(self, duration_s: float = 3.0) -> None:
         """Collect the largest face for ``duration_s`` as the person's neutral face, then apply it."""
@@ -103,14 +111,14 @@ class EngineThread(QThread):
     def set_baseline(self, baseline: Baseline | None) -> None:
         """Apply ``baseline`` from the next frame on (None: uncalibrated); cancels a running calibration."""
         self._calibration.reset()
-        self._stream.baseline = baseline
+        self._engine.baseline = baseline
 
     def _deliver(self, processed: ProcessedFrame) -> None:
         with self._recorder_lock:  # its own lock: a slow video write must not hold up take_frame()
             recorder = self._recorder
             if recorder is not None:
                 try:
-                    recorder.write(processed.result, processed.annotated, processed.frame.time_s)
+                    recorder.write(processed.result, processed.annotated, processed.result.time_s)
                 except OSError as exc:  # RecordingError, or a full disk
                     self._recorder = None
                     recorder.close()
@@ -137,18 +145,14 @@ class EngineThread(QThread):
     def set_paused(self, paused: bool) -> None:
         with self._lock:
             self._paused = paused
-            if self._loop is not None:
-                (self._loop.pause if paused else self._loop.resume)()
+            if self._stream is not None:
+                (self._stream.pause if paused else self._stream.resume)()
 
     def stop(self) -> None:
         """Ask the loop to end, wait for the thread, and so release the source; safe to call twice."""
         with self._lock:
             self._stop_requested = True
-            if self._loop is not None:
-                self._loop.stop()
-            live = self._opened if self._opened is not None and self._opened.fps is None else None
-        if live is not None:
-            # A camera that stopped delivering leaves the loop waiting for its next frame; closing the source
-            # (safe from here: its reader thread hands frames over under a lock) wakes it up.
-            live.close()
+            stream = self._stream
+        if stream is not None:
+            stream.stop()  # also wakes a loop waiting for a camera that stopped delivering
         self.wait()

@@ -12,6 +12,8 @@ from dataclasses import asdict, dataclass
 
 import torch.nn as nn
 
+from emorec.errors import UnknownModelError
+
 
 @dataclass(frozen=True)
 class ModelSpec:
@@ -68,5 +70,5 @@ def _lookup(name: str) -> tuple[ModelSpec, Callable[..., nn.Module]]:
     if name not in _REGISTRY:
         close = difflib.get_close_matches(name, list(_REGISTRY), n=3)
         hint = f" (did you mean {', '.join(close)}?)" if close else ""
-        raise KeyError(f"unknown model {name!r}{hint}; known models: {', '.join(list_models())}")
+        raise UnknownModelError(f"unknown model {name!r}{hint}; known models: {', '.join(list_models())}")
     return _REGISTRY[name]

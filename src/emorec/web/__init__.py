@@ -3,6 +3,7 @@
 Needs the ``web`` extra: ``pip install 'emorec[web]'``.
 """
 
-from emorec.web.app import WebLimits, create_app
+from emorec.web.app import create_app
+from emorec.web.state import WebLimits
 
 __all__ = ["WebLimits", "create_app"]

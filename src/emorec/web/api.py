@@ -5,8 +5,8 @@ from __future__ import annotations
 from flask import Blueprint, jsonify, request
 
 from emorec.calibration import Baseline, BaselineError
-from emorec.web.app import current_state
 from emorec.web.media import MediaError, decode_image
+from emorec.web.state import current_state
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 

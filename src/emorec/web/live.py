@@ -26,9 +26,9 @@ import threading
 import time
 
 from emorec.calibration import LiveCalibration
-from emorec.web.app import WebState
 from emorec.web.media import MediaError, decode_image
 from emorec.web.security import origin_allowed
+from emorec.web.state import WebState
 
 log = logging.getLogger(__name__)
 

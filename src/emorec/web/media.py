@@ -20,6 +20,7 @@ import numpy as np
 from PIL import Image
 
 from emorec import sources
+from emorec.errors import InputError
 
 # MPO: the JPEG of phone cameras that store a second (depth or stereo) view; decoded as its first view.
 IMAGE_FORMATS = ("JPEG", "MPO", "PNG", "WEBP", "BMP")
@@ -28,7 +29,7 @@ IMAGE_FORMATS = ("JPEG", "MPO", "PNG", "WEBP", "BMP")
 SMALL_IMAGE_PIXELS = 2_100_000
 
 
-class MediaError(ValueError):
+class MediaError(InputError):
     """Input we refuse, with the HTTP status that says why (400 corrupt, 413 too large, 415 wrong type,
     503 busy: then ``retry_after_s`` says when to come back)."""
 

@@ -11,9 +11,9 @@ from werkzeug.exceptions import BadRequest, RequestEntityTooLarge
 
 from emorec.labels import EMOTION_COLORS_BGR, EMOTIONS
 from emorec.web.api import model_summary
-from emorec.web.app import current_state, too_large_message
 from emorec.web.media import MediaError, decode_image, encode_jpeg, is_video
 from emorec.web.security import check_csrf
+from emorec.web.state import current_state, too_large_message
 from emorec.web.video import AnnotatedVideo, FaceSummary, annotate_video, run_to_end
 
 bp = Blueprint("pages", __name__)

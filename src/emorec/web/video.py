@@ -18,12 +18,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from emorec.labels import EMOTIONS
 from emorec.recording import AnnotatedVideoWriter
-from emorec.sources import InputError, VideoSource
+from emorec.sources import InputError, Source
 from emorec.web.media import MediaError
 
 WORKDIR_PREFIX = "emorec-upload-"
@@ -105,7 +104,7 @@ def annotate_video(
         upload, target = folder / "upload", folder / "annotated.webm"
         upload.write_bytes(data)
         try:
-            source = VideoSource(upload)
+            source = Source(upload)
         except InputError:
             raise MediaError("could not open the video: corrupt file or unsupported codec") from None
         with source:
@@ -123,7 +122,7 @@ def annotate_video(
                 frames, stopped = yield from _annotate_frames(
                     source, recognizer, target, size, planned, max_frames, max_seconds
                 )
-            except InputError:  # VideoSource's word for a video that opened but had no decodable frame
+            except InputError:  # the stream's word for a video that opened but had no decodable frame
                 raise MediaError("no frame of the video could be decoded") from None
         return AnnotatedVideo(
             target.read_bytes(), frames, source.fps, len(frames) / source.fps, size, stopped, _summaries(frames)
@@ -139,27 +138,23 @@ def run_to_end(steps: Generator[tuple[int, int], None, AnnotatedVideo]) -> Annot
 
 
 def _annotate_frames(source, recognizer, target, size, planned, max_frames, max_seconds):
-    stream = recognizer.new_stream(smoothing=True)
+    """The engine's frame loop over the upload (frames shrunk to ``size``), each frame drawn into ``target``."""
+    stream = recognizer.stream(source, max_frames=max_frames, resize_to=size)
     writer = AnnotatedVideoWriter(target, source.fps, size)
     frames: list[dict] = []
     deadline = time.monotonic() + max_seconds
     try:
-        for frame in source:
-            if frame.index == max_frames:
-                return frames, f"only the first {max_frames} frames are analysed"
-            if time.monotonic() > deadline:
-                return frames, f"analysis stops after {max_seconds:g} s; it reached {frame.time_s:.1f} s of the video"
-            image = frame.image
-            if (image.shape[1], image.shape[0]) != size:
-                image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
-            result = stream.process(image, frame_index=frame.index)
-            frames.append(result.to_dict() | {"time_s": round(frame.time_s, 3)})
-            writer.write(recognizer.annotate(image, result.faces))
+        for result in stream:
+            frames.append(result.to_dict())
+            writer.write(recognizer.annotate(result))
             if len(frames) % PROGRESS_EVERY == 0:
                 yield len(frames), max(planned, len(frames))
+            if time.monotonic() > deadline:
+                return frames, f"analysis stops after {max_seconds:g} s; it reached {result.time_s:.1f} s of the video"
     finally:
         writer.close()
-    return frames, None
+        stream.close()
+    return frames, (f"only the first {max_frames} frames are analysed" if stream.truncated else None)
 
 
 def _summaries(frames: list[dict]) -> list[FaceSummary]:

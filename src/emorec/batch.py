@@ -1,0 +1,453 @@
+"""Batch analysis of video collections: every face of every frame of many files, as Parquet.
+
+The work is split by file, never by frame, because tracking and smoothing need a video's frames in order; a
+file is analysed by :func:`analyze_file`, which runs the engine's one frame loop (``EmotionRecognizer.stream``)
+over it. The same function runs in a local process pool (the default) or on a Ray cluster: only the executor
+differs. Each worker process loads the models once and runs ONNX Runtime with its share of the cores.
+
+Output folder (:func:`schemas` lists and explains the columns)::
+
+    OUT/faces/KEY.parquet   one row per face per frame of one file (KEY: content hash + settings)
+    OUT/files/KEY.json      that file's summary row, written last: a file is done when it exists
+    OUT/summary.parquet     one row per input of the latest run: frames, faces, tracks, errors
+    OUT/videos/NAME.mp4     annotated videos, with ``annotate=True``
+
+Every file is written under a temporary name and renamed, so a killed job leaves no half-written output and
+loses at most the files in flight; a rerun skips every file whose content and settings are unchanged. A
+file that cannot be read becomes an error row in the summary and the job goes on. The driver writes the
+Parquet and JSON files, so on a cluster only the inputs (and ``OUT/videos`` for annotated videos) need to
+be on storage the workers can reach.
+"""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+import json
+import os
+import time
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from emorec.calibration import load_baseline
+from emorec.data import IMAGE_SUFFIXES
+from emorec.errors import ConfigError, EmorecError
+from emorec.labels import EMOTIONS
+from emorec.sources import VIDEO_SUFFIXES
+
+__all__ = ["BatchSettings", "analyze", "analyze_file", "expand_inputs", "schemas"]
+
+LIST_SUFFIXES = {".txt", ".lst", ".list"}  # a text file of inputs, one per line
+# ONNX Runtime threads per worker process, with one worker per core: one thread is the engine's fastest
+# setting end to end (BlazeFace's small convolutions gain nothing from a second), and on a busy machine a
+# second spinning thread per worker only fights the other workers for the cores.
+WORKER_THREADS = 1
+PROGRESS_EVERY = 25  # frames between two progress reports from a worker
+
+
+def schemas():
+    """The Parquet schemas (pyarrow) of OUT/faces/*.parquet and OUT/summary.parquet; each column is described
+    beside it. pyarrow is imported here, not at import time."""
+    import pyarrow as pa
+
+    faces = pa.schema(
+        [
+            pa.field("source", pa.string(), nullable=False),  # the input path as given
+            pa.field("sha256", pa.string(), nullable=False),  # of the file's content
+            pa.field("frame_index", pa.int64(), nullable=False),  # from 0, in decoding order
+            pa.field("time_s", pa.float64(), nullable=False),  # frame_index / the container's frame rate
+            pa.field("track_id", pa.int64(), nullable=False),  # stable while the face stays in view, from 1
+            pa.field("x1", pa.int32(), nullable=False),  # box in pixels of the frame, x to the right, y down
+            pa.field("y1", pa.int32(), nullable=False),
+            pa.field("x2", pa.int32(), nullable=False),
+            pa.field("y2", pa.int32(), nullable=False),
+            pa.field("detection_score", pa.float32(), nullable=False),
+            pa.field("emotion", pa.string(), nullable=False),  # the most probable of the seven
+            pa.field("confidence", pa.float32(), nullable=False),  # its probability
+            *(pa.field(name, pa.float32(), nullable=False) for name in EMOTIONS),  # smoothed if smoothing is on
+            # The calibration baseline applied (the first 16 hex digits of its file's SHA-256); null: none.
+            pa.field("baseline_id", pa.string(), nullable=True),
+        ]
+    )
+    track = pa.struct([("track_id", pa.int64()), ("frames", pa.int64()), ("dominant", pa.string())])
+    files = pa.schema(
+        [
+            pa.field("source", pa.string(), nullable=False),
+            pa.field("sha256", pa.string(), nullable=True),  # null when the file could not be read at all
+            pa.field("status", pa.string(), nullable=False),  # "done", "skipped" (done before) or "error"
+            pa.field("error", pa.string(), nullable=True),  # why, for errors
+            pa.field("frames", pa.int64(), nullable=False),
+            pa.field("frames_with_faces", pa.int64(), nullable=False),
+            pa.field("faces", pa.int64(), nullable=False),  # rows in faces/
+            pa.field("duration_s", pa.float64(), nullable=False),  # frames / frame rate; 0 for a still image
+            pa.field("tracks", pa.list_(track), nullable=False),  # per track: frames seen, dominant emotion
+            pa.field("seconds", pa.float64(), nullable=False),  # wall time of the analysis (decoding included)
+            pa.field("peak_rss_mib", pa.float64(), nullable=False),  # the worker process's peak memory so far
+            pa.field("faces_file", pa.string(), nullable=True),  # the Parquet file of its faces, in OUT
+            pa.field("video_file", pa.string(), nullable=True),  # its annotated video, in OUT
+        ]
+    )
+    return faces, files
+
+
+@dataclass(frozen=True)
+class BatchSettings:
+    """What decides a file's result; a file is analysed again only when its content or these change."""
+
+    model_sha256: str = ""  # filled in by :func:`analyze` from the classifier file
+    model_path: str | None = None
+    detector: str = "auto"
+    yunet_model: str | None = None
+    min_face_size: int = 24
+    min_detection_score: float | None = None
+    max_faces: int | None = None
+    smoothing: bool = True
+    annotate: bool = False
+    baseline: str | None = None  # a person's calibration baseline file (``emorec calibrate``), for every face
+    baseline_sha256: str = ""  # filled in by :func:`analyze` from that file
+
+    def key(self, sha256: str) -> str:
+        """The file's output name: its content hash and these settings, hashed together."""
+        text = json.dumps({"sha256": sha256, **asdict(self)}, sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def expand_inputs(inputs: Iterable[str | os.PathLike]) -> list[Path]:
+    """Files as given, folders searched recursively for videos and images, glob patterns, and text files
+    (``.txt``/``.lst``/``.list``) listing more of these one per line; each path once, in order."""
+    found: list[Path] = []
+    for item in inputs:
+        text = os.fspath(item)
+        path = Path(text)
+        if path.is_dir():
+            suffixes = VIDEO_SUFFIXES | IMAGE_SUFFIXES
+            found.extend(sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in suffixes))
+        elif path.is_file() and path.suffix.lower() in LIST_SUFFIXES:
+            lines = path.read_text(encoding="utf-8").splitlines()
+            found.extend(expand_inputs(line.strip() for line in lines if line.strip() and not line.startswith("#")))
+        elif glob.has_magic(text):
+            found.extend(expand_inputs(sorted(glob.glob(text, recursive=True))))
+        else:
+            found.append(path)  # missing or unreadable files become error rows
+    return list(dict.fromkeys(found))
+
+
+def file_sha256(path: Path) -> str:
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+# ----------------------------------------------------------------- the per-file work (in a worker process)
+
+_ENGINE: dict[tuple, Any] = {}  # per worker process: the engine for these settings, loaded once
+
+
+def worker_engine(settings: BatchSettings):
+    from emorec.engine import EmotionRecognizer
+
+    cache_key = (settings.model_path, settings.detector, settings.yunet_model, settings.min_face_size,
+                 settings.min_detection_score, settings.max_faces)
+    if cache_key not in _ENGINE:
+        _ENGINE.clear()
+        _ENGINE[cache_key] = EmotionRecognizer(
+            model_path=settings.model_path, detector=settings.detector, yunet_model=settings.yunet_model,
+            min_face_size=settings.min_face_size,
+            min_detection_score=settings.min_detection_score, max_faces=settings.max_faces, threads=WORKER_THREADS
+        )
+    return _ENGINE[cache_key]
+
+
+def analyze_file(
+    path: str | os.PathLike,
+    settings: BatchSettings,
+    done: frozenset[str],
+    out: str | os.PathLike,
+    on_frames: Callable[[int], Any] | None = None,
+) -> dict:
+    """One file through the engine's frame loop. Returns its summary row (see :func:`schemas`) and, when it was
+    analysed, its faces as a pyarrow Table under ``"faces_table"``; ``status`` "skipped" when its key is in
+    ``done``.
+
+    ``on_frames(n)`` hears every ``PROGRESS_EVERY`` frames how many more are done (for the driver's progress
+    bar). Runs in a worker process; only annotated videos are written here (into ``out/videos``)."""
+    source = str(path)
+    started = time.perf_counter()
+    row = {"source": source, "sha256": None, "status": "error", "error": None, "frames": 0,
+           "frames_with_faces": 0, "faces": 0, "duration_s": 0.0, "tracks": [], "seconds": 0.0,
+           "peak_rss_mib": 0.0, "faces_file": None, "video_file": None}
+    if not Path(path).exists():
+        return {**row, "error": f"{source}: no such file"}
+    try:
+        row["sha256"] = file_sha256(Path(path))
+    except OSError as exc:
+        return {**row, "error": f"{source}: cannot read ({exc.strerror or exc})"}
+    key = settings.key(row["sha256"])
+    if key in done:
+        return {**row, "status": "skipped", "key": key}
+    columns: dict[str, list] = defaultdict(list)
+    emotions: dict[int, Counter] = defaultdict(Counter)
+    video_file = Path(out) / "videos" / f"{Path(path).stem}-{key[:8]}.mp4" if settings.annotate else None
+    writer = None
+    try:
+        engine = worker_engine(settings)
+        baseline = engine.check_baseline(load_baseline(settings.baseline)) if settings.baseline else None
+        with engine.stream(path, smoothing=settings.smoothing, baseline=baseline) as stream:
+            for result in stream:
+                row["frames"] += 1
+                if on_frames is not None and row["frames"] % PROGRESS_EVERY == 0:
+                    on_frames(PROGRESS_EVERY)
+                row["frames_with_faces"] += bool(result.faces)
+                for face in result.faces:
+                    emotions[face.track_id][face.emotion] += 1
+                    _add_face(columns, source, row["sha256"], result, face, settings.baseline_sha256[:16] or None)
+                if video_file is not None:
+                    writer = writer or _video_writer(video_file, stream.fps or 1.0, result.frame_size)
+                    writer.write(engine.annotate(result))
+            row["duration_s"] = row["frames"] / stream.fps if stream.fps else 0.0
+            if on_frames is not None and row["frames"] % PROGRESS_EVERY:
+                on_frames(row["frames"] % PROGRESS_EVERY)
+        if writer is not None:
+            writer.close()
+            os.replace(writer.path, video_file)
+            row["video_file"] = str(video_file.relative_to(out))
+    except EmorecError as exc:  # unreadable, corrupt, not a video: the message names the file
+        if writer is not None:
+            writer.close()
+            writer.path.unlink(missing_ok=True)
+        return {**row, "error": str(exc), "seconds": time.perf_counter() - started, "peak_rss_mib": _peak_rss_mib()}
+    tracks = [{"track_id": t, "frames": sum(c.values()), "dominant": c.most_common(1)[0][0]}
+              for t, c in sorted(emotions.items())]
+    import pyarrow as pa
+
+    faces_schema = schemas()[0]
+    # An Arrow table travels to the driver far cheaper than lists of Python objects (Ray: zero-copy).
+    table = pa.Table.from_pydict({f.name: columns.get(f.name, []) for f in faces_schema}, schema=faces_schema)
+    return {**row, "status": "done", "faces": table.num_rows, "tracks": tracks,
+            "seconds": time.perf_counter() - started, "peak_rss_mib": _peak_rss_mib(), "key": key,
+            "faces_table": table}
+
+
+def _peak_rss_mib() -> float:
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
+def _add_face(columns: dict[str, list], source: str, sha256: str, result, face, baseline_id: str | None) -> None:
+    x1, y1, x2, y2 = face.box
+    values = {"source": source, "sha256": sha256, "frame_index": result.frame_index, "time_s": result.time_s,
+              "track_id": face.track_id, "x1": x1, "y1": y1, "x2": x2, "y2": y2,
+              "detection_score": float(face.detection_score), "emotion": face.emotion,
+              "confidence": face.confidence, **dict(zip(EMOTIONS, map(float, face.scores), strict=True)),
+              "baseline_id": baseline_id}
+    for name, value in values.items():
+        columns[name].append(value)
+
+
+def _video_writer(target: Path, fps: float, size: tuple[int, int]):
+    from emorec.recording import AnnotatedVideoWriter
+
+    return AnnotatedVideoWriter(target.with_name(f".{target.stem}.partial.mp4"), fps, size)
+
+
+# ----------------------------------------------------------------- executors: where analyze_file runs
+
+
+class LocalPool:
+    """A process pool on this machine: one engine per worker process."""
+
+    def __init__(self, workers: int):
+        self.workers = workers
+
+    def queue(self):
+        """A queue the workers can put on: a manager process's, since the pool's are spawned interpreters."""
+        import multiprocessing
+
+        self._manager = multiprocessing.get_context("spawn").Manager()
+        return self._manager.Queue()
+
+    def map(self, job: Callable[[Path], dict], paths: list[Path]) -> Iterator[dict]:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor, as_completed
+
+        # spawn: a fresh interpreter per worker, never a fork of a driver that holds threads (tqdm, Ray...).
+        with ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+            futures = [pool.submit(job, path) for path in paths]
+            for future in as_completed(futures):
+                yield future.result()
+
+
+class RayPool:
+    """Ray actors, each a worker process holding one engine; files go to whichever actor is free."""
+
+    def __init__(self, workers: int | None, address: str | None):
+        try:
+            import ray
+        except ImportError:
+            raise ConfigError("--ray needs Ray: pip install 'emorec[batch]'") from None
+        if not ray.is_initialized():
+            # address None starts a local Ray (or joins $RAY_ADDRESS); "auto" joins the cluster `ray start` made.
+            ray.init(address=address, include_dashboard=False, log_to_driver=False, configure_logging=False)
+        self.workers = workers or max(1, int(ray.cluster_resources().get("CPU", 1)) // WORKER_THREADS)
+
+    def queue(self):
+        """Ray's queue: an actor that takes no CPU slot from the workers."""
+        from ray.util.queue import Queue
+
+        return Queue(actor_options={"num_cpus": 0})
+
+    def map(self, job: Callable[[Path], dict], paths: list[Path]) -> Iterator[dict]:
+        import ray
+        from ray.util import ActorPool
+
+        actor = ray.remote(num_cpus=WORKER_THREADS)(_RayWorker)
+        actors = [actor.remote(job) for _ in range(min(self.workers, len(paths)))]
+        try:
+            yield from ActorPool(actors).map_unordered(lambda a, path: a.run.remote(path), paths)
+        finally:
+            for a in actors:
+                ray.kill(a)
+
+
+class _RayWorker:
+    """One Ray worker process: the job (settings, done keys) arrives once; the engine loads on the first file."""
+
+    def __init__(self, job: Callable[[Path], dict]):
+        self.job = job
+
+    def run(self, path: Path) -> dict:
+        return self.job(path)
+
+
+@dataclass(frozen=True)
+class _Job:
+    """analyze_file with everything but the path bound, picklable for both executors."""
+
+    settings: BatchSettings
+    done: frozenset[str]
+    out: str
+    frames: Any = None  # a queue (multiprocessing's or Ray's) that the worker puts frame counts on
+
+    def __call__(self, path: Path) -> dict:
+        return analyze_file(path, self.settings, self.done, self.out, self.frames.put if self.frames else None)
+
+
+# ----------------------------------------------------------------- the driver
+
+
+def analyze(
+    paths: Iterable[str | os.PathLike],
+    out: str | os.PathLike,
+    executor: str = "local",
+    workers: int | None = None,
+    ray_address: str | None = None,
+    settings: BatchSettings | None = None,
+    progress: bool = True,
+):
+    """Analyse files, folders, globs or list files (see :func:`expand_inputs`) into ``out``.
+
+    ``executor`` is "local" (a process pool of ``workers`` processes, default: one per core) or "ray" (Ray
+    actors on the cluster at ``ray_address``: None starts Ray on this machine, "auto" joins a running one).
+    Returns the summary as a pyarrow Table (also written to ``out/summary.parquet``).
+    """
+    import pyarrow as pa
+    from tqdm import tqdm
+
+    from emorec.classifier import shipped_model_path
+
+    files = expand_inputs(paths)
+    if not files:
+        raise ConfigError("no input files found")
+    settings = settings or BatchSettings()
+    model = Path(settings.model_path) if settings.model_path else shipped_model_path()
+    if not model.is_file():
+        raise ConfigError(f"{model}: no such model file")
+    if settings.baseline and not Path(settings.baseline).is_file():
+        raise ConfigError(f"{settings.baseline}: no such baseline file")
+    settings = BatchSettings(**{**asdict(settings), "model_sha256": file_sha256(model),
+                                "baseline_sha256": file_sha256(Path(settings.baseline)) if settings.baseline else ""})
+    out = Path(out)
+    for folder in ("faces", "files", "videos") if settings.annotate else ("faces", "files"):
+        (out / folder).mkdir(parents=True, exist_ok=True)
+    done = frozenset(p.stem for p in (out / "files").glob("*.json"))
+    if executor == "local":
+        pool = LocalPool(workers or max(1, (os.cpu_count() or 1) // WORKER_THREADS))
+    elif executor == "ray":
+        pool = RayPool(workers, ray_address)
+    else:
+        raise ConfigError(f"unknown executor {executor!r}; expected 'local' or 'ray'")
+    files_schema = schemas()[1]
+    rows = []
+    with tqdm(total=len(files), unit="file", disable=not progress, position=0) as file_bar, \
+            tqdm(unit="frame", disable=not progress, position=1) as frame_bar, \
+            _FrameCounter(pool.queue() if progress else None, frame_bar) as frames:
+        job = _Job(settings, done, str(out), frames)
+        for result in pool.map(job, files):
+            key = result.pop("key", None)
+            table = result.pop("faces_table", None)
+            if result["status"] == "skipped":
+                result = {**json.loads((out / "files" / f"{key}.json").read_text()), "status": "skipped"}
+            elif result["status"] == "done":
+                result["faces_file"] = f"faces/{key}.parquet"
+                _write_atomic(out / result["faces_file"], lambda tmp, t=table: _write_parquet(t, tmp))
+                # The JSON is written last: it marks the file as done for a rerun.
+                _write_atomic(out / "files" / f"{key}.json",
+                              lambda tmp, r=result: tmp.write_text(json.dumps(r), encoding="utf-8"))
+            rows.append(result)
+            file_bar.update()
+            file_bar.set_postfix(errors=sum(r["status"] == "error" for r in rows))
+    order = {str(path): i for i, path in enumerate(files)}
+    rows.sort(key=lambda r: order.get(r["source"], len(order)))
+    summary = pa.Table.from_pylist(rows, schema=files_schema)
+    _write_atomic(out / "summary.parquet", lambda tmp: _write_parquet(summary, tmp))
+    return summary
+
+
+class _FrameCounter:
+    """Moves the workers' frame counts from ``queue`` to the progress bar, in a thread of the driver; the
+    context value is the queue (None without a progress bar)."""
+
+    def __init__(self, queue, bar):
+        import threading
+
+        self.queue, self.bar = queue, bar
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._drain, name="emorec-batch-progress", daemon=True)
+
+    def _drain(self) -> None:
+        import queue as stdlib_queue
+
+        while not self._done.is_set():
+            try:
+                self.bar.update(self.queue.get(timeout=0.2))
+            except (stdlib_queue.Empty, EOFError, OSError):  # Ray's Empty subclasses queue.Empty
+                continue
+
+    def __enter__(self):
+        if self.queue is not None:
+            self._thread.start()
+        return self.queue
+
+    def __exit__(self, *exc) -> None:
+        if self.queue is None:
+            return
+        self._done.set()
+        self._thread.join()
+        while not self.queue.empty():  # counts put just before the last results came back
+            self.bar.update(self.queue.get())
+        getattr(self.queue, "shutdown", lambda: None)()  # Ray's queue is an actor: end it
+
+
+def _write_parquet(table, path: Path) -> None:
+    import pyarrow.parquet as pq
+
+    pq.write_table(table, path)
+
+
+def _write_atomic(path: Path, write: Callable[[Path], Any]) -> None:
+    tmp = path.with_name(f".{path.name}.partial")
+    write(tmp)
+    os.replace(tmp, path)

@@ -1,0 +1,157 @@
+"""Every command-line error is one line on stderr and exit status 2, never a traceback; and the defaults that
+used to surprise users (export over the shipped model, train's run folder, the data path) do what they say."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import pytest
+from skimage import data
+
+from emorec.classifier import shipped_model_path
+from emorec.cli import main
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def one_line_error(capsys) -> str:
+    err = capsys.readouterr().err.strip()
+    assert "Traceback" not in err and len(err.splitlines()) == 1, err
+    return err
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--version"])
+    assert exit_info.value.code == 0
+    assert capsys.readouterr().out.startswith("emorec ")
+
+
+def test_export_needs_out_or_install_and_leaves_the_shipped_model_alone(tmp_path, capsys):
+    before = hashlib.sha256(shipped_model_path().read_bytes()).hexdigest()
+    assert main(["export", str(tmp_path / "any.pt")]) == 2
+    err = one_line_error(capsys)
+    assert "--out" in err and "--install" in err
+    assert hashlib.sha256(shipped_model_path().read_bytes()).hexdigest() == before
+    with pytest.raises(SystemExit):  # both at once is refused by the parser
+        main(["export", str(tmp_path / "any.pt"), "--out", str(tmp_path / "m.onnx"), "--install"])
+
+
+def test_train_run_folder_follows_the_model(monkeypatch, tmp_path):
+    pytest.importorskip("torch", reason="training extra (torch) not installed")
+    import emorec.train
+
+    seen = {}
+    monkeypatch.setattr(emorec.train, "train", lambda config, resume: seen.setdefault("out", config.out))
+    assert main(["train", "--model", "shallow", "--data", str(tmp_path)]) == 0
+    assert seen["out"] == "runs/shallow"
+
+
+def test_default_data_path_honours_emorec_fer2013(tmp_path):
+    target = tmp_path / "elsewhere" / "fer2013.csv"
+    env = {**os.environ, "EMOREC_FER2013": str(target), "PYTHONPATH": str(REPO / "src")}
+    for command in ("train", "evaluate"):
+        out = subprocess.run([sys.executable, "-m", "emorec.cli", command, "--help"], env=env,
+                             capture_output=True, text=True, check=True).stdout
+        assert str(target) in out.replace("\n", "").replace(" ", ""), command
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--model", "emonet_wid"], "did you mean emonet_wide"),
+        (["--data", "{tmp}/missing.csv.gz"], "missing.csv.gz: no such file"),
+    ],
+    ids=["misspelt-model", "missing-data"],
+)
+def test_train_errors_are_one_line(tmp_path, capsys, args, message):
+    pytest.importorskip("torch", reason="training extra (torch) not installed")
+    args = [a.replace("{tmp}", str(tmp_path)) for a in args]
+    assert main(["train", "--out", str(tmp_path / "run"), *args]) == 2
+    assert message in one_line_error(capsys)
+
+
+def test_train_without_torch_is_one_line(monkeypatch, tmp_path, capsys):
+    monkeypatch.setitem(sys.modules, "torch", None)  # `import torch` now raises ImportError
+    monkeypatch.delitem(sys.modules, "emorec.train", raising=False)
+    assert main(["train", "--out", str(tmp_path / "run")]) == 2
+    assert "needs PyTorch" in one_line_error(capsys)
+
+
+@pytest.mark.slow
+@pytest.mark.needs_fer2013
+def test_a_one_epoch_run_then_every_resume_error_is_one_line(fer2013_path, tmp_path, capsys):
+    """A real one-epoch run: it says where it trains, its curves show the single epoch, and rerunning it
+    without --resume, or resuming it with another --limit, are one-line errors."""
+    pytest.importorskip("torch", reason="training extra (torch) not installed")
+    out = tmp_path / "run"
+    base = ["train", "--data", str(fer2013_path), "--out", str(out), "--model", "emonet", "--epochs", "1",
+            "--batch-size", "64", "--precision", "fp32"]
+    assert main([*base, "--limit", "320"]) == 0
+    printed = capsys.readouterr().out
+    assert "training emonet on cpu" in printed and "fp32" in printed and "CPU threads" in printed
+    assert curve_marker_pixels(out / "curves.png") > 100
+
+    assert main([*base, "--limit", "320"]) == 2
+    assert "already holds a run" in one_line_error(capsys)
+    assert main([*base, "--limit", "640", "--resume"]) == 2
+    assert "--limit=320 (now 640)" in one_line_error(capsys)
+
+
+def curve_marker_pixels(png: Path) -> int:
+    """Pixels in matplotlib's first two colours (the train and PublicTest curves). The legends' line samples
+    count too, so a single epoch drawn as a bare line (invisible) still scores their few dozen pixels."""
+    image = cv2.imread(str(png))
+    blue = (abs(image.astype(int) - (180, 119, 31)).sum(axis=2) < 40).sum()  # C0 #1f77b4 in BGR
+    orange = (abs(image.astype(int) - (14, 127, 255)).sum(axis=2) < 40).sum()  # C1 #ff7f0e in BGR
+    return int(blue + orange)
+
+
+def test_one_epoch_curves_show_the_epoch(tmp_path):
+    pytest.importorskip("torch", reason="training extra (torch) not installed")
+    from emorec.train import _write_metrics
+
+    _write_metrics([{"epoch": 1, "train_loss": 1.8, "train_acc": 0.25, "val_loss": 1.7, "val_acc": 0.3,
+                     "lr": 0.01, "seconds": 1.0}], tmp_path)
+    assert curve_marker_pixels(tmp_path / "curves.png") > 200
+
+
+def test_predict_writes_json_and_csv_into_folders_that_do_not_exist_yet(tmp_path):
+    image = tmp_path / "astronaut.jpg"
+    cv2.imwrite(str(image), cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR))
+    report, table = tmp_path / "new" / "deeper" / "faces.json", tmp_path / "other" / "faces.csv"
+    assert main(["predict", str(image), str(tmp_path / "missing.jpg"), "--json", str(report),
+                 "--csv", str(table)]) == 1
+    assert len(json.loads(report.read_text())) == 2
+    rows = list(csv.reader(table.open()))
+    assert {len(row) for row in rows} == {len(rows[0])}, "every row has as many fields as the header"
+    assert rows[-1][0].endswith("missing.jpg") and "no such file" in rows[-1][-1]
+
+
+def test_predict_refuses_an_image_too_large_to_decode_safely(tmp_path, capsys):
+    """A 1 KB PNG that declares 9000x12000 pixels (330 MB decoded): refused from its header, before decoding."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    header = struct.pack(">IIBBBBB", 9000, 12000, 8, 2, 0, 0, 0)
+    rows = zlib.compress(b"\x00" * (3 * 9000 + 1) * 20)  # a few rows of a real image; the rest is missing
+    bomb = tmp_path / "bomb.png"
+    bomb.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", rows) + chunk(b"IEND", b""))
+    assert main(["predict", str(bomb)]) == 1
+    assert "9000x12000 (108.0 megapixels); the limit is 100 megapixels" in capsys.readouterr().err
+
+
+def test_project_license_is_an_spdx_string():
+    tomllib = pytest.importorskip("tomllib", reason="Python 3.11+")
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    assert project["license"] == "MIT"

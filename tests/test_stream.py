@@ -1,0 +1,162 @@
+"""The one frame loop (``EmotionRecognizer.stream``), the package's front door, and the result types, on real
+faces: scikit-image's astronaut photo, moved across 640x480 frames of a video written here."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pytest
+
+import emorec
+from emorec import EmorecError, EmotionRecognizer, Face, FrameResult, InputError
+from emorec.recording import AnnotatedVideoWriter, Timeline
+
+FRAMES, FPS = 12, 10.0
+
+
+@pytest.fixture(scope="module")
+def rec() -> EmotionRecognizer:
+    return EmotionRecognizer()
+
+
+@pytest.fixture(scope="module")
+def astronaut_video(astronaut_bgr, tmp_path_factory):
+    path = tmp_path_factory.mktemp("video") / "astronaut.avi"
+    face = cv2.resize(astronaut_bgr, (320, 320))
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), FPS, (640, 480))
+    for i in range(FRAMES):
+        frame = np.full((480, 640, 3), 90, np.uint8)
+        frame[80:400, 40 + 10 * i : 360 + 10 * i] = face
+        writer.write(frame)
+    writer.release()
+    return path
+
+
+def test_front_door_is_light_and_complete():
+    code = (
+        "import sys, emorec; heavy = {'cv2', 'onnxruntime', 'numpy', 'torch'} & set(sys.modules); "
+        "assert not heavy, heavy; print(emorec.__version__)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() and out.strip() != "0+unknown"
+    assert set(emorec.__all__) >= {"EmotionRecognizer", "Face", "FrameResult", "EMOTIONS", "annotate",
+                                   "__version__", "EmorecError", "InputError"}
+    assert callable(emorec.annotate) and emorec.EMOTIONS[3] == "happy"
+
+
+def test_errors_share_one_base_and_keep_their_builtin_ones():
+    from emorec.errors import ConfigError, DatasetError, RecordingError, RunExistsError, UnknownModelError
+
+    for error, builtin in ((InputError, ValueError), (DatasetError, ValueError), (ConfigError, ValueError),
+                           (RecordingError, OSError), (RunExistsError, FileExistsError),
+                           (UnknownModelError, KeyError)):
+        assert issubclass(error, EmorecError) and issubclass(error, builtin)
+    assert str(UnknownModelError("unknown model 'x'")) == "unknown model 'x'"  # no KeyError quotes
+
+
+def test_constructor_is_keyword_only_and_has_no_shared_tracker(rec, astronaut_bgr):
+    with pytest.raises(TypeError):
+        EmotionRecognizer(None)
+    with pytest.raises(TypeError):
+        EmotionRecognizer(smoothing=True)
+    # The engine itself never tracks, so unrelated callers (web requests) cannot share track ids.
+    assert [f.track_id for f in rec.process(astronaut_bgr).faces] == [None]
+    assert [f.track_id for f in rec.process(astronaut_bgr).faces] == [None]
+
+
+def test_stream_of_a_video_keeps_each_frame_its_index_and_time(rec, astronaut_video):
+    with rec.stream(astronaut_video) as stream:
+        assert stream.fps == pytest.approx(FPS) and not stream.live
+        results = list(stream)
+    assert [r.frame_index for r in results] == list(range(FRAMES))
+    assert [r.time_s for r in results] == pytest.approx([i / FPS for i in range(FRAMES)])
+    assert all(r.image.shape == (480, 640, 3) for r in results)
+    assert all([f.track_id for f in r.faces] == [1] for r in results), "one face, one track"
+    # The face moves right by 10 px a frame, and so does its box.
+    lefts = [r.faces[0].box[0] for r in results]
+    assert lefts[-1] - lefts[0] == pytest.approx(10 * (FRAMES - 1), abs=12)
+    assert results[3].to_dict()["time_s"] == pytest.approx(0.3)
+
+
+def test_two_streams_of_one_engine_do_not_share_tracks(rec, astronaut_video):
+    first, second = rec.stream(astronaut_video), rec.stream(astronaut_video)
+    pairs = list(zip(first, second, strict=True))
+    assert all(a.faces[0].track_id == b.faces[0].track_id == 1 for a, b in pairs)
+
+
+def test_stream_max_frames_says_whether_it_cut(rec, astronaut_video):
+    stream = rec.stream(astronaut_video, max_frames=5)
+    assert len(list(stream)) == 5 and stream.truncated
+    with pytest.raises(RuntimeError, match="iterated once"):
+        list(stream)
+    whole = rec.stream(astronaut_video, max_frames=FRAMES)
+    assert len(list(whole)) == FRAMES and not whole.truncated
+
+
+def test_stream_of_an_image_and_of_a_folder(rec, astronaut_bgr, tmp_path):
+    cv2.imwrite(str(tmp_path / "a.jpg"), astronaut_bgr)
+    cv2.imwrite(str(tmp_path / "b.png"), cv2.flip(astronaut_bgr, 1))
+    (single,) = list(rec.stream(tmp_path / "a.jpg"))
+    assert single.frame_index == 0 and len(single.faces) == 1 and rec.stream(tmp_path / "a.jpg").fps is None
+    both = list(rec.stream(tmp_path))
+    assert [r.frame_index for r in both] == [0, 1]
+    assert both[1].faces[0].box[0] > 512 - both[0].faces[0].box[2] - 20  # the mirrored face, in name order
+
+
+def test_stream_of_bad_sources_raises_input_error_naming_them(rec, tmp_path):
+    (tmp_path / "empty.mp4").write_bytes(b"")
+    with pytest.raises(InputError, match="empty.mp4: empty file"):
+        rec.stream(tmp_path / "empty.mp4")
+    (tmp_path / "garbage.mp4").write_bytes(b"not a video" * 100)
+    with pytest.raises(InputError, match="garbage.mp4"):
+        list(rec.stream(tmp_path / "garbage.mp4"))
+
+
+def test_annotate_uses_the_decoded_frame_without_reading_the_file_again(rec, astronaut_bgr, tmp_path, monkeypatch):
+    path = tmp_path / "astronaut.png"
+    cv2.imwrite(str(path), astronaut_bgr)
+    result = rec.process(path)
+    decodes = []
+    monkeypatch.setattr(cv2, "imdecode", lambda *args: decodes.append(args) or None)
+    annotated = rec.annotate(result, bars=True)
+    assert decodes == [] and annotated.shape == astronaut_bgr.shape
+    assert np.any(annotated != astronaut_bgr) and np.array_equal(result.image, astronaut_bgr)
+    with pytest.raises(InputError, match="FrameResult or an image array"):
+        rec.annotate(str(path), result.faces)
+
+
+def test_faces_are_hashable_values():
+    scores = np.full(7, 1 / 7, np.float32)
+    a, b = Face((0, 0, 10, 10), scores, 0.9, 1), Face((0, 0, 10, 10), scores.copy(), 0.9, 1)
+    other = Face((0, 0, 10, 10), np.roll(np.eye(7, dtype=np.float32)[0], 3), 0.9, 1)
+    assert a == b and hash(a) == hash(b) and a != other
+    assert a in [other, b] and len({a, b, other}) == 2
+    assert FrameResult([a], (10, 10)) == FrameResult([b], (10, 10))
+
+
+def test_plot_legend_stays_inside_the_figure_with_one_face(tmp_path):
+    timeline = Timeline()
+    scores = np.full(7, 1 / 7, np.float32)
+    for i in range(5):
+        timeline.add(FrameResult([Face((0, 0, 50, 50), scores, track_id=1)], (100, 100), frame_index=i), i / 10)
+    fig = timeline.figure()
+    fig.canvas.draw()
+    (legend,) = fig.legends
+    box, page = legend.get_window_extent(), fig.bbox
+    assert page.x0 <= box.x0 and box.x1 <= page.x1 and page.y0 <= box.y0 and box.y1 <= page.y1
+    assert not box.overlaps(fig.axes[0].get_window_extent()), "the legend does not cover the plot"
+
+
+def test_mp4_is_h264(tmp_path, astronaut_bgr):
+    av = pytest.importorskip("av", reason="PyAV writes H.264")
+    writer = AnnotatedVideoWriter(tmp_path / "clip.mp4", 10.0, (511, 383))  # odd sides are made even
+    for i in range(10):
+        writer.write(cv2.resize(np.roll(astronaut_bgr, 5 * i, axis=1), (511, 383)))
+    writer.close()
+    with av.open(str(tmp_path / "clip.mp4")) as container:
+        stream = container.streams.video[0]
+        assert stream.codec_context.name == "h264" and (stream.width, stream.height) == (510, 382)
+        assert sum(1 for _ in container.decode(stream)) == 10
