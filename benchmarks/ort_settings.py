@@ -10,7 +10,8 @@ the peak resident memory. Every
 repetition times each setting once, in a new random order, so a machine whose load changes during the run
 slows them all alike; each figure is followed by its time relative to the defaults'.
 
-    python benchmarks/ort_settings.py [--repeats 200] [--photos ../shared/datasets/expressions_dev/lfw_expressions]
+    python benchmarks/ort_settings.py [--repeats 200] [--model emonet.onnx]
+        [--photos ../shared/datasets/expressions_dev/lfw_expressions]
 """
 
 from __future__ import annotations
@@ -54,8 +55,12 @@ CANDIDATES: dict[str, tuple[int, SessionSettings]] = {
 }
 
 
-def classifier_path() -> Path:
-    """The classifier file the engine runs by default."""
+def classifier_path(given: Path | None) -> Path:
+    """``given``, or the classifier file the engine runs by default (the shipped model's int8 twin)."""
+    if given is not None:
+        if not given.is_file():
+            raise SystemExit(f"{given}: no such ONNX model file")
+        return given
     float_path = shipped_model_path()
     return int8_twin(float_path) or float_path
 
@@ -89,8 +94,10 @@ def detector(variant: str, threads: int, settings: SessionSettings) -> BlazeFace
     return found
 
 
-def workloads(threads: int, settings: SessionSettings, faces: np.ndarray, frame: np.ndarray) -> dict[str, Callable]:
-    session = open_session(classifier_path(), threads, settings)
+def workloads(
+    model: Path, threads: int, settings: SessionSettings, faces: np.ndarray, frame: np.ndarray
+) -> dict[str, Callable]:
+    session = open_session(model, threads, settings)
     name = session.get_inputs()[0].name
     one, batch = faces[:1, None].astype(np.float32), faces[:32, None].astype(np.float32)
     full, short = detector("full", threads, settings), detector("short", threads, settings)
@@ -115,12 +122,12 @@ def peak_rss_of_this_process() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def alone(candidate: str, photos: Path) -> dict[str, float]:
+def alone(candidate: str, model: Path, photos: Path) -> dict[str, float]:
     """A fresh process with only ``candidate``'s sessions: its peak RSS after running each workload 50 times,
     and its CPU time per engine frame ("all three"), which counts what spinning threads burn and which a
     loaded machine's other jobs do not inflate."""
     out = subprocess.run(
-        [sys.executable, __file__, "--rss-of", candidate, "--photos", str(photos)],
+        [sys.executable, __file__, "--rss-of", candidate, "--model", str(model), "--photos", str(photos)],
         capture_output=True,
         text=True,
         check=True,
@@ -131,13 +138,15 @@ def alone(candidate: str, photos: Path) -> dict[str, float]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=200, help="timed runs of each setting and workload")
+    parser.add_argument("--model", type=Path, help="a classifier ONNX file (default: the engine's)")
     parser.add_argument("--photos", type=Path, default=PHOTOS, help="a folder with images/ of face close-ups")
     parser.add_argument("--rss-of", choices=list(CANDIDATES), help=argparse.SUPPRESS)
     args = parser.parse_args()
 
+    model = classifier_path(args.model)
     faces, frame = real_faces(args.photos, 32), frame_640x480()
     if args.rss_of:
-        work = workloads(*CANDIDATES[args.rss_of], faces, frame)
+        work = workloads(model, *CANDIDATES[args.rss_of], faces, frame)
         for run in work.values():
             for _ in range(50):
                 run()
@@ -150,8 +159,8 @@ def main() -> int:
 
     print(f"CPU: {cpu_summary()}")
     print(f"load average {os.getloadavg()[0]:.1f} at start (other jobs inflate the times, not the ratios)")
-    print(f"classifier {classifier_path().name}, {args.repeats} interleaved repetitions, medians")
-    runs = {name: workloads(threads, settings, faces, frame) for name, (threads, settings) in CANDIDATES.items()}
+    print(f"classifier {model.name}, {args.repeats} interleaved repetitions, medians")
+    runs = {name: workloads(model, *candidate, faces, frame) for name, candidate in CANDIDATES.items()}
     times: dict[str, dict[str, list[float]]] = {name: {w: [] for w in work} for name, work in runs.items()}
     order = list(runs)
     for work in next(iter(runs.values())):
@@ -167,7 +176,7 @@ def main() -> int:
 
     medians = {name: {w: float(np.median(t)) * 1000 for w, t in per.items()} for name, per in times.items()}
     base = medians["defaults (1 thread)"]
-    own = {name: alone(name, args.photos) for name in CANDIDATES}
+    own = {name: alone(name, model, args.photos) for name in CANDIDATES}
     print(
         "| setting | classifier ms/face, batch 1 | faces/s, batch 32 | full range ms | short range ms "
         "| all three ms | all three, CPU ms | peak RSS MiB |"
