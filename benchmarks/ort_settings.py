@@ -6,7 +6,7 @@ at batch 1 and faces/s at batch 32, on real faces (lfw_expressions close-ups, 48
 full and short range in ms per 640x480 frame (scikit-image's astronaut on its rocket photo), pre- and
 post-processing included; the three in turn (the engine's work on a frame with one face); and, in a
 process of its own with only that setting's sessions, the CPU time (all threads) of the three in turn and
-the peak resident memory. Every
+the peak resident memory (medians of three such processes each). Every
 repetition times each setting once, in a new random order, so a machine whose load changes during the run
 slows them all alike; each figure is followed by its time relative to the defaults'.
 
@@ -176,7 +176,9 @@ def main() -> int:
 
     medians = {name: {w: float(np.median(t)) * 1000 for w, t in per.items()} for name, per in times.items()}
     base = medians["defaults (1 thread)"]
-    own = {name: alone(name, model, args.photos) for name in CANDIDATES}
+    # Three rounds of the own-process runs, candidates in turn, so that a change of load hits them all alike.
+    rounds = [{name: alone(name, model, args.photos) for name in CANDIDATES} for _ in range(3)]
+    own = {name: {k: float(np.median([r[name][k] for r in rounds])) for k in rounds[0][name]} for name in CANDIDATES}
     print(
         "| setting | classifier ms/face, batch 1 | faces/s, batch 32 | full range ms | short range ms "
         "| all three ms | all three, CPU ms | peak RSS MiB |"
