@@ -26,11 +26,11 @@ from pathlib import Path
 
 import numpy as np
 import onnx
-import onnxruntime as ort
 from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
 from onnxruntime.quantization.shape_inference import quant_pre_process
 
 from emorec.data import load_fer2013
+from emorec.runtime import open_session
 
 REPO = Path(__file__).resolve().parents[1]
 MAX_ACCURACY_DROP = 0.003
@@ -58,9 +58,7 @@ class _Faces(CalibrationDataReader):
 
 
 def _accuracy_and_speed(path: Path, faces: np.ndarray, labels: np.ndarray) -> tuple[float, float, float]:
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = 1
-    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    session = open_session(path, threads=1)
     name = session.get_inputs()[0].name
     probs = np.concatenate(
         [

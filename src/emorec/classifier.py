@@ -14,6 +14,7 @@ import numpy as np
 import onnxruntime as ort
 
 from emorec.labels import EMOTIONS, NUM_CLASSES
+from emorec.runtime import open_session
 
 SHIPPED_MODEL = "emonet.onnx"
 FACE_SIZE = 48
@@ -31,7 +32,7 @@ def _decode_metadata(session: ort.InferenceSession) -> dict:
 
 def read_metadata(path: str | os.PathLike) -> dict:
     """The ``emorec.*`` metadata (spec, classes, model card) of an exported model."""
-    return _decode_metadata(ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]))
+    return _decode_metadata(open_session(path, threads=1))
 
 
 class EmotionClassifier:
@@ -41,14 +42,7 @@ class EmotionClassifier:
         path = Path(model_path) if model_path is not None else shipped_model_path()
         if not path.is_file():
             raise FileNotFoundError(f"{path}: no such ONNX model file")
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        try:
-            self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-        except Exception as exc:  # ORT raises several private exception types for bad files
-            raise ValueError(f"{path}: not a usable ONNX model ({exc})") from None
+        self.session = open_session(path, threads)
         self.path = path
         self.input_name = self.session.get_inputs()[0].name
         self.metadata = _decode_metadata(self.session)

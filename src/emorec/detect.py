@@ -23,6 +23,8 @@ from typing import NamedTuple, Protocol
 import cv2
 import numpy as np
 
+from emorec.runtime import open_session
+
 DETECTORS = ("auto", "blazeface", "blazeface-full", "blazeface-short", "yunet", "haar")
 
 
@@ -102,16 +104,6 @@ def _ssd_anchor_centres(spec: BlazeFaceSpec) -> np.ndarray:
     return np.concatenate(centres).astype(np.float32)
 
 
-def _ort_session(path: str | os.PathLike, threads: int):
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-
-
 def nms(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float) -> np.ndarray:
     """Indices of the boxes kept by non-maximum suppression, best first."""
     if len(boxes) == 0:
@@ -149,7 +141,7 @@ class BlazeFaceDetector:
         self.tile_size = tile_size
         self.min_share = min_share
         with resources.as_file(resources.files("emorec") / "assets" / self.spec.asset) as path:
-            self._session = _ort_session(path, threads)
+            self._session = open_session(path, threads)
         self._input = self._session.get_inputs()[0].name
         self._anchors = _ssd_anchor_centres(self.spec)
         # Deciding on raw logits skips the sigmoid for the thousands of anchors below threshold.

@@ -1,0 +1,61 @@
+"""benchmarks/peers.py, emorec beside the `fer` package: it skips with a message where `fer` is missing, and
+where it is installed (``EMOREC_PEER_PYTHON``) it prints the ratios of both on the same real frames."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+PEERS = REPO / "benchmarks" / "peers.py"
+PHOTOS = REPO.parent / "shared" / "datasets" / "expressions_dev" / "lfw_expressions"
+
+
+def _run(*args: str, peer: str | None = None) -> subprocess.CompletedProcess:
+    """benchmarks/peers.py with ``args``; ``peer`` as $EMOREC_PEER_PYTHON (unset when None)."""
+    if not (PHOTOS / "images").is_dir():
+        pytest.skip(f"lfw_expressions not found at {PHOTOS}")
+    environ = {k: v for k, v in os.environ.items() if k != "EMOREC_PEER_PYTHON"}
+    environ["PYTHONPATH"] = str(REPO / "src")
+    if peer is not None:
+        environ["EMOREC_PEER_PYTHON"] = peer
+    return subprocess.run(
+        [sys.executable, str(PEERS), "--photos", str(PHOTOS), *args],
+        capture_output=True, text=True, timeout=600, env=environ,
+    )
+
+
+def test_skips_with_a_message_where_fer_is_missing(tmp_path):
+    # This interpreter is the project's own, which does not have `fer` (it needs TensorFlow).
+    if subprocess.run([sys.executable, "-c", "import fer.fer"], capture_output=True).returncode == 0:
+        pytest.skip("fer is installed in the project's interpreter")
+    done = _run("--peer-python", sys.executable, "--frames", "2")
+    assert done.returncode == 0, done.stderr
+    assert "skipped: `fer` cannot run in" in done.stdout
+    assert "No module named 'fer'" in done.stdout
+    assert "--peer-python" in done.stdout  # says how to install and point at it
+    assert "| end to end |" not in done.stdout
+
+    missing = _run("--peer-python", str(tmp_path / "no-such-python"), "--frames", "2")
+    assert missing.returncode == 0, missing.stderr
+    assert f"peer interpreter {tmp_path / 'no-such-python'} does not exist" in missing.stdout
+
+
+def test_prints_ratios_against_fer_on_the_same_frames():
+    python = os.environ.get("EMOREC_PEER_PYTHON")
+    if not python:
+        pytest.skip("set EMOREC_PEER_PYTHON to an interpreter with `fer` installed (see benchmarks/peers.py)")
+    done = _run("--frames", "4", "--repeats", "1", peer=python)
+    assert done.returncode == 0, done.stderr
+    assert "CPU: " in done.stdout and "avx2" in done.stdout
+    rows = {m[1]: float(m[2]) for m in re.finditer(r"^\| ([a-z0-9, ]+) \|[^\n]*\| ([0-9.]+)x \|$", done.stdout, re.M)}
+    assert set(rows) == {"end to end", "detector", "classifier, 1 face", "classifier, 32 faces"}, done.stdout
+    # A Haar cascade costs far more than BlazeFace on a 640x480 frame, whatever the machine's load.
+    assert rows["end to end"] > 2 and rows["detector"] > 2, done.stdout
+    found = re.search(r"frames with a face found \(end to end\) \| (\d+) of 4", done.stdout)
+    assert found and int(found[1]) >= 3, done.stdout
