@@ -12,11 +12,15 @@ REPO = Path(__file__).resolve().parents[1]
 FER2013_CSV = Path(os.environ.get("EMOREC_FER2013", REPO.parent / "shared" / "datasets" / "fer2013" / "fer2013.csv.gz"))
 
 
+def _shared_file(path: Path, what: str, variable: str) -> Path:
+    if not path.exists():
+        pytest.skip(f"{what} not found at {path} (set {variable} to its path)")
+    return path
+
+
 @pytest.fixture(scope="session")
 def fer2013_path() -> Path:
-    if not FER2013_CSV.exists():
-        pytest.skip(f"FER2013 not found at {FER2013_CSV} (set EMOREC_FER2013 to its path)")
-    return FER2013_CSV
+    return _shared_file(FER2013_CSV, "FER2013", "EMOREC_FER2013")
 
 
 FERPLUS_CSV = Path(os.environ.get("EMOREC_FERPLUS", REPO.parent / "shared" / "datasets" / "ferplus" / "fer2013new.csv"))
@@ -24,9 +28,7 @@ FERPLUS_CSV = Path(os.environ.get("EMOREC_FERPLUS", REPO.parent / "shared" / "da
 
 @pytest.fixture(scope="session")
 def ferplus_path() -> Path:
-    if not FERPLUS_CSV.exists():
-        pytest.skip(f"FER+ labels not found at {FERPLUS_CSV} (set EMOREC_FERPLUS to fer2013new.csv)")
-    return FERPLUS_CSV
+    return _shared_file(FERPLUS_CSV, "FER+ labels (fer2013new.csv)", "EMOREC_FERPLUS")
 
 
 @pytest.fixture(scope="session")
@@ -134,7 +136,7 @@ def mjpeg_server():
 
 # Markers that follow from what a test uses, so that `make test-fast` (-m "not slow and not browser and not gui
 # and not needs_fer2013") needs no list of files: FER2013, a real server in a child process, Qt widgets.
-MARKS_BY_FIXTURE = {"fer2013": "needs_fer2013", "fer2013_path": "needs_fer2013", "server_url": "slow", "qtbot": "gui"}
+MARKS_BY_FIXTURE = {"fer2013": "needs_fer2013", "fer2013_path": "needs_fer2013", "ferplus_path": "needs_fer2013", "server_url": "slow", "qtbot": "gui"}
 
 
 def pytest_collection_modifyitems(items) -> None:
