@@ -136,7 +136,8 @@ def mjpeg_server():
 
 # Markers that follow from what a test uses, so that `make test-fast` (-m "not slow and not browser and not gui
 # and not needs_fer2013") needs no list of files: FER2013, a real server in a child process, Qt widgets.
-MARKS_BY_FIXTURE = {"fer2013": "needs_fer2013", "fer2013_path": "needs_fer2013", "ferplus_path": "needs_fer2013", "server_url": "slow", "qtbot": "gui"}
+MARKS_BY_FIXTURE = {"fer2013": "needs_fer2013", "fer2013_path": "needs_fer2013", "ferplus_path": "needs_fer2013",
+                    "server_url": "slow", "qtbot": "gui"}
 
 
 def pytest_collection_modifyitems(items) -> None:
