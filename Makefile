@@ -1,7 +1,7 @@
 # Two entry points do all set-up on a fresh Debian/Ubuntu machine:
 #   make run    install, then serve the web app with the shipped model on http://127.0.0.1:5000
 #   make test   install (Debian packages for Chromium and Qt too), then lint and run the test suite
-#   make test-fast   lint and the tests not marked slow, browser, gui or needs_fer2013 (under a minute)
+#   make test-fast   lint and the tests not marked slow, browser, gui or needs_fer2013 (about a minute)
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
