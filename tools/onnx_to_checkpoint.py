@@ -23,7 +23,7 @@ from emorec.cli import DEFAULT_DATA
 from emorec.data import load_fer2013
 from emorec.models import create_model
 from emorec.models.registry import ModelSpec
-from emorec.train import normalize, save_atomic
+from emorec.train import center_crop, normalize, predict_proba, save_atomic
 
 
 def rebuild(onnx_path: Path, faces: np.ndarray) -> tuple[torch.nn.Module, ModelSpec]:
@@ -53,11 +53,8 @@ def rebuild(onnx_path: Path, faces: np.ndarray) -> tuple[torch.nn.Module, ModelS
     outputs: dict[str, list[torch.Tensor]] = {name: [] for name in convs}
     hooks = [model.get_submodule(name).register_forward_hook(
         lambda _m, _i, out, name=name: outputs[name].append(out.detach())) for name in convs]
-    offset = (faces.shape[-1] - spec.input_size) // 2
     with torch.no_grad():
-        x = normalize(torch.from_numpy(faces), spec)[..., offset:offset + spec.input_size,
-                                                     offset:offset + spec.input_size]
-        model(x)
+        model(center_crop(normalize(torch.from_numpy(faces), spec), spec.input_size))
     for hook in hooks:
         hook.remove()
     for conv, norm in zip(convs, norms, strict=True):
@@ -83,13 +80,8 @@ def main() -> None:
     faces = train_faces[np.random.default_rng(0).choice(len(train_faces), 2048, replace=False)]
     model, spec = rebuild(args.onnx, faces)
 
-    check, _ = data.split("PublicTest")
-    with torch.no_grad():
-        x = normalize(torch.from_numpy(check[:256]), spec)
-        offset = (check.shape[-1] - spec.input_size) // 2
-        ours = torch.softmax(model(x[..., offset:offset + spec.input_size, offset:offset + spec.input_size]), 1)
-    theirs = EmotionClassifier(args.onnx).predict(check[:256])
-    diff = float(np.abs(ours.numpy() - theirs).max())
+    check = data.split("PublicTest")[0][:256]
+    diff = float(np.abs(predict_proba(model, check, spec) - EmotionClassifier(args.onnx).predict(check)).max())
     if diff > 1e-4:
         raise SystemExit(f"the rebuilt model differs from {args.onnx} by {diff:.2e}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
