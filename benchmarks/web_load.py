@@ -18,6 +18,7 @@ Only ever point it at a server on this machine.
 from __future__ import annotations
 
 import argparse
+import functools
 import http.client
 import json
 import multiprocessing
@@ -334,14 +335,14 @@ def _count(report: LoadReport, kind: str) -> None:
         report.attacks[kind] = report.attacks.get(kind, 0) + 1
 
 
-def _stalled_headers(base_url: str, deadline: float, report: LoadReport) -> None:
-    """Sends half a request and waits; connects again whenever the server closes it."""
+def _stalled(request: bytes, what: str, base_url: str, deadline: float, report: LoadReport) -> None:
+    """Sends the start of a request and waits; connects again whenever the server closes it."""
     parts = urlsplit(base_url)
     while time.monotonic() < deadline:
         try:
             with socket.create_connection((parts.hostname, parts.port), timeout=1) as connection:
-                connection.sendall(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")
-                _count(report, "stalled headers")
+                connection.sendall(request)
+                _count(report, what)
                 while time.monotonic() < deadline:
                     try:
                         if not connection.recv(100):
@@ -352,23 +353,11 @@ def _stalled_headers(base_url: str, deadline: float, report: LoadReport) -> None
             time.sleep(0.2)
 
 
-def _stalled_body(base_url: str, deadline: float, report: LoadReport) -> None:
-    parts = urlsplit(base_url)
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection((parts.hostname, parts.port), timeout=1) as connection:
-                connection.sendall(
-                    b"POST /api/v1/analyze HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 999999\r\n\r\nxy"
-                )
-                _count(report, "stalled bodies")
-                while time.monotonic() < deadline:
-                    try:
-                        if not connection.recv(100):
-                            break
-                    except TimeoutError:
-                        continue
-        except OSError:
-            time.sleep(0.2)
+# Half a header block; a body that never comes.
+_stalled_headers = functools.partial(_stalled, b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ", "stalled headers")
+_stalled_body = functools.partial(
+    _stalled, b"POST /api/v1/analyze HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 999999\r\n\r\nxy", "stalled bodies"
+)
 
 
 def _flooder(base_url: str, frame: bytes, deadline: float, report: LoadReport) -> None:

@@ -31,7 +31,7 @@ pytest.importorskip("simple_websocket", reason="the live tests need the 'test' e
 
 from simple_websocket import Client, ConnectionClosed  # noqa: E402
 from simple_websocket import ConnectionError as HandshakeRefused  # noqa: E402
-from web_server import background_server, server_processes  # noqa: E402
+from web_server import background_server, self_signed_certificate, server_processes  # noqa: E402
 
 from emorec.classifier import read_metadata, shipped_model_path  # noqa: E402
 from emorec.labels import EMOTIONS  # noqa: E402
@@ -859,19 +859,7 @@ def test_killed_worker_is_replaced_and_its_upload_folder_removed(astronaut_bgr, 
 @pytest.fixture(scope="module")
 def certificate(tmp_path_factory) -> tuple[Path, Path]:
     """A self-signed certificate for 127.0.0.1, made as the README says."""
-    import shutil
-    import subprocess
-
-    if not shutil.which("openssl"):
-        pytest.skip("openssl not installed")
-    folder = tmp_path_factory.mktemp("tls")
-    cert, key = folder / "cert.pem", folder / "key.pem"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "30", "-subj", "/CN=127.0.0.1",
-         "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost", "-keyout", str(key), "-out", str(cert)],
-        check=True, capture_output=True,
-    )
-    return cert, key
+    return self_signed_certificate(tmp_path_factory.mktemp("tls"), "127.0.0.1", "IP:127.0.0.1,DNS:localhost")
 
 
 def test_https_server_serves_the_page_and_the_live_socket(certificate, astronaut_jpeg):

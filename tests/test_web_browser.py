@@ -20,7 +20,7 @@ import pytest
 pytest.importorskip("a2wsgi", reason="the web app needs the 'web' extra: pip install 'emorec[web]'")
 playwright = pytest.importorskip("playwright.sync_api", reason="needs playwright: pip install playwright")
 
-from web_server import background_server  # noqa: E402
+from web_server import background_server, self_signed_certificate  # noqa: E402
 
 from emorec.labels import EMOTIONS  # noqa: E402
 
@@ -243,17 +243,8 @@ def test_plain_http_on_another_address_explains_why_there_is_no_camera(browser, 
 
 def test_live_page_works_over_https(browser, tmp_path_factory):
     """A phone on the LAN needs HTTPS for its camera: the page and the socket (wss://) work over TLS."""
-    import subprocess
-
-    if not shutil.which("openssl"):
-        pytest.skip("openssl not installed")
     folder = tmp_path_factory.mktemp("tls")
-    cert, key = folder / "cert.pem", folder / "key.pem"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "30", "-subj", "/CN=emorec.test",
-         "-addext", "subjectAltName=DNS:emorec.test,IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
-        check=True, capture_output=True,
-    )
+    cert, key = self_signed_certificate(folder, "emorec.test", "DNS:emorec.test,IP:127.0.0.1")
     with background_server("--certfile", str(cert), "--keyfile", str(key), scheme="https") as url:
         context = browser.new_context(ignore_https_errors=True)  # the self-signed certificate, accepted once
         page = context.new_page()

@@ -82,3 +82,20 @@ def server_processes(url: str) -> tuple[int, list[tuple[int, int]]]:
     workers = [pid for pid in parent if parent[pid] in parent and pid not in parent.values()]
     master = parent[workers[0]] if workers else next(pid for pid in parent if pid not in parent.values())
     return master, sorted((pid, rss[pid]) for pid in workers)
+
+
+def self_signed_certificate(folder: Path, name: str, alt_names: str) -> tuple[Path, Path]:
+    """A self-signed certificate and its key in ``folder``, made as the README says (skips without openssl)."""
+    import shutil
+
+    import pytest
+
+    if not shutil.which("openssl"):
+        pytest.skip("openssl not installed")
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "30", "-subj", f"/CN={name}",
+         "-addext", f"subjectAltName={alt_names}", "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True,
+    )
+    return cert, key
