@@ -280,11 +280,12 @@ def _rest_client(base_url: str, photo: bytes, deadline: float, report: LoadRepor
             break
         finally:
             connection.close()
-        with report.lock:
-            if response.status == 503:
+        if response.status == 503:
+            with report.lock:
                 report.busy += 1
-                time.sleep(float(response.headers.get("Retry-After", 1)))
-                continue
+            time.sleep(float(response.headers.get("Retry-After", 1)))  # not under the lock: the others report on
+            continue
+        with report.lock:
             if response.status != 200:
                 report.failures.append(f"analyze: {response.status} {answer}")
                 break
