@@ -27,6 +27,7 @@ from tqdm import tqdm
 
 from emorec.data import Fer2013, load_fer2013
 from emorec.errors import ConfigError, RunExistsError
+from emorec.evaluate import ferplus_score
 from emorec.models import create_model, get_spec
 from emorec.models.registry import ModelSpec
 
@@ -376,8 +377,7 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
                    "val_loss": val_loss, "val_acc": val_acc, "lr": optimizer.param_groups[0]["lr"],
                    "seconds": time.time() - started}
             if val_ferplus is not None:
-                scored_rows = val_ferplus >= 0
-                row["val_ferplus_acc"] = float((val_probs.argmax(1) == val_ferplus)[scored_rows].mean())
+                row["val_ferplus_acc"] = ferplus_score(val_probs, val_ferplus)["accuracy"]
             history.append(row)
             if val_acc > best_acc:
                 best_acc = val_acc
