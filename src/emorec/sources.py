@@ -12,7 +12,8 @@ import io
 import os
 import threading
 import time
-from collections.abc import Collection, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -49,13 +50,16 @@ def decode_image(
     *,
     max_pixels: int | None = None,
     formats: Collection[str] | None = None,
+    reserve: Callable[[int], AbstractContextManager] | None = None,
 ) -> np.ndarray:
     """Decode an image file's bytes to BGR uint8, upright as its EXIF orientation says.
 
     The one decoder of the CLI, the engine and the web app. Pillow reads it (JPEG incl. CMYK and phone
     cameras' MPO, PNG incl. 16-bit, WebP, BMP, GIF, TIFF, ...); 16-bit pixels are scaled to 8 bits, not
     clipped. Content Pillow does not know is left to OpenCV, unless ``formats`` (Pillow's format names)
-    limits what is accepted. ``max_pixels`` is checked against the header before the pixels are decoded.
+    limits what is accepted. ``max_pixels`` is checked against the header before the pixels are decoded;
+    ``reserve``, given the header's pixel count, returns the context the pixels are decoded in (the web app's
+    pixel budget, which may make the decode wait or refuse it).
     Raises :class:`InputError`, its message starting with ``name`` where given:
     :class:`UnsupportedImageError` for non-images and refused formats, :class:`ImageTooLargeError` for too
     many pixels, a plain InputError for empty, corrupt or truncated data.
@@ -82,19 +86,22 @@ def decode_image(
             f"{prefix}image is {width}x{height} ({width * height / 1e6:.1f} megapixels); "
             f"the limit is {max_pixels / 1e6:.0f} megapixels"
         )
-    try:
-        image.load()
-    except Image.DecompressionBombError:
-        raise ImageTooLargeError(too_large) from None
-    except MemoryError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - Pillow's decoders raise many types on corrupt data, none is a bug
-        raise InputError(f"{prefix}corrupt or truncated {image.format} image ({exc or type(exc).__name__})") from None
-    try:
-        ImageOps.exif_transpose(image, in_place=True)
-    except Exception:  # a malformed EXIF block costs the orientation, not the photo
-        pass
-    return _pillow_to_bgr(image)
+    with reserve(width * height) if reserve is not None else nullcontext():
+        try:
+            image.load()
+        except Image.DecompressionBombError:
+            raise ImageTooLargeError(too_large) from None
+        except MemoryError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - Pillow's decoders raise many types on corrupt data, none is a bug
+            raise InputError(
+                f"{prefix}corrupt or truncated {image.format} image ({exc or type(exc).__name__})"
+            ) from None
+        try:
+            ImageOps.exif_transpose(image, in_place=True)
+        except Exception:  # a malformed EXIF block costs the orientation, not the photo
+            pass
+        return _pillow_to_bgr(image)
 
 
 _DECODE_BAND_PIXELS = 1_000_000  # pixels copied out of Pillow at a time

@@ -9,7 +9,6 @@ adding up in memory. Whatever a corrupt file makes a decoder raise becomes a ``M
 
 from __future__ import annotations
 
-import io
 import threading
 import time
 from collections.abc import Iterator
@@ -17,7 +16,6 @@ from contextlib import contextmanager
 
 import cv2
 import numpy as np
-from PIL import Image
 
 from emorec import sources
 from emorec.errors import InputError
@@ -90,32 +88,26 @@ def is_video(data: bytes) -> bool:
 
 def decode_image(data: bytes, max_pixels: int, budget: PixelBudget | None = None) -> np.ndarray:
     """Decode a JPEG (incl. CMYK and MPO), PNG (incl. 16-bit), WebP or BMP image to a BGR uint8 array, upright
-    as its EXIF orientation says, with the engine's own decoder (``emorec.sources.decode_image``), inside the
-    process-wide pixel ``budget``."""
+    as its EXIF orientation says, with the engine's own decoder (``emorec.sources.decode_image``), its pixels
+    decoded inside the process-wide pixel ``budget``."""
     if not data:
         raise MediaError("empty body: send an image (JPEG, PNG, WebP or BMP)")
-    with budget.reserve(_claimed_pixels(data)) if budget else _no_budget():
-        try:
-            return sources.decode_image(data, max_pixels=max_pixels, formats=IMAGE_FORMATS)
-        except sources.UnsupportedImageError as exc:
-            if _has_image_signature(data):
-                raise MediaError("corrupt or truncated image: its header could not be read") from None
-            raise MediaError(str(exc), 415) from None
-        except sources.ImageTooLargeError as exc:
-            raise MediaError(str(exc), 413) from None
-        except sources.InputError as exc:
-            raise MediaError(str(exc)) from None
-        except MemoryError:
-            raise MediaError("the server has no memory left for this image; try a smaller one", 503, 5) from None
-
-
-def _claimed_pixels(data: bytes) -> int:
-    """The pixel count the header claims (0 when it cannot be read: the decoder then says why)."""
     try:
-        width, height = Image.open(io.BytesIO(data)).size  # the header only; the decoder checks the format
-    except Exception:  # noqa: BLE001 - a mangled header makes the format plugins raise anything
-        return 0
-    return width * height
+        return sources.decode_image(
+            data, max_pixels=max_pixels, formats=IMAGE_FORMATS, reserve=budget.reserve if budget else None
+        )
+    except MediaError:  # the budget's own refusal (503), already what the client gets
+        raise
+    except sources.UnsupportedImageError as exc:
+        if _has_image_signature(data):
+            raise MediaError("corrupt or truncated image: its header could not be read") from None
+        raise MediaError(str(exc), 415) from None
+    except sources.ImageTooLargeError as exc:
+        raise MediaError(str(exc), 413) from None
+    except sources.InputError as exc:
+        raise MediaError(str(exc)) from None
+    except MemoryError:
+        raise MediaError("the server has no memory left for this image; try a smaller one", 503, 5) from None
 
 
 def _has_image_signature(data: bytes) -> bool:
@@ -127,11 +119,6 @@ def _has_image_signature(data: bytes) -> bool:
         or (data[:4] == b"RIFF" and data[8:12] == b"WEBP")
         or data[:2] == b"BM"
     )
-
-
-@contextmanager
-def _no_budget() -> Iterator[None]:
-    yield
 
 
 def encode_jpeg(bgr: np.ndarray, quality: int = 90) -> bytes:
