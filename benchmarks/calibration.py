@@ -86,7 +86,7 @@ def main() -> int:
     args = parser.parse_args()
 
     rows = list(csv.DictReader((args.data / "labels.csv").open(encoding="utf-8")))
-    rec = EmotionRecognizer(model_path=args.model, detector=args.detector, max_faces=1)
+    rec = EmotionRecognizer(model=args.model, detector=args.detector, max_faces=1)
     print(cpu_line())
     print(f"model {rec.model_info['name']} (sha256 {rec.model_sha256[:12]}), int8 {rec.quantized}, "
           f"detector {rec.detector.name}")

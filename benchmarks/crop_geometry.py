@@ -25,7 +25,7 @@ def main() -> int:
 
     rng = np.random.default_rng(0)
     faces, labels = public_test_sample(args, rng)
-    rec = EmotionRecognizer(model_path=args.model, detector=args.detector, max_faces=1)
+    rec = EmotionRecognizer(model=args.model, detector=args.detector, max_faces=1)
     photos = backgrounds()
 
     scales = (0.9, 1.0, 1.1, 1.2, 1.3)

@@ -71,7 +71,7 @@ def main() -> int:
     )
     args = parser.parse_args()
 
-    rec = EmotionRecognizer(model_path=args.model, detector=args.detector, threads=args.threads)
+    rec = EmotionRecognizer(model=args.model, detector=args.detector, threads=args.threads)
     print(f"CPU: {cpu_summary()}")
     print(
         f"model {rec.model_info['name']}, detector {rec.detector.name}, {args.threads} ORT thread(s), "
@@ -94,7 +94,7 @@ def main() -> int:
         )
 
     if args.against:
-        other = EmotionRecognizer(model_path=args.model, detector=args.against, threads=args.threads)
+        other = EmotionRecognizer(model=args.model, detector=args.against, threads=args.threads)
         for name, frame in scenes().items():
             ms: dict[str, list[float]] = {rec.detector.name: [], other.detector.name: []}
             for _ in range(args.repeats):

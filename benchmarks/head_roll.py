@@ -33,7 +33,7 @@ def main() -> int:
 
     rng = np.random.default_rng(0)
     faces, labels = public_test_sample(args, rng)
-    rec = EmotionRecognizer(model_path=args.model, detector=args.detector, max_faces=1)
+    rec = EmotionRecognizer(model=args.model, detector=args.detector, max_faces=1)
     photos = backgrounds()
     rolls = rng.uniform(-args.max_roll, args.max_roll, len(faces))
 

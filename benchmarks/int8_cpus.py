@@ -6,7 +6,7 @@ This script scores the float model and its int8 twin on FER2013 faces natively, 
 under QEMU's user-mode emulator as an AVX2-only CPU (AMD EPYC Rome: AVX2, no AVX-512, no VNNI), so one machine
 measures both kernels. Emulation is slow (minutes for a few hundred faces), hence ``--faces``.
 
-    python benchmarks/int8_cpus.py [--model src/emorec/assets/emonet.onnx] [--faces 300] [--split PrivateTest]
+    python benchmarks/int8_cpus.py [--model src/emorec/assets/emonet_wide.onnx] [--faces 300] [--split PrivateTest]
 
 Needs ``qemu-x86_64`` (Debian: ``apt-get install qemu-user``) for the AVX2 half; without it, only the native
 half runs. Prints accuracy, agreement of the top class with the float model and the largest probability gap.

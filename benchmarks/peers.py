@@ -12,7 +12,7 @@ Measured: end to end per frame (fer's ``detect_emotions``, emorec's ``process``)
 frame, the classifier for one face (fer's TFLite interpreter on a 64x64 face, emorec's ONNX model on a
 48x48 face) and faces/s for 32 faces (fer's own loop over its interpreter, emorec's batch of 32).
 
-    python benchmarks/peers.py [--peer-python /work/peers-venv/bin/python] [--frames 40] [--repeats 3]
+    python benchmarks/peers.py [--peer-python /work/peers-venv/bin/python] [--model emonet_fast] [--frames 40]
 """
 
 from __future__ import annotations
@@ -143,12 +143,12 @@ def real_frames(photos: Path, count: int) -> np.ndarray:
     return np.stack(frames)
 
 
-def _ours(frames: np.ndarray):
+def _ours(frames: np.ndarray, model: str | None):
     import cv2
 
     from emorec.engine import EmotionRecognizer
 
-    rec = EmotionRecognizer()
+    rec = EmotionRecognizer(model=model)
     gray = [cv2.cvtColor(f, cv2.COLOR_BGR2GRAY) for f in frames]
     faces = np.stack([cv2.resize(g[120:360, 200:440], (48, 48), interpolation=cv2.INTER_AREA) for g in gray])
 
@@ -175,6 +175,8 @@ def main() -> int:
     parser.add_argument("--photos", type=Path, default=PHOTOS, help="a folder with images/ of face close-ups")
     parser.add_argument("--frames", type=int, default=40, help="distinct frames (the astronaut and lfw photos)")
     parser.add_argument("--repeats", type=int, default=3, help="passes over the frames per measurement")
+    parser.add_argument("--model", help="emorec's classifier: a shipped model's name or an ONNX file (default: "
+                                        "the default shipped model)")
     parser.add_argument("--worker", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -193,7 +195,7 @@ def main() -> int:
             print("  python3 -m venv /tmp/peers-venv && /tmp/peers-venv/bin/pip install fer 'setuptools<81'")
             print(f"then pass --peer-python /tmp/peers-venv/bin/python (or set {PEER_ENV}).")
             return 0
-        rec, ours = _ours(frames)
+        rec, ours = _ours(frames, args.model)
         print(
             f"emorec: model {rec.model_info['name']}{' (int8)' if rec.quantized else ''}, detector "
             f"{rec.detector.name}; fer {peer.version}: Haar cascade + TFLite mini-Xception, its defaults"

@@ -165,7 +165,7 @@ def test_a_baseline_of_another_model_is_refused(rec, astronaut_bgr, tmp_path):
     model = onnx.load(str(shipped_model_path()))
     model.doc_string = "a retrained classifier"  # another file: another sha256, whatever its weights
     onnx.save(model, str(other_path))
-    other = EmotionRecognizer(model_path=other_path, quantized=False)
+    other = EmotionRecognizer(model=other_path, quantized=False)
     assert other.model_sha256 != rec.model_sha256
     theirs = other.calibrate([astronaut_bgr])
     with pytest.raises(BaselineError, match="another classifier"):

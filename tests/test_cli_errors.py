@@ -135,6 +135,17 @@ def test_predict_writes_json_and_csv_into_folders_that_do_not_exist_yet(tmp_path
     assert rows[-1][0].endswith("missing.jpg") and "no such file" in rows[-1][-1]
 
 
+def test_predict_chooses_a_shipped_model_by_name_and_refuses_unknown_ones(tmp_path, capsys):
+    image = tmp_path / "astronaut.jpg"
+    cv2.imwrite(str(image), cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR))
+    report = tmp_path / "faces.json"
+    assert main(["predict", str(image), "--model", "emonet_fast", "--json", str(report)]) == 0
+    (result,) = json.loads(report.read_text())
+    assert result["faces"][0]["emotion"] == "happy"
+    assert main(["predict", str(image), "--model", "emonet_small"]) == 2
+    assert "shipped models, chosen by name: emonet_fast, emonet_wide" in one_line_error(capsys)
+
+
 def test_predict_refuses_an_image_too_large_to_decode_safely(tmp_path, capsys):
     """A 1 KB PNG that declares 9000x12000 pixels (330 MB decoded): refused from its header, before decoding."""
     import struct

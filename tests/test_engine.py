@@ -301,11 +301,25 @@ def test_model_info_and_bad_model_files(rec, tmp_path):
     info = rec.model_info
     assert info["classes"] == list(EMOTIONS) and info["name"] and info["detector"] == "blazeface"
     with pytest.raises(FileNotFoundError, match="missing.onnx"):
-        EmotionRecognizer(model_path=tmp_path / "missing.onnx")
+        EmotionRecognizer(model=tmp_path / "missing.onnx")
     corrupt = tmp_path / "corrupt.onnx"
     corrupt.write_bytes(b"\x00" * 100)
     with pytest.raises(ValueError, match="corrupt.onnx"):
-        EmotionRecognizer(model_path=corrupt)
+        EmotionRecognizer(model=corrupt)
+
+
+def test_shipped_models_are_chosen_by_name(astronaut_bgr):
+    from emorec.classifier import DEFAULT_SHIPPED_MODEL, SHIPPED_MODELS
+
+    assert EmotionRecognizer().model_info["name"] == DEFAULT_SHIPPED_MODEL
+    for name in SHIPPED_MODELS:
+        rec = EmotionRecognizer(model=name)
+        # Each ships with an up-to-date int8 twin, which the engine runs.
+        assert rec.model_info["name"] == name and rec.model_info["quantized"]
+        (face,) = rec(astronaut_bgr)
+        assert face.emotion == "happy"
+    with pytest.raises(FileNotFoundError, match="emonet_fast, emonet_wide"):
+        EmotionRecognizer(model="emonet_fats")
 
 
 def test_the_int8_twin_is_used_only_while_it_matches_its_float_model(tmp_path, astronaut_bgr):
@@ -324,14 +338,14 @@ def test_the_int8_twin_is_used_only_while_it_matches_its_float_model(tmp_path, a
     entry.value = json.dumps({"source_sha256": hashlib.sha256(float_path.read_bytes()).hexdigest()})
     onnx.save(twin, str(tmp_path / "model_int8.onnx"))
 
-    rec = EmotionRecognizer(model_path=float_path)
+    rec = EmotionRecognizer(model=float_path)
     assert rec.model_info["quantized"] and rec.model_info["path"].endswith("model_int8.onnx")
     assert len(rec(astronaut_bgr)) == 1
-    assert not EmotionRecognizer(model_path=float_path, quantized=False).model_info["quantized"]
+    assert not EmotionRecognizer(model=float_path, quantized=False).model_info["quantized"]
 
     changed = onnx.load(str(float_path))  # a new export: the twin is stale now
     changed.doc_string = "re-exported"
     onnx.save(changed, str(float_path))
-    assert not EmotionRecognizer(model_path=float_path).model_info["quantized"]
+    assert not EmotionRecognizer(model=float_path).model_info["quantized"]
     with pytest.raises(FileNotFoundError, match="tools/quantize_classifier.py"):
-        EmotionRecognizer(model_path=float_path, quantized=True)
+        EmotionRecognizer(model=float_path, quantized=True)

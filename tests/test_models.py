@@ -31,3 +31,23 @@ def test_registry_has_the_original_designs_and_the_default():
 def test_unknown_model_suggests_close_names():
     with pytest.raises(KeyError, match="did you mean deep"):
         create_model("dep")
+
+
+def test_graph_cost_counts_what_the_network_computes(tmp_path):
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from emorec.export import export_onnx, graph_cost
+
+    macs = {}
+    for name, width in (("emonet_fast", 24), ("emonet_wide", 48)):
+        spec, model = get_spec(name), create_model(name).eval()
+        assert model.features[0][0].out_channels == width
+        with FlopCounterMode(display=False) as flops, torch.no_grad():
+            model(torch.zeros(1, 1, spec.input_size, spec.input_size))
+        export_onnx([model], spec, tmp_path / f"{name}.onnx")
+        cost = graph_cost(tmp_path / f"{name}.onnx")
+        macs[name] = cost["macs_per_face"]
+        assert cost["macs_per_face"] == flops.get_total_flops() // 2  # torch counts a multiply-add as 2 flops
+        # Batch norm folds into the convolutions on export: its scale and shift become one bias per channel.
+        assert cost["parameters"] == pytest.approx(sum(p.numel() for p in model.parameters()), rel=0.01)
+    assert 3.5 < macs["emonet_wide"] / macs["emonet_fast"] < 4.5  # half the channels: about a quarter of the work

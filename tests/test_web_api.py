@@ -2,7 +2,7 @@
 including the hostile clients of issue 15: corrupt and fuzzed images, stalled and flooding clients,
 oversized images and videos, cross-origin pages.
 
-Tests marked "real model" check what the model says, so they need the trained emonet.onnx (~70%),
+Tests marked "real model" check what the model says, so they need the trained shipped model (~70%),
 not the 2-epoch placeholder.
 """
 
@@ -168,7 +168,7 @@ def test_health_and_model(client):
 def test_model_reports_its_model_card_accuracy(client):
     """Real model: the placeholder has no model card; the trained one scores ~70% on PrivateTest."""
     accuracy = client.get("/api/v1/model").get_json()["accuracy"]
-    assert accuracy is not None, "emonet.onnx has no model card (still the placeholder?)"
+    assert accuracy is not None, "the shipped model has no model card (still the placeholder?)"
     assert 0.6 < accuracy["PrivateTest"] < 1.0
 
 

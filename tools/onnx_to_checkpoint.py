@@ -5,7 +5,7 @@ batch norm the statistics its convolution actually produces on real faces (the t
 scale and shift that make it an identity on them: the rebuilt model computes what the ONNX file computes,
 and batch statistics in training mode start close to the running ones.
 
-    python tools/onnx_to_checkpoint.py src/emorec/assets/emonet.onnx runs/shipped/best.pt
+    python tools/onnx_to_checkpoint.py src/emorec/assets/emonet_wide.onnx runs/shipped/best.pt
 """
 
 from __future__ import annotations

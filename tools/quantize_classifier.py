@@ -8,7 +8,7 @@ Calibration chosen on PublicTest for the third distilled emonet_wide: plain min/
 The twin records the SHA-256 of the float model it came from: the engine uses it only while that float
 model is unchanged, so a new export can never run with a stale twin. Needs the 'train' extra (onnx).
 
-    python tools/quantize_classifier.py [--model src/emorec/assets/emonet.onnx] [--data fer2013.csv.gz]
+    python tools/quantize_classifier.py [--model emonet_fast|emonet_wide|FILE.onnx] [--data fer2013.csv.gz]
 
 On the interim emonet (60.6% PublicTest), one thread: 1.0 -> 0.35 ms per face, 1,070 -> 2,660 faces/s
 at batch 32, accuracy +0.1 points.
@@ -26,35 +26,15 @@ from pathlib import Path
 
 import numpy as np
 import onnx
-from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
-from onnxruntime.quantization.shape_inference import quant_pre_process
 
+from emorec.classifier import model_file
 from emorec.data import load_fer2013
+from emorec.export import quantize_int8
 from emorec.runtime import open_session
 
 REPO = Path(__file__).resolve().parents[1]
 MAX_ACCURACY_DROP = 0.003
 CALIBRATION_FACES = 2048
-
-
-def _from_softmax_on(graph: onnx.GraphProto) -> list[str]:
-    """Names of the Softmax nodes and of every node fed, directly or not, by one (nodes are in topological order)."""
-    names, downstream = [], set()
-    for node in graph.node:
-        if node.op_type == "Softmax" or downstream.intersection(node.input):
-            names.append(node.name)
-            downstream.update(node.output)
-    return names
-
-
-class _Faces(CalibrationDataReader):
-    def __init__(self, faces: np.ndarray, input_name: str, batch: int = 32):
-        self._batches = iter([faces[i : i + batch] for i in range(0, len(faces), batch)])
-        self._input = input_name
-
-    def get_next(self) -> dict | None:
-        batch = next(self._batches, None)
-        return None if batch is None else {self._input: batch.astype(np.float32)[:, None]}
 
 
 def _accuracy_and_speed(path: Path, faces: np.ndarray, labels: np.ndarray) -> tuple[float, float, float]:
@@ -80,10 +60,10 @@ def _accuracy_and_speed(path: Path, faces: np.ndarray, labels: np.ndarray) -> tu
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default=str(REPO / "src" / "emorec" / "assets" / "emonet.onnx"))
+    parser.add_argument("--model", default=None, help="a shipped model's name or an ONNX file (default: the default)")
     parser.add_argument("--data", default=str(REPO.parent / "shared" / "datasets" / "fer2013" / "fer2013.csv.gz"))
     args = parser.parse_args()
-    source = Path(args.model)
+    source = model_file(args.model)
     target = source.with_name(source.stem + "_int8.onnx")
     data = load_fer2013(args.data)
     train, _ = data.split("Training")
@@ -91,30 +71,8 @@ def main() -> int:
     calibration = train[np.random.default_rng(0).permutation(len(train))[:CALIBRATION_FACES]]
 
     with tempfile.TemporaryDirectory() as tmp:
-        prepared, quantized = Path(tmp) / "prepared.onnx", Path(tmp) / "int8.onnx"
-        quant_pre_process(str(source), str(prepared))
-        graph = onnx.load(str(prepared)).graph
-        input_name = graph.input[0].name
-        # The softmax and everything after it (the averaging of flipped views or ensemble members) stay
-        # float: quantised to uint8, probabilities come in steps of 1/255 and stop summing to 1. These are
-        # a few small ops at the end, so this costs no speed.
-        keep_float = _from_softmax_on(graph)
-        quantize_static(
-            str(prepared),
-            str(quantized),
-            _Faces(calibration, input_name),
-            quant_format=QuantFormat.QDQ,
-            per_channel=True,
-            activation_type=QuantType.QUInt8,
-            weight_type=QuantType.QInt8,
-            nodes_to_exclude=keep_float,
-            # One outlier batch sets a plain min/max range; averaging the batches' ranges keeps more precision.
-            extra_options={"CalibMovingAverage": True},
-            # 7-bit weights: on CPUs without VNNI, ONNX Runtime's AVX2 kernel adds pairs of uint8 x int8
-            # products into int16 (VPMADDUBSW), which saturates with full-range weights and cost points of
-            # accuracy there; with |w| <= 64 no pair can overflow, so every CPU computes the same int8 result.
-            reduce_range=True,
-        )
+        quantized = Path(tmp) / "int8.onnx"
+        quantize_int8(source, quantized, calibration)
         base = _accuracy_and_speed(source, faces, labels)
         int8 = _accuracy_and_speed(quantized, faces, labels)
         for name, (acc, ms, rate) in (("float32", base), ("int8", int8)):

@@ -34,7 +34,7 @@ from typing import Any
 
 from emorec.calibration import load_baseline
 from emorec.data import IMAGE_SUFFIXES
-from emorec.errors import ConfigError, EmorecError
+from emorec.errors import ConfigError, EmorecError, UnknownModelError
 from emorec.labels import EMOTIONS
 from emorec.sources import VIDEO_SUFFIXES
 
@@ -98,7 +98,7 @@ class BatchSettings:
     """What decides a file's result; a file is analysed again only when its content or these change."""
 
     model_sha256: str = ""  # filled in by :func:`analyze` from the classifier file
-    model_path: str | None = None
+    model: str | None = None
     detector: str = "auto"
     yunet_model: str | None = None
     min_face_size: int = 24
@@ -148,12 +148,12 @@ _ENGINE: dict[tuple, Any] = {}  # per worker process: the engine for these setti
 def worker_engine(settings: BatchSettings):
     from emorec.engine import EmotionRecognizer
 
-    cache_key = (settings.model_path, settings.detector, settings.yunet_model, settings.min_face_size,
+    cache_key = (settings.model, settings.detector, settings.yunet_model, settings.min_face_size,
                  settings.min_detection_score, settings.max_faces)
     if cache_key not in _ENGINE:
         _ENGINE.clear()
         _ENGINE[cache_key] = EmotionRecognizer(
-            model_path=settings.model_path, detector=settings.detector, yunet_model=settings.yunet_model,
+            model=settings.model, detector=settings.detector, yunet_model=settings.yunet_model,
             min_face_size=settings.min_face_size,
             min_detection_score=settings.min_detection_score, max_faces=settings.max_faces, threads=WORKER_THREADS
         )
@@ -356,15 +356,16 @@ def analyze(
     import pyarrow as pa
     from tqdm import tqdm
 
-    from emorec.classifier import shipped_model_path
+    from emorec.classifier import model_file
 
     files = expand_inputs(paths)
     if not files:
         raise ConfigError("no input files found")
     settings = settings or BatchSettings()
-    model = Path(settings.model_path) if settings.model_path else shipped_model_path()
-    if not model.is_file():
-        raise ConfigError(f"{model}: no such model file")
+    try:
+        model = model_file(settings.model)
+    except (FileNotFoundError, UnknownModelError) as exc:
+        raise ConfigError(str(exc)) from None
     if settings.baseline and not Path(settings.baseline).is_file():
         raise ConfigError(f"{settings.baseline}: no such baseline file")
     settings = BatchSettings(**{**asdict(settings), "model_sha256": file_sha256(model),

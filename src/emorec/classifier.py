@@ -13,16 +13,37 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
+from emorec.errors import UnknownModelError
 from emorec.labels import EMOTIONS, NUM_CLASSES
 from emorec.runtime import open_session
 
-SHIPPED_MODEL = "emonet.onnx"
+# The model family that ships in emorec/assets as NAME.onnx (with its int8 twin NAME_int8.onnx), each
+# trained by this project on FER2013; README.md's model table gives their speed and accuracy.
+SHIPPED_MODELS = ("emonet_fast", "emonet_wide")
+DEFAULT_SHIPPED_MODEL = "emonet_wide"
 FACE_SIZE = 48
 
 
-def shipped_model_path() -> Path:
-    """Path of the model that ships inside the package (trained by this project on FER2013)."""
-    return Path(str(resources.files("emorec") / "assets" / SHIPPED_MODEL))
+def shipped_model_path(name: str = DEFAULT_SHIPPED_MODEL) -> Path:
+    """Path of a float model that ships inside the package; UnknownModelError for another name."""
+    if name not in SHIPPED_MODELS:
+        raise UnknownModelError(f"no shipped model is called {name!r}; shipped models: {', '.join(SHIPPED_MODELS)}")
+    return Path(str(resources.files("emorec") / "assets" / f"{name}.onnx"))
+
+
+def model_file(model: str | os.PathLike | None = None) -> Path:
+    """The float ONNX file for ``model``: a shipped model's name, a path to an exported model, or None for
+    the default shipped model."""
+    if model is None:
+        return shipped_model_path()
+    if isinstance(model, str) and model in SHIPPED_MODELS:
+        return shipped_model_path(model)
+    path = Path(model)
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"{path}: no such ONNX model file (shipped models, chosen by name: {', '.join(SHIPPED_MODELS)})"
+        )
+    return path
 
 
 def _decode_metadata(session: ort.InferenceSession) -> dict:
@@ -38,10 +59,8 @@ def read_metadata(path: str | os.PathLike) -> dict:
 class EmotionClassifier:
     """uint8 grayscale faces (N, 48, 48) -> probabilities (N, 7) in FER2013 order, in one ORT call."""
 
-    def __init__(self, model_path: str | os.PathLike | None = None, threads: int = 2):
-        path = Path(model_path) if model_path is not None else shipped_model_path()
-        if not path.is_file():
-            raise FileNotFoundError(f"{path}: no such ONNX model file")
+    def __init__(self, model: str | os.PathLike | None = None, threads: int = 2):
+        path = model_file(model)
         self.session = open_session(path, threads)
         self.path = path
         self.input_name = self.session.get_inputs()[0].name

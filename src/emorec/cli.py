@@ -109,7 +109,9 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("evaluate", help="accuracy, macro-F1, per-class metrics and confusion matrix of a model",
                        description="Score an .onnx model or a .pt checkpoint on a FER2013 split.")
-    p.add_argument("--model", default=None, help="model file (default: the shipped ONNX model)")
+    p.add_argument("--model", default=None,
+                   help="a shipped model (emonet_fast, emonet_wide), an ONNX file or a .pt checkpoint "
+                        "(default: the default shipped model)")
     p.add_argument("--data", default=DEFAULT_DATA, help="fer2013.csv[.gz] or image-folder root (default: %(default)s)")
     p.add_argument("--split", default="PrivateTest", choices=["Training", "PublicTest", "PrivateTest"])
     p.add_argument("--tta", default="none", choices=TTA_MODES, help="test-time augmentation")
@@ -132,7 +134,7 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
-    from emorec.classifier import shipped_model_path
+    from emorec.classifier import SHIPPED_MODELS, shipped_model_path
 
     if (args.out is None) == (not args.install):
         return _fail(args, "say where the model goes: --out FILE.onnx, or --install to replace the shipped model")
@@ -141,11 +143,13 @@ def _cmd_export(args: argparse.Namespace) -> int:
         from emorec.train import load_checkpoint, training_prior
     except ImportError as exc:
         return _fail(args, f"export needs PyTorch and ONNX ({exc.name} is missing): pip install 'emorec[train]'")
-    if args.install:
-        args.out = str(shipped_model_path())
-
     loaded = [load_checkpoint(path) for path in args.checkpoints]
     specs = [spec for _, spec, _ in loaded]
+    if args.install:
+        if len(loaded) > 1 or specs[0].name not in SHIPPED_MODELS:
+            return _fail(args, f"--install replaces one shipped model ({', '.join(SHIPPED_MODELS)}) with a checkpoint "
+                               "of the same architecture; write anything else with --out")
+        args.out = str(shipped_model_path(specs[0].name))
     # The graph crops and normalises once for all members, so an ensemble may mix architectures
     # (emonet with emonet_wide) but not preprocessing.
     if len({s.preprocessing for s in specs}) > 1:
@@ -177,7 +181,8 @@ def _add_export(sub: argparse._SubParsersAction) -> None:
     p.add_argument("checkpoints", nargs="+", help="checkpoint(s), e.g. runs/emonet/best.pt; several make an ensemble")
     where = p.add_mutually_exclusive_group()
     where.add_argument("--out", default=None, help="the ONNX file to write")
-    where.add_argument("--install", action="store_true", help="replace the shipped model (emorec/assets/emonet.onnx)")
+    where.add_argument("--install", action="store_true",
+                       help="replace the shipped model of the checkpoint's architecture (emorec/assets/NAME.onnx)")
     p.add_argument("--flip-tta", action="store_true", help="average each face with its mirror image in the graph")
     p.add_argument("--prior-correction", type=float, default=0.0, metavar="STRENGTH",
                    help="divide each class's probability by its share of the training targets to this power "
@@ -248,7 +253,9 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:
 
 def _add_engine_options(p: argparse.ArgumentParser, threads: bool = True) -> None:
     g = p.add_argument_group("engine")
-    g.add_argument("--model", default=None, help="classifier ONNX file (default: the shipped model)")
+    g.add_argument("--model", default=None,
+                   help="the classifier: a shipped model (emonet_fast, emonet_wide) or an ONNX file "
+                        "(default: the default shipped model)")
     g.add_argument("--detector", default="auto",
                    help="auto (BlazeFace full and short range), blazeface-full, blazeface-short, yunet or haar")
     g.add_argument("--yunet-model", default=None, help="YuNet ONNX file for --detector yunet")
@@ -261,7 +268,7 @@ def _add_engine_options(p: argparse.ArgumentParser, threads: bool = True) -> Non
 
 def _recognizer_options(args: argparse.Namespace) -> dict:
     """``EmotionRecognizer`` keyword arguments from the engine options."""
-    return {"model_path": args.model, "detector": args.detector, "min_face_size": args.min_face_size,
+    return {"model": args.model, "detector": args.detector, "min_face_size": args.min_face_size,
             "min_detection_score": args.min_score, "max_faces": args.max_faces, "yunet_model": args.yunet_model,
             "threads": args.threads}
 
@@ -507,7 +514,7 @@ def _add_stream(sub: argparse._SubParsersAction) -> None:
 def _cmd_batch(args: argparse.Namespace) -> int:
     from emorec.batch import BatchSettings, analyze
 
-    settings = BatchSettings(model_path=args.model, detector=args.detector, yunet_model=args.yunet_model,
+    settings = BatchSettings(model=args.model, detector=args.detector, yunet_model=args.yunet_model,
                              min_face_size=args.min_face_size,
                              min_detection_score=args.min_score, max_faces=args.max_faces,
                              smoothing=not args.no_smoothing, annotate=args.annotate, baseline=args.baseline)

@@ -20,7 +20,7 @@ import numpy as np
 
 from emorec.annotators import annotate as draw_faces
 from emorec.calibration import AutoCalibrator, Baseline, BaselineError, apply_baseline
-from emorec.classifier import FACE_SIZE, EmotionClassifier, read_metadata, shipped_model_path
+from emorec.classifier import FACE_SIZE, EmotionClassifier, model_file, read_metadata
 from emorec.detect import Detections, Detector, create_detector
 from emorec.errors import InputError
 from emorec.labels import EMOTIONS
@@ -139,7 +139,9 @@ class EmotionRecognizer:
     learn one per track (``auto_calibrate``).
 
     Args (keyword-only):
-        model_path: the classifier ONNX file; None for the shipped ``emorec/assets/emonet.onnx``.
+        model: the classifier: a shipped model's name (``emorec.classifier.SHIPPED_MODELS``: ``emonet_fast``
+            for CPUs without AVX-512, ``emonet_wide`` the most accurate), an exported ONNX file, or None
+            for the default shipped model.
         detector: a name from ``emorec.detect.DETECTORS`` or a ready ``Detector`` object.
         min_face_size: faces whose box is smaller than this many pixels (either side) are dropped:
             they are mostly false positives, and too small to read an emotion from.
@@ -157,7 +159,7 @@ class EmotionRecognizer:
     def __init__(
         self,
         *,
-        model_path: str | os.PathLike | None = None,
+        model: str | os.PathLike | None = None,
         detector: str | Detector = "auto",
         min_face_size: int = 24,
         min_detection_score: float | None = None,
@@ -167,7 +169,7 @@ class EmotionRecognizer:
         threads: int = 1,
         quantized: bool | None = None,
     ):
-        float_path = Path(model_path) if model_path is not None else shipped_model_path()
+        float_path = model_file(model)
         twin = int8_twin(float_path) if quantized is not False else None
         if quantized and twin is None:
             raise FileNotFoundError(

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from emorec.classifier import EmotionClassifier, shipped_model_path
+from emorec.classifier import EmotionClassifier, model_file
 from emorec.data import load_fer2013
 from emorec.labels import EMOTIONS, NUM_CLASSES
 
@@ -26,21 +26,29 @@ FERPLUS_RULE = ("FER+ majority label: single votes dropped as outliers, then one
                 "(with contempt); these 7 classes leave contempt's few rows out.")
 
 
-def load_predictor(model_path: str | os.PathLike | None = None, batch_size: int = 256) -> Predictor:
-    """A function from uint8 faces (N, 48, 48) to probabilities (N, 7) for a ``.onnx`` or ``.pt`` file.
+def _model_path(model: str | os.PathLike | None) -> Path:
+    """A training checkpoint as it is; anything else as the engine finds classifiers (a name or an ONNX file)."""
+    if model is not None and Path(model).suffix in (".pt", ".pth"):
+        if not Path(model).is_file():
+            raise FileNotFoundError(f"{model}: no such model file")
+        return Path(model)
+    return model_file(model)
 
-    ``None`` means the shipped model.
+
+def load_predictor(model: str | os.PathLike | None = None, batch_size: int = 256) -> Predictor:
+    """A function from uint8 faces (N, 48, 48) to probabilities (N, 7) for a shipped model's name, a
+    ``.onnx`` or a ``.pt`` file.
+
+    ``None`` means the default shipped model.
     """
-    path = Path(model_path) if model_path is not None else shipped_model_path()
-    if not path.exists():
-        raise FileNotFoundError(f"{path}: no such model file")
+    path = _model_path(model)
     if path.suffix == ".onnx":
         return EmotionClassifier(path).predict
     if path.suffix in (".pt", ".pth"):
         from emorec.train import load_checkpoint, predict_proba
 
-        model, spec, _ = load_checkpoint(path)
-        return lambda faces: predict_proba(model, faces, spec, batch_size=batch_size)
+        net, spec, _ = load_checkpoint(path)
+        return lambda faces: predict_proba(net, faces, spec, batch_size=batch_size)
     raise ValueError(f"{path}: expected an .onnx model or a .pt checkpoint")
 
 
@@ -126,7 +134,7 @@ def plot_confusion(report: EvaluationReport, path: str | os.PathLike, title: str
     plt.close(fig)
 
 
-def evaluate(model_path: str | os.PathLike | None, data_path: str | os.PathLike, split: str = "PublicTest",
+def evaluate(model: str | os.PathLike | None, data_path: str | os.PathLike, split: str = "PublicTest",
              tta: str = "none", limit: int = 0, out_dir: str | os.PathLike | None = None,
              ferplus: str | os.PathLike | None = None) -> EvaluationReport:
     """Score a model on one FER2013 split (and, with ``ferplus``, on its FER+ majority labels too); with
@@ -136,14 +144,14 @@ def evaluate(model_path: str | os.PathLike | None, data_path: str | os.PathLike,
     if limit:
         rows = rows[:limit]
     faces, labels = data.images[rows], data.labels[rows]
-    probs = predict_with_tta(load_predictor(model_path), faces, tta)
+    probs = predict_with_tta(load_predictor(model), faces, tta)
     report = compute_report(probs, labels, split, tta)
     if ferplus is not None:
         report.ferplus = ferplus_score(probs, data.ferplus_majority()[rows])
     if out_dir is not None:
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
-        name = Path(model_path).name if model_path is not None else shipped_model_path().name
+        name = _model_path(model).name
         (out / "report.json").write_text(json.dumps({"model": name, **report.to_dict()}, indent=2))
         plot_confusion(report, out / "confusion.png", title=f"{name}: top-1 "
                        f"{report.accuracy:.2%}, macro-F1 {report.macro_f1:.3f} ({split}, TTA {tta})")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -126,6 +127,33 @@ def update_metadata(path: str | os.PathLike, updates: dict) -> None:
     os.replace(tmp, path)
 
 
+def graph_cost(onnx_path: str | os.PathLike) -> dict[str, int]:
+    """Multiply-adds per face and parameters, counted from an exported float graph's convolutions and
+    matrix products (batch 1) and its weight tensors."""
+    import onnx
+    from onnx import numpy_helper, shape_inference
+
+    proto = onnx.load(str(onnx_path))
+    dim = proto.graph.input[0].type.tensor_type.shape.dim[0]
+    dim.Clear()
+    dim.dim_value = 1
+    graph = shape_inference.infer_shapes(proto).graph
+    shapes = {v.name: [d.dim_value for d in v.type.tensor_type.shape.dim]
+              for v in [*graph.value_info, *graph.input, *graph.output]}
+    weights = {w.name: numpy_helper.to_array(w).shape for w in graph.initializer}
+    macs = 0
+    for node in graph.node:
+        if node.op_type == "Conv":
+            kernel = weights[node.input[1]]  # (C_out, C_in / groups, kH, kW)
+            macs += int(np.prod(shapes[node.output[0]])) * int(np.prod(kernel[1:]))
+        elif node.op_type in ("Gemm", "MatMul"):
+            b = weights.get(node.input[1]) or shapes[node.input[1]]
+            transposed = any(a.name == "transB" and a.i for a in node.attribute)
+            inner = b[-1] if transposed else b[-2]  # the summed dimension of A @ B
+            macs += int(np.prod(shapes[node.output[0]])) * int(inner)
+    return {"macs_per_face": macs, "parameters": int(sum(np.prod(shape) for shape in weights.values()))}
+
+
 def model_card(onnx_path: str | os.PathLike, data_path: str | os.PathLike,
                checkpoint_paths: Sequence[str | os.PathLike], subset: int = 1000) -> dict:
     """Accuracy of the exported model on PublicTest and PrivateTest, with the training facts behind it.
@@ -159,3 +187,57 @@ def model_card(onnx_path: str | os.PathLike, data_path: str | os.PathLike,
     return {"accuracy": accuracy, "macro_f1": macro_f1,
             "protocol": "trained on FER2013 Training, epoch chosen on PublicTest, PrivateTest reported once",
             "runs": runs}
+
+
+def _from_softmax_on(graph) -> list[str]:
+    """Names of the Softmax nodes and of every node fed, directly or not, by one (nodes are in topological order)."""
+    names, downstream = [], set()
+    for node in graph.node:
+        if node.op_type == "Softmax" or downstream.intersection(node.input):
+            names.append(node.name)
+            downstream.update(node.output)
+    return names
+
+
+def quantize_int8(source: str | os.PathLike, target: str | os.PathLike, calibration_faces: np.ndarray) -> None:
+    """Write the int8 twin of the float model ``source`` to ``target``: static QDQ, per-channel int8 weights,
+    uint8 activations whose ranges come from ``calibration_faces`` (uint8, (N, 48, 48)).
+
+    tools/quantize_classifier.py makes the shipped twins with it and checks what they cost in accuracy.
+    """
+    import onnx
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    class Batches(CalibrationDataReader):
+        def __init__(self, input_name: str, size: int = 32):
+            self._batches = iter([calibration_faces[i:i + size] for i in range(0, len(calibration_faces), size)])
+            self._input = input_name
+
+        def get_next(self) -> dict | None:
+            batch = next(self._batches, None)
+            return None if batch is None else {self._input: batch.astype(np.float32)[:, None]}
+
+    with tempfile.TemporaryDirectory() as tmp:
+        prepared = Path(tmp) / "prepared.onnx"
+        quant_pre_process(str(source), str(prepared))
+        graph = onnx.load(str(prepared)).graph
+        quantize_static(
+            str(prepared),
+            str(target),
+            Batches(graph.input[0].name),
+            quant_format=QuantFormat.QDQ,
+            per_channel=True,
+            activation_type=QuantType.QUInt8,
+            weight_type=QuantType.QInt8,
+            # The softmax and everything after it (the averaging of flipped views or ensemble members) stay
+            # float: quantised to uint8, probabilities come in steps of 1/255 and stop summing to 1. These
+            # are a few small ops at the end, so this costs no speed.
+            nodes_to_exclude=_from_softmax_on(graph),
+            # One outlier batch sets a plain min/max range; averaging the batches' ranges keeps more precision.
+            extra_options={"CalibMovingAverage": True},
+            # 7-bit weights: on CPUs without VNNI, ONNX Runtime's AVX2 kernel adds pairs of uint8 x int8
+            # products into int16 (VPMADDUBSW), which saturates with full-range weights and cost points of
+            # accuracy there; with |w| <= 64 no pair can overflow, so every CPU computes the same int8 result.
+            reduce_range=True,
+        )

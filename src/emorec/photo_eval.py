@@ -157,7 +157,7 @@ class PhotoReport:
 
 def evaluate_photos(
     folder: str | os.PathLike,
-    model_path: str | os.PathLike | None = None,
+    model: str | os.PathLike | None = None,
     *,
     classifier_only: bool = False,
     detector: str = "auto",
@@ -170,7 +170,7 @@ def evaluate_photos(
     each image (as 48x48 grayscale) straight to the classifier."""
     photos = read_labelled_photos(folder).subset(limit)
     crop = crop or CropGeometry()
-    rec = EmotionRecognizer(model_path=model_path, detector=detector, max_faces=1, crop=crop, quantized=quantized)
+    rec = EmotionRecognizer(model=model, detector=detector, max_faces=1, crop=crop, quantized=quantized)
     probabilities = np.full((len(photos.paths), NUM_CLASSES), np.nan, dtype=np.float32)
     errors: dict[str, str] = {}
     start = time.perf_counter()
