@@ -112,13 +112,15 @@ def smooth(rng: np.random.Generator, frames: int, low: float, high: float) -> np
 
 
 def synthetic_clip(
-    rec: EmotionRecognizer, rng: np.random.Generator, shots: int, shot_frames: int
+    rec: EmotionRecognizer, rng: np.random.Generator, shots: int, mean_frames: int
 ) -> tuple[list[np.ndarray], list[list[np.ndarray]]]:
     """The frames, and each frame's true face boxes."""
     photos = face_photos(rec, rng, 2 * shots)
     scenery = backgrounds()
     frames, truths = [], []
     for shot in range(shots):
+        # Shots of uneven length, so that cuts fall between scheduled detections as often as on them.
+        shot_frames = int(rng.integers(mean_frames * 3 // 4, mean_frames * 5 // 4 + 1))
         two = shot % 3 == 2  # every third shot has two people, the second entering mid-shot
         actors = []
         for i in range(2 if two else 1):

@@ -371,6 +371,7 @@ class EmotionRecognizer:
             timings["detect"] = _ms_since(mark)
         else:
             found, spent = self._follower.faces(bgr, self._detect)
+            found = self._filter(found, bgr.shape)  # faces carried over a detection still obey max_faces
             timings.update(spent)
         boxes, scores = found.boxes, found.scores
 

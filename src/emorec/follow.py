@@ -21,19 +21,21 @@ import numpy as np
 
 from emorec.detect import Detections
 from emorec.errors import ConfigError
+from emorec.track import iou_matrix
 
 # Chosen with benchmarks/stream_detection.py (real faces moved over a photo): face recall and mean IoU
 # stayed at detect-every-frame's level up to this interval, at a fraction of its detection time.
 DEFAULT_DETECT_EVERY = 5
 
-# 15-pixel windows on 4 pyramid levels follow moves of up to ~60 pixels a frame; 25 points per face are
-# plenty for a median-like fit and keep the flow near 0.1 ms a face.
+# 15-pixel windows on 3 pyramid levels of a frame shrunk to keep faces ~64 pixels follow moves of about half
+# a face a frame; 25 points per face are plenty for a robust fit and keep the flow cheap.
 _LK = {
     "winSize": (15, 15),
-    "maxLevel": 3,
-    "criteria": (cv2.TERM_CRITERIA_COUNT | cv2.TERM_CRITERIA_EPS, 20, 0.03),
+    "maxLevel": 2,
+    "criteria": (cv2.TERM_CRITERIA_COUNT | cv2.TERM_CRITERIA_EPS, 10, 0.03),
 }
 _POINTS = 25
+_FACE_PIXELS = 64
 _TEMPLATE = 16  # side of the grey patch a followed face is compared with its detected look
 
 
@@ -46,12 +48,14 @@ def check_detect_every(value: object) -> int:
 
 @dataclass
 class _Face:
+    # All in the pixels of the shrunk grey frame the faces are followed in.
     box: np.ndarray  # (4,) x1y1x2y2
     eyes: np.ndarray  # (2, 2)
     score: float
     points: np.ndarray  # (P, 1, 2) features on the face in the previous frame
     seeded: int  # how many points the detection gave it
     template: np.ndarray  # (_TEMPLATE, _TEMPLATE) float32, zero mean, unit norm: the face as detected
+    carried: bool = False  # kept through a scheduled detection that missed it
 
 
 class FaceFollower:
@@ -72,7 +76,9 @@ class FaceFollower:
         self.detections = 0  # frames the detector ran on
         self.frames = 0
         self._faces: list[_Face] = []
-        self._gray: np.ndarray | None = None
+        self._gray: np.ndarray | None = None  # the last frame, grey and shrunk by ``_shrink``
+        self._size: tuple[int, ...] = ()  # its size before shrinking
+        self._shrink = 1
         self._since = 0  # frames since the last detection
         self._lock = threading.Lock()
 
@@ -88,53 +94,69 @@ class FaceFollower:
         with self._lock:
             self.frames += 1
             if self.detect_every == 1:
-                return self._detect(bgr, detect, None, {})
-            spent: dict[str, float] = {}
+                start = time.perf_counter()
+                found = detect(bgr)
+                self.detections += 1
+                return found, {"detect": _ms_since(start)}
             start = time.perf_counter()
             gray = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY)
             followed = None
-            if self._gray is not None and self._gray.shape == gray.shape and self._since + 1 < self.detect_every:
-                followed = self._follow(gray)
-            spent["follow"] = _ms_since(start)
-            if followed is None:
-                return self._detect(bgr, detect, gray, spent)
-            self._since += 1
-            return followed, spent
-
-    def _detect(
-        self, bgr: np.ndarray, detect: Callable[[np.ndarray], Detections], gray: np.ndarray | None,
-        spent: dict[str, float],
-    ) -> tuple[Detections, dict[str, float]]:
-        start = time.perf_counter()
-        found = detect(bgr)
-        spent["detect"] = _ms_since(start)
-        self.detections += 1
-        if gray is not None:
+            if self._gray is not None and self._size == gray.shape:
+                followed = self._follow(_shrink(gray, self._shrink))
+            spent = {"follow": _ms_since(start)}
+            if followed is not None and self._since + 1 < self.detect_every:
+                self._since += 1
+                return followed, spent
             start = time.perf_counter()
-            self._seed(gray, found)
-            spent["follow"] = spent.get("follow", 0.0) + _ms_since(start)
-        return found, spent
+            found = detect(bgr)
+            spent["detect"] = _ms_since(start)
+            self.detections += 1
+            start = time.perf_counter()
+            found = self._seed(gray, found, self._blinked(found) if followed is not None else [])
+            spent["follow"] += _ms_since(start)
+            return found, spent
 
-    def _seed(self, gray: np.ndarray, found: Detections) -> None:
-        """Start following the faces just detected."""
-        self._gray, self._since, self._faces = gray, 0, []
-        height, width = gray.shape
-        for box, eyes, score in zip(found.boxes, found.eyes, found.scores, strict=True):
+    def _blinked(self, found: Detections) -> list[_Face]:
+        """The faces just followed well that a scheduled detection missed: the detector's own misses come and
+        go from frame to frame, so such a face is kept, once; the next detection must find it."""
+        boxes = np.stack([face.box for face in self._faces]) * self._shrink if self._faces else np.zeros((0, 4))
+        overlap = iou_matrix(boxes, found.boxes).max(axis=1) if len(found.boxes) else np.zeros(len(boxes))
+        return [face for face, iou in zip(self._faces, overlap, strict=True) if iou < 0.3 and not face.carried]
+
+    def _seed(self, gray: np.ndarray, found: Detections, carried: list[_Face]) -> Detections:
+        """Start following the faces just detected and those ``carried`` over, on a grey frame shrunk so that
+        the smallest of them keeps ~64 pixels: larger faces gain nothing from more pixels but the cost of
+        bigger pyramids. Returns all of them."""
+        if carried:
+            found = Detections(
+                np.concatenate([found.boxes, np.stack([f.box for f in carried]) * self._shrink]),
+                np.concatenate([found.scores, np.float32([f.score for f in carried])]),
+                np.concatenate([found.eyes, np.stack([f.eyes for f in carried]) * self._shrink]),
+            )
+        sides = np.minimum(found.boxes[:, 2] - found.boxes[:, 0], found.boxes[:, 3] - found.boxes[:, 1])
+        # Powers of two: OpenCV shrinks by 2 and 4 on a fast path, by 3 several times slower.
+        self._shrink = 1 << int(np.log2(np.clip(sides.min() // _FACE_PIXELS, 1, 4))) if len(sides) else 1
+        self._size, self._since, self._faces = gray.shape, 0, []
+        self._gray = small = _shrink(gray, self._shrink)
+        height, width = small.shape
+        first_carried = len(found.boxes) - len(carried)
+        for i, (box, eyes, score) in enumerate(
+            zip(found.boxes / self._shrink, found.eyes / self._shrink, found.scores, strict=True)
+        ):
             x1, y1, x2, y2 = np.clip(np.round(box).astype(int), 0, [width, height, width, height])
-            if x2 - x1 < 8 or y2 - y1 < 8:
-                points = np.zeros((0, 1, 2), np.float32)
-            else:
-                side = min(x2 - x1, y2 - y1)
-                corners = cv2.goodFeaturesToTrack(
-                    gray[y1:y2, x1:x2], maxCorners=_POINTS, qualityLevel=0.01, minDistance=max(3.0, side / 12), blockSize=5
-                )
-                points = np.zeros((0, 1, 2), np.float32) if corners is None else corners + np.float32([x1, y1])
-            template = _template(gray, box)
+            corners = None
+            if min(x2 - x1, y2 - y1) >= 8:
+                corners = cv2.goodFeaturesToTrack(small[y1:y2, x1:x2], maxCorners=_POINTS, qualityLevel=0.01,
+                                                  minDistance=max(3.0, min(x2 - x1, y2 - y1) / 12), blockSize=5)
+            points = np.zeros((0, 1, 2), np.float32) if corners is None else corners + np.float32([x1, y1])
+            # A carried face keeps the look it was detected with, so that it cannot drift onto something else.
+            template = carried[i - first_carried].template if i >= first_carried else _template(small, box)
             self._faces.append(_Face(box.astype(np.float32), eyes.astype(np.float32), float(score), points,
-                                     len(points), template))
+                                     len(points), template, carried=i >= first_carried))
+        return found
 
     def _follow(self, gray: np.ndarray) -> Detections | None:
-        """Every face moved from the previous frame to ``gray``; None when any of them cannot be followed."""
+        """Every face moved from the previous (shrunk) frame to ``gray``; None when any cannot be followed."""
         if not self._faces:
             self._gray = gray
             return Detections.none()
@@ -143,7 +165,7 @@ class FaceFollower:
         height, width = gray.shape
         # The flow only needs the faces' surroundings: cropping both frames there spares most of the pyramids.
         boxes = np.stack([face.box for face in self._faces])
-        margin = max(32.0, 0.5 * float((boxes[:, 2:] - boxes[:, :2]).max()))
+        margin = max(16.0, 0.4 * float((boxes[:, 2:] - boxes[:, :2]).max()))
         x0, y0 = np.maximum(np.floor(boxes[:, :2].min(axis=0) - margin), 0).astype(int)
         x1, y1 = np.minimum(np.ceil(boxes[:, 2:].max(axis=0) + margin), [width, height]).astype(int)
         before_roi, after_roi = self._gray[y0:y1, x0:x1], gray[y0:y1, x0:x1]
@@ -183,8 +205,16 @@ class FaceFollower:
                                face.template))
         self._faces, self._gray = moved, gray
         return Detections(
-            np.stack([f.box for f in moved]), np.float32([f.score for f in moved]), np.stack([f.eyes for f in moved])
+            np.stack([f.box for f in moved]) * self._shrink,
+            np.float32([f.score for f in moved]),
+            np.stack([f.eyes for f in moved]) * self._shrink,
         )
+
+
+def _shrink(gray: np.ndarray, factor: int) -> np.ndarray:
+    if factor == 1:
+        return gray
+    return cv2.resize(gray, (gray.shape[1] // factor, gray.shape[0] // factor), interpolation=cv2.INTER_AREA)
 
 
 def _template(gray: np.ndarray, box: np.ndarray) -> np.ndarray:
