@@ -13,7 +13,7 @@ from conftest import LFW_EXPRESSIONS
 from skimage import data
 
 from emorec.cli import main
-from emorec.detect import create_detector
+from emorec.detect import Detections, create_detector
 from emorec.engine import EmotionRecognizer
 from emorec.errors import ConfigError
 from emorec.track import iou_matrix
@@ -23,16 +23,17 @@ PEOPLE = ("AJ_Cook_0001.jpg", "Kim_Clijsters_0009.jpg", "George_W_Bush_0306.jpg"
 
 
 class CountingDetector:
-    """The default detector, counting the frames it runs on."""
+    """The default detector, counting the frames it runs on; the calls numbered in ``blind`` find nothing."""
 
     def __init__(self):
         self.inner = create_detector("auto")
         self.name = self.inner.name
         self.calls = 0
+        self.blind: set[int] = set()
 
     def detect(self, bgr):
         self.calls += 1
-        return self.inner.detect(bgr)
+        return Detections.none() if self.calls in self.blind else self.inner.detect(bgr)
 
 
 @pytest.fixture(scope="module")
@@ -142,6 +143,27 @@ def test_a_cut_to_another_person_is_detected_at_once_and_gets_a_new_track(rec, d
     assert detector.calls == 1, "following fails on the cut, so the detector runs"
     assert len(after.faces) == 1 and best_iou(after.faces, truth) >= 0.6
     assert after.faces[0].track_id != before[0].track_id
+
+
+def test_a_detector_blink_is_bridged_once_and_a_face_that_leaves_is_dropped_at_once(rec, detector, people,
+                                                                                   background):
+    photo, face = people[0]
+    frames = [render(background, [(photo, face, t, 200, 240)]) for t in range(10)]
+    for blind, expected in (({2}, [1] * 10), ({2, 3}, [1] * 6 + [0, 0, 0, 1])):
+        stream = rec.new_stream(detect_every=3)  # detects frames 0, 3, 6, 9: calls 1, 2, 3, 4
+        detector.calls, detector.blind = 0, blind
+        try:
+            results = [stream.process(frame) for frame, _ in frames]
+        finally:
+            detector.blind = set()
+        found = [sum(best_iou(r.faces, truth) >= 0.5 for truth in truths) for r, (_, truths) in zip(results, frames)]
+        assert found == expected, blind
+        assert {f.track_id for r in results for f in r.faces} == {1}
+    stream = rec.new_stream(detect_every=10)
+    for frame, _ in frames[:4]:
+        assert len(stream(frame)) == 1
+    detector.calls = 0
+    assert stream(background) == [] and detector.calls == 1, "the face is gone: following fails, the detector runs"
 
 
 def test_stills_detect_on_every_call(rec, detector, people, background, tmp_path):
