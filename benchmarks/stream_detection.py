@@ -10,10 +10,12 @@ covers its true box at IoU >= 0.5.
 Every mode (detector x interval) runs its own stream over the same frames, frame by frame in turn (the order
 rotating), so that other jobs on the machine slow all modes alike. Figures per mode: face recall, mean IoU of
 the found faces, frames the detector ran on, boxes that match no face, agreement of the emotion label with
-the per-frame pipeline (default detector, detect_every=1) on faces both found, and mean ms per frame (the
-detector's cost spread over all frames) for detect, follow, crop, classify and the whole frame.
+the per-frame pipeline (default detector, detect_every=1) on faces both found (smoothed labels, as streams
+give them; --no-smoothing for raw ones), and mean ms per frame (the detector's cost spread over all frames)
+for detect, follow, crop, classify and the whole frame.
 
-    python benchmarks/stream_detection.py [--shots 10] [--every 1,3,5,8,12] [--detectors blazeface,blazeface-full]
+    python benchmarks/stream_detection.py [--shots 12] [--every 1,2,3,5,8,12] [--detectors blazeface,blazeface-full]
+        [--seed 0] [--no-smoothing]
 """
 
 from __future__ import annotations
@@ -170,11 +172,13 @@ def score(mode: Mode, index: int, truth: list[np.ndarray], faces) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--shots", type=int, default=10)
+    parser.add_argument("--shots", type=int, default=12)
     parser.add_argument("--shot-frames", type=int, default=60)
-    parser.add_argument("--every", default="1,3,5,8,12", help="detection intervals to compare")
+    parser.add_argument("--every", default="1,2,3,5,8,12", help="detection intervals to compare")
     parser.add_argument("--detectors", default="blazeface,blazeface-full", help="detectors to compare")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--no-smoothing", action="store_true",
+                        help="compare raw per-frame labels instead of the smoothed ones streams give by default")
     args = parser.parse_args()
     if not (LFW / "labels.csv").is_file():
         print(f"lfw_expressions not found at {LFW}", file=sys.stderr)
@@ -189,7 +193,7 @@ def main() -> int:
     print(f"clip: {len(frames)} frames of 640x480, {args.shots} shots (cuts between them), {total_faces} faces; "
           "real lfw_expressions faces in synthetic motion")
 
-    modes = [Mode(f"{name}, detect_every={k}", engine.new_stream(smoothing=False, detect_every=int(k)))
+    modes = [Mode(f"{name}, detect_every={k}", engine.new_stream(smoothing=not args.no_smoothing, detect_every=int(k)))
              for name, engine in engines.items() for k in args.every.split(",")]
     for index, (frame, truth) in enumerate(zip(frames, truths, strict=True)):
         turn = index % len(modes)
@@ -200,7 +204,9 @@ def main() -> int:
             score(mode, index, truth, result.faces)
 
     reference = modes[0]
-    print(f"\nagreement: emotion label equal to {reference.name}'s on faces both found; ms: mean per frame")
+    labels = "raw" if args.no_smoothing else "smoothed (the streams' default)"
+    print(f"\nagreement: {labels} emotion label equal to {reference.name}'s on faces both found; "
+          "ms: mean per frame")
     print(f"{'mode':34} {'recall':>7} {'IoU':>5} {'detected':>9} {'stray':>5} {'agree':>6}   "
           + " ".join(f"{s:>8}" for s in STAGES))
     for mode in modes:

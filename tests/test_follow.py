@@ -156,7 +156,8 @@ def test_a_detector_blink_is_bridged_once_and_a_face_that_leaves_is_dropped_at_o
             results = [stream.process(frame) for frame, _ in frames]
         finally:
             detector.blind = set()
-        found = [sum(best_iou(r.faces, truth) >= 0.5 for truth in truths) for r, (_, truths) in zip(results, frames)]
+        found = [sum(best_iou(r.faces, truth) >= 0.5 for truth in truths)
+                 for r, (_, truths) in zip(results, frames, strict=True)]
         assert found == expected, blind
         assert {f.track_id for r in results for f in r.faces} == {1}
     stream = rec.new_stream(detect_every=10)

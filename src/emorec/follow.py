@@ -25,10 +25,11 @@ from emorec.detect import Detections
 from emorec.errors import ConfigError
 from emorec.track import iou_matrix
 
-# Chosen with benchmarks/stream_detection.py (real faces moved over photos): recall and box IoU hold at
-# detect-every-frame's level up to 8 frames and beyond; longer intervals save little more time per frame but
-# keep a face that enters waiting longer (up to N - 1 frames: a sixth of a second at 30 fps).
-DEFAULT_DETECT_EVERY = 5
+# Chosen with benchmarks/stream_detection.py (real faces moved over photos, two clips): up to this interval
+# face recall stayed at or above detect-every-frame's (a followed face outlives the detector's misses); at 12
+# it fell below on one clip, for 0.5 ms a frame saved. A face that enters waits up to N - 1 frames (a quarter
+# of a second at 30 fps).
+DEFAULT_DETECT_EVERY = 8
 
 # 15-pixel windows on 3 pyramid levels of a frame shrunk to keep faces ~64 pixels follow moves of about half
 # a face a frame; 25 points per face are plenty for a robust fit and keep the flow cheap.
