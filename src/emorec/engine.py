@@ -353,7 +353,8 @@ class EmotionRecognizer:
         baseline: Baseline | None = None,
         time_s: float | None = None,
     ) -> FrameResult:
-        """Detect, crop, classify (and track) the faces of an image path or a uint8 array.
+        """Detect, crop, classify (and track) the faces of an image path or a uint8 array. A stream's
+        recognizer runs the detector every ``detect_every`` frames and follows its faces in between.
 
         Arrays are BGR as OpenCV gives them, or RGB with ``rgb=True``; gray and 4-channel images work too.
         ``baseline`` (else the stream's ``baseline``) calibrates every face to one person; ``time_s`` is the
