@@ -298,8 +298,10 @@ def test_a_misread_resting_face_reads_neutral_once_calibrated_and_expressions_st
     # the person presses "Calibrate" and rests for the first 3 s (other photos of them, from other days,
     # are the harder case that benchmarks/calibration.py measures)
     baseline = rec.calibrate([frame for t, frame in video if t < 3])
-    plain = _readings(rec.new_stream(), video)
-    calibrated = _readings(rec.new_stream(baseline=baseline), video)
+    # Every frame detected, as the photos of the baseline were: this person's rest sits near a decision
+    # boundary that a few pixels of crop move (what following does to labels: benchmarks/stream_detection.py).
+    plain = _readings(rec.new_stream(detect_every=1), video)
+    calibrated = _readings(rec.new_stream(baseline=baseline, detect_every=1), video)
     assert _mostly(plain, 3, 4) in ("angry", "sad"), person
     assert _mostly(calibrated, 3, 4) == "neutral", person
     assert _mostly(calibrated, 5, 6) == emotion, person

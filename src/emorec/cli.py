@@ -266,6 +266,19 @@ def _add_engine_options(p: argparse.ArgumentParser, threads: bool = True) -> Non
         g.add_argument("--threads", type=int, default=1, help="ONNX Runtime threads per model")
 
 
+def _add_detect_every(p: argparse.ArgumentParser) -> None:
+    from emorec.follow import DEFAULT_DETECT_EVERY
+
+    def frames(text: str) -> int:
+        if not text.isdigit() or int(text) < 1:
+            raise argparse.ArgumentTypeError(f"expected a whole number of frames >= 1, got {text!r}")
+        return int(text)
+
+    p.add_argument("--detect-every", type=frames, default=DEFAULT_DETECT_EVERY, metavar="N",
+                   help="run the face detector on every N-th frame (and when a face is lost), following faces by "
+                        "optical flow in between; 1: on every frame (default: %(default)s)")
+
+
 def _recognizer_options(args: argparse.Namespace) -> dict:
     """``EmotionRecognizer`` keyword arguments from the engine options."""
     return {"model": args.model, "detector": args.detector, "min_face_size": args.min_face_size,
@@ -451,7 +464,7 @@ def _cmd_video(args: argparse.Namespace) -> int:
     rec = _make_recognizer(args)
     baseline = _load_baseline(args, rec)
     with rec.stream(args.input, smoothing=not args.no_smoothing, baseline=baseline,
-                    auto_calibrate=args.auto_calibrate) as stream:
+                    auto_calibrate=args.auto_calibrate, detect_every=args.detect_every) as stream:
         recorder = Recorder(args.out, args.csv, args.plot, fps=stream.fps or 30.0)
         try:
             for result in tqdm(stream, total=stream.source.frame_count, unit="frame", disable=args.quiet):
@@ -482,6 +495,7 @@ def _add_video(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-smoothing", action="store_true", help="raw per-frame probabilities (still tracked)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     _add_engine_options(p)
+    _add_detect_every(p)
     _add_baseline_options(p, auto=True)
     p.set_defaults(func=_cmd_video)
 
@@ -491,7 +505,8 @@ def _cmd_stream(args: argparse.Namespace) -> int:
     baseline = _load_baseline(args, rec)
     try:
         with rec.stream(args.source, smoothing=not args.no_smoothing, max_frames=args.max_frames or None,
-                        baseline=baseline, auto_calibrate=args.auto_calibrate) as stream:
+                        baseline=baseline, auto_calibrate=args.auto_calibrate,
+                        detect_every=args.detect_every) as stream:
             for result in stream:
                 print(json.dumps(result.to_dict()), flush=True)
     except KeyboardInterrupt:
@@ -507,6 +522,7 @@ def _add_stream(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-frames", type=int, default=0, help="stop after N frames (0: run until the source ends)")
     p.add_argument("--no-smoothing", action="store_true", help="raw per-frame probabilities (still tracked)")
     _add_engine_options(p)
+    _add_detect_every(p)
     _add_baseline_options(p, auto=True)
     p.set_defaults(func=_cmd_stream)
 

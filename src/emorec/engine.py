@@ -23,6 +23,7 @@ from emorec.calibration import AutoCalibrator, Baseline, BaselineError, apply_ba
 from emorec.classifier import FACE_SIZE, EmotionClassifier, model_file, read_metadata
 from emorec.detect import Detections, Detector, create_detector
 from emorec.errors import InputError
+from emorec.follow import DEFAULT_DETECT_EVERY, FaceFollower
 from emorec.labels import EMOTIONS
 from emorec.sources import load_frame, to_bgr
 from emorec.track import FaceTracker
@@ -184,6 +185,7 @@ class EmotionRecognizer:
         self.max_faces = max_faces
         self.crop = crop
         self._tracker: FaceTracker | None = None  # only streams track
+        self._follower: FaceFollower | None = None  # and follow faces between detections
         self.baseline: Baseline | None = None  # applied to every face unless a call passes its own
         self._auto: AutoCalibrator | None = None
         meta = self.classifier.metadata
@@ -212,16 +214,24 @@ class EmotionRecognizer:
         smoothing_alpha: float = 0.3,
         baseline: Baseline | None = None,
         auto_calibrate: bool | AutoCalibrator = False,
+        detect_every: int = DEFAULT_DETECT_EVERY,
     ) -> EmotionRecognizer:
         """A recognizer for one stream of frames you feed yourself (webcam, WebSocket) sharing this one's
         models, with its own tracker: faces get stable track ids, and with ``smoothing`` their probabilities
         are averaged (``smoothing_alpha``: weight of the newest frame).
 
+        ``detect_every``: the detector runs on every N-th frame, and at once when a face cannot be followed
+        or on :meth:`redetect`; in between, faces are followed by optical flow (see :mod:`emorec.follow`).
+        1 runs it on every frame. Raises :class:`~emorec.errors.ConfigError` for anything but a whole
+        number >= 1.
+
         ``baseline`` calibrates every face of the stream to one person (settable later as
         ``stream.baseline``); ``auto_calibrate`` (True, or a configured :class:`AutoCalibrator`) lets each
         track without such a baseline learn its own from its frames."""
+        follower = FaceFollower(detect_every)
         stream = copy.copy(self)
         stream._tracker = FaceTracker(alpha=smoothing_alpha if smoothing else 1.0)
+        stream._follower = follower
         stream.baseline = self.check_baseline(baseline) if baseline is not None else self.baseline
         stream.auto_calibrate = auto_calibrate
         return stream
@@ -251,7 +261,7 @@ class EmotionRecognizer:
         """Run an image, folder, video file, webcam index or stream URL through the engine with tracking:
         an iterable of :class:`FrameResult` that keep their frame. ``options`` are
         :class:`~emorec.stream.FrameStream`'s (smoothing, smoothing_alpha, max_frames, realtime, baseline,
-        auto_calibrate)."""
+        auto_calibrate, detect_every)."""
         from emorec.stream import FrameStream
 
         return FrameStream(self, source, **options)
@@ -261,8 +271,15 @@ class EmotionRecognizer:
         auto-calibration; a baseline set on the stream stays."""
         if self._tracker is not None:
             self._tracker.reset()
+        self.redetect()
         if self._auto is not None:
             self._auto.reset()
+
+    def redetect(self) -> None:
+        """Run the full detector on this stream's next frame, whatever its schedule (a cut the caller knows
+        of; each photo of a folder); tracks are kept."""
+        if self._follower is not None:
+            self._follower.reset()
 
     def check_baseline(self, baseline: Baseline) -> Baseline:
         """``baseline`` if it was made with this engine's classifier; :class:`BaselineError` otherwise, since
@@ -300,7 +317,7 @@ class EmotionRecognizer:
             except InputError as exc:
                 unreadable.append(str(exc))
                 continue
-            found = self._filter(self.detector.detect(bgr), bgr.shape)
+            found = self._detect(bgr)
             if not len(found.boxes):
                 no_face.append(name)
                 continue
@@ -338,7 +355,8 @@ class EmotionRecognizer:
         baseline: Baseline | None = None,
         time_s: float | None = None,
     ) -> FrameResult:
-        """Detect, crop, classify (and track) the faces of an image path or a uint8 array.
+        """Detect, crop, classify (and track) the faces of an image path or a uint8 array. A stream's
+        recognizer runs the detector every ``detect_every`` frames and follows its faces in between.
 
         Arrays are BGR as OpenCV gives them, or RGB with ``rgb=True``; gray and 4-channel images work too.
         ``baseline`` (else the stream's ``baseline``) calibrates every face to one person; ``time_s`` is the
@@ -350,10 +368,15 @@ class EmotionRecognizer:
         bgr = load_frame(frame, rgb)
         timings["decode"] = _ms_since(start)
 
-        mark = time.perf_counter()
-        found = self._filter(self.detector.detect(bgr), bgr.shape)
+        if self._follower is None:  # stills: the full detector, always
+            mark = time.perf_counter()
+            found = self._detect(bgr)
+            timings["detect"] = _ms_since(mark)
+        else:
+            found, spent = self._follower.faces(bgr, self._detect)
+            found = self._filter(found, bgr.shape)  # faces carried over a detection still obey max_faces
+            timings.update(spent)
         boxes, scores = found.boxes, found.scores
-        timings["detect"] = _ms_since(mark)
 
         mark = time.perf_counter()
         faces_48 = crop_faces(bgr, boxes, self.crop, found.eyes)
@@ -408,6 +431,9 @@ class EmotionRecognizer:
             return [None] * len(track_ids)
         # The tracker's smoothed probabilities: the median over seconds does not need single frames.
         return self._auto.update(track_ids, probs, time.monotonic() if time_s is None else time_s)
+
+    def _detect(self, bgr: np.ndarray) -> Detections:
+        return self._filter(self.detector.detect(bgr), bgr.shape)
 
     def _filter(self, found: Detections, shape: tuple[int, ...]) -> Detections:
         """Drop boxes below ``min_face_size`` and keep the ``max_faces`` largest, largest first."""

@@ -278,6 +278,11 @@ class Source:
             self.fps = declared
             self.frame_count = count if count > 0 else None
 
+    @property
+    def stills(self) -> bool:
+        """Whether the frames are photos (an image file or a folder of them), each unrelated to the last."""
+        return self._images is not None
+
     def __iter__(self) -> Iterator[Frame]:
         if self._images is not None:
             for index, path in enumerate(self._images):

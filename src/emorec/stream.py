@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 import cv2
 
+from emorec.follow import DEFAULT_DETECT_EVERY
 from emorec.sources import Source
 from emorec.types import FrameResult
 
@@ -33,7 +34,8 @@ class FrameStream:
     Args:
         recognizer: the engine whose models are shared; the stream gets its own tracker. A recognizer from
             ``new_stream()`` is used as it is instead (its tracker, smoothing and calibration; the desktop
-            app calibrates it while the source plays), and the next four options do not apply.
+            app calibrates it while the source plays), and the options smoothing, smoothing_alpha, baseline,
+            auto_calibrate and detect_every do not apply.
         smoothing: average each face's probabilities over frames (tracking happens either way).
         smoothing_alpha: weight of the newest frame in that average.
         max_frames: stop after this many frames; ``truncated`` then says whether the source had more.
@@ -42,6 +44,8 @@ class FrameStream:
             a frame that is ready early is held back until its time. Live sources already hand over only
             their newest frame; they are never held back.
         baseline, auto_calibrate: personal calibration (see ``EmotionRecognizer.new_stream``).
+        detect_every: run the face detector on every N-th video frame and follow faces in between (see
+            ``EmotionRecognizer.new_stream``); the photos of an image folder are always detected in full.
         resize_to: (width, height) every frame is shrunk to before the engine sees it, to bound the cost of
             large videos (the web app's uploads); results and their ``image`` are in that size.
 
@@ -61,12 +65,14 @@ class FrameStream:
         baseline: Baseline | None = None,
         auto_calibrate: bool | AutoCalibrator = False,
         resize_to: tuple[int, int] | None = None,
+        detect_every: int = DEFAULT_DETECT_EVERY,
     ):
         self.source = source if isinstance(source, Source) else Source(source)
         # The stream's own recognizer: its tracker, and its baseline, which may change while the stream runs.
         # A recognizer that is a stream already (from new_stream) is continued as it is.
         self.engine = recognizer if recognizer.is_stream else recognizer.new_stream(
-            smoothing=smoothing, smoothing_alpha=smoothing_alpha, baseline=baseline, auto_calibrate=auto_calibrate
+            smoothing=smoothing, smoothing_alpha=smoothing_alpha, baseline=baseline, auto_calibrate=auto_calibrate,
+            detect_every=detect_every,
         )
         self.max_frames = max_frames
         self.resize_to = resize_to
@@ -111,6 +117,8 @@ class FrameStream:
                 image = frame.image
                 if self.resize_to is not None and (image.shape[1], image.shape[0]) != self.resize_to:
                     image = cv2.resize(image, self.resize_to, interpolation=cv2.INTER_AREA)
+                if self.source.stills:  # separate photos: nothing to follow from one to the next
+                    self.engine.redetect()
                 result = self.engine.process(image, frame_index=frame.index, time_s=frame.time_s)
                 early = due - time.monotonic() if self._period else 0.0
                 if early > 0 and self._stopped.wait(early):
