@@ -8,7 +8,10 @@ interpreter as a worker process that reads the frames from .npy files. Each meas
 the two, one call at a time (the other process waits meanwhile), so load from other jobs slows both alike;
 each process times its own calls. Figures are medians and ratios (fer's time / emorec's time).
 
-Measured: end to end per frame (fer's ``detect_emotions``, emorec's ``process``), the face detector per
+Measured: end to end per frame (fer's ``detect_emotions``, emorec's ``process``); the same on a video clip
+(benchmarks/stream_detection.py's real faces in synthetic motion, ``--shots`` shots of about 60 frames),
+where emorec runs as a stream (``new_stream``: the detector every few frames, faces followed in between)
+and fer, which has no stream mode, runs ``detect_emotions`` on every frame; the face detector per
 frame, the classifier for one face (fer's TFLite interpreter on a 64x64 face, emorec's ONNX model on a
 48x48 face) and faces/s for 32 faces (fer's own loop over its interpreter, emorec's batch of 32).
 
@@ -18,6 +21,7 @@ frame, the classifier for one face (fer's TFLite interpreter on a 64x64 face, em
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import subprocess
@@ -48,12 +52,14 @@ def _worker(folder: Path) -> int:
     import cv2
 
     frames = np.load(folder / "frames.npy")
+    clip = functools.cache(lambda: np.load(folder / "clip.npy"))  # written once the worker has said hello
     detector = FER()
     # fer's own preprocessing of a face: 64x64 gray scaled to [-1, 1].
     gray = [cv2.cvtColor(f, cv2.COLOR_BGR2GRAY) for f in frames]
     faces = np.stack([cv2.resize(g[120:360, 200:440], (64, 64)) for g in gray]).astype(np.float32) / 127.5 - 1
     work = {
         "end to end": lambda i: len(detector.detect_emotions(frames[i])),
+        "video stream, end to end": lambda i: len(detector.detect_emotions(clip()[i])),  # fer has no stream mode
         "detector": lambda i: len(detector.find_faces(frames[i], gray_img=gray[i])),
         "classifier, 1 face": lambda i: len(detector._classify_emotions(faces[i : i + 1])),
         "classifier, 32 faces": lambda i: len(detector._classify_emotions(faces[np.arange(i, i + 32) % len(faces)])),
@@ -143,12 +149,16 @@ def real_frames(photos: Path, count: int) -> np.ndarray:
     return np.stack(frames)
 
 
-def _ours(frames: np.ndarray, model: str | None):
+def _ours(rec, frames: np.ndarray, clip: np.ndarray):
     import cv2
 
-    from emorec.engine import EmotionRecognizer
+    stream = rec.new_stream()
 
-    rec = EmotionRecognizer(model=model)
+    def in_stream(i: int) -> int:
+        if i == 0:  # each pass plays the clip from its start
+            stream.reset()
+        return len(stream.process(clip[i]).faces)
+
     gray = [cv2.cvtColor(f, cv2.COLOR_BGR2GRAY) for f in frames]
     faces = np.stack([cv2.resize(g[120:360, 200:440], (48, 48), interpolation=cv2.INTER_AREA) for g in gray])
 
@@ -162,11 +172,12 @@ def _ours(frames: np.ndarray, model: str | None):
 
     work = {
         "end to end": timed(lambda i: len(rec.process(frames[i]).faces)),
+        "video stream, end to end": timed(in_stream),
         "detector": timed(lambda i: len(rec.detector.detect(frames[i]).boxes)),
         "classifier, 1 face": timed(lambda i: len(rec.classify(faces[i : i + 1]))),
         "classifier, 32 faces": timed(lambda i: len(rec.classify(faces[np.arange(i, i + 32) % len(faces)]))),
     }
-    return rec, work
+    return work
 
 
 def main() -> int:
@@ -177,6 +188,7 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=3, help="passes over the frames per measurement")
     parser.add_argument("--model", help="emorec's classifier: a shipped model's name or an ONNX file (default: "
                                         "the default shipped model)")
+    parser.add_argument("--shots", type=int, default=3, help="shots of the video clip (about 60 frames each)")
     parser.add_argument("--worker", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -185,6 +197,11 @@ def main() -> int:
     from emorec.cpu import cpu_summary
 
     print(f"CPU: {cpu_summary()}")
+    from stream_detection import synthetic_clip
+
+    from emorec.engine import EmotionRecognizer
+
+    rec = EmotionRecognizer(model=args.model)
     with tempfile.TemporaryDirectory() as folder:
         frames = real_frames(args.photos, args.frames)
         np.save(Path(folder) / "frames.npy", frames)
@@ -195,7 +212,9 @@ def main() -> int:
             print("  python3 -m venv /tmp/peers-venv && /tmp/peers-venv/bin/pip install fer 'setuptools<81'")
             print(f"then pass --peer-python /tmp/peers-venv/bin/python (or set {PEER_ENV}).")
             return 0
-        rec, ours = _ours(frames, args.model)
+        clip = np.stack(synthetic_clip(rec, np.random.default_rng(0), shots=args.shots, mean_frames=60)[0])
+        np.save(Path(folder) / "clip.npy", clip)
+        ours = _ours(rec, frames, clip)
         print(
             f"emorec: model {rec.model_info['name']}{' (int8)' if rec.quantized else ''}, detector "
             f"{rec.detector.name}; fer {peer.version}: Haar cascade + TFLite mini-Xception, its defaults"
@@ -211,28 +230,29 @@ def main() -> int:
                         call(i)
                 times: dict[str, list[float]] = {side: [] for side in sides}
                 found = dict.fromkeys(sides, 0)
+                count = len(clip) if name.startswith("video stream") else len(frames)
                 for _ in range(args.repeats):
-                    for i in range(len(frames)):
+                    for i in range(count):
                         for side, call in sides.items():
                             ms, faces = call(i)
                             times[side].append(ms)
                             found[side] += faces > 0
                 ours_ms, theirs_ms = (float(np.median(t)) for t in times.values())
-                rows.append((name, ours_ms, theirs_ms, {k: v / args.repeats for k, v in found.items()}))
+                rows.append((name, ours_ms, theirs_ms, {k: v / args.repeats for k, v in found.items()}, count))
         finally:
             peer.close()
     print(f"load average {os.getloadavg()[0]:.1f} at end")
     print("| median | emorec | fer | fer / emorec |")
     print("|---|---|---|---|")
-    for name, ours_ms, theirs_ms, found in rows:
+    for name, ours_ms, theirs_ms, found, count in rows:
         if name == "classifier, 32 faces":
             figures = f"{32_000 / ours_ms:,.0f} faces/s | {32_000 / theirs_ms:,.0f} faces/s"
         else:
             figures = f"{ours_ms:.2f} ms | {theirs_ms:.2f} ms"
         print(f"| {name} | {figures} | {theirs_ms / ours_ms:.1f}x |")
-        if name in ("end to end", "detector"):
-            print(f"|   frames with a face found ({name}) | {found['emorec']:.0f} of {len(frames)} "
-                  f"| {found['fer']:.0f} of {len(frames)} | |")
+        if name in ("end to end", "video stream, end to end", "detector"):
+            print(f"|   frames with a face found ({name}) | {found['emorec']:.0f} of {count} "
+                  f"| {found['fer']:.0f} of {count} | |")
     return 0
 
 

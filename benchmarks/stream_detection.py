@@ -15,7 +15,7 @@ give them; --no-smoothing for raw ones), and mean ms per frame (the detector's c
 for detect, follow, crop, classify and the whole frame.
 
     python benchmarks/stream_detection.py [--shots 12] [--every 1,2,3,5,8,12] [--detectors blazeface,blazeface-full]
-        [--seed 0] [--no-smoothing]
+        [--seed 0] [--model emonet_fast] [--no-smoothing]
 """
 
 from __future__ import annotations
@@ -177,6 +177,7 @@ def main() -> int:
     parser.add_argument("--every", default="1,2,3,5,8,12", help="detection intervals to compare")
     parser.add_argument("--detectors", default="blazeface,blazeface-full", help="detectors to compare")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--model", default=None, help="the classifier: a shipped model's name or an ONNX file")
     parser.add_argument("--no-smoothing", action="store_true",
                         help="compare raw per-frame labels instead of the smoothed ones streams give by default")
     args = parser.parse_args()
@@ -186,8 +187,9 @@ def main() -> int:
 
     print(f"CPU: {cpu_summary()}")
     print(f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} (other jobs slow every mode alike)")
-    engines = {name: EmotionRecognizer(detector=name) for name in args.detectors.split(",")}
+    engines = {name: EmotionRecognizer(model=args.model, detector=name) for name in args.detectors.split(",")}
     reference_engine = next(iter(engines.values()))
+    print(f"classifier: {reference_engine.model_info['name']}{' (int8)' if reference_engine.quantized else ''}")
     frames, truths = synthetic_clip(reference_engine, np.random.default_rng(args.seed), args.shots, args.shot_frames)
     total_faces = sum(len(t) for t in truths)
     print(f"clip: {len(frames)} frames of 640x480, {args.shots} shots (cuts between them), {total_faces} faces; "
