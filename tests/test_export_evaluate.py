@@ -12,7 +12,7 @@ from emorec.cli import main
 from emorec.evaluate import compute_report, evaluate, predict_with_tta
 
 # Measured on the original FER2013 pixels; these floors stop a regression of either shipped model.
-PRIVATE_TEST_FLOOR = {"emonet_wide": 0.715, "emonet_fast": FAST_FLOOR}
+PRIVATE_TEST_FLOOR = {"emonet_wide": 0.715, "emonet_fast": 0.70}
 
 
 @pytest.mark.parametrize("name", SHIPPED_MODELS)
