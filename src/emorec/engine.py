@@ -140,9 +140,9 @@ class EmotionRecognizer:
     learn one per track (``auto_calibrate``).
 
     Args (keyword-only):
-        model: the classifier: a shipped model's name (``emorec.classifier.SHIPPED_MODELS``: ``emonet_fast``
-            for CPUs without AVX-512, ``emonet_wide`` the most accurate), an exported ONNX file, or None
-            for the default shipped model.
+        model: the classifier: a shipped model's name (``emorec.classifier.SHIPPED_MODELS``: ``emonet_fast``,
+            the default, ``emonet_wide``, the most accurate on FER2013), an exported ONNX file, or None for
+            the default.
         detector: a name from ``emorec.detect.DETECTORS`` or a ready ``Detector`` object.
         min_face_size: faces whose box is smaller than this many pixels (either side) are dropped:
             they are mostly false positives, and too small to read an emotion from.
