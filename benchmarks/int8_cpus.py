@@ -6,7 +6,7 @@ This script scores the float model and its int8 twin on FER2013 faces natively, 
 under QEMU's user-mode emulator as an AVX2-only CPU (AMD EPYC Rome: AVX2, no AVX-512, no VNNI), so one machine
 measures both kernels. Emulation is slow (minutes for a few hundred faces), hence ``--faces``.
 
-    python benchmarks/int8_cpus.py [--model src/emorec/assets/emonet_wide.onnx] [--faces 300] [--split PrivateTest]
+    python benchmarks/int8_cpus.py [--model emonet_fast|emonet_wide|FILE.onnx] [--faces 300] [--split PrivateTest]
 
 Needs ``qemu-x86_64`` (Debian: ``apt-get install qemu-user``) for the AVX2 half; without it, only the native
 half runs. Prints accuracy, agreement of the top class with the float model and the largest probability gap.
@@ -26,7 +26,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
-from emorec.classifier import EmotionClassifier, shipped_model_path  # noqa: E402
+from emorec.classifier import EmotionClassifier, model_file, shipped_model_path  # noqa: E402
 from emorec.cpu import cpu_summary  # noqa: E402
 from emorec.data import load_fer2013  # noqa: E402
 
@@ -39,7 +39,8 @@ def _predict(model: Path, faces: np.ndarray) -> np.ndarray:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", type=Path, default=shipped_model_path())
+    parser.add_argument("--model", type=model_file, default=shipped_model_path(),
+                        help="a shipped model's name or an ONNX file (default: the default model)")
     parser.add_argument("--data", default=str(REPO.parent / "shared" / "datasets" / "fer2013" / "fer2013.csv.gz"))
     parser.add_argument("--split", default="PrivateTest")
     parser.add_argument("--faces", type=int, default=300, help="faces scored under emulation (all natively)")
