@@ -37,7 +37,7 @@ def test_evaluate_cli_writes_report_and_confusion_matrix(fer2013_path, tmp_path,
 
 def test_evaluate_cli_rejects_a_missing_model(fer2013_path, tmp_path, capsys):
     assert main(["evaluate", "--model", str(tmp_path / "nope.onnx"), "--data", str(fer2013_path)]) == 2
-    assert "no such model file" in capsys.readouterr().err
+    assert "nope.onnx: no such ONNX model file" in capsys.readouterr().err
 
 
 def test_corrupt_onnx_file_gets_a_clear_error(tmp_path):
