@@ -34,7 +34,7 @@ from typing import Any
 
 from emorec.calibration import load_baseline
 from emorec.data import IMAGE_SUFFIXES
-from emorec.errors import ConfigError, EmorecError, UnknownModelError
+from emorec.errors import ConfigError, EmorecError
 from emorec.labels import EMOTIONS
 from emorec.sources import VIDEO_SUFFIXES
 
@@ -364,7 +364,7 @@ def analyze(
     settings = settings or BatchSettings()
     try:
         model = model_file(settings.model)
-    except (FileNotFoundError, UnknownModelError) as exc:
+    except FileNotFoundError as exc:
         raise ConfigError(str(exc)) from None
     if settings.baseline and not Path(settings.baseline).is_file():
         raise ConfigError(f"{settings.baseline}: no such baseline file")

@@ -144,14 +144,15 @@ def evaluate(model: str | os.PathLike | None, data_path: str | os.PathLike, spli
     if limit:
         rows = rows[:limit]
     faces, labels = data.images[rows], data.labels[rows]
-    probs = predict_with_tta(load_predictor(model), faces, tta)
+    path = _model_path(model)
+    probs = predict_with_tta(load_predictor(path), faces, tta)
     report = compute_report(probs, labels, split, tta)
     if ferplus is not None:
         report.ferplus = ferplus_score(probs, data.ferplus_majority()[rows])
     if out_dir is not None:
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
-        name = _model_path(model).name
+        name = path.name
         (out / "report.json").write_text(json.dumps({"model": name, **report.to_dict()}, indent=2))
         plot_confusion(report, out / "confusion.png", title=f"{name}: top-1 "
                        f"{report.accuracy:.2%}, macro-F1 {report.macro_f1:.3f} ({split}, TTA {tta})")
