@@ -28,7 +28,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
                          init=args.init or "", teacher=args.teacher or "", distill_weight=args.distill_weight,
                          distill_temperature=args.distill_temperature, teacher_flip=args.teacher_flip,
                          ema=args.ema, ferplus=args.ferplus or "", targets=args.targets,
-                         ferplus_weight=args.ferplus_weight)
+                         ferplus_weight=args.ferplus_weight, photo_augment=args.photo_augment,
+                         select=args.select)
     out = train(config, resume=args.resume)
     print(f"done: {out}/best.pt")
     return 0
@@ -68,6 +69,10 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
                    help="learn FER2013's labels, FER+'s vote distributions, or a mix (default: %(default)s)")
     p.add_argument("--ferplus-weight", type=float, default=0.5,
                    help="with --targets mix: FER+'s share of each target (default: %(default)s)")
+    p.add_argument("--photo-augment", action="store_true",
+                   help="also JPEG artefacts, gamma, noise and 2-4x downscaling, as crops of real photos have")
+    p.add_argument("--select", default="fer2013", choices=["fer2013", "ferplus"],
+                   help="the PublicTest labels that choose best.pt: FER2013's or FER+ majority (default: %(default)s)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last.pt")
     p.set_defaults(func=_cmd_train)
 

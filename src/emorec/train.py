@@ -57,6 +57,8 @@ class TrainConfig:
     ferplus: str = ""  # Microsoft's fer2013new.csv, joined by row number; "" trains on FER2013 labels alone
     targets: str = "fer2013"  # "fer2013" labels, "ferplus" vote distributions, or a "mix" of the two
     ferplus_weight: float = 0.5  # with targets="mix": the FER+ distribution's share of each target
+    photo_augment: bool = False  # also JPEG artefacts, gamma, noise and stronger downscaling, as real crops have
+    select: str = "fer2013"  # which PublicTest labels choose best.pt: "fer2013" or "ferplus" (majority top-1)
 
     @classmethod
     def from_dict(cls, values: dict) -> TrainConfig:
@@ -68,6 +70,7 @@ class TrainConfig:
 
 
 TARGETS = ("fer2013", "ferplus", "mix")
+SELECT = ("fer2013", "ferplus")
 
 
 def training_targets(data: Fer2013, targets: str, ferplus_weight: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
@@ -117,11 +120,28 @@ def center_crop(x: torch.Tensor, size: int) -> torch.Tensor:
     return x[..., offset:offset + size, offset:offset + size]
 
 
-def augment(x: torch.Tensor, size: int, erasing: float, generator: torch.Generator) -> torch.Tensor:
+def jpeg_artefacts(images: np.ndarray, chance: float, generator: torch.Generator) -> np.ndarray:
+    """Re-encode about ``chance`` of the uint8 (N, 48, 48) faces as JPEG at quality 25-90, as photos and
+    webcam streams arrive; the rest are returned untouched."""
+    import cv2
+
+    out = images.copy()
+    chosen = torch.rand(len(images), generator=generator) < chance
+    qualities = (25 + 65 * torch.rand(len(images), generator=generator)).int()
+    for i in torch.nonzero(chosen).flatten().tolist():
+        _, encoded = cv2.imencode(".jpg", images[i], [cv2.IMWRITE_JPEG_QUALITY, int(qualities[i])])
+        out[i] = cv2.imdecode(encoded, cv2.IMREAD_GRAYSCALE)
+    return out
+
+
+def augment(x: torch.Tensor, size: int, erasing: float, generator: torch.Generator,
+            photo: ModelSpec | None = None) -> torch.Tensor:
     """Random crop, scale, small rotation, shift and flip in one affine warp, contrast/brightness jitter,
     occasional low resolution, then random erasing.
 
-    ``x`` is a normalised (N, 1, 48, 48) batch; the result is (N, 1, size, size).
+    ``x`` is a normalised (N, 1, 48, 48) batch; the result is (N, 1, size, size). With ``photo`` (the model's
+    spec, whose normalisation the gamma curve must undo) faces also get a gamma curve, sensor noise and a
+    downscale of 2-4x, as crops of real photos and webcams do.
     """
     n = x.shape[0]
     rand = lambda *shape: torch.rand(*shape, generator=generator)  # noqa: E731
@@ -135,15 +155,24 @@ def augment(x: torch.Tensor, size: int, erasing: float, generator: torch.Generat
                          torch.stack([sin * flip, cos, shift[:, 1]], 1)], 1)
     grid = F.affine_grid(theta, [n, 1, size, size], align_corners=False)
     out = F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+    if photo is not None:
+        # Exposure curves act on pixel values, so the gamma is applied between un- and re-normalising.
+        pixels = (out * photo.std + photo.mean).clamp(0, 1)
+        gamma = torch.exp((rand(n) * 2 - 1) * math.log(1.6)).view(-1, 1, 1, 1)
+        out = (pixels ** gamma - photo.mean) / photo.std
     # Webcams and photos in the wild differ from FER2013 in contrast, exposure and sharpness.
     mean = out.mean(dim=(1, 2, 3), keepdim=True)
     contrast = (0.6 + 0.8 * rand(n)).view(-1, 1, 1, 1)
     brightness = ((rand(n) * 2 - 1) * 0.4).view(-1, 1, 1, 1)  # +-0.1 of the pixel range, in normalised units
     out = (out - mean) * contrast + mean + brightness
-    blurry = (rand(n) < 0.2).view(-1, 1, 1, 1)
-    low_res = F.interpolate(F.interpolate(out, size=size // 2, mode="area"), size=size, mode="bilinear",
+    blurry = (rand(n) < (0.3 if photo is not None else 0.2)).view(-1, 1, 1, 1)
+    factor = 2 if photo is None else int(2 + 3 * float(rand(1)))  # one factor a batch: 2, 3 or 4
+    low_res = F.interpolate(F.interpolate(out, size=size // factor, mode="area"), size=size, mode="bilinear",
                             align_corners=False)
     out = torch.where(blurry, low_res, out)
+    if photo is not None:
+        sigma = (rand(n) * 0.04 / photo.std).view(-1, 1, 1, 1)  # up to 4% of the pixel range
+        out = out + torch.randn(out.shape, generator=generator) * sigma
     if erasing > 0:
         # One rectangle per chosen image, 2-25% of the area, filled with noise.
         area = size * size * (0.02 + 0.23 * rand(n))
@@ -263,6 +292,10 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
     last_path = out / "last.pt"
     if last_path.exists() and not resume:
         raise RunExistsError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
+    if config.select not in SELECT:
+        raise ConfigError(f"unknown select {config.select!r}; expected one of {', '.join(SELECT)}")
+    if config.select == "ferplus" and not config.ferplus:
+        raise ConfigError("select='ferplus' needs the FER+ labels (--ferplus PATH)")
     device = _pick_device(config.device)
     spec = get_spec(config.model)
     data = load_fer2013(config.data, ferplus=config.ferplus or None)
@@ -339,7 +372,11 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
                        dynamic_ncols=True, mininterval=2.0)
             for step in bar:
                 idx = order[step * config.batch_size:(step + 1) * config.batch_size]
-                x = augment(normalize(train_images[idx], spec), spec.input_size, config.erasing, generator)
+                faces = train_images[idx]
+                if config.photo_augment:
+                    faces = torch.from_numpy(jpeg_artefacts(faces.numpy(), 0.3, generator))
+                x = augment(normalize(faces, spec), spec.input_size, config.erasing, generator,
+                            photo=spec if config.photo_augment else None)
                 x = x.to(device).contiguous(memory_format=torch.channels_last)
                 y = train_labels[idx].to(device)
                 target = train_targets[idx].to(device)
@@ -379,14 +416,17 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
             if val_ferplus is not None:
                 row["val_ferplus_acc"] = ferplus_score(val_probs, val_ferplus)["accuracy"]
             history.append(row)
-            if val_acc > best_acc:
-                best_acc = val_acc
+            selected = row["val_ferplus_acc"] if config.select == "ferplus" else val_acc
+            if selected > best_acc:
+                best_acc = selected
                 save_atomic({"model_name": config.model, "spec": spec.to_dict(), "model": scored.state_dict(),
                              "epoch": epoch + 1, "val_acc": val_acc, "config": asdict(config)}, out / "best.pt")
             save_atomic(checkpoint(epoch + 1), last_path)
             _write_metrics(history, out)
             print(f"epoch {epoch + 1}: train loss {row['train_loss']:.4f} acc {row['train_acc']:.4f} | "
-                  f"PublicTest loss {val_loss:.4f} acc {val_acc:.4f} (best {best_acc:.4f}) | {row['seconds']:.0f}s",
+                  f"PublicTest loss {val_loss:.4f} acc {val_acc:.4f}"
+                  + (f" FER+ {row['val_ferplus_acc']:.4f}" if val_ferplus is not None else "")
+                  + f" (best {config.select} {best_acc:.4f}) | {row['seconds']:.0f}s",
                   flush=True)
     except KeyboardInterrupt:
         # The partial epoch is dropped: last.pt holds the last finished epoch, which --resume continues.
