@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 import pytest
 
-pytest.importorskip("flask_sock", reason="the web app needs the 'web' extra: pip install 'emorec[web]'")
+pytest.importorskip("a2wsgi", reason="the web app needs the 'web' extra: pip install 'emorec[web]'")
 
 from simple_websocket import Client  # noqa: E402
 from web_server import background_server  # noqa: E402

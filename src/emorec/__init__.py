@@ -18,6 +18,7 @@ from emorec.errors import (
     DatasetError,
     EmorecError,
     InputError,
+    ModelFileError,
     RecordingError,
     RunExistsError,
     UnknownModelError,
@@ -25,6 +26,8 @@ from emorec.errors import (
 from emorec.labels import EMOTIONS
 
 _LAZY = {
+    "Baseline": "emorec.calibration",
+    "BaselineError": "emorec.calibration",
     "EmotionRecognizer": "emorec.engine",
     "Face": "emorec.types",
     "FrameResult": "emorec.types",
@@ -34,6 +37,8 @@ _LAZY = {
 
 __all__ = [
     "EMOTIONS",
+    "Baseline",
+    "BaselineError",
     "ConfigError",
     "DatasetError",
     "EmorecError",
@@ -42,6 +47,7 @@ __all__ = [
     "FrameResult",
     "FrameStream",
     "InputError",
+    "ModelFileError",
     "RecordingError",
     "RunExistsError",
     "UnknownModelError",
@@ -51,6 +57,7 @@ __all__ = [
 
 if TYPE_CHECKING:
     from emorec.annotators import annotate
+    from emorec.calibration import Baseline, BaselineError
     from emorec.engine import EmotionRecognizer
     from emorec.stream import FrameStream
     from emorec.types import Face, FrameResult

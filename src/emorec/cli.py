@@ -12,6 +12,8 @@ from pathlib import Path
 
 # FER2013 where this project's checkouts keep it; $EMOREC_FER2013 points elsewhere.
 DEFAULT_DATA = os.environ.get("EMOREC_FER2013", "../shared/datasets/fer2013/fer2013.csv.gz")
+DEFAULT_FERPLUS = os.environ.get("EMOREC_FERPLUS", "../shared/datasets/ferplus/fer2013new.csv")
+DEFAULT_DEV_PHOTOS = os.environ.get("EMOREC_DEV_PHOTOS", "../shared/datasets/expressions_dev")
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
@@ -136,6 +138,41 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--float", action="store_true", help="with --photos: the float model even where the engine "
                                                         "would run its int8 twin")
     p.set_defaults(func=_cmd_evaluate)
+
+
+def _cmd_scorecard(args: argparse.Namespace) -> int:
+    from emorec.scorecard import format_scorecards, scorecard
+
+    cards = []
+    for model in args.model or [None]:
+        try:
+            cards.append(scorecard(model, args.data, args.ferplus, args.dev, quantized=False if args.float else None))
+        except (FileNotFoundError, ValueError) as exc:
+            return _fail(args, str(exc))
+        print(f"scored {cards[-1].model}: {cards[-1].score:.4f}", file=sys.stderr, flush=True)
+    print(format_scorecards(cards))
+    if args.out:
+        out = _writable(args.out)
+        out.write_text(json.dumps([card.to_dict() for card in cards], indent=2))
+        print(f"wrote {out}")
+    return 0
+
+
+def _add_scorecard(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("scorecard", help="the shipping rule: each model's real-face score and the figures behind it",
+                       description="Score models by the rule that chooses which ships: the mean of FER+ PublicTest "
+                                   "majority top-1 and the macro recall on the development photo sets "
+                                   "(lfw_expressions and london through the pipeline, ckplus48 through the "
+                                   "classifier); FER2013 and PrivateTest figures are printed beside it.")
+    p.add_argument("--model", action="append", default=None,
+                   help="a shipped model's name or an ONNX file; repeat to compare (default: the default model)")
+    p.add_argument("--data", default=DEFAULT_DATA, help="fer2013.csv[.gz] (default: %(default)s)")
+    p.add_argument("--ferplus", default=DEFAULT_FERPLUS, help="FER+ fer2013new.csv (default: %(default)s)")
+    p.add_argument("--dev", default=DEFAULT_DEV_PHOTOS,
+                   help="folder holding lfw_expressions/, ckplus48/ and london/ (default: %(default)s)")
+    p.add_argument("--float", action="store_true", help="the float model even where the engine runs its int8 twin")
+    p.add_argument("--out", default=None, help="also write every figure as JSON to this file")
+    p.set_defaults(func=_cmd_scorecard)
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
@@ -606,8 +643,8 @@ def _add_desktop(sub: argparse._SubParsersAction) -> None:
 
 
 COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
-    _add_train, _add_evaluate, _add_export, _add_serve, _add_predict, _add_video, _add_stream, _add_batch,
-    _add_desktop, _add_calibrate,
+    _add_train, _add_evaluate, _add_scorecard, _add_export, _add_serve, _add_predict, _add_video, _add_stream,
+    _add_batch, _add_desktop, _add_calibrate,
 ]
 
 

@@ -22,7 +22,7 @@ from emorec.annotators import annotate as draw_faces
 from emorec.calibration import AutoCalibrator, Baseline, BaselineError, apply_baseline
 from emorec.classifier import FACE_SIZE, EmotionClassifier, model_file, read_metadata
 from emorec.detect import Detections, Detector, create_detector
-from emorec.errors import InputError
+from emorec.errors import InputError, ModelFileError
 from emorec.follow import DEFAULT_DETECT_EVERY, FaceFollower
 from emorec.labels import EMOTIONS
 from emorec.sources import load_frame, to_bgr
@@ -173,9 +173,7 @@ class EmotionRecognizer:
         float_path = model_file(model)
         twin = int8_twin(float_path) if quantized is not False else None
         if quantized and twin is None:
-            raise FileNotFoundError(
-                f"no up-to-date int8 twin of {float_path}; make it with tools/quantize_classifier.py"
-            )
+            raise ModelFileError(f"no up-to-date int8 twin of {float_path}; make it with tools/quantize_classifier.py")
         self.classifier = EmotionClassifier(twin or float_path, threads=threads)
         self.quantized = twin is not None
         self.detector = create_detector(

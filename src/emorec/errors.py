@@ -31,6 +31,11 @@ class UnknownModelError(EmorecError, KeyError):
         return str(self.args[0]) if self.args else ""
 
 
+class ModelFileError(EmorecError, FileNotFoundError, ValueError):
+    """A model file that is missing or that ONNX Runtime cannot load; the message names it. It is both a
+    ``FileNotFoundError`` and a ``ValueError``, the two built-ins these cases raised before it existed."""
+
+
 class RunExistsError(EmorecError, FileExistsError):
     """A training run directory that already holds a run."""
 

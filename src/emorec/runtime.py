@@ -9,6 +9,8 @@ from dataclasses import dataclass
 
 import onnxruntime as ort
 
+from emorec.errors import ModelFileError
+
 OPTIMIZATION_LEVELS = {
     "disabled": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
     "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
@@ -68,9 +70,9 @@ class SessionSettings:
 def open_session(
     path: str | os.PathLike, threads: int, settings: SessionSettings = SessionSettings()
 ) -> ort.InferenceSession:
-    """An ONNX Runtime CPU session for the model at ``path``; ValueError if ORT cannot load the file."""
+    """An ONNX Runtime CPU session for the model at ``path``; ModelFileError if ORT cannot load the file."""
     options = settings.options(threads)
     try:
         return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     except Exception as exc:  # ORT raises several private exception types for bad files
-        raise ValueError(f"{path}: not a usable ONNX model ({exc})") from None
+        raise ModelFileError(f"{path}: not a usable ONNX model ({exc})") from None
