@@ -115,7 +115,7 @@ def test_parquet_schemas_are_the_documented_ones(local_run):
         assert pq.read_schema(path).equals(faces_schema, check_metadata=False)
     assert pq.read_schema(out / "summary.parquet").equals(files_schema, check_metadata=False)
     assert summary.schema.equals(files_schema)
-    assert [f.name for f in faces_schema][:5] == ["source", "sha256", "frame_index", "time_s", "track_id"]
+    assert [f.name for f in faces_schema][:6] == ["source", "sha256", "model", "frame_index", "time_s", "track_id"]
     assert faces_schema.field("baseline_id").nullable and not faces_schema.field("angry").nullable
     documented = (REPO / "README.md").read_text()
     for field in (*faces_schema, *files_schema):
@@ -139,11 +139,28 @@ def test_rerun_skips_what_is_done_and_retries_errors(local_run, videos):
     assert rows["a.avi"]["frames"] == 12  # the summary row comes back from the first run
 
 
-def test_other_settings_make_a_new_result(local_run, videos):
-    out, _ = local_run
-    settings = BatchSettings(smoothing=False)
-    rows = by_name(analyze([videos / "a.avi"], out=out, settings=settings, workers=1, progress=False))
-    assert rows["a.avi"]["status"] == "done"
+def test_other_settings_replace_the_result_so_out_holds_one_per_input(videos, tmp_path):
+    first = by_name(analyze([videos / "a.avi"], out=tmp_path, workers=1, progress=False))["a.avi"]
+    for settings in (BatchSettings(smoothing=False), BatchSettings(smoothing=False, detect_every=1)):
+        row = by_name(analyze([videos / "a.avi"], out=tmp_path, settings=settings, workers=1, progress=False))["a.avi"]
+        assert row["status"] == "done", "other settings are analysed again, not skipped"
+        assert json.loads(row["settings"])["detect_every"] == settings.detect_every
+    assert [p.name for p in (tmp_path / "faces").glob("*.parquet")] == [Path(row["faces_file"]).name]
+    assert len(list((tmp_path / "files").glob("*.json"))) == 1 and row["faces_file"] != first["faces_file"]
+    faces = faces_table(tmp_path)
+    assert faces.num_rows == 12 and set(faces.column("model").to_pylist()) == {"emonet_fast_int8.onnx"}
+
+
+def test_a_copy_of_a_file_elsewhere_is_its_own_input(videos, tmp_path):
+    copy = tmp_path / "copies" / "a.avi"
+    copy.parent.mkdir()
+    copy.write_bytes((videos / "a.avi").read_bytes())
+    summary = analyze([videos / "a.avi", copy], out=tmp_path / "out", workers=1, progress=False).to_pylist()
+    assert [r["source"] for r in summary] == [str(videos / "a.avi"), str(copy)]
+    assert summary[0]["sha256"] == summary[1]["sha256"] and summary[0]["faces_file"] != summary[1]["faces_file"]
+    faces = faces_table(tmp_path / "out")
+    assert sorted(set(faces.column("source").to_pylist())) == sorted([str(videos / "a.avi"), str(copy)])
+    assert faces.num_rows == 24
 
 
 def test_a_baseline_is_applied_and_named_in_every_row(videos, astronaut_bgr, tmp_path):

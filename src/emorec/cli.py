@@ -575,7 +575,8 @@ def _cmd_batch(args: argparse.Namespace) -> int:
     settings = BatchSettings(model=args.model, detector=args.detector, yunet_model=args.yunet_model,
                              min_face_size=args.min_face_size,
                              min_detection_score=args.min_score, max_faces=args.max_faces,
-                             smoothing=not args.no_smoothing, annotate=args.annotate, baseline=args.baseline)
+                             smoothing=not args.no_smoothing, detect_every=args.detect_every, annotate=args.annotate,
+                             baseline=args.baseline)
     started = time.perf_counter()
     summary = analyze(args.inputs, args.out, executor="ray" if args.ray else "local", workers=args.workers,
                       ray_address=None if args.ray in (None, "local") else args.ray, settings=settings,
@@ -608,6 +609,7 @@ def _add_batch(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-smoothing", action="store_true", help="raw per-frame probabilities (still tracked)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     _add_engine_options(p, threads=False)
+    _add_detect_every(p)
     _add_baseline_options(p)
     p.set_defaults(func=_cmd_batch)
 
