@@ -20,6 +20,7 @@ pq = pytest.importorskip("pyarrow.parquet")
 
 from emorec.batch import BatchSettings, analyze, expand_inputs, file_sha256, schemas  # noqa: E402
 from emorec.cli import main  # noqa: E402
+from emorec.config import EngineConfig  # noqa: E402
 from emorec.labels import EMOTIONS  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
@@ -141,10 +142,11 @@ def test_rerun_skips_what_is_done_and_retries_errors(local_run, videos):
 
 def test_other_settings_replace_the_result_so_out_holds_one_per_input(videos, tmp_path):
     first = by_name(analyze([videos / "a.avi"], out=tmp_path, workers=1, progress=False))["a.avi"]
-    for settings in (BatchSettings(smoothing=False), BatchSettings(smoothing=False, detect_every=1)):
+    for settings in (BatchSettings(engine=EngineConfig(smoothing=False)),
+                     BatchSettings(engine=EngineConfig(smoothing=False, detect_every=1))):
         row = by_name(analyze([videos / "a.avi"], out=tmp_path, settings=settings, workers=1, progress=False))["a.avi"]
         assert row["status"] == "done", "other settings are analysed again, not skipped"
-        assert json.loads(row["settings"])["detect_every"] == settings.detect_every
+        assert json.loads(row["settings"])["engine"]["detect_every"] == settings.engine.detect_every
     assert [p.name for p in (tmp_path / "faces").glob("*.parquet")] == [Path(row["faces_file"]).name]
     assert len(list((tmp_path / "files").glob("*.json"))) == 1 and row["faces_file"] != first["faces_file"]
     faces = faces_table(tmp_path)

@@ -143,7 +143,7 @@ def test_predict_chooses_a_shipped_model_by_name_and_refuses_unknown_ones(tmp_pa
     (result,) = json.loads(report.read_text())
     assert result["faces"][0]["emotion"] == "happy"
     assert main(["predict", str(image), "--model", "emonet_small"]) == 2
-    assert "shipped models, chosen by name: emonet_fast, emonet_wide" in one_line_error(capsys)
+    assert "did you mean 'emonet_fast'? shipped models: emonet_fast, emonet_wide" in one_line_error(capsys)
 
 
 def test_predict_refuses_an_image_too_large_to_decode_safely(tmp_path, capsys):

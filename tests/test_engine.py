@@ -12,6 +12,7 @@ import pytest
 from skimage import data
 
 from emorec.engine import MIN_ROLL_DEGREES, CropGeometry, EmotionRecognizer, InputError, crop_faces, roll_degrees
+from emorec.errors import UnknownModelError
 from emorec.labels import EMOTIONS
 from emorec.track import FaceTracker, iou_matrix
 
@@ -319,7 +320,7 @@ def test_shipped_models_are_chosen_by_name(astronaut_bgr):
         assert rec.model_info["name"] == name and rec.model_info["quantized"]
         (face,) = rec(astronaut_bgr)
         assert face.emotion == "happy"
-    with pytest.raises(FileNotFoundError, match="emonet_fast, emonet_wide"):
+    with pytest.raises(UnknownModelError, match="did you mean 'emonet_fast'"):
         EmotionRecognizer(model="emonet_fats")
 
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import emorec
-from emorec import EmorecError, EmotionRecognizer, Face, FrameResult, InputError
+from emorec import ConfigError, EmorecError, EmotionRecognizer, EngineConfig, Face, FrameResult, InputError
 from emorec.recording import AnnotatedVideoWriter, Timeline
 
 FRAMES, FPS = 12, 10.0
@@ -57,11 +57,16 @@ def test_errors_share_one_base_and_keep_their_builtin_ones():
     assert str(UnknownModelError("unknown model 'x'")) == "unknown model 'x'"  # no KeyError quotes
 
 
-def test_constructor_is_keyword_only_and_has_no_shared_tracker(rec, astronaut_bgr):
-    with pytest.raises(TypeError):
-        EmotionRecognizer(None)
-    with pytest.raises(TypeError):
-        EmotionRecognizer(smoothing=True)
+def test_constructor_takes_a_config_or_keywords_and_has_no_shared_tracker(rec, astronaut_bgr):
+    with pytest.raises(ConfigError, match="give settings as keywords"):
+        EmotionRecognizer("emonet_wide")
+    with pytest.raises(ConfigError, match="did you mean 'smoothing'"):
+        EmotionRecognizer(smoothin=True)
+    config = EngineConfig(max_faces=1, detect_every=2)
+    assert EmotionRecognizer(config).config == config
+    assert EmotionRecognizer(config, max_faces=None).config == EngineConfig(detect_every=2)
+    assert rec.new_stream().config.detect_every == rec.config.detect_every
+    assert rec.new_stream(detect_every=3).config.detect_every == 3 and rec.config.detect_every != 3
     # The engine itself never tracks, so unrelated callers (web requests) cannot share track ids.
     assert [f.track_id for f in rec.process(astronaut_bgr).faces] == [None]
     assert [f.track_id for f in rec.process(astronaut_bgr).faces] == [None]

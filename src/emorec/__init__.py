@@ -29,6 +29,8 @@ _LAZY = {
     "Baseline": "emorec.calibration",
     "BaselineError": "emorec.calibration",
     "EmotionRecognizer": "emorec.engine",
+    "EngineConfig": "emorec.config",
+    "CropGeometry": "emorec.config",
     "Face": "emorec.types",
     "FrameResult": "emorec.types",
     "FrameStream": "emorec.stream",
@@ -40,9 +42,11 @@ __all__ = [
     "Baseline",
     "BaselineError",
     "ConfigError",
+    "CropGeometry",
     "DatasetError",
     "EmorecError",
     "EmotionRecognizer",
+    "EngineConfig",
     "Face",
     "FrameResult",
     "FrameStream",
@@ -58,6 +62,7 @@ __all__ = [
 if TYPE_CHECKING:
     from emorec.annotators import annotate
     from emorec.calibration import Baseline, BaselineError
+    from emorec.config import CropGeometry, EngineConfig
     from emorec.engine import EmotionRecognizer
     from emorec.stream import FrameStream
     from emorec.types import Face, FrameResult

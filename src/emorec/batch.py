@@ -29,14 +29,14 @@ import os
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from emorec.calibration import load_baseline
+from emorec.config import EngineConfig
 from emorec.data import IMAGE_SUFFIXES
 from emorec.errors import ConfigError, EmorecError
-from emorec.follow import DEFAULT_DETECT_EVERY
 from emorec.labels import EMOTIONS
 from emorec.sources import VIDEO_SUFFIXES
 
@@ -101,17 +101,10 @@ def schemas():
 class BatchSettings:
     """What decides a file's result; a file is analysed again only when its content or these change."""
 
+    engine: EngineConfig = field(default_factory=EngineConfig)  # its threads are the workers' (WORKER_THREADS)
     model_sha256: str = ""  # filled in by :func:`analyze` from the classifier file the engine runs
     model_file: str = ""  # filled in by :func:`analyze`: that file's name (the int8 twin where the engine runs it)
     version: str = ""  # filled in by :func:`analyze`: emorec's version, since the pipeline's code shapes results
-    model: str | None = None
-    detector: str = "auto"
-    yunet_model: str | None = None
-    min_face_size: int = 24
-    min_detection_score: float | None = None
-    max_faces: int | None = None
-    smoothing: bool = True
-    detect_every: int = DEFAULT_DETECT_EVERY
     annotate: bool = False
     baseline: str | None = None  # a person's calibration baseline file (``emorec calibrate``), for every face
     baseline_sha256: str = ""  # filled in by :func:`analyze` from that file
@@ -150,22 +143,17 @@ def file_sha256(path: Path) -> str:
 
 # ----------------------------------------------------------------- the per-file work (in a worker process)
 
-_ENGINE: dict[tuple, Any] = {}  # per worker process: the engine for these settings, loaded once
+_ENGINE: dict[EngineConfig, Any] = {}  # per worker process: the engine for these settings, loaded once
 
 
 def worker_engine(settings: BatchSettings):
     from emorec.engine import EmotionRecognizer
 
-    cache_key = (settings.model, settings.detector, settings.yunet_model, settings.min_face_size,
-                 settings.min_detection_score, settings.max_faces)
-    if cache_key not in _ENGINE:
+    config = settings.engine.replace(threads=WORKER_THREADS)
+    if config not in _ENGINE:
         _ENGINE.clear()
-        _ENGINE[cache_key] = EmotionRecognizer(
-            model=settings.model, detector=settings.detector, yunet_model=settings.yunet_model,
-            min_face_size=settings.min_face_size,
-            min_detection_score=settings.min_detection_score, max_faces=settings.max_faces, threads=WORKER_THREADS
-        )
-    return _ENGINE[cache_key]
+        _ENGINE[config] = EmotionRecognizer(config)
+    return _ENGINE[config]
 
 
 def analyze_file(
@@ -202,8 +190,7 @@ def analyze_file(
     try:
         engine = worker_engine(settings)
         baseline = engine.check_baseline(load_baseline(settings.baseline)) if settings.baseline else None
-        with engine.stream(path, smoothing=settings.smoothing, baseline=baseline,
-                           detect_every=settings.detect_every) as stream:
+        with engine.stream(path, baseline=baseline) as stream:
             for result in stream:
                 row["frames"] += 1
                 if on_frames is not None and row["frames"] % PROGRESS_EVERY == 0:
@@ -397,13 +384,13 @@ def analyze(
     if not files:
         raise ConfigError("no input files found")
     settings = settings or BatchSettings()
-    model = model_file(settings.model)
+    model = model_file(settings.engine.model)
     model = int8_twin(model) or model  # the file the engine will run: see EmotionRecognizer(quantized=None)
     if settings.baseline and not Path(settings.baseline).is_file():
         raise ConfigError(f"{settings.baseline}: no such baseline file")
-    settings = BatchSettings(**{**asdict(settings), "model_sha256": file_sha256(model), "model_file": model.name,
-                                "version": emorec.__version__,
-                                "baseline_sha256": file_sha256(Path(settings.baseline)) if settings.baseline else ""})
+    settings = replace(settings, engine=settings.engine.replace(threads=WORKER_THREADS),
+                       model_sha256=file_sha256(model), model_file=model.name, version=emorec.__version__,
+                       baseline_sha256=file_sha256(Path(settings.baseline)) if settings.baseline else "")
     out = Path(out)
     for folder in ("faces", "files", "videos") if settings.annotate else ("faces", "files"):
         (out / folder).mkdir(parents=True, exist_ok=True)

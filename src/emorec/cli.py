@@ -247,7 +247,8 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         if not Path(path).is_file():
             print(f"emorec serve: {path}: no such file", file=sys.stderr)
             return 2
-    problem = engine_problem(_recognizer_options(args))  # bad engine options fail here, not in every worker
+    config = _engine_config(args)
+    problem = engine_problem(config)  # a model that cannot load fails here, not in every worker
     if problem:
         print(f"emorec serve: {problem}", file=sys.stderr)
         return 2
@@ -258,7 +259,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     }
     try:
         serve(args.host, args.port, workers=args.workers, max_clients=args.max_clients, certfile=args.certfile,
-              keyfile=args.keyfile, recognizer_options=_recognizer_options(args),
+              keyfile=args.keyfile, engine_config=config,
               engine_threads=args.analysis_threads, allowed_origins=tuple(args.allow_origin), **limits)
     except ValueError as exc:  # a limit out of range
         print(f"emorec serve: {exc}", file=sys.stderr)
@@ -293,7 +294,11 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_cmd_serve)
 
 
-def _add_engine_options(p: argparse.ArgumentParser, threads: bool = True) -> None:
+def _add_engine_options(p: argparse.ArgumentParser, threads: bool = True, stream: bool = False) -> None:
+    """The flags of :class:`emorec.config.EngineConfig`, each named after its setting (``--min-detection-score``
+    is ``min_detection_score``); ``stream`` adds the settings of streams (detect-every, smoothing)."""
+    from emorec.config import DEFAULT_DETECT_EVERY
+
     g = p.add_argument_group("engine")
     g.add_argument("--model", default=None,
                    help="the classifier: a shipped model (emonet_fast, emonet_wide) or an ONNX file "
@@ -302,41 +307,37 @@ def _add_engine_options(p: argparse.ArgumentParser, threads: bool = True) -> Non
                    help="auto (BlazeFace full and short range), blazeface-full, blazeface-short, yunet or haar")
     g.add_argument("--yunet-model", default=None, help="YuNet ONNX file for --detector yunet")
     g.add_argument("--min-face-size", type=int, default=24, help="ignore faces smaller than this (pixels)")
-    g.add_argument("--min-score", type=float, default=None, help="detector score threshold (default: per detector)")
+    g.add_argument("--min-detection-score", "--min-score", dest="min_detection_score", type=float, default=None,
+                   help="detector score threshold in [0, 1] (default: per detector)")
     g.add_argument("--max-faces", type=int, default=None, help="keep only the N largest faces")
     if threads:  # batch sets them itself: the workers share the cores
         g.add_argument("--threads", type=int, default=1, help="ONNX Runtime threads per model")
+    if stream:
+        g.add_argument("--detect-every", type=int, default=DEFAULT_DETECT_EVERY, metavar="N",
+                       help="run the face detector on every N-th frame (and when a face is lost), following faces "
+                            "by optical flow in between; 1: on every frame (default: %(default)s)")
+        g.add_argument("--no-smoothing", dest="smoothing", action="store_false",
+                       help="raw per-frame probabilities (still tracked)")
 
 
-def _add_detect_every(p: argparse.ArgumentParser) -> None:
-    from emorec.follow import DEFAULT_DETECT_EVERY
+def _engine_config(args: argparse.Namespace):
+    """The one :class:`~emorec.config.EngineConfig` the engine options describe; ConfigError says what is wrong."""
+    from emorec.config import EngineConfig
 
-    def frames(text: str) -> int:
-        if not text.isdigit() or int(text) < 1:
-            raise argparse.ArgumentTypeError(f"expected a whole number of frames >= 1, got {text!r}")
-        return int(text)
-
-    p.add_argument("--detect-every", type=frames, default=DEFAULT_DETECT_EVERY, metavar="N",
-                   help="run the face detector on every N-th frame (and when a face is lost), following faces by "
-                        "optical flow in between; 1: on every frame (default: %(default)s)")
-
-
-def _recognizer_options(args: argparse.Namespace) -> dict:
-    """``EmotionRecognizer`` keyword arguments from the engine options."""
-    return {"model": args.model, "detector": args.detector, "min_face_size": args.min_face_size,
-            "min_detection_score": args.min_score, "max_faces": args.max_faces, "yunet_model": args.yunet_model,
-            "threads": args.threads}
+    settings = {"model": args.model, "detector": args.detector, "yunet_model": args.yunet_model,
+                "min_face_size": args.min_face_size, "min_detection_score": args.min_detection_score,
+                "max_faces": args.max_faces}
+    for optional in ("threads", "detect_every", "smoothing"):  # flags that only some commands have
+        if hasattr(args, optional):
+            settings[optional] = getattr(args, optional)
+    return EngineConfig(**settings)
 
 
 def _make_recognizer(args: argparse.Namespace):
-    """The engine from the command-line options; a ConfigError (one line, exit 2) says why it cannot be built."""
+    """The engine from the command-line options; an EmorecError (one line, exit 2) says why it cannot be built."""
     from emorec.engine import EmotionRecognizer
-    from emorec.errors import ConfigError
 
-    try:
-        return EmotionRecognizer(**_recognizer_options(args))
-    except (FileNotFoundError, ValueError) as exc:
-        raise ConfigError(str(exc)) from None
+    return EmotionRecognizer(_engine_config(args))
 
 
 def _fail(args: argparse.Namespace, message: str) -> int:
@@ -505,8 +506,7 @@ def _cmd_video(args: argparse.Namespace) -> int:
 
     rec = _make_recognizer(args)
     baseline = _load_baseline(args, rec)
-    with rec.stream(args.input, smoothing=not args.no_smoothing, baseline=baseline,
-                    auto_calibrate=args.auto_calibrate, detect_every=args.detect_every) as stream:
+    with rec.stream(args.input, baseline=baseline, auto_calibrate=args.auto_calibrate) as stream:
         recorder = Recorder(args.out, args.csv, args.plot, fps=stream.fps or 30.0)
         try:
             for result in tqdm(stream, total=stream.source.frame_count, unit="frame", disable=args.quiet):
@@ -534,10 +534,8 @@ def _add_video(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--csv", default=None, help="timeline CSV: one row per face and frame")
     p.add_argument("--plot", default=None, help="PNG of each face's emotions over time")
     p.add_argument("--bars", action="store_true", help="draw probability bars under each face")
-    p.add_argument("--no-smoothing", action="store_true", help="raw per-frame probabilities (still tracked)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
-    _add_engine_options(p)
-    _add_detect_every(p)
+    _add_engine_options(p, stream=True)
     _add_baseline_options(p, auto=True)
     p.set_defaults(func=_cmd_video)
 
@@ -546,9 +544,8 @@ def _cmd_stream(args: argparse.Namespace) -> int:
     rec = _make_recognizer(args)
     baseline = _load_baseline(args, rec)
     try:
-        with rec.stream(args.source, smoothing=not args.no_smoothing, max_frames=args.max_frames or None,
-                        baseline=baseline, auto_calibrate=args.auto_calibrate,
-                        detect_every=args.detect_every) as stream:
+        with rec.stream(args.source, max_frames=args.max_frames or None,
+                        baseline=baseline, auto_calibrate=args.auto_calibrate) as stream:
             for result in stream:
                 print(json.dumps(result.to_dict()), flush=True)
     except KeyboardInterrupt:
@@ -562,9 +559,7 @@ def _add_stream(sub: argparse._SubParsersAction) -> None:
                                    "files are read in order.")
     p.add_argument("--source", default="0", help="webcam index, stream URL or video file (default: 0)")
     p.add_argument("--max-frames", type=int, default=0, help="stop after N frames (0: run until the source ends)")
-    p.add_argument("--no-smoothing", action="store_true", help="raw per-frame probabilities (still tracked)")
-    _add_engine_options(p)
-    _add_detect_every(p)
+    _add_engine_options(p, stream=True)
     _add_baseline_options(p, auto=True)
     p.set_defaults(func=_cmd_stream)
 
@@ -572,11 +567,7 @@ def _add_stream(sub: argparse._SubParsersAction) -> None:
 def _cmd_batch(args: argparse.Namespace) -> int:
     from emorec.batch import BatchSettings, analyze
 
-    settings = BatchSettings(model=args.model, detector=args.detector, yunet_model=args.yunet_model,
-                             min_face_size=args.min_face_size,
-                             min_detection_score=args.min_score, max_faces=args.max_faces,
-                             smoothing=not args.no_smoothing, detect_every=args.detect_every, annotate=args.annotate,
-                             baseline=args.baseline)
+    settings = BatchSettings(engine=_engine_config(args), annotate=args.annotate, baseline=args.baseline)
     started = time.perf_counter()
     summary = analyze(args.inputs, args.out, executor="ray" if args.ray else "local", workers=args.workers,
                       ray_address=None if args.ray in (None, "local") else args.ray, settings=settings,
@@ -606,10 +597,8 @@ def _add_batch(sub: argparse._SubParsersAction) -> None:
                    help="run on Ray: alone, a local Ray on this machine; 'auto' the cluster `ray start` made here; "
                         "or its address (needs the 'batch' extra)")
     p.add_argument("--annotate", action="store_true", help="also write annotated videos into OUT/videos")
-    p.add_argument("--no-smoothing", action="store_true", help="raw per-frame probabilities (still tracked)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
-    _add_engine_options(p, threads=False)
-    _add_detect_every(p)
+    _add_engine_options(p, threads=False, stream=True)
     _add_baseline_options(p)
     p.set_defaults(func=_cmd_batch)
 
@@ -627,7 +616,7 @@ def _cmd_desktop(args: argparse.Namespace) -> int:
         return 2
     rec = _make_recognizer(args)
     baseline = _load_baseline(args, rec)
-    return run_app(rec, source=args.source, out_dir=args.out_dir, smoothing=not args.no_smoothing,
+    return run_app(rec, source=args.source, out_dir=args.out_dir, smoothing=rec.config.smoothing,
                    baseline=baseline)
 
 
@@ -638,8 +627,7 @@ def _add_desktop(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--source", default=None, help="start at once with a webcam index, video or image file, or URL")
     p.add_argument("--out-dir", default="emorec-captures",
                    help="folder for snapshots and recordings (default: %(default)s)")
-    p.add_argument("--no-smoothing", action="store_true", help="raw per-frame probabilities (still tracked)")
-    _add_engine_options(p)
+    _add_engine_options(p, stream=True)
     _add_baseline_options(p)
     p.set_defaults(func=_cmd_desktop)
 

@@ -11,7 +11,6 @@ import hashlib
 import os
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -21,9 +20,10 @@ import numpy as np
 from emorec.annotators import annotate as draw_faces
 from emorec.calibration import AutoCalibrator, Baseline, BaselineError, apply_baseline
 from emorec.classifier import FACE_SIZE, EmotionClassifier, model_file, read_metadata
-from emorec.detect import Detections, Detector, create_detector
-from emorec.errors import InputError, ModelFileError
-from emorec.follow import DEFAULT_DETECT_EVERY, FaceFollower
+from emorec.config import CropGeometry, EngineConfig
+from emorec.detect import Detections, create_detector
+from emorec.errors import ConfigError, InputError, ModelFileError
+from emorec.follow import FaceFollower
 from emorec.labels import EMOTIONS
 from emorec.sources import load_frame, to_bgr
 from emorec.track import FaceTracker
@@ -32,27 +32,7 @@ from emorec.types import Face, FrameResult
 if TYPE_CHECKING:
     from emorec.stream import FrameStream
 
-__all__ = ["BaselineError", "CropGeometry", "EmotionRecognizer", "InputError", "crop_faces"]
-
-
-@dataclass(frozen=True)
-class CropGeometry:
-    """How a detector box becomes a FER2013-like crop: a square ``scale`` times the box's larger side,
-    its centre moved down by ``shift_y`` box heights, turned so that the eyes are level (``level_eyes``,
-    when the detector found them and they tilt by ``MIN_ROLL_DEGREES`` or more).
-
-    Measured for BlazeFace full range with benchmarks/crop_geometry.py (all 3,589 FER2013 PublicTest faces
-    enlarged into photos, the 1,306 the detector found; emonet at 67% PublicTest): (1.2, 0.0) gave 71.8%
-    against 72.2% for the same faces classified directly, the bare box (1.0, 0.0) 70.0%. Mapping each
-    box exactly onto its pasted face would need a median scale of 1.19 and shift of -0.05, but -0.05 read
-    worse (70.2%): trained on random crops, the classifier's best crop is not exactly FER2013's.
-    Short-range boxes match full-range ones; on the lfw_expressions close-ups (a dev set) scales 1.0-1.4
-    scored within a point of top-1 of each other through the pipeline (benchmarks/real_photos.py).
-    """
-
-    scale: float = 1.2
-    shift_y: float = 0.0
-    level_eyes: bool = True
+__all__ = ["BaselineError", "CropGeometry", "EmotionRecognizer", "EngineConfig", "InputError", "crop_faces"]
 
 
 # Smaller tilts are left alone: the classifier reads them nearly as well as upright faces (-1.2 points at
@@ -93,10 +73,12 @@ def _square(bgr: np.ndarray, cx: float, cy: float, side: float, size: int) -> np
 
 
 def crop_faces(
-    bgr: np.ndarray, boxes: np.ndarray, geometry: CropGeometry = CropGeometry(), eyes: np.ndarray | None = None
+    bgr: np.ndarray, boxes: np.ndarray, geometry: CropGeometry | None = None, eyes: np.ndarray | None = None
 ) -> np.ndarray:
     """Grayscale 48x48 uint8 crops (N, 48, 48) of ``boxes`` (N, 4) x1y1x2y2, levelled by ``eyes`` (N, 2, 2)
-    where given (see ``emorec.detect.Detections``) and ``geometry.level_eyes`` asks for it."""
+    where given (see ``emorec.detect.Detections``) and ``geometry.level_eyes`` asks for it (default:
+    ``CropGeometry()``)."""
+    geometry = geometry or CropGeometry()
     crops = np.empty((len(boxes), FACE_SIZE, FACE_SIZE), dtype=np.uint8)
     for i, (x1, y1, x2, y2) in enumerate(np.asarray(boxes, dtype=np.float32)):
         side = max(x2 - x1, y2 - y1) * geometry.scale
@@ -139,49 +121,38 @@ class EmotionRecognizer:
     neutral face; ``baseline=`` applies it (``process``, ``__call__``, ``new_stream``), and streams can
     learn one per track (``auto_calibrate``).
 
-    Args (keyword-only):
-        model: the classifier: a shipped model's name (``emorec.classifier.SHIPPED_MODELS``: ``emonet_fast``,
-            the default, ``emonet_wide``, the most accurate on FER2013), an exported ONNX file, or None for
-            the default.
-        detector: a name from ``emorec.detect.DETECTORS`` or a ready ``Detector`` object.
-        min_face_size: faces whose box is smaller than this many pixels (either side) are dropped:
-            they are mostly false positives, and too small to read an emotion from.
-        min_detection_score: detector score threshold; None for the detector's own default.
-        max_faces: keep only the N largest faces (1 where one face is wanted in a crowd); None keeps all.
-        crop: how detector boxes become FER2013-like crops.
-        yunet_model: the YuNet ONNX file for ``detector="yunet"``.
-        threads: ONNX Runtime intra-op threads per model. 1 is best on a busy 2-core machine and lets
-            concurrent streams use the other core.
-        quantized: use the model's int8 twin (``<name>_int8.onnx`` beside it, made by
-            tools/quantize_classifier.py: ~3x faster, accuracy within 0.3 points); None uses it when it
-            exists and was made from this very model file, True insists on it, False never uses it.
+    Built from one :class:`~emorec.config.EngineConfig` (``rec.config``; every setting is documented there),
+    with any of its settings given as keywords on top: ``EmotionRecognizer(model="emonet_wide")``,
+    ``EmotionRecognizer(config, max_faces=1)``. ``detector`` may also be a ready ``Detector`` object.
+    Bad settings raise :class:`~emorec.errors.ConfigError`, a missing or unusable model
+    :class:`~emorec.errors.ModelFileError`, a misspelt model name :class:`~emorec.errors.UnknownModelError`.
     """
 
-    def __init__(
-        self,
-        *,
-        model: str | os.PathLike | None = None,
-        detector: str | Detector = "auto",
-        min_face_size: int = 24,
-        min_detection_score: float | None = None,
-        max_faces: int | None = None,
-        crop: CropGeometry = CropGeometry(),
-        yunet_model: str | os.PathLike | None = None,
-        threads: int = 1,
-        quantized: bool | None = None,
-    ):
-        float_path = model_file(model)
-        twin = int8_twin(float_path) if quantized is not False else None
-        if quantized and twin is None:
+    def __init__(self, config: EngineConfig | None = None, /, **settings):
+        if config is not None and not isinstance(config, EngineConfig):
+            raise ConfigError(f"expected an EngineConfig, got {type(config).__name__} "
+                              "(give settings as keywords: EmotionRecognizer(model=...))")
+        detector = settings.pop("detector", None)
+        ready_detector = detector if detector is not None and not isinstance(detector, str) else None
+        if isinstance(detector, str):
+            settings["detector"] = detector
+        config = (config or EngineConfig()).replace(**settings)
+        if ready_detector is not None:
+            config = config.replace(detector=ready_detector.name)
+        self.config = config
+        float_path = model_file(config.model)
+        twin = int8_twin(float_path) if config.quantized is not False else None
+        if config.quantized and twin is None:
             raise ModelFileError(f"no up-to-date int8 twin of {float_path}; make it with tools/quantize_classifier.py")
-        self.classifier = EmotionClassifier(twin or float_path, threads=threads)
+        self.classifier = EmotionClassifier(twin or float_path, threads=config.threads)
         self.quantized = twin is not None
-        self.detector = create_detector(
-            detector, score_threshold=min_detection_score, yunet_model=yunet_model, threads=threads
+        self.detector = ready_detector or create_detector(
+            config.detector, score_threshold=config.min_detection_score, yunet_model=config.yunet_model,
+            threads=config.threads,
         )
-        self.min_face_size = min_face_size
-        self.max_faces = max_faces
-        self.crop = crop
+        self.min_face_size = config.min_face_size
+        self.max_faces = config.max_faces
+        self.crop = config.crop
         self._tracker: FaceTracker | None = None  # only streams track
         self._follower: FaceFollower | None = None  # and follow faces between detections
         self.baseline: Baseline | None = None  # applied to every face unless a call passes its own
@@ -208,11 +179,12 @@ class EmotionRecognizer:
 
     def new_stream(
         self,
-        smoothing: bool = True,
-        smoothing_alpha: float = 0.3,
+        *,
+        smoothing: bool | None = None,
+        smoothing_alpha: float | None = None,
         baseline: Baseline | None = None,
         auto_calibrate: bool | AutoCalibrator = False,
-        detect_every: int = DEFAULT_DETECT_EVERY,
+        detect_every: int | None = None,
     ) -> EmotionRecognizer:
         """A recognizer for one stream of frames you feed yourself (webcam, WebSocket) sharing this one's
         models, with its own tracker: faces get stable track ids, and with ``smoothing`` their probabilities
@@ -221,14 +193,17 @@ class EmotionRecognizer:
         ``detect_every``: the detector runs on every N-th frame, and at once when a face cannot be followed
         or on :meth:`redetect`; in between, faces are followed by optical flow (see :mod:`emorec.follow`).
         1 runs it on every frame. Raises :class:`~emorec.errors.ConfigError` for anything but a whole
-        number >= 1.
+        number >= 1. ``smoothing``, ``smoothing_alpha`` and ``detect_every`` default to ``rec.config``'s.
 
         ``baseline`` calibrates every face of the stream to one person (settable later as
         ``stream.baseline``); ``auto_calibrate`` (True, or a configured :class:`AutoCalibrator`) lets each
         track without such a baseline learn its own from its frames."""
-        follower = FaceFollower(detect_every)
         stream = copy.copy(self)
-        stream._tracker = FaceTracker(alpha=smoothing_alpha if smoothing else 1.0)
+        stream.config = self.config.replace(**{name: value for name, value in (
+            ("smoothing", smoothing), ("smoothing_alpha", smoothing_alpha), ("detect_every", detect_every))
+            if value is not None})
+        follower = FaceFollower(stream.config.detect_every)
+        stream._tracker = FaceTracker(alpha=stream.config.smoothing_alpha if stream.config.smoothing else 1.0)
         stream._follower = follower
         stream.baseline = self.check_baseline(baseline) if baseline is not None else self.baseline
         stream.auto_calibrate = auto_calibrate
@@ -298,7 +273,7 @@ class EmotionRecognizer:
         return Baseline.from_scores(probs, self.model_sha256, self.model_info["name"], **options)
 
     def calibrate(
-        self, images: Iterable[str | os.PathLike | np.ndarray], rgb: bool = False, **options
+        self, images: Iterable[str | os.PathLike | np.ndarray], *, rgb: bool = False, **options
     ) -> Baseline:
         """A person's baseline from a few images (paths or arrays) of their neutral face.
 
@@ -341,13 +316,14 @@ class EmotionRecognizer:
         return self.classifier.predict(faces_48)
 
     def __call__(
-        self, frame: str | os.PathLike | np.ndarray, rgb: bool = False, baseline: Baseline | None = None
+        self, frame: str | os.PathLike | np.ndarray, *, rgb: bool = False, baseline: Baseline | None = None
     ) -> list[Face]:
         return self.process(frame, rgb=rgb, baseline=baseline).faces
 
     def process(
         self,
         frame: str | os.PathLike | np.ndarray,
+        *,
         frame_index: int | None = None,
         rgb: bool = False,
         baseline: Baseline | None = None,
@@ -403,7 +379,8 @@ class EmotionRecognizer:
         return FrameResult(faces, (bgr.shape[1], bgr.shape[0]), timings, frame_index, time_s, image=bgr)
 
     def annotate(
-        self, frame: FrameResult | np.ndarray, faces: list[Face] | None = None, rgb: bool = False, bars: bool = False
+        self, frame: FrameResult | np.ndarray, faces: list[Face] | None = None, *, rgb: bool = False,
+        bars: bool = False,
     ) -> np.ndarray:
         """A BGR copy of the frame with each face's box, emotion and confidence (and probability bars).
 

@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING
 
 import cv2
 
-from emorec.follow import DEFAULT_DETECT_EVERY
 from emorec.sources import Source
 from emorec.types import FrameResult
 
@@ -38,6 +37,7 @@ class FrameStream:
             auto_calibrate and detect_every do not apply.
         smoothing: average each face's probabilities over frames (tracking happens either way).
         smoothing_alpha: weight of the newest frame in that average.
+            These two and ``detect_every`` default to the recognizer's ``config``.
         max_frames: stop after this many frames; ``truncated`` then says whether the source had more.
         realtime: play a video file at its own rate, as a viewer sees it: a frame whose time has passed
             when it is read is dropped (counted in ``frames_dropped``) instead of being processed late, and
@@ -58,14 +58,14 @@ class FrameStream:
         recognizer: EmotionRecognizer,
         source: str | int | os.PathLike | Source,
         *,
-        smoothing: bool = True,
-        smoothing_alpha: float = 0.3,
+        smoothing: bool | None = None,
+        smoothing_alpha: float | None = None,
         max_frames: int | None = None,
         realtime: bool = False,
         baseline: Baseline | None = None,
         auto_calibrate: bool | AutoCalibrator = False,
         resize_to: tuple[int, int] | None = None,
-        detect_every: int = DEFAULT_DETECT_EVERY,
+        detect_every: int | None = None,
     ):
         self.source = source if isinstance(source, Source) else Source(source)
         # The stream's own recognizer: its tracker, and its baseline, which may change while the stream runs.

@@ -29,6 +29,8 @@ from gunicorn.asgi.protocol import ASGIProtocol
 from gunicorn.asgi.websocket import WebSocketProtocol
 from gunicorn.workers import gasgi
 
+from emorec.config import EngineConfig
+from emorec.errors import EmorecError
 from emorec.web.app import create_app
 from emorec.web.live import LiveHub
 from emorec.web.state import WebLimits
@@ -224,26 +226,26 @@ class EmorecGunicorn(BaseApplication):
 
         options = dict(self.app_options)
         engine_threads = options.pop("engine_threads")
-        recognizer = EmotionRecognizer(**options.pop("recognizer_options"))
+        recognizer = EmotionRecognizer(options.pop("engine_config"))
         return FrontDoor(create_app(recognizer, **options), engine_threads)
 
 
-def engine_problem(recognizer_options: dict) -> str | None:
-    """Why ``EmotionRecognizer(**recognizer_options)`` fails, or None. Checked in a fresh process: models
+def engine_problem(config: EngineConfig) -> str | None:
+    """Why ``EmotionRecognizer(config)`` fails, or None. Checked in a fresh process: models
     loaded in Gunicorn's master would be inherited by the forked workers with thread pools that do not
     exist there, and abort them when they exit."""
     import multiprocessing
 
     with multiprocessing.get_context("spawn").Pool(1) as pool:
-        return pool.apply(_engine_problem, (recognizer_options,))
+        return pool.apply(_engine_problem, (config,))
 
 
-def _engine_problem(recognizer_options: dict) -> str | None:
+def _engine_problem(config: EngineConfig) -> str | None:
     from emorec.engine import EmotionRecognizer
 
     try:
-        EmotionRecognizer(**recognizer_options)
-    except (FileNotFoundError, ValueError) as exc:
+        EmotionRecognizer(config)
+    except EmorecError as exc:
         return str(exc)
     return None
 
@@ -264,14 +266,14 @@ def serve(
     max_clients: int = 200,
     certfile: str | None = None,
     keyfile: str | None = None,
-    recognizer_options: dict | None = None,
+    engine_config: EngineConfig | None = None,
     engine_threads: int = 2,
     allowed_origins: tuple[str, ...] = (),
     **limits,
 ) -> None:
     """Serve the app until interrupted; each worker process loads its own models.
 
-    ``recognizer_options`` are ``EmotionRecognizer`` arguments (model, detector, thresholds);
+    ``engine_config`` is the engine every worker builds (``EmotionRecognizer(engine_config)``);
     ``engine_threads`` analyse the live frames; ``limits`` override ``WebLimits`` fields.
     """
     settings = WebLimits(**limits)  # a bad limit fails here, before any worker starts
@@ -293,7 +295,7 @@ def serve(
         options.update(certfile=certfile, keyfile=keyfile)
     app_options = {
         "engine_threads": engine_threads,
-        "recognizer_options": recognizer_options or {},
+        "engine_config": engine_config or EngineConfig(),
         "allowed_origins": allowed_origins,
         **limits,
     }
