@@ -36,6 +36,7 @@ from emorec.calibration import load_baseline
 from emorec.data import IMAGE_SUFFIXES
 from emorec.errors import ConfigError, EmorecError
 from emorec.labels import EMOTIONS
+from emorec.outputs import is_inside
 from emorec.sources import VIDEO_SUFFIXES
 
 __all__ = ["BatchSettings", "analyze", "analyze_file", "expand_inputs", "schemas"]
@@ -347,7 +348,8 @@ def analyze(
     settings: BatchSettings | None = None,
     progress: bool = True,
 ):
-    """Analyse files, folders, globs or list files (see :func:`expand_inputs`) into ``out``.
+    """Analyse files, folders, globs or list files (see :func:`expand_inputs`) into ``out``; files inside
+    ``out`` are left out (where ``out`` lies in an input folder, its annotated videos would be read back).
 
     ``executor`` is "local" (a process pool of ``workers`` processes, default: one per core) or "ray" (Ray
     actors on the cluster at ``ray_address``: None starts Ray on this machine, "auto" joins a running one).
@@ -358,9 +360,11 @@ def analyze(
 
     from emorec.classifier import model_file
 
-    files = expand_inputs(paths)
+    found = expand_inputs(paths)
+    # OUT may lie inside an input folder: its annotated videos are this job's results, never its inputs.
+    files = [path for path in found if not is_inside(path, out)]
     if not files:
-        raise ConfigError("no input files found")
+        raise ConfigError("no input files found" + (f" outside the results folder {out}" if found else ""))
     settings = settings or BatchSettings()
     try:
         model = model_file(settings.model)

@@ -402,17 +402,26 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     import cv2
 
     from emorec.labels import EMOTIONS
+    from emorec.outputs import refuse_overwriting, unique_names
     from emorec.sources import InputError, expand_image_paths, iter_images
 
-    json_path, csv_path = _writable(args.json), _writable(args.csv)
-    rec = _make_recognizer(args)
-    baseline = _load_baseline(args, rec)
     items = expand_image_paths(args.inputs)
     if not items:
         print("emorec predict: no images found in " + ", ".join(args.inputs), file=sys.stderr)
         return 1
+    paths = [path for path, _ in items]
+    names = unique_names([name for _, name in items])
+    for (path, name), unique in zip(items, names, strict=True):
+        if unique != name:
+            print(f"note: {path} is annotated as {unique}: another input is named {name} too", file=sys.stderr)
+    targets = [Path(args.out) / name for name in names] if args.out else []
+    for option, outputs in (("--out", targets), ("--json", [args.json]), ("--csv", [args.csv])):
+        refuse_overwriting(paths, outputs, option)
+    json_path, csv_path = _writable(args.json), _writable(args.csv)
+    rec = _make_recognizer(args)
+    baseline = _load_baseline(args, rec)
     records, failed = [], 0
-    for (path, out_name), (_, image) in zip(items, iter_images(path for path, _ in items), strict=True):
+    for path, target, (_, image) in zip(paths, targets or [None] * len(paths), iter_images(paths), strict=True):
         if isinstance(image, InputError):
             failed += 1
             print(f"error: {image}", file=sys.stderr)
@@ -421,8 +430,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         result = rec.process(image, baseline=baseline)
         print(f"{path}: {_describe(result.faces)}")
         records.append({"path": str(path), "error": None, **result.to_dict()})
-        if args.out:
-            target = Path(args.out) / out_name
+        if target is not None:
             target.parent.mkdir(parents=True, exist_ok=True)
             ok, encoded = cv2.imencode(target.suffix or ".png", rec.annotate(result, bars=args.bars))
             if not ok:
@@ -464,8 +472,11 @@ def _add_predict(sub: argparse._SubParsersAction) -> None:
 def _cmd_video(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
+    from emorec.outputs import refuse_overwriting
     from emorec.recording import Recorder
 
+    for option in ("out", "csv", "plot"):
+        refuse_overwriting([args.input], [getattr(args, option)], f"--{option}")
     rec = _make_recognizer(args)
     baseline = _load_baseline(args, rec)
     with rec.stream(args.input, smoothing=not args.no_smoothing, baseline=baseline,
