@@ -191,6 +191,31 @@ def test_stream_prints_one_json_line_per_frame(fer_video, capsys):
     assert len(capsys.readouterr().out.splitlines()) == 5
 
 
+def test_stream_reads_a_folder_of_photos_photo_by_photo(tmp_path, capsys):
+    """Unrelated photos are not a video: each reads as `predict` reads it (nothing smoothed across them), and
+    each line names its photo; only videos have a time."""
+    from conftest import LFW_EXPRESSIONS, lfw_frame
+
+    rows = list(csv.DictReader((LFW_EXPRESSIONS / "labels.csv").open()))
+    sad, happy = (next(r["image"] for r in rows if r["emotion"] == e) for e in ("sad", "happy"))
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    cv2.imwrite(str(photos / "1-sad.png"), lfw_frame(sad))  # the same place in the frame: one "track" to a tracker
+    cv2.imwrite(str(photos / "2-happy.png"), lfw_frame(happy))
+    assert main(["predict", str(photos), "--json", str(tmp_path / "p.json")]) == 0
+    expected = {r["path"]: r["faces"] for r in json.loads((tmp_path / "p.json").read_text())}
+    capsys.readouterr()
+    assert main(["stream", "--source", str(photos)]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [line["path"] for line in lines] == [str(photos / "1-sad.png"), str(photos / "2-happy.png")]
+    assert all(line["time_s"] is None for line in lines)
+    for line in lines:
+        (face,) = line["faces"]
+        (alone,) = expected[line["path"]]
+        assert face["emotion"] == alone["emotion"] and face["track_id"] == 1
+        assert face["scores"] == pytest.approx(alone["scores"], abs=1e-3)
+
+
 def test_stream_stops_quietly_when_its_reader_goes_away(fer_video):
     """`emorec stream ... | head -1`: the reader closes the pipe after one line; no traceback follows."""
     proc = subprocess.Popen([sys.executable, "-m", "emorec.cli", "stream", "--source", str(fer_video)],

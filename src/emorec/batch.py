@@ -239,7 +239,8 @@ def _peak_rss_mib() -> float:
 
 def _add_face(columns: dict[str, list], source: str, sha256: str, result, face, baseline_id: str | None) -> None:
     x1, y1, x2, y2 = face.box
-    values = {"source": source, "sha256": sha256, "frame_index": result.frame_index, "time_s": result.time_s,
+    time_s = 0.0 if result.time_s is None else result.time_s  # a still image: its one frame at 0 s
+    values = {"source": source, "sha256": sha256, "frame_index": result.frame_index, "time_s": time_s,
               "track_id": face.track_id, "x1": x1, "y1": y1, "x2": x2, "y2": y2,
               "detection_score": float(face.detection_score), "emotion": face.emotion,
               "confidence": face.confidence, **dict(zip(EMOTIONS, map(float, face.scores), strict=True)),

@@ -533,7 +533,8 @@ def _cmd_stream(args: argparse.Namespace) -> int:
 def _add_stream(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("stream", help="one JSON line of faces per frame of a webcam, stream URL or video file",
                        description="Live sources are read in a thread that keeps only the newest frame; "
-                                   "files are read in order.")
+                                   "files are read in order. The photos of a folder are read one by one, each "
+                                   "alone (nothing smoothed across them): their lines carry a path and no time.")
     p.add_argument("--source", default="0", help="webcam index, stream URL or video file (default: 0)")
     p.add_argument("--max-frames", type=int, default=0, help="stop after N frames (0: run until the source ends)")
     p.add_argument("--no-smoothing", action="store_true", help="raw per-frame probabilities (still tracked)")

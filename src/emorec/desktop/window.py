@@ -385,7 +385,8 @@ class MainWindow(QMainWindow):
         self.frames_dropped += processed.dropped_before
         self.display_rate.tick(time.monotonic())
         face = self._render(processed)
-        self.timeline.add(processed.result.time_s, None if face is None else face.scores)
+        if processed.result.time_s is not None:  # photos have no place on a time axis
+            self.timeline.add(processed.result.time_s, None if face is None else face.scores)
         self._update_status(processed)
 
     def _render(self, processed: ProcessedFrame) -> Face | None:
