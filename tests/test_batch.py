@@ -221,7 +221,7 @@ def test_results_inside_an_input_folder_are_never_read_as_inputs(astronaut_bgr, 
     assert [r["status"] for r in first.to_pylist()] == ["done"] and list((out / "videos").glob("*.mp4"))
     again = analyze([tmp_path], out=out, settings=settings, workers=1, progress=False).to_pylist()
     assert [(Path(r["source"]).name, r["status"]) for r in again] == [("clip.avi", "skipped")]
-    with pytest.raises(ConfigError, match="outside the results folder"):
+    with pytest.raises(ConfigError, match="outside the results folders"):
         analyze([out], out=out, settings=settings, workers=1, progress=False)
 
 

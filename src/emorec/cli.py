@@ -473,15 +473,17 @@ def _cmd_video(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from emorec.outputs import refuse_overwriting
-    from emorec.recording import Recorder
+    from emorec.recording import MAX_PLOTTED_TRACKS, Recorder
 
-    for option in ("out", "csv", "plot"):
+    for option in ("out", "csv", "plot", "json"):
         refuse_overwriting([args.input], [getattr(args, option)], f"--{option}")
+    _writable(args.json)
     rec = _make_recognizer(args)
     baseline = _load_baseline(args, rec)
     with rec.stream(args.input, smoothing=not args.no_smoothing, baseline=baseline,
                     auto_calibrate=args.auto_calibrate, detect_every=args.detect_every) as stream:
-        recorder = Recorder(args.out, args.csv, args.plot, fps=stream.fps or 30.0)
+        recorder = Recorder(args.out, args.csv, args.plot, fps=stream.fps or 30.0, summary_path=args.json,
+                            source=args.input)
         try:
             for result in tqdm(stream, total=stream.source.frame_count, unit="frame", disable=args.quiet):
                 recorder.write(result, rec.annotate(result, bars=args.bars) if args.out else None, result.time_s)
@@ -489,12 +491,15 @@ def _cmd_video(args: argparse.Namespace) -> int:
             print("interrupted: keeping the frames done so far", file=sys.stderr)
         finally:
             summary = recorder.close()
-    print(f"{summary['frames']} frames, {summary['frames_with_faces']} with faces")
-    for track, info in summary["tracks"].items():
-        shares = ", ".join(f"{e} {s:.0%}" for e, s in sorted(info["share"].items(), key=lambda kv: -kv[1]))
-        print(f"face #{track}: {info['frames']} frames, {info['first_s']:.1f}-{info['last_s']:.1f} s, "
-              f"mostly {info['dominant']} ({shares})")
-    for path in (args.out, args.csv, args.plot):
+    print(f"{summary['frame_count']} frames, {summary['frames_with_faces']} with faces")
+    for track in summary["tracks"]:
+        means = ", ".join(f"{e} {p:.0%}" for e, p in sorted(track["scores"].items(), key=lambda kv: -kv[1])[:3])
+        print(f"face #{track['track_id']}: {track['frames']} frames, {track['first_s']:.1f}-{track['last_s']:.1f} s, "
+              f"{track['emotion']} (mean probabilities: {means})")
+    left_out = len(summary["tracks"]) - MAX_PLOTTED_TRACKS
+    if args.plot and left_out > 0:
+        print(f"the plot shows the {MAX_PLOTTED_TRACKS} faces seen longest; {left_out} more are in the summary")
+    for path in (args.out, args.csv, args.plot, args.json):
         if path:
             print(f"wrote {path}")
     return 0
@@ -502,11 +507,15 @@ def _cmd_video(args: argparse.Namespace) -> int:
 
 def _add_video(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("video", help="annotate a video and record each face's emotions over time",
-                       description="Process every frame of a video file: annotated video, CSV timeline, plot.")
+                       description="Process every frame of a video file: annotated video, CSV timeline, plot, "
+                                   "JSON summary.")
     p.add_argument("input", help="video file")
     p.add_argument("--out", default=None, help="annotated video (.mp4: H.264 where PyAV is installed; .webm, .avi)")
     p.add_argument("--csv", default=None, help="timeline CSV: one row per face and frame")
-    p.add_argument("--plot", default=None, help="PNG of each face's emotions over time")
+    p.add_argument("--plot", default=None, help="PNG of each face's emotions over time, on one time axis")
+    p.add_argument("--json", default=None,
+                   help="summary JSON: per face (track) its frames, first and last time, dominant emotion and "
+                        "mean probabilities; the web app's video upload gives the same")
     p.add_argument("--bars", action="store_true", help="draw probability bars under each face")
     p.add_argument("--no-smoothing", action="store_true", help="raw per-frame probabilities (still tracked)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")

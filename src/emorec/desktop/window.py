@@ -523,7 +523,7 @@ class MainWindow(QMainWindow):
         if summary is not None and self.recording is not None:
             video, timeline = self.recording
             self.statusBar().showMessage(
-                f"recorded {summary['frames']} frames ({summary['frames_with_faces']} with faces) to {video.name}"
+                f"recorded {summary['frame_count']} frames ({summary['frames_with_faces']} with faces) to {video.name}"
                 f" and {timeline.suffix} in {video.parent}"
             )
         self.recording = None
