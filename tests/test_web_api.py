@@ -453,6 +453,14 @@ def test_video_upload_and_emorec_video_give_one_summary(client, astronaut_bgr, t
     assert track["emotion"] == max(track["scores"], key=track["scores"].get)
 
 
+@pytest.mark.parametrize("content", [b"", b"this is not a video" * 100], ids=["zero-byte", "garbage"])
+def test_an_unreadable_mp4_is_told_it_is_a_corrupt_video(client, content):
+    page = _upload(client, content, "clip.mp4")
+    text = " ".join(page.get_data(as_text=True).split())
+    assert page.status_code == 400
+    assert "could not open the video clip.mp4" in text and "not an image" not in text and "send an image" not in text
+
+
 def test_upload_page_without_script_still_gets_the_whole_page(client, astronaut_bgr, tmp_path):
     page = _upload(client, _clip(astronaut_bgr, tmp_path / "clip.mp4"), "clip.mp4")
     assert page.status_code == 200

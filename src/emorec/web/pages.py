@@ -12,7 +12,7 @@ from werkzeug.exceptions import BadRequest, RequestEntityTooLarge
 from emorec.labels import EMOTION_COLORS_BGR, EMOTIONS
 from emorec.summary import TrackSummary
 from emorec.web.api import model_summary
-from emorec.web.media import MediaError, decode_image, encode_jpeg, is_video
+from emorec.web.media import MediaError, decode_image, encode_jpeg, is_video, unreadable_video
 from emorec.web.security import check_csrf
 from emorec.web.state import current_state, too_large_message
 from emorec.web.video import AnnotatedVideo, annotate_video, run_to_end
@@ -56,6 +56,9 @@ def upload():
         if media is None or not media.filename:
             raise MediaError("choose an image or a short video to upload")
         data, filename = media.read(), media.filename
+        video_error = unreadable_video(data, filename, media.mimetype)
+        if video_error is not None:
+            raise video_error
         if not is_video(data):
             result = _analyse_image(data, filename)
             return _stream_result(iter(()), lambda _: result) if streamed else render_template("upload.html", **result)
