@@ -102,8 +102,10 @@ def test_predict_refuses_to_write_over_its_inputs(images, tmp_path, capsys):
         (photos / image.name).write_bytes(image.read_bytes())
     before = {p.name: p.read_bytes() for p in photos.iterdir()}
     other_spelling = str(photos / ".." / "t")
-    for argv in (["--out", str(photos)], ["--out", other_spelling], ["--csv", str(photos / "coffee.png")]):
-        assert main(["predict", str(photos), *argv]) == 2
+    for command in (["predict", str(photos), "--out", str(photos)], ["predict", str(photos), "--out", other_spelling],
+                    ["predict", str(photos), "--csv", str(photos / "coffee.png")],
+                    ["calibrate", str(photos), "--out", str(photos / "astronaut.jpg")]):
+        assert main(command) == 2
         err = capsys.readouterr().err
         assert "would overwrite the input" in err and len(err.strip().splitlines()) == 1
     assert {p.name: p.read_bytes() for p in photos.iterdir()} == before

@@ -345,13 +345,15 @@ def _load_baseline(args: argparse.Namespace, rec):
 def _cmd_calibrate(args: argparse.Namespace) -> int:
     from emorec.calibration import BaselineError
     from emorec.labels import EMOTIONS
+    from emorec.outputs import refuse_overwriting
     from emorec.sources import expand_image_paths
 
-    rec = _make_recognizer(args)
     items = expand_image_paths(args.images)
     if not items:
         print("emorec calibrate: no images found in " + ", ".join(args.images), file=sys.stderr)
         return 1
+    refuse_overwriting([path for path, _ in items], [args.out], "--out")
+    rec = _make_recognizer(args)
     try:
         baseline = rec.calibrate([path for path, _ in items], strength=args.strength, neutral_margin=args.margin)
     except BaselineError as exc:
