@@ -21,6 +21,7 @@ pq = pytest.importorskip("pyarrow.parquet")
 from emorec.batch import BatchSettings, analyze, expand_inputs, file_sha256, schemas  # noqa: E402
 from emorec.cli import main  # noqa: E402
 from emorec.config import EngineConfig  # noqa: E402
+from emorec.errors import ConfigError  # noqa: E402
 from emorec.labels import EMOTIONS  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
@@ -229,6 +230,18 @@ def test_resume_after_sigkill_loses_nothing_already_written(astronaut_bgr, tmp_p
     for key, content in before.items():
         assert (out / done[key]["faces_file"]).read_bytes() == content, "kept, not redone"
     assert faces_table(out).num_rows == 60 * count
+
+
+def test_results_inside_an_input_folder_are_never_read_as_inputs(astronaut_bgr, tmp_path):
+    write_face_video(tmp_path / "clip.avi", astronaut_bgr, 6)
+    out = tmp_path / "results"
+    settings = BatchSettings(annotate=True)
+    first = analyze([tmp_path], out=out, settings=settings, workers=1, progress=False)
+    assert [r["status"] for r in first.to_pylist()] == ["done"] and list((out / "videos").glob("*.mp4"))
+    again = analyze([tmp_path], out=out, settings=settings, workers=1, progress=False).to_pylist()
+    assert [(Path(r["source"]).name, r["status"]) for r in again] == [("clip.avi", "skipped")]
+    with pytest.raises(ConfigError, match="outside the results folders"):
+        analyze([out], out=out, settings=settings, workers=1, progress=False)
 
 
 def test_inputs_are_files_folders_globs_and_lists(videos, tmp_path):

@@ -3,6 +3,7 @@ faces: scikit-image's astronaut photo, moved across 640x480 frames of a video wr
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -12,7 +13,9 @@ import pytest
 
 import emorec
 from emorec import ConfigError, EmorecError, EmotionRecognizer, EngineConfig, Face, FrameResult, InputError
-from emorec.recording import AnnotatedVideoWriter, Timeline
+from emorec.labels import EMOTIONS
+from emorec.recording import MAX_PLOTTED_TRACKS, AnnotatedVideoWriter, Recorder, Timeline
+from emorec.summary import dominant_emotion
 
 FRAMES, FPS = 12, 10.0
 
@@ -153,6 +156,42 @@ def test_plot_legend_stays_inside_the_figure_with_one_face(tmp_path):
     box, page = legend.get_window_extent(), fig.bbox
     assert page.x0 <= box.x0 and box.x1 <= page.x1 and page.y0 <= box.y0 and box.y1 <= page.y1
     assert not box.overlaps(fig.axes[0].get_window_extent()), "the legend does not cover the plot"
+
+
+def _face(track_id: int, **probs: float) -> Face:
+    scores = np.array([probs.get(name, 0.0) for name in EMOTIONS], np.float32)
+    scores += (1 - scores.sum()) / len(EMOTIONS)
+    return Face((0, 0, 50, 50), scores, track_id=track_id)
+
+
+def test_a_track_is_named_by_the_argmax_of_its_mean_probabilities(tmp_path):
+    """Three frames lean to happy, two are clearly neutral: most frequent label happy, mean neutral. One rule
+    (emorec.summary.dominant_emotion) for `emorec video`, its JSON, batch and the web upload."""
+    leaning = [_face(1, happy=0.40, neutral=0.35)] * 3
+    clear = [_face(1, neutral=0.90)] * 2
+    recorder = Recorder(summary_path=tmp_path / "summary.json", fps=FPS, source="clip.avi")
+    for i, face in enumerate(leaning + clear):
+        recorder.write(FrameResult([face], (100, 100), frame_index=i), time_s=i / FPS)
+    summary = recorder.close()
+    (track,) = summary["tracks"]
+    assert track["emotion"] == "neutral" == dominant_emotion(np.stack([f.scores for f in leaning + clear]))
+    assert track["scores"]["neutral"] == max(track["scores"].values())
+    assert (track["track_id"], track["frames"], track["first_s"], track["last_s"]) == (1, 5, 0.0, 0.4)
+    assert summary["duration_s"] == pytest.approx(0.5) and summary["source"] == "clip.avi"
+    assert json.loads((tmp_path / "summary.json").read_text()) == summary
+
+
+def test_plot_shares_one_time_axis_and_counts_the_faces_it_leaves_out():
+    timeline = Timeline(fps=FPS)
+    for i in range(40):  # faces 1..10 come and go; face k is seen for 4 * k frames from frame 40 - 4 * k
+        faces = [_face(k, happy=0.5) for k in range(1, 11) if i >= 40 - 4 * k]
+        timeline.add(FrameResult(faces, (100, 100), frame_index=i), i / FPS)
+    fig = timeline.figure()
+    panels = [ax for ax in fig.axes if ax.get_title()]
+    assert len(panels) == MAX_PLOTTED_TRACKS
+    assert [ax.get_xlim() for ax in panels] == [pytest.approx((0.0, 4.0))] * len(panels)  # the whole recording
+    assert "2 more faces" in panels[-1].get_xlabel()
+    assert [ax.get_title().split(":")[0] for ax in panels] == [f"face #{k}" for k in range(10, 2, -1)]
 
 
 def test_mp4_is_h264(tmp_path, astronaut_bgr):

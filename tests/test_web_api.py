@@ -435,6 +435,32 @@ def test_upload_page_streams_progress_then_a_per_face_summary(client, astronaut_
     assert '"frame_index"' not in html
 
 
+def test_video_upload_and_emorec_video_give_one_summary(client, astronaut_bgr, tmp_path):
+    """One clip, one answer: the upload's JSON holds the summary `emorec video --json` writes (per face: id,
+    frames, first and last time, dominant emotion, mean probabilities), plus every frame's faces."""
+    from emorec.cli import main
+
+    clip = tmp_path / "clip.mp4"
+    response = _upload(client, _clip(astronaut_bgr, clip, frames=20), "clip.mp4")
+    web = json.loads(_data_url_payload(response.get_data(as_text=True), "application/json"))
+    assert main(["video", str(clip), "--json", str(tmp_path / "summary.json"), "--quiet"]) == 0
+    cli = json.loads((tmp_path / "summary.json").read_text())
+    assert (web.pop("source"), cli.pop("source")) == ("clip.mp4", str(clip))
+    assert len(web.pop("frames")) == 20
+    assert web == cli
+    (track,) = cli["tracks"]
+    assert track["frames"] == 20 and list(track["scores"]) == list(EMOTIONS)
+    assert track["emotion"] == max(track["scores"], key=track["scores"].get)
+
+
+@pytest.mark.parametrize("content", [b"", b"this is not a video" * 100], ids=["zero-byte", "garbage"])
+def test_an_unreadable_mp4_is_told_it_is_a_corrupt_video(client, content):
+    page = _upload(client, content, "clip.mp4")
+    text = " ".join(page.get_data(as_text=True).split())
+    assert page.status_code == 400
+    assert "could not open the video clip.mp4" in text and "not an image" not in text and "send an image" not in text
+
+
 def test_upload_page_without_script_still_gets_the_whole_page(client, astronaut_bgr, tmp_path):
     page = _upload(client, _clip(astronaut_bgr, tmp_path / "clip.mp4"), "clip.mp4")
     assert page.status_code == 200

@@ -280,6 +280,26 @@ def test_upload_page_shows_progress_and_a_per_face_summary(browser, server_url, 
     page.close()
 
 
+def test_a_refused_upload_shows_the_servers_message(browsers, server_url, tmp_path):
+    """The server refuses with an HTML page: the script shows its message, and throws nothing."""
+    empty = tmp_path / "clip.mp4"
+    empty.write_bytes(b"")
+    browser = browsers.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+    try:
+        page = browser.new_page()
+        errors = _watch_console(page)
+        page.goto(server_url + "/upload")
+        page.set_input_files("input[name=media]", str(empty))
+        page.click("button[type=submit]")
+        page.wait_for_selector("#upload-error:not([hidden])", timeout=10_000)
+        assert "could not open the video clip.mp4" in page.text_content("#upload-error")
+        assert page.is_hidden("#upload-progress")
+        # The 400 answer itself is logged by chromium as a failed resource; nothing else may be.
+        assert [e for e in errors if "status of 400" not in e] == [], errors
+    finally:
+        browser.close()
+
+
 # ----- personal calibration: a real person whose resting face the model misreads (see conftest)
 
 

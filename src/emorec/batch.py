@@ -27,7 +27,7 @@ import hashlib
 import json
 import os
 import time
-from collections import Counter, defaultdict
+from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -38,7 +38,9 @@ from emorec.config import EngineConfig
 from emorec.data import IMAGE_SUFFIXES
 from emorec.errors import ConfigError, EmorecError
 from emorec.labels import EMOTIONS
+from emorec.outputs import is_inside
 from emorec.sources import VIDEO_SUFFIXES
+from emorec.summary import RecordingSummary
 
 __all__ = ["BatchSettings", "analyze", "analyze_file", "expand_inputs", "schemas"]
 
@@ -48,6 +50,7 @@ LIST_SUFFIXES = {".txt", ".lst", ".list"}  # a text file of inputs, one per line
 # second spinning thread per worker only fights the other workers for the cores.
 WORKER_THREADS = 1
 PROGRESS_EVERY = 25  # frames between two progress reports from a worker
+RESULT_FOLDERS = ("faces", "files", "videos")  # in OUT, beside summary.parquet
 
 
 def schemas():
@@ -86,7 +89,8 @@ def schemas():
             pa.field("frames_with_faces", pa.int64(), nullable=False),
             pa.field("faces", pa.int64(), nullable=False),  # rows in faces/
             pa.field("duration_s", pa.float64(), nullable=False),  # frames / frame rate; 0 for a still image
-            pa.field("tracks", pa.list_(track), nullable=False),  # per track: frames seen, dominant emotion
+            # Per track: frames seen and the dominant emotion (emorec.summary.dominant_emotion's rule).
+            pa.field("tracks", pa.list_(track), nullable=False),
             pa.field("seconds", pa.float64(), nullable=False),  # wall time of the analysis (decoding included)
             pa.field("peak_rss_mib", pa.float64(), nullable=False),  # the worker process's peak memory so far
             pa.field("faces_file", pa.string(), nullable=True),  # the Parquet file of its faces, in OUT
@@ -184,20 +188,20 @@ def analyze_file(
     if key in done:
         return {**row, "status": "skipped", "key": key}
     columns: dict[str, list] = defaultdict(list)
-    emotions: dict[int, Counter] = defaultdict(Counter)
     video_file = Path(out) / "videos" / f"{Path(path).stem}-{key[:8]}.mp4" if settings.annotate else None
     writer = None
     try:
         engine = worker_engine(settings)
         baseline = engine.check_baseline(load_baseline(settings.baseline)) if settings.baseline else None
         with engine.stream(path, baseline=baseline) as stream:
+            summary = RecordingSummary(stream.fps, source)
             for result in stream:
                 row["frames"] += 1
                 if on_frames is not None and row["frames"] % PROGRESS_EVERY == 0:
                     on_frames(PROGRESS_EVERY)
                 row["frames_with_faces"] += bool(result.faces)
+                summary.add(result, _time_s(result))
                 for face in result.faces:
-                    emotions[face.track_id][face.emotion] += 1
                     _add_face(columns, source, row["sha256"], settings.model_file, result, face,
                               settings.baseline_sha256[:16] or None)
                 if video_file is not None:
@@ -215,8 +219,8 @@ def analyze_file(
             writer.close()
             writer.path.unlink(missing_ok=True)
         return {**row, "error": str(exc), "seconds": time.perf_counter() - started, "peak_rss_mib": _peak_rss_mib()}
-    tracks = [{"track_id": t, "frames": sum(c.values()), "dominant": c.most_common(1)[0][0]}
-              for t, c in sorted(emotions.items())]
+    tracks = [{"track_id": t.track_id, "frames": t.frames, "dominant": t.emotion}
+              for t in sorted(summary.tracks, key=lambda t: t.track_id)]
     import pyarrow as pa
 
     faces_schema = schemas()[0]
@@ -255,11 +259,15 @@ def _peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
+def _time_s(result) -> float:
+    return 0.0 if result.time_s is None else result.time_s  # a still image: its one frame at 0 s
+
+
 def _add_face(columns: dict[str, list], source: str, sha256: str, model: str, result, face,
               baseline_id: str | None) -> None:
     x1, y1, x2, y2 = face.box
     values = {"source": source, "sha256": sha256, "model": model, "frame_index": result.frame_index,
-              "time_s": result.time_s, "track_id": face.track_id, "x1": x1, "y1": y1, "x2": x2, "y2": y2,
+              "time_s": _time_s(result), "track_id": face.track_id, "x1": x1, "y1": y1, "x2": x2, "y2": y2,
               "detection_score": float(face.detection_score), "emotion": face.emotion,
               "confidence": face.confidence, **dict(zip(EMOTIONS, map(float, face.scores), strict=True)),
               "baseline_id": baseline_id}
@@ -367,7 +375,8 @@ def analyze(
     settings: BatchSettings | None = None,
     progress: bool = True,
 ):
-    """Analyse files, folders, globs or list files (see :func:`expand_inputs`) into ``out``.
+    """Analyse files, folders, globs or list files (see :func:`expand_inputs`) into ``out``; files in its
+    result folders are left out (where ``out`` lies in an input folder, its annotated videos would be read back).
 
     ``executor`` is "local" (a process pool of ``workers`` processes, default: one per core) or "ray" (Ray
     actors on the cluster at ``ray_address``: None starts Ray on this machine, "auto" joins a running one).
@@ -380,9 +389,12 @@ def analyze(
     from emorec.classifier import model_file
     from emorec.engine import int8_twin
 
-    files = expand_inputs(paths)
+    found = expand_inputs(paths)
+    # OUT may lie inside an input folder (or be one): what it writes is this job's results, never its inputs.
+    results = [Path(out, folder) for folder in RESULT_FOLDERS]
+    files = [path for path in found if not any(is_inside(path, folder) for folder in results)]
     if not files:
-        raise ConfigError("no input files found")
+        raise ConfigError("no input files found" + (f" outside the results folders of {out}" if found else ""))
     settings = settings or BatchSettings()
     model = model_file(settings.engine.model)
     model = int8_twin(model) or model  # the file the engine will run: see EmotionRecognizer(quantized=None)
@@ -392,7 +404,7 @@ def analyze(
                        model_sha256=file_sha256(model), model_file=model.name, version=emorec.__version__,
                        baseline_sha256=file_sha256(Path(settings.baseline)) if settings.baseline else "")
     out = Path(out)
-    for folder in ("faces", "files", "videos") if settings.annotate else ("faces", "files"):
+    for folder in RESULT_FOLDERS if settings.annotate else ("faces", "files"):
         (out / folder).mkdir(parents=True, exist_ok=True)
     done = frozenset(p.stem for p in (out / "files").glob("*.json"))
     earlier = _results_by_path(out)

@@ -383,13 +383,15 @@ def _load_baseline(args: argparse.Namespace, rec):
 def _cmd_calibrate(args: argparse.Namespace) -> int:
     from emorec.calibration import BaselineError
     from emorec.labels import EMOTIONS
+    from emorec.outputs import refuse_overwriting
     from emorec.sources import expand_image_paths
 
-    rec = _make_recognizer(args)
     items = expand_image_paths(args.images)
     if not items:
         print("emorec calibrate: no images found in " + ", ".join(args.images), file=sys.stderr)
         return 1
+    refuse_overwriting([path for path, _ in items], [args.out], "--out")
+    rec = _make_recognizer(args)
     try:
         baseline = rec.calibrate([path for path, _ in items], strength=args.strength, neutral_margin=args.margin)
     except BaselineError as exc:
@@ -440,17 +442,26 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     import cv2
 
     from emorec.labels import EMOTIONS
+    from emorec.outputs import refuse_overwriting, unique_names
     from emorec.sources import InputError, expand_image_paths, iter_images
 
-    json_path, csv_path = _writable(args.json), _writable(args.csv)
-    rec = _make_recognizer(args)
-    baseline = _load_baseline(args, rec)
     items = expand_image_paths(args.inputs)
     if not items:
         print("emorec predict: no images found in " + ", ".join(args.inputs), file=sys.stderr)
         return 1
+    paths = [path for path, _ in items]
+    names = unique_names([name for _, name in items])
+    for (path, name), unique in zip(items, names, strict=True):
+        if unique != name:
+            print(f"note: {path} is annotated as {unique}: another input is named {name} too", file=sys.stderr)
+    targets = [Path(args.out) / name for name in names] if args.out else []
+    for option, outputs in (("--out", targets), ("--json", [args.json]), ("--csv", [args.csv])):
+        refuse_overwriting(paths, outputs, option)
+    json_path, csv_path = _writable(args.json), _writable(args.csv)
+    rec = _make_recognizer(args)
+    baseline = _load_baseline(args, rec)
     records, failed = [], 0
-    for (path, out_name), (_, image) in zip(items, iter_images(path for path, _ in items), strict=True):
+    for path, target, (_, image) in zip(paths, targets or [None] * len(paths), iter_images(paths), strict=True):
         if isinstance(image, InputError):
             failed += 1
             print(f"error: {image}", file=sys.stderr)
@@ -459,8 +470,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         result = rec.process(image, baseline=baseline)
         print(f"{path}: {_describe(result.faces)}")
         records.append({"path": str(path), "error": None, **result.to_dict()})
-        if args.out:
-            target = Path(args.out) / out_name
+        if target is not None:
             target.parent.mkdir(parents=True, exist_ok=True)
             ok, encoded = cv2.imencode(target.suffix or ".png", rec.annotate(result, bars=args.bars))
             if not ok:
@@ -502,12 +512,17 @@ def _add_predict(sub: argparse._SubParsersAction) -> None:
 def _cmd_video(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from emorec.recording import Recorder
+    from emorec.outputs import refuse_overwriting
+    from emorec.recording import MAX_PLOTTED_TRACKS, Recorder
 
+    for option in ("out", "csv", "plot", "json"):
+        refuse_overwriting([args.input], [getattr(args, option)], f"--{option}")
+    _writable(args.json)
     rec = _make_recognizer(args)
     baseline = _load_baseline(args, rec)
     with rec.stream(args.input, baseline=baseline, auto_calibrate=args.auto_calibrate) as stream:
-        recorder = Recorder(args.out, args.csv, args.plot, fps=stream.fps or 30.0)
+        recorder = Recorder(args.out, args.csv, args.plot, fps=stream.fps or 30.0, summary_path=args.json,
+                            source=args.input)
         try:
             for result in tqdm(stream, total=stream.source.frame_count, unit="frame", disable=args.quiet):
                 recorder.write(result, rec.annotate(result, bars=args.bars) if args.out else None, result.time_s)
@@ -515,12 +530,15 @@ def _cmd_video(args: argparse.Namespace) -> int:
             print("interrupted: keeping the frames done so far", file=sys.stderr)
         finally:
             summary = recorder.close()
-    print(f"{summary['frames']} frames, {summary['frames_with_faces']} with faces")
-    for track, info in summary["tracks"].items():
-        shares = ", ".join(f"{e} {s:.0%}" for e, s in sorted(info["share"].items(), key=lambda kv: -kv[1]))
-        print(f"face #{track}: {info['frames']} frames, {info['first_s']:.1f}-{info['last_s']:.1f} s, "
-              f"mostly {info['dominant']} ({shares})")
-    for path in (args.out, args.csv, args.plot):
+    print(f"{summary['frame_count']} frames, {summary['frames_with_faces']} with faces")
+    for track in summary["tracks"]:
+        means = ", ".join(f"{e} {p:.0%}" for e, p in sorted(track["scores"].items(), key=lambda kv: -kv[1])[:3])
+        print(f"face #{track['track_id']}: {track['frames']} frames, {track['first_s']:.1f}-{track['last_s']:.1f} s, "
+              f"{track['emotion']} (mean probabilities: {means})")
+    left_out = len(summary["tracks"]) - MAX_PLOTTED_TRACKS
+    if args.plot and left_out > 0:
+        print(f"the plot shows the {MAX_PLOTTED_TRACKS} faces seen longest; {left_out} more are in the summary")
+    for path in (args.out, args.csv, args.plot, args.json):
         if path:
             print(f"wrote {path}")
     return 0
@@ -528,11 +546,15 @@ def _cmd_video(args: argparse.Namespace) -> int:
 
 def _add_video(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("video", help="annotate a video and record each face's emotions over time",
-                       description="Process every frame of a video file: annotated video, CSV timeline, plot.")
+                       description="Process every frame of a video file: annotated video, CSV timeline, plot, "
+                                   "JSON summary.")
     p.add_argument("input", help="video file")
     p.add_argument("--out", default=None, help="annotated video (.mp4: H.264 where PyAV is installed; .webm, .avi)")
     p.add_argument("--csv", default=None, help="timeline CSV: one row per face and frame")
-    p.add_argument("--plot", default=None, help="PNG of each face's emotions over time")
+    p.add_argument("--plot", default=None, help="PNG of each face's emotions over time, on one time axis")
+    p.add_argument("--json", default=None,
+                   help="summary JSON: per face (track) its frames, first and last time, dominant emotion and "
+                        "mean probabilities; the web app's video upload gives the same")
     p.add_argument("--bars", action="store_true", help="draw probability bars under each face")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     _add_engine_options(p, stream=True)
@@ -556,7 +578,8 @@ def _cmd_stream(args: argparse.Namespace) -> int:
 def _add_stream(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("stream", help="one JSON line of faces per frame of a webcam, stream URL or video file",
                        description="Live sources are read in a thread that keeps only the newest frame; "
-                                   "files are read in order.")
+                                   "files are read in order. The photos of a folder are read one by one, each "
+                                   "alone (nothing smoothed across them): their lines carry a path and no time.")
     p.add_argument("--source", default="0", help="webcam index, stream URL or video file (default: 0)")
     p.add_argument("--max-frames", type=int, default=0, help="stop after N frames (0: run until the source ends)")
     _add_engine_options(p, stream=True)

@@ -211,11 +211,13 @@ def iter_images(paths: Iterable[str | os.PathLike]) -> Iterator[tuple[Path, np.n
 
 @dataclass
 class Frame:
-    """One video frame: BGR pixels, its index from 0 and its time in seconds from the start."""
+    """One frame: BGR pixels, its index from 0, its time in seconds from the start of its video (None for a
+    photo, which has no place in time) and the file it was read from (photos only)."""
 
     image: np.ndarray
     index: int
-    time_s: float
+    time_s: float | None
+    path: Path | None = None
 
 
 def parse_source(spec: str | int | os.PathLike) -> str | int:
@@ -286,7 +288,7 @@ class Source:
     def __iter__(self) -> Iterator[Frame]:
         if self._images is not None:
             for index, path in enumerate(self._images):
-                yield Frame(read_image(path), index, 0.0)
+                yield Frame(read_image(path), index, None, path)
             return
         if self._reader is not None:
             yield from self._reader

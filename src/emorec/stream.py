@@ -8,6 +8,7 @@ that dropping late frames happens before they cost any engine time.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import threading
 import time
@@ -28,7 +29,9 @@ class FrameStream:
     """Opens ``source`` (any :class:`~emorec.sources.Source`: image, folder, video, webcam index, stream
     URL, or a Source already open; raises ``InputError`` naming it) and yields one :class:`FrameResult` per
     processed frame, in order, with its pixels (``image``), ``frame_index`` and ``time_s``; faces carry
-    track ids.
+    track ids. The photos of an image file or folder are unrelated to each other: each is read alone (no
+    tracking or smoothing across them, ids start at 1 in each), and its result carries its ``path`` and
+    no ``time_s``.
 
     Args:
         recognizer: the engine whose models are shared; the stream gets its own tracker. A recognizer from
@@ -110,16 +113,19 @@ class FrameStream:
                     self.truncated = True
                     return
                 self.frames_read += 1
-                due = start + frame.time_s
+                due = start + (frame.time_s or 0.0)
                 if self._period and time.monotonic() > due + self._period:
                     self.frames_dropped += 1
                     continue
                 image = frame.image
                 if self.resize_to is not None and (image.shape[1], image.shape[0]) != self.resize_to:
                     image = cv2.resize(image, self.resize_to, interpolation=cv2.INTER_AREA)
-                if self.source.stills:  # separate photos: nothing to follow from one to the next
-                    self.engine.redetect()
+                if self.source.stills:
+                    # Separate photos: nothing to follow or average from one to the next; each is read alone.
+                    self.engine.reset()
                 result = self.engine.process(image, frame_index=frame.index, time_s=frame.time_s)
+                if frame.path is not None:
+                    result = dataclasses.replace(result, path=str(frame.path))
                 early = due - time.monotonic() if self._period else 0.0
                 if early > 0 and self._stopped.wait(early):
                     return

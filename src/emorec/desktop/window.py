@@ -385,7 +385,8 @@ class MainWindow(QMainWindow):
         self.frames_dropped += processed.dropped_before
         self.display_rate.tick(time.monotonic())
         face = self._render(processed)
-        self.timeline.add(processed.result.time_s, None if face is None else face.scores)
+        if processed.result.time_s is not None:  # photos have no place on a time axis
+            self.timeline.add(processed.result.time_s, None if face is None else face.scores)
         self._update_status(processed)
 
     def _render(self, processed: ProcessedFrame) -> Face | None:
@@ -522,7 +523,7 @@ class MainWindow(QMainWindow):
         if summary is not None and self.recording is not None:
             video, timeline = self.recording
             self.statusBar().showMessage(
-                f"recorded {summary['frames']} frames ({summary['frames_with_faces']} with faces) to {video.name}"
+                f"recorded {summary['frame_count']} frames ({summary['frames_with_faces']} with faces) to {video.name}"
                 f" and {timeline.suffix} in {video.parent}"
             )
         self.recording = None

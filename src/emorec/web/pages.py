@@ -10,11 +10,12 @@ from flask import Blueprint, Response, current_app, render_template, request, st
 from werkzeug.exceptions import BadRequest, RequestEntityTooLarge
 
 from emorec.labels import EMOTION_COLORS_BGR, EMOTIONS
+from emorec.summary import TrackSummary
 from emorec.web.api import model_summary
-from emorec.web.media import MediaError, decode_image, encode_jpeg, is_video
+from emorec.web.media import MediaError, decode_image, encode_jpeg, is_video, unreadable_video
 from emorec.web.security import check_csrf
 from emorec.web.state import current_state, too_large_message
-from emorec.web.video import AnnotatedVideo, FaceSummary, annotate_video, run_to_end
+from emorec.web.video import AnnotatedVideo, annotate_video, run_to_end
 
 bp = Blueprint("pages", __name__)
 PROGRESS_STREAM = "application/x-ndjson"  # what upload.js asks for: progress lines, then the result
@@ -55,6 +56,9 @@ def upload():
         if media is None or not media.filename:
             raise MediaError("choose an image or a short video to upload")
         data, filename = media.read(), media.filename
+        video_error = unreadable_video(data, filename, media.mimetype)
+        if video_error is not None:
+            raise video_error
         if not is_video(data):
             result = _analyse_image(data, filename)
             return _stream_result(iter(()), lambda _: result) if streamed else render_template("upload.html", **result)
@@ -135,31 +139,25 @@ def _video_result(video: AnnotatedVideo, filename: str) -> dict:
         "note": video.stopped_because,
         "duration_s": video.duration_s,
         "frame_count": len(video.frames),
-        "tracks": [_track(summary, video.duration_s) for summary in video.faces],
+        "tracks": [_track(track, video.duration_s) for track in video.summary.tracks],
+        # The summary of `emorec video --json`, and every frame's faces.
         "json_url": _data_url(
-            "application/json", json.dumps({"fps": video.fps, "frames": video.frames}).encode()
+            "application/json",
+            json.dumps({**video.summary.to_dict(), "source": filename, "frames": video.frames}).encode(),
         ),
     }
 
 
-def _track(summary: FaceSummary, duration_s: float) -> dict:
-    """What the page shows of one tracked face: its mean probabilities and an SVG polyline per emotion."""
+def _track(track: TrackSummary, duration_s: float) -> dict:
+    """What the page shows of one tracked face: its summary and an SVG polyline per emotion."""
     width, height = TIMELINE_SIZE
     span = max(duration_s, 1e-6)
-    xs = [t / span * width for t in summary.times_s]
+    xs = [t / span * width for t in track.times_s]
     lines = {
-        name: " ".join(f"{x:.1f},{(1 - row[i]) * height:.1f}" for x, row in zip(xs, summary.scores, strict=True))
+        name: " ".join(f"{x:.1f},{(1 - row[i]) * height:.1f}" for x, row in zip(xs, track.scores, strict=True))
         for i, name in enumerate(EMOTIONS)
     }
-    return {
-        "track_id": summary.track_id,
-        "emotion": summary.emotion,
-        "scores": summary.mean_scores,
-        "frames": len(summary.times_s),
-        "first_s": summary.times_s[0],
-        "last_s": summary.times_s[-1],
-        "lines": lines,
-    }
+    return {**track.to_dict(), "lines": lines}
 
 
 def _data_url(mime: str, payload: bytes) -> str:
