@@ -386,3 +386,32 @@ def test_cli_calibrate_a_folder(resting_files, tmp_path):
     assert main(["calibrate", str(folder), "--out", str(tmp_path / "me.json")]) == 0
     assert load_baseline(tmp_path / "me.json").samples == 2
 
+
+
+def test_calibrate_belongs_to_one_person_the_largest_face_when_it_starts():
+    """Two real faces in view: Calibrate captures the larger one's neutral face and calibrates their track
+    only; the other person keeps the generic reading (no raw_scores), and Reset forgets it."""
+    from conftest import LFW_EXPRESSIONS
+
+    big = cv2.resize(cv2.imread(str(LFW_EXPRESSIONS / "images" / "AJ_Cook_0001.jpg")), (260, 260))
+    small = cv2.resize(cv2.imread(str(LFW_EXPRESSIONS / "images" / "Aaron_Patterson_0001.jpg")), (180, 180))
+    frame = np.full((480, 720, 3), 128, np.uint8)
+    frame[110:370, 40:300] = big
+    frame[150:330, 460:640] = small
+    stream = EmotionRecognizer().new_stream(detect_every=1)
+    assert stream.calibration.state() == {"state": "off"}
+    stream.calibration.start(0.3)
+    for i in range(5):
+        result = stream.process(frame, time_s=i * 0.1)
+    state = stream.calibration.state()
+    assert state["state"] == "on" and state["samples"] >= 3
+    faces = {f.track_id: f for f in stream.process(frame, time_s=0.6).faces}
+    largest = max(faces.values(), key=lambda f: f.box[2] - f.box[0])
+    assert len(faces) == 2 and state["track_id"] == largest.track_id
+    other = next(f for f in faces.values() if f is not largest)
+    assert largest.raw_scores is not None and other.raw_scores is None
+    assert max(largest.scores) < max(largest.raw_scores) or largest.emotion == "neutral"
+    stream.calibration.reset()
+    assert stream.calibration.state() == {"state": "off"}
+    assert all(f.raw_scores is None for f in stream.process(frame, time_s=0.7).faces)
+    assert result.faces  # the capture saw faces on every frame it was fed

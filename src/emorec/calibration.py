@@ -293,8 +293,8 @@ class AutoCalibrator:
 
 
 class NeutralCapture:
-    """The "Calibrate" button's few seconds: collects the model's own probabilities of the largest face
-    while the person looks at the camera with a neutral face (used by the web page and the desktop app).
+    """The "Calibrate" button's few seconds: collects the model's own probabilities of one person's face (the
+    largest when the capture starts) while they look at the camera with a neutral face.
 
     ``add`` each processed frame's faces with the time; once ``duration_s`` have passed since the first
     frame, ``done`` is true and ``scores()`` gives what to build the baseline from
@@ -308,15 +308,24 @@ class NeutralCapture:
         self._start: float | None = None
         self._elapsed = 0.0
         self._rows: list[np.ndarray] = []
+        self.track_id: int | None = None  # the person calibrated, once seen
 
     def add(self, time_s: float, faces: list[Face]) -> None:
-        """This frame's faces; the largest one counts, uncalibrated."""
+        """This frame's faces, uncalibrated. One person counts: the largest face of the first frame that shows
+        one, followed by its track id where the stream tracks (``track_id``); without track ids, the largest."""
         if self._start is None:
             self._start = time_s
         self._elapsed = time_s - self._start
-        if faces:
+        if not faces:
+            return
+        if self._rows and self.track_id is not None:
+            face = next((f for f in faces if f.track_id == self.track_id), None)
+            if face is None:  # the person is out of view (or was lost): their frames only
+                return
+        else:
             face = max(faces, key=lambda f: (f.box[2] - f.box[0]) * (f.box[3] - f.box[1]))
-            self._rows.append(face.raw_scores if face.raw_scores is not None else face.scores)
+            self.track_id = face.track_id
+        self._rows.append(face.raw_scores if face.raw_scores is not None else face.scores)
 
     @property
     def progress(self) -> float:
@@ -342,16 +351,18 @@ class NeutralCapture:
 
 
 class LiveCalibration:
-    """The "Calibrate" control of one live stream (a web connection, the desktop app's source).
+    """The "Calibrate" control of one stream (a web connection, the desktop app's source): every stream from
+    ``rec.new_stream()`` has one, as ``stream.calibration``, and feeds it each frame it processes.
 
-    ``start()`` begins a :class:`NeutralCapture`; ``observe`` each processed frame; when the capture is done
-    the stream's ``baseline`` is set, so the following frames come out calibrated. ``reset()`` goes back to
-    the generic reading. ``state()`` is what a UI shows: ``{"state": "off" | "capturing" | "on", ...}``.
-    The baseline lives in the stream object only; nothing is written anywhere.
+    ``start()`` begins a :class:`NeutralCapture` of the largest face; when it is done, that person's track gets
+    the baseline, so their face comes out calibrated and everyone else's stays generic (a calibration belongs
+    to a person). ``reset()`` goes back to the generic reading. ``state()`` is what a UI shows:
+    ``{"state": "off" | "capturing" | "on", "track_id": ...}``. The baseline lives in the stream only;
+    nothing is written anywhere.
     """
 
     def __init__(self, stream: EmotionRecognizer, duration_s: float = 3.0):
-        self.stream = stream  # from ``rec.new_stream()``
+        self.stream = stream
         self.duration_s = duration_s
         self._capture: NeutralCapture | None = None
         self._error: str | None = None
@@ -366,6 +377,11 @@ class LiveCalibration:
         with self._lock:
             self._capture, self._error = None, None
         self.stream.baseline = None
+        self.stream.person_baseline = None
+
+    @property
+    def capturing(self) -> bool:
+        return self._capture is not None
 
     def observe(self, time_s: float, faces: list[Face]) -> Baseline | None:
         """Feed one processed frame's faces; the new baseline on the frame that completes the capture."""
@@ -382,7 +398,7 @@ class LiveCalibration:
             except BaselineError as exc:
                 self._error = str(exc)
                 return None
-        self.stream.baseline = baseline
+        self.stream.person_baseline = (capture.track_id, baseline)
         return baseline
 
     def state(self) -> dict:
@@ -391,6 +407,11 @@ class LiveCalibration:
                 return {"state": "capturing", "progress": round(self._capture.progress, 3),
                         "seconds": self._capture.duration_s}
             error = self._error
-        baseline = self.stream.baseline
-        state = {"state": "on", "samples": baseline.samples} if baseline is not None else {"state": "off"}
+        person = self.stream.person_baseline
+        if person is not None:
+            state = {"state": "on", "samples": person[1].samples, "track_id": person[0]}
+        elif self.stream.baseline is not None:
+            state = {"state": "on", "samples": self.stream.baseline.samples, "track_id": None}
+        else:
+            state = {"state": "off"}
         return {**state, "error": error} if error else state

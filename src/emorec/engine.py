@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 
 from emorec.annotators import annotate as draw_faces
-from emorec.calibration import AutoCalibrator, Baseline, BaselineError, apply_baseline
+from emorec.calibration import AutoCalibrator, Baseline, BaselineError, LiveCalibration, apply_baseline
 from emorec.classifier import FACE_SIZE, EmotionClassifier, model_file, read_metadata
 from emorec.config import CropGeometry, EngineConfig
 from emorec.detect import Detections, create_detector
@@ -156,6 +156,9 @@ class EmotionRecognizer:
         self._tracker: FaceTracker | None = None  # only streams track
         self._follower: FaceFollower | None = None  # and follow faces between detections
         self.baseline: Baseline | None = None  # applied to every face unless a call passes its own
+        # Streams only: (track id, baseline) of the person the Calibrate control calibrated, and that control.
+        self.person_baseline: tuple[int | None, Baseline] | None = None
+        self.calibration: LiveCalibration | None = None
         self._auto: AutoCalibrator | None = None
         meta = self.classifier.metadata
         # The int8 twin reads faces as its float model does, so both share the float file's identity.
@@ -206,6 +209,8 @@ class EmotionRecognizer:
         stream._tracker = FaceTracker(alpha=stream.config.smoothing_alpha if stream.config.smoothing else 1.0)
         stream._follower = follower
         stream.baseline = self.check_baseline(baseline) if baseline is not None else self.baseline
+        stream.person_baseline = None
+        stream.calibration = LiveCalibration(stream)
         stream.auto_calibrate = auto_calibrate
         return stream
 
@@ -375,6 +380,9 @@ class EmotionRecognizer:
                 boxes.round().astype(int), probs, scores, track_ids, baselines, strict=True
             )
         ]
+        if self.calibration is not None and self.calibration.capturing:
+            # The stream's Calibrate control hears every frame the stream reads, whoever feeds it.
+            self.calibration.observe(time.monotonic() if time_s is None else time_s, faces)
         timings["total"] = _ms_since(start)
         return FrameResult(faces, (bgr.shape[1], bgr.shape[0]), timings, frame_index, time_s, image=bgr)
 
@@ -398,14 +406,20 @@ class EmotionRecognizer:
     def _baselines(
         self, baseline: Baseline | None, track_ids: list[int | None], probs: np.ndarray, time_s: float | None
     ) -> list[Baseline | None]:
-        """Each face's baseline: the call's, else the stream's, else its track's own (auto-calibration)."""
+        """Each face's baseline: the call's, else the stream's (one person's file, for every face), else the
+        person's whom the stream's Calibrate control calibrated (their track only), else its track's own
+        (auto-calibration)."""
         baseline = baseline if baseline is not None else self.baseline
         if baseline is not None:
             return [self.check_baseline(baseline)] * len(track_ids)
         if self._auto is None or not track_ids:
-            return [None] * len(track_ids)
-        # The tracker's smoothed probabilities: the median over seconds does not need single frames.
-        return self._auto.update(track_ids, probs, time.monotonic() if time_s is None else time_s)
+            found: list[Baseline | None] = [None] * len(track_ids)
+        else:  # the tracker's smoothed probabilities: the median over seconds does not need single frames
+            found = self._auto.update(track_ids, probs, time.monotonic() if time_s is None else time_s)
+        if self.person_baseline is not None:
+            person, personal = self.person_baseline
+            found = [personal if track == person else base for track, base in zip(track_ids, found, strict=True)]
+        return found
 
     def _detect(self, bgr: np.ndarray) -> Detections:
         return self._filter(self.detector.detect(bgr), bgr.shape)

@@ -10,17 +10,15 @@ from __future__ import annotations
 import logging
 import os
 import threading
-import time
 
 from PySide6.QtCore import QObject, QThread, Signal
 
-from emorec.calibration import Baseline, LiveCalibration
+from emorec.calibration import Baseline
 from emorec.desktop.core import LoopSummary, ProcessedFrame
 from emorec.engine import EmotionRecognizer
 from emorec.errors import InputError
 from emorec.recording import Recorder
 from emorec.stream import FrameStream
-from emorec.types import FrameResult
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +46,7 @@ class EngineThread(QThread):
         self.source = source
         # Made here, not when the source opens, so that calibration can be started or set at any time.
         self._engine = recognizer.new_stream(smoothing=smoothing, baseline=baseline)
-        self._calibration = LiveCalibration(self._engine)
+        self._calibration = self._engine.calibration
         self._annotate = recognizer.annotate
         self._lock = threading.Lock()
         self._recorder_lock = threading.Lock()
@@ -74,12 +72,14 @@ class EngineThread(QThread):
                 if self._paused:
                     stream.pause()
             summary = LoopSummary()
+            capturing = self._calibration.capturing
             for result in stream:
                 dropped = stream.frames_dropped - summary.frames_dropped
                 summary.frames_dropped = stream.frames_dropped
                 summary.frames_shown += 1
                 summary.frames_with_faces += bool(result.faces)
-                self._calibrate(result)
+                self._calibrate(capturing)
+                capturing = self._calibration.capturing
                 self._deliver(ProcessedFrame(result, self._annotate(result), dropped))
             summary.frames_read, summary.frames_dropped = stream.frames_read, stream.frames_dropped
             if not self._stop_requested:
@@ -92,13 +92,13 @@ class EngineThread(QThread):
         finally:
             stream.close()  # the recording, if any, is finished by whoever started it: see set_recorder
 
-    def _calibrate(self, result: FrameResult) -> None:
-        if self._calibration.state()["state"] != "capturing":
+    def _calibrate(self, capturing: bool) -> None:
+        """Tell the window how the calibration went on this frame (the stream fed it while processing)."""
+        if not capturing:
             return
-        baseline = self._calibration.observe(time.monotonic(), result.faces)
         state = self._calibration.state()
-        if baseline is not None:
-            self.calibrated.emit(baseline)
+        if state["state"] == "on":
+            self.calibrated.emit(self._engine.person_baseline[1])
         elif state["state"] == "capturing":
             self.calibration_progress.emit(state["progress"])
         else:

@@ -135,7 +135,7 @@ class _Connection:
         self.hub, self.receive, self.send = hub, receive, send
         self.limits = hub.state.limits
         self.stream = hub.state.recognizer.new_stream(smoothing=True)
-        self.calibration = LiveCalibration(self.stream)
+        self.calibration = self.stream.calibration
         self.replies: list[dict] = []  # answers to bad commands, sent before the next frame's answer
         self.newest: bytes | str | None = None  # the one message kept; older unanswered ones are dropped
         self.dropped = 0
@@ -213,7 +213,6 @@ class _Connection:
         state = self.hub.state
         frame = decode_image(message, self.limits.max_live_pixels, state.pixel_budget)
         result = self.stream.process(frame)
-        self.calibration.observe(time.monotonic(), result.faces)
         answer = {**result.to_dict(), "calibration": self.calibration.state()}
         answer["server_ms"] = round((time.perf_counter() - started) * 1000, 2)
         return answer
