@@ -208,9 +208,9 @@ def _cmd_export(args: argparse.Namespace) -> int:
                        metadata=metadata, logit_shift=shift)
     print(f"exported {args.out}; ONNX Runtime vs PyTorch max difference {diff:.1e}")
     if args.data:
-        card = model_card(args.out, args.data, args.checkpoints)
+        card = model_card(args.out, args.data, args.checkpoints, ferplus=args.ferplus or None)
         update_metadata(args.out, card)
-        print(json.dumps(card["accuracy"]))
+        print(json.dumps({"FER2013": card["accuracy"], "FER+": card.get("ferplus_accuracy")}))
     if args.install:
         print("the int8 twin no longer matches, so the engine runs the float model until "
               "tools/quantize_classifier.py makes a new twin")
@@ -231,6 +231,8 @@ def _add_export(sub: argparse._SubParsersAction) -> None:
                         "(0: as trained; 1: no class prior at all)")
     p.add_argument("--data", default=DEFAULT_DATA,
                    help="FER2013 for the model card's PublicTest/PrivateTest accuracy ('' to skip)")
+    p.add_argument("--ferplus", default=None,
+                   help=f"FER+ fer2013new.csv: the card also gives majority-label accuracy (e.g. {DEFAULT_FERPLUS})")
     p.set_defaults(func=_cmd_export)
 
 
