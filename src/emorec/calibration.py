@@ -352,7 +352,7 @@ class NeutralCapture:
 
 class LiveCalibration:
     """The "Calibrate" control of one stream (a web connection, the desktop app's source): every stream from
-    ``rec.new_stream()`` has one, as ``stream.calibration``, and feeds it each frame it processes.
+    ``rec.stream()`` has one, as ``stream.calibration``, and feeds it each frame it processes.
 
     ``start()`` begins a :class:`NeutralCapture` of the largest face; when it is done, that person's track gets
     the baseline, so their face comes out calibrated and everyone else's stays generic (a calibration belongs
