@@ -12,6 +12,7 @@ import base64
 import http.client
 import io
 import json
+import logging
 import re
 import socket
 import struct
@@ -31,7 +32,7 @@ pytest.importorskip("simple_websocket", reason="the live tests need the 'test' e
 
 from simple_websocket import Client, ConnectionClosed  # noqa: E402
 from simple_websocket import ConnectionError as HandshakeRefused  # noqa: E402
-from web_server import background_server, self_signed_certificate, server_processes  # noqa: E402
+from web_server import background_server, free_port, self_signed_certificate, server_processes  # noqa: E402
 
 from emorec.classifier import read_metadata, shipped_model_path  # noqa: E402
 from emorec.labels import EMOTIONS  # noqa: E402
@@ -875,6 +876,42 @@ def test_https_server_serves_the_page_and_the_live_socket(certificate, astronaut
         ws.send(astronaut_jpeg)
         _assert_one_astronaut_face(json.loads(ws.receive(timeout=10)))
         ws.close()
+
+
+def test_serve_refuses_a_certificate_and_key_that_do_not_match(certificate, tmp_path):
+    """Issue 25, finding 5: Gunicorn logged "Failed to create SSL context" and served plain HTTP."""
+    import subprocess
+    import sys
+
+    cert, _ = certificate
+    _, other_key = self_signed_certificate(tmp_path, "127.0.0.1", "IP:127.0.0.1")
+    junk = tmp_path / "junk.pem"
+    junk.write_text("not a key\n")
+    for key, why in ((other_key, "the key belongs to another certificate"), (junk, "not PEM files")):
+        command = [sys.executable, "-m", "emorec.cli", "serve", "--port", str(free_port()),
+                   "--certfile", str(cert), "--keyfile", str(key)]
+        done = subprocess.run(command, capture_output=True, text=True, timeout=60)
+        assert done.returncode == 2 and done.stderr.strip().splitlines() == [
+            f"emorec serve: --certfile {cert} and --keyfile {key} cannot serve TLS: {why}"], done.stderr
+
+
+def test_a_worker_that_cannot_load_the_certificate_stops_the_server(certificate, tmp_path):
+    """The pair is checked before starting; should a worker still fail to load it (a file changed since), it
+    stops the server (Gunicorn's boot error) instead of serving plain HTTP."""
+    from gunicorn.arbiter import Arbiter
+    from gunicorn.config import Config
+
+    from emorec.web.server import EmorecWorker
+
+    cert, _ = certificate
+    _, other_key = self_signed_certificate(tmp_path, "127.0.0.1", "IP:127.0.0.1")
+    worker = EmorecWorker.__new__(EmorecWorker)  # only its configuration and log are used here
+    worker.cfg, worker.log = Config(), logging.getLogger("test")
+    worker.cfg.set("certfile", str(cert))
+    worker.cfg.set("keyfile", str(other_key))
+    with pytest.raises(SystemExit) as stopped:
+        worker._get_ssl_context()
+    assert stopped.value.code == Arbiter.WORKER_BOOT_ERROR
 
 
 def test_serve_warns_loudly_on_a_non_loopback_address(monkeypatch, capsys):

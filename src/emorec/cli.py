@@ -223,7 +223,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         serve(args.host, args.port, workers=args.workers, max_clients=args.max_clients, certfile=args.certfile,
               keyfile=args.keyfile, recognizer_options=_recognizer_options(args),
               engine_threads=args.analysis_threads, allowed_origins=tuple(args.allow_origin), **limits)
-    except ValueError as exc:  # a limit out of range
+    except ValueError as exc:  # a limit out of range, a certificate and key that do not make a pair
         print(f"emorec serve: {exc}", file=sys.stderr)
         return 2
     return 0

@@ -18,12 +18,15 @@ import ipaddress
 import json
 import logging
 import os
+import ssl
 import sys
 
 import numpy as np
 from a2wsgi import WSGIMiddleware
 from flask import Flask
+from gunicorn import sock as gunicorn_sock
 from gunicorn.app.base import BaseApplication
+from gunicorn.arbiter import Arbiter
 from gunicorn.asgi import websocket as gunicorn_websocket
 from gunicorn.asgi.protocol import ASGIProtocol
 from gunicorn.asgi.websocket import WebSocketProtocol
@@ -187,7 +190,19 @@ def unmask(_protocol: WebSocketProtocol, payload: bytes, masking_key: bytes) -> 
 
 
 class EmorecWorker(gasgi.ASGIWorker):
-    """Gunicorn's ASGI worker, with the protocol above for every connection and numpy unmasking."""
+    """Gunicorn's ASGI worker, with the protocol above for every connection, numpy unmasking, and TLS that
+    fails closed."""
+
+    def _get_ssl_context(self):
+        # Gunicorn logs a certificate it cannot load and serves plain HTTP instead; ``serve`` checks the pair
+        # before starting, and a worker that still cannot load it (a file changed since) stops the server.
+        if not self.cfg.is_ssl:
+            return None
+        try:
+            return gunicorn_sock.ssl_context(self.cfg)
+        except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
+            self.log.error("refusing to serve without TLS: %s", exc)
+            raise SystemExit(Arbiter.WORKER_BOOT_ERROR) from None
 
     def run(self) -> None:
         gasgi.ASGIProtocol = FirstRequestDeadlineProtocol  # the worker builds its connections from this name
@@ -248,6 +263,19 @@ def _engine_problem(recognizer_options: dict) -> str | None:
     return None
 
 
+def tls_problem(certfile: str, keyfile: str) -> str | None:
+    """Why ``certfile`` and ``keyfile`` cannot serve TLS (unreadable, not PEM, a key of another certificate),
+    in one line; None when they can."""
+    try:
+        ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(certfile, keyfile)
+    except ssl.SSLError as exc:
+        why = "the key belongs to another certificate" if exc.reason == "KEY_VALUES_MISMATCH" else "not PEM files"
+        return f"--certfile {certfile} and --keyfile {keyfile} cannot serve TLS: {why}"
+    except OSError as exc:
+        return f"cannot read --certfile {certfile} or --keyfile {keyfile} ({exc.strerror})"
+    return None
+
+
 def is_loopback(host: str) -> bool:
     if host == "localhost":
         return True
@@ -274,7 +302,10 @@ def serve(
     ``recognizer_options`` are ``EmotionRecognizer`` arguments (model, detector, thresholds);
     ``engine_threads`` analyse the live frames; ``limits`` override ``WebLimits`` fields.
     """
-    settings = WebLimits(**limits)  # a bad limit fails here, before any worker starts
+    settings = WebLimits(**limits)  # a bad limit or TLS pair fails here, before any worker starts
+    problem = tls_problem(certfile, keyfile) if certfile else None
+    if problem:
+        raise ValueError(problem)
     if not is_loopback(host):
         _warn_exposed(host, port, tls=certfile is not None)
     options = {
