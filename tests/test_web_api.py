@@ -857,6 +857,108 @@ def test_killed_worker_is_replaced_and_its_upload_folder_removed(astronaut_bgr, 
         assert not list(workdir_root().glob(f"{WORKDIR_PREFIX}{worker}-*"))
 
 
+def test_a_visitor_who_leaves_mid_upload_frees_the_video_slot(astronaut_bgr, tmp_path):
+    """Issue 25, finding 1: after one visitor closed the tab during a streamed video upload, every video got
+    503 for 37 minutes: Gunicorn cancelled the request, and the thread writing the progress lines waited
+    forever for room to write, so the response was never closed and its video slot never freed."""
+    from emorec.web.video import WORKDIR_PREFIX, workdir_root
+
+    # Six faces in each 1920x1080 frame and 300 frames (the most that are analysed): an analysis that outlasts
+    # Gunicorn's 3 s between a client leaving and its request being cancelled, on a fast machine too.
+    frame = np.tile(cv2.resize(astronaut_bgr, (640, 540)), (2, 3, 1))
+    writer = cv2.VideoWriter(str(tmp_path / "long.mp4"), cv2.VideoWriter_fourcc(*"mp4v"), 30, (1920, 1080))
+    for _ in range(300):
+        writer.write(frame)
+    writer.release()
+    long_clip, short_clip = (tmp_path / "long.mp4").read_bytes(), _clip(astronaut_bgr, tmp_path / "short.mp4")
+    with background_server() as url:
+        parts = urlsplit(url)
+        page = urllib.request.urlopen(url + "/upload", timeout=30)
+        cookie = page.headers["Set-Cookie"].split(";")[0]
+        token = re.search(r'name="csrf_token" value="([^"]+)"', page.read().decode()).group(1)
+        headers = {"Cookie": cookie, "Accept": "application/x-ndjson"}
+
+        def form(clip: bytes) -> tuple[bytes, dict]:
+            boundary = "emorecboundary"
+            body = (
+                f'--{boundary}\r\nContent-Disposition: form-data; name="csrf_token"\r\n\r\n{token}\r\n'
+                f'--{boundary}\r\nContent-Disposition: form-data; name="media"; filename="clip.mp4"\r\n\r\n'
+            ).encode() + clip + f"\r\n--{boundary}--\r\n".encode()
+            return body, {**headers, "Content-Type": f"multipart/form-data; boundary={boundary}"}
+
+        def upload_works_within(seconds: float) -> bool:
+            body, form_headers = form(short_clip)
+            deadline = time.monotonic() + seconds
+            while time.monotonic() < deadline:
+                connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
+                connection.request("POST", "/upload", body=body, headers=form_headers)
+                response = connection.getresponse()
+                lines = response.read().decode().splitlines()
+                connection.close()
+                if response.status == 200 and "html" in json.loads(lines[-1]):
+                    return True
+                assert response.status == 503, lines
+                time.sleep(0.5)
+            return False
+
+        body, form_headers = form(long_clip)
+        # Leaving half-way through sending the video ...
+        connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
+        connection.putrequest("POST", "/upload")
+        for name, value in {**form_headers, "Content-Length": str(len(body))}.items():
+            connection.putheader(name, value)
+        connection.endheaders(body[: len(body) // 2])
+        connection.close()
+        assert upload_works_within(10)
+        # ... and while its analysis streams back.
+        connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
+        connection.request("POST", "/upload", body=body, headers=form_headers)
+        response = connection.getresponse()
+        assert "progress" in json.loads(response.readline())  # the analysis is under way
+        connection.close()
+        assert upload_works_within(10), "the video slot was not freed after its client left"
+        (worker, _), = server_processes(url)[1]
+        assert not list(workdir_root().glob(f"{WORKDIR_PREFIX}{worker}-*")), "the upload was left in memory"
+
+
+def test_a_response_nobody_reads_is_closed_after_the_send_timeout(monkeypatch):
+    """A client that stops reading its answer holds no thread (nor what the response holds) for long."""
+    import asyncio
+    import threading
+
+    from emorec.web import server
+
+    monkeypatch.setattr(server, "SEND_TIMEOUT_S", 0.2)
+    closed = threading.Event()
+
+    def app(environ, start_response):
+        start_response("200 OK", [("Content-Type", "text/plain")])
+
+        def lines():
+            try:
+                while True:
+                    yield b"progress\n"
+            finally:
+                closed.set()
+
+        return lines()
+
+    async def request() -> None:
+        async def receive() -> dict:
+            return {"type": "http.request", "body": b"", "more_body": False}
+
+        async def send(message: dict) -> None:
+            await asyncio.Event().wait()  # the client reads nothing
+
+        scope = {"type": "http", "method": "GET", "path": "/", "query_string": b"", "headers": [],
+                 "http_version": "1.1", "scheme": "http", "server": ("127.0.0.1", 80), "client": None,
+                 "root_path": ""}
+        await asyncio.wait_for(server.WSGIThreads(app, workers=1)(scope, receive, send), 10)
+
+    asyncio.run(request())
+    assert closed.wait(5)
+
+
 @pytest.fixture(scope="module")
 def certificate(tmp_path_factory) -> tuple[Path, Path]:
     """A self-signed certificate for 127.0.0.1, made as the README says."""

@@ -23,6 +23,7 @@ import sys
 
 import numpy as np
 from a2wsgi import WSGIMiddleware
+from a2wsgi.wsgi import WSGIResponder
 from flask import Flask
 from gunicorn import sock as gunicorn_sock
 from gunicorn.app.base import BaseApplication
@@ -40,6 +41,7 @@ from emorec.web.video import remove_stale_workdirs
 log = logging.getLogger(__name__)
 LIGHT_THREADS = 4  # pages, static files, health: each takes a millisecond or two
 BODY_TIMEOUT_S = 60.0  # for a whole request body to arrive: a 16 MB upload at 2 Mbit/s
+SEND_TIMEOUT_S = 60.0  # a client that reads nothing of its answer for this long has its request ended
 
 
 class FrontDoor:
@@ -49,8 +51,8 @@ class FrontDoor:
         self.state = flask_app.extensions["emorec"]
         limits = self.state.limits
         self.live = LiveHub(self.state, engine_threads)
-        self.light = WSGIMiddleware(flask_app, workers=LIGHT_THREADS)
-        self.heavy = WSGIMiddleware(flask_app, workers=limits.max_analyses)
+        self.light = WSGIThreads(flask_app, workers=LIGHT_THREADS)
+        self.heavy = WSGIThreads(flask_app, workers=limits.max_analyses)
         self.analysis_slots: asyncio.Semaphore | None = None  # made in the worker's event loop
 
     async def __call__(self, scope: dict, receive, send) -> None:
@@ -102,6 +104,55 @@ class FrontDoor:
             await self.heavy(scope, _replay(body), send)
         finally:
             slots.release()
+
+
+class ClientGone(ConnectionError):
+    """Raised in a request's thread when it writes to a client that left (or read nothing for
+    ``SEND_TIMEOUT_S``): the response's iteration stops there, and WSGI's close frees what it holds."""
+
+
+class WSGIThreads(WSGIMiddleware):
+    """a2wsgi's bridge to the Flask app, whose threads stop writing once their request is over."""
+
+    async def __call__(self, scope: dict, receive, send) -> None:
+        if scope["type"] != "http":
+            await super().__call__(scope, receive, send)
+            return
+        try:
+            await _Responder(self.app, self.executor, self.send_queue_size)(scope, receive, send)
+        except ClientGone:
+            pass  # a client that stopped reading: its request ends here, as one that left, without a traceback
+
+
+class _Responder(WSGIResponder):
+    """When a client leaves, Gunicorn cancels its request (3 s later); a2wsgi then stops the task that sends
+    the thread's writes, and the thread's next write waited forever for room in the queue between them. The
+    response was never closed, so a streamed video held its video slot, its upload and a thread until the
+    worker restarted. Here a write after the request ended, or one that waits ``SEND_TIMEOUT_S``, raises
+    ``ClientGone`` in the thread instead."""
+
+    over = False  # the request's task has ended: nothing the thread writes goes anywhere
+
+    async def __call__(self, scope: dict, receive, send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self.over = True
+            while not self.send_queue.empty():  # room for a write already waiting; the next one raises
+                self.send_queue.get_nowait()
+
+    def send(self, message: dict) -> None:
+        asyncio.run_coroutine_threadsafe(self._put(message), self.loop).result()
+
+    async def _put(self, message: dict) -> None:
+        # The status line still goes in (it never waits: the queue is empty then), so that the app returns
+        # its response, whose body write raises; raising in start_response would lose the response unclosed.
+        if self.over and message["type"] == "http.response.body":
+            raise ClientGone("the client left before the response was written")
+        try:
+            await asyncio.wait_for(self.send_queue.put(message), SEND_TIMEOUT_S)
+        except asyncio.TimeoutError:
+            raise ClientGone(f"the client read nothing of the response for {SEND_TIMEOUT_S:.0f} s") from None
 
 
 def _header(scope: dict, name: bytes) -> str | None:
