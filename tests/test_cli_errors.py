@@ -166,3 +166,62 @@ def test_project_license_is_an_spdx_string():
     tomllib = pytest.importorskip("tomllib", reason="Python 3.11+")
     project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
     assert project["license"] == "MIT"
+
+
+class _RunsCodeWhenUnpickled:
+    """What a hostile checkpoint holds: unpickling it calls ``os.mkdir(marker)``."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return os.mkdir, (str(self.marker),)
+
+
+def test_checkpoints_that_would_run_code_are_refused(tmp_path, capsys):
+    """Issue 25: `emorec export evil.pt` and `evaluate --model evil.pt` unpickled the file, running its code."""
+    torch = pytest.importorskip("torch", reason="training extra (torch) not installed")
+    from emorec.evaluate import load_predictor
+
+    marker, evil = tmp_path / "code-ran", tmp_path / "evil.pt"
+    torch.save({"model_name": "emonet", "spec": {}, "model": {}, "payload": _RunsCodeWhenUnpickled(marker)}, evil)
+    assert main(["export", str(evil), "--out", str(tmp_path / "evil.onnx")]) == 2
+    assert "refused: it holds a Python object (posix.mkdir)" in one_line_error(capsys)
+    with pytest.raises(ValueError, match="refused"):
+        load_predictor(evil)  # what `emorec evaluate --model evil.pt` loads
+    assert not marker.exists()
+    damaged = tmp_path / "damaged.pt"
+    damaged.write_bytes(evil.read_bytes()[:200])
+    for path, words in ((damaged, "damaged or truncated"), (tmp_path / "missing.pt", "no such file")):
+        assert main(["export", str(path), "--out", str(tmp_path / "m.onnx")]) == 2
+        assert words in one_line_error(capsys)
+
+
+def test_a_checkpoint_as_train_writes_it_loads_as_data_only(tmp_path):
+    """Every part of last.pt (weights, optimiser, one-cycle schedule, weight average, random generators,
+    history, settings) is tensors, numbers, strings, lists and dicts, which ``weights_only`` loading accepts."""
+    torch = pytest.importorskip("torch", reason="training extra (torch) not installed")
+    from dataclasses import asdict
+
+    from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+    from emorec.models import create_model, get_spec
+    from emorec.train import TrainConfig, load_checkpoint, read_checkpoint, save_atomic
+
+    model = create_model("emonet")
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, nesterov=True)
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=0.1, total_steps=10)
+    optimizer.step()
+    scheduler.step()
+    ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(0.9), use_buffers=True)
+    last = {"model_name": "emonet", "spec": get_spec("emonet").to_dict(), "model": model.state_dict(),
+            "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "ema": ema.state_dict(),
+            "generator": torch.Generator().manual_seed(0).get_state(), "torch_rng": torch.get_rng_state(),
+            "epoch": 1, "best_acc": 0.25, "history": [{"epoch": 1, "val_acc": 0.25}],
+            "config": asdict(TrainConfig(data="fer2013.csv"))}
+    save_atomic(last, tmp_path / "last.pt")
+    loaded = read_checkpoint(tmp_path / "last.pt", tuple(last))
+    assert loaded["scheduler"] == scheduler.state_dict() and loaded["config"] == last["config"]
+    assert torch.equal(loaded["generator"], last["generator"])
+    _, spec, _ = load_checkpoint(tmp_path / "last.pt")
+    assert spec == get_spec("emonet")
