@@ -161,7 +161,7 @@ def test_bad_baseline_files_give_an_error_naming_the_file(tmp_path, content, say
 
 
 def test_a_missing_baseline_file_is_named(tmp_path):
-    with pytest.raises(BaselineError, match="no such baseline file") as error:
+    with pytest.raises(BaselineError, match="no such file") as error:
         load_baseline(tmp_path / "nowhere.json")
     assert "nowhere.json" in str(error.value)
 

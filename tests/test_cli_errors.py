@@ -225,3 +225,32 @@ def test_a_checkpoint_as_train_writes_it_loads_as_data_only(tmp_path):
     assert torch.equal(loaded["generator"], last["generator"])
     _, spec, _ = load_checkpoint(tmp_path / "last.pt")
     assert spec == get_spec("emonet")
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="FIFOs are POSIX")
+def test_fifos_are_refused_not_waited_on(tmp_path, capsys):
+    """Issue 25: a FIFO as an input or as --baseline hung predict, calibrate and batch for good (opening one
+    waits for a writer). Each command runs in a thread; should it hang, a writer is connected so it ends."""
+    import threading
+
+    fifo = tmp_path / "fifo.jpg"
+    os.mkfifo(fifo)
+    image = tmp_path / "astronaut.jpg"
+    cv2.imwrite(str(image), cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR))
+    out = tmp_path / "out"
+    for command, status, says in (
+        (["predict", str(fifo)], 1, f"{fifo}: is a pipe, device or socket, not a file"),
+        (["predict", str(image), "--baseline", str(fifo)], 2, f"baseline {fifo}: is a pipe"),
+        (["calibrate", str(fifo), "--out", str(tmp_path / "me.json")], 1, f"{fifo}: is a pipe"),
+        (["batch", str(image), "--out", str(out), "--baseline", str(fifo)], 2, f"baseline {fifo}: is a pipe"),
+        (["batch", str(fifo), "--out", str(out), "--workers", "1", "--quiet"], 1, f"{fifo}: is a pipe"),
+    ):
+        result: list[int] = []
+        thread = threading.Thread(target=lambda c=command, r=result: r.append(main(c)), daemon=True)
+        thread.start()
+        thread.join(60)
+        if thread.is_alive():  # give it a writer and an end, so the test fails instead of hanging
+            os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+            thread.join(10)
+        assert result == [status], (command, capsys.readouterr().err)
+        assert says in capsys.readouterr().err, command

@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from emorec.errors import EmorecError
+from emorec.errors import EmorecError, InputError
 from emorec.labels import EMOTIONS, NUM_CLASSES
 from emorec.types import Face
 
@@ -213,12 +213,13 @@ class Baseline:
 
 def load_baseline(path: str | os.PathLike) -> Baseline:
     """Read a baseline JSON file; :class:`BaselineError` names the file and what is wrong with it."""
-    path = Path(path)
+    from emorec.sources import open_file  # sources imports OpenCV and Pillow: only when a file is read
+
     try:
-        with path.open("rb") as file:
+        with open_file(path) as file:
             text = file.read(MAX_BASELINE_BYTES + 1)  # from_json refuses more
-    except FileNotFoundError:
-        raise BaselineError(f"{path}: no such baseline file") from None
+    except InputError as exc:
+        raise BaselineError(f"baseline {exc}") from None
     except OSError as exc:
         raise BaselineError(f"{path}: cannot read ({exc.strerror})") from None
     return Baseline.from_json(text, source=str(path))
