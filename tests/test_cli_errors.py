@@ -44,6 +44,47 @@ def test_export_needs_out_or_install_and_leaves_the_shipped_model_alone(tmp_path
         main(["export", str(tmp_path / "any.pt"), "--out", str(tmp_path / "m.onnx"), "--install"])
 
 
+@pytest.mark.parametrize(
+    ("argv", "words"),
+    [
+        (["serve", "--workers", "-1"], "argument --workers: expected a whole number >= 1, got '-1'"),
+        (["serve", "--workers", "0"], "--workers: expected a whole number >= 1"),
+        (["serve", "--port", "70000"], "--port: expected a whole number from 1 to 65535, got '70000'"),
+        (["serve", "--max-upload-mb", "nan"], "--max-upload-mb: expected a finite number > 0, got 'nan'"),
+        (["serve", "--max-upload-mb", "0"], "--max-upload-mb: expected a finite number > 0"),
+        (["serve", "--max-clients", "0"], "--max-clients: expected a whole number >= 1"),
+        (["train", "--epochs", "0"], "--epochs: expected a whole number >= 1"),
+        (["train", "--lr", "inf"], "--lr: expected a finite number > 0"),
+        (["train", "--ema", "1"], "--ema: expected a finite number >= 0 and < 1"),
+        (["predict", "x.jpg", "--max-faces", "-1"], "--max-faces: expected a whole number >= 1"),
+        (["predict", "x.jpg", "--max-faces", "0"], "--max-faces: expected a whole number >= 1"),
+        (["predict", "x.jpg", "--min-score", "5"], "--min-score: expected a finite number >= 0 and <= 1, got '5'"),
+        (["predict", "x.jpg", "--min-score", "nan"], "--min-score: expected a finite number >= 0 and <= 1"),
+        (["predict", "x.jpg", "--min-score", "-1"], "--min-score: expected a finite number >= 0 and <= 1"),
+        (["video", "x.mp4", "--threads", "0"], "--threads: expected a whole number >= 1"),
+        (["stream", "--max-frames", "-2"], "--max-frames: expected a whole number >= 0"),
+        (["batch", "x.mp4", "--out", "o", "--workers", "0"], "--workers: expected a whole number >= 1"),
+        (["evaluate", "--limit", "-5"], "--limit: expected a whole number >= 0, got '-5'"),
+        (["evaluate", "--limit", "9" * 5000], "--limit: expected a whole number >= 0, got '9999"),
+        (["export", "a.pt", "--out", "a.onnx", "--prior-correction", "nan"], "--prior-correction: expected a finite"),
+        (["calibrate", "me.jpg", "--out", "b.json", "--strength", "1e308"], "--strength: expected a finite number "
+                                                                            ">= 0 and <= 10, got '1e308'"),
+        (["calibrate", "me.jpg", "--out", "b.json", "--strength", "nan"], "--strength: expected a finite number"),
+        (["calibrate", "me.jpg", "--out", "b.json", "--margin", "-1"], "--margin: expected a finite number >= 0"),
+        (["video", "x.mp4", "--detect-every", "0"], "--detect-every: expected a whole number of frames >= 1"),
+    ],
+    ids=lambda value: " ".join(value)[:50] if isinstance(value, list) else None,
+)
+def test_option_ranges_are_checked_by_the_parser(argv, words, capsys):
+    """Issue 25: these were tracebacks (exit 1) or silently wrong results; each is now one line and exit 2,
+    before any work."""
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2
+    err = one_line_error(capsys)
+    assert err.startswith(f"emorec {argv[0]}: ") and words in err and err.endswith(f"(see emorec {argv[0]} --help)")
+
+
 def test_train_run_folder_follows_the_model(monkeypatch, tmp_path):
     pytest.importorskip("torch", reason="training extra (torch) not installed")
     import emorec.train
