@@ -338,6 +338,21 @@ def test_cross_origin_posts_are_refused_unless_allowed(recognizer, astronaut_jpe
     assert own.status_code == friend.status_code == 200
 
 
+def test_own_origin_is_checked_against_the_servers_host_names_not_the_host_header(recognizer, astronaut_jpeg):
+    """Issue 25: with Host and Origin both rebind.attacker.example (DNS rebinding: the attacker's name, pointed
+    at this server), a page of the attacker's site got POST 200 and WebSocket 101."""
+    app = create_app(recognizer, allowed_hosts=("emorec.lan",))
+
+    def post(host: str) -> int:
+        client = app.test_client()
+        return client.post("/api/v1/analyze", data=astronaut_jpeg, base_url=f"http://{host}",
+                           headers={"Origin": f"http://{host}"}).status_code
+
+    assert post("rebind.attacker.example:5000") == 403
+    assert post("emorec.lan:5000") == post("192.168.1.5:5000") == post("[::1]:5000") == 200
+    assert post("localhost") == 200  # localhost is always the server's own
+
+
 def test_a_small_form_with_many_parts_is_not_called_too_large(client):
     """Issue 15, finding 6: a 200 KB form with 1,000+ parts was refused as larger than the 16 MB limit."""
     fields = {f"field{i}": "x" * 100 for i in range(1200)}
@@ -694,6 +709,42 @@ def test_live_socket_checks_the_origin(server_url, astronaut_jpeg):
         ws.send(astronaut_jpeg)
         assert "faces" in json.loads(ws.receive(timeout=10))
         ws.close()
+
+
+def test_real_server_refuses_a_rebound_name_on_posts_and_the_live_socket(server_url, astronaut_jpeg):
+    parts = urlsplit(server_url)
+    rebound = f"rebind.attacker.example:{parts.port}"
+    headers = {"Host": rebound, "Origin": f"http://{rebound}"}
+    status, answer, _ = _request(server_url, "POST", "/api/v1/analyze", astronaut_jpeg, headers)
+    assert status == 403 and "not allowed" in answer["error"]
+    connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=10)
+    connection.putrequest("GET", "/ws/live", skip_host=True)
+    for name, value in {**headers, "Upgrade": "websocket", "Connection": "Upgrade", "Sec-WebSocket-Version": "13",
+                        "Sec-WebSocket-Key": base64.b64encode(bytes(16)).decode()}.items():
+        connection.putheader(name, value)
+    connection.endheaders()
+    assert connection.getresponse().status == 403
+    connection.close()
+    own = f"127.0.0.1:{parts.port}"
+    assert _request(server_url, "POST", "/api/v1/analyze", astronaut_jpeg, {"Origin": f"http://{own}"})[0] == 200
+
+
+def test_the_front_doors_own_answers_carry_the_security_headers():
+    """Issue 25: the server's own 408 and 503 (sent before Flask sees the request) lacked them."""
+    import asyncio
+
+    from emorec.web import server
+    from emorec.web.security import SECURITY_HEADERS
+
+    sent = []
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+
+    asyncio.run(server._send_json(send, 503, {"error": "busy"}, retry_after_s=5))
+    headers = {name.decode(): value.decode() for name, value in sent[0]["headers"]}
+    assert sent[0]["status"] == 503 and headers["retry-after"] == "5"
+    assert {name.lower(): value for name, value in SECURITY_HEADERS.items()}.items() <= headers.items()
 
 
 def _stall(url: str, request: bytes) -> socket.socket:

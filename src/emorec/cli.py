@@ -272,7 +272,8 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     try:
         serve(args.host, args.port, workers=args.workers, max_clients=args.max_clients, certfile=args.certfile,
               keyfile=args.keyfile, recognizer_options=_recognizer_options(args),
-              engine_threads=args.analysis_threads, allowed_origins=tuple(args.allow_origin), **limits)
+              engine_threads=args.analysis_threads, allowed_origins=tuple(args.allow_origin),
+              allowed_hosts=tuple(args.allowed_host), **limits)
     except ValueError as exc:  # a limit out of range, a certificate and key that do not make a pair
         print(f"emorec serve: {exc}", file=sys.stderr)
         return 2
@@ -294,6 +295,10 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--allow-origin", action="append", default=[], metavar="ORIGIN",
                    help="another web origin (https://host:port) whose pages may use the live socket and post forms; "
                         "repeat for several, '*' for any (default: only this server's own pages)")
+    p.add_argument("--allowed-host", action="append", default=[], metavar="NAME",
+                   help="a host name browsers reach this server by (its pages' own origin); repeat for several. "
+                        "IP addresses, localhost and --host need none; pages under other names are refused, so "
+                        "that another site cannot point its name at this server (DNS rebinding)")
     p.add_argument("--workers", type=whole_number(1), default=1, help="processes, each with its own copy of the models")
     p.add_argument("--max-clients", type=whole_number(1), default=200,
                    help="open connections per worker; more wait to connect")

@@ -35,6 +35,7 @@ from gunicorn.workers import gasgi
 
 from emorec.web.app import create_app
 from emorec.web.live import LiveHub
+from emorec.web.security import SECURITY_HEADERS
 from emorec.web.state import WebLimits
 from emorec.web.video import remove_stale_workdirs
 
@@ -199,7 +200,9 @@ async def _no_body() -> dict:
 
 
 async def _send_json(send, status: int, payload: dict, retry_after_s: int | None = None) -> None:
+    """The front door's own answers (408, 503), with the headers the Flask app puts on every response."""
     headers = [(b"content-type", b"application/json")]
+    headers += [(name.lower().encode(), value.encode()) for name, value in SECURITY_HEADERS.items()]
     if retry_after_s is not None:
         headers.append((b"retry-after", str(retry_after_s).encode()))
     await send({"type": "http.response.start", "status": status, "headers": headers})
@@ -346,12 +349,14 @@ def serve(
     recognizer_options: dict | None = None,
     engine_threads: int = 2,
     allowed_origins: tuple[str, ...] = (),
+    allowed_hosts: tuple[str, ...] = (),
     **limits,
 ) -> None:
     """Serve the app until interrupted; each worker process loads its own models.
 
     ``recognizer_options`` are ``EmotionRecognizer`` arguments (model, detector, thresholds);
-    ``engine_threads`` analyse the live frames; ``limits`` override ``WebLimits`` fields.
+    ``engine_threads`` analyse the live frames; ``allowed_hosts`` are the names browsers reach the server by,
+    besides its IP addresses, localhost and ``host``; ``limits`` override ``WebLimits`` fields.
     """
     settings = WebLimits(**limits)  # a bad limit or TLS pair fails here, before any worker starts
     problem = tls_problem(certfile, keyfile) if certfile else None
@@ -377,6 +382,7 @@ def serve(
         "engine_threads": engine_threads,
         "recognizer_options": recognizer_options or {},
         "allowed_origins": allowed_origins,
+        "allowed_hosts": (host, *allowed_hosts),
         **limits,
     }
     EmorecGunicorn(options, app_options).run()
