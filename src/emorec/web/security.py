@@ -85,7 +85,8 @@ def install(app: Flask, allowed_origins: tuple[str, ...], allowed_hosts: tuple[s
         if request.method == "POST" and not origin_allowed(
             request.headers.get("Origin"), request.scheme, request.host, allowed_origins, allowed_hosts
         ):
-            abort(403, description=f"requests from {request.headers['Origin']} are not allowed (see --allow-origin)")
+            origin = request.headers["Origin"]
+            abort(403, description=f"requests from {origin} are not allowed (see --allow-origin, --allowed-host)")
 
     @app.after_request
     def add_headers(response: Response) -> Response:

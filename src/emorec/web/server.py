@@ -397,5 +397,6 @@ def _warn_exposed(host: str, port: int, tls: bool) -> None:
     ]
     if not tls:
         lines.append("Without --certfile/--keyfile, browsers on other machines will not give the page their camera.")
+    lines.append("Pages reached by a host name (not an IP address) work once it is given with --allowed-host NAME.")
     lines.append(bar)
     print("\n".join(lines), file=sys.stderr, flush=True)
