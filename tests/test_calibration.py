@@ -81,14 +81,16 @@ def test_the_persons_own_neutral_face_reads_neutral_and_expressions_still_read()
 
 def test_baseline_rejects_values_that_are_not_log_probabilities():
     good = angry_rest().log_probs
-    with pytest.raises(BaselineError, match="finite"):
-        Baseline(np.where(np.arange(7) == 2, np.nan, good), "m")
+    for log_probs in (np.where(np.arange(7) == 2, np.nan, good), -good, np.where(np.arange(7) == 2, -1e308, good)):
+        with pytest.raises(BaselineError, match="logs of probabilities, between -9.21 and 0"):
+            Baseline(log_probs, "m")
     with pytest.raises(BaselineError, match="shape"):
         Baseline(good[:6], "m")
-    with pytest.raises(BaselineError, match="<= 0"):
-        Baseline(-good, "m")
-    with pytest.raises(BaselineError, match="strength"):
-        Baseline(good, "m", strength=-1)
+    for strength in (-1, float("nan"), float("inf"), 1e308):
+        with pytest.raises(BaselineError, match="strength must be a number from 0 to 10"):
+            Baseline(good, "m", strength=strength)
+    with pytest.raises(BaselineError, match="neutral_margin must be a number from 0 to 10"):
+        Baseline(good, "m", neutral_margin=1e308)
     with pytest.raises(BaselineError, match="no faces"):
         Baseline.from_scores(np.zeros((0, 7)), "m")
 
@@ -126,7 +128,13 @@ def _edited(data: dict, **changes) -> str:
         ("EDIT samples", "whole number"),
         ("EDIT notes", "notes"),
         ("EDIT strength", "strength"),
+        ("EDIT huge strength", "strength must be a number from 0 to 10"),
+        ("EDIT 5000 digits", "a 5000-digit number is not one a baseline may hold"),
+        ("EDIT 4000-digit log_prob", "a 3999-digit number"),
+        ("[" * 30_000 + "]" * 30_000, "nested too deep"),
+        ("[" * 100_000 + "]" * 100_000, "a baseline is at most 65536 bytes"),
     ],
+    ids=lambda value: value[:40] if isinstance(value, str) else None,
 )
 def test_bad_baseline_files_give_an_error_naming_the_file(tmp_path, content, says):
     data = angry_rest().to_dict()
@@ -140,6 +148,9 @@ def test_bad_baseline_files_give_an_error_naming_the_file(tmp_path, content, say
         "EDIT samples": _edited(data, samples=2.5),
         "EDIT notes": _edited(data, notes=5),
         "EDIT strength": _edited(data, strength=True),
+        "EDIT huge strength": _edited(data, strength=1e308),  # what `calibrate --strength 1e308` wrote
+        "EDIT 5000 digits": _edited(data, samples=1).replace('"samples": 1', '"samples": ' + "9" * 5000),
+        "EDIT 4000-digit log_prob": json.dumps(data).replace(str(data["log_probs"]["fear"]), "-" + "9" * 3999),
     }
     path = tmp_path / "broken.json"
     text = edits.get(content, content)
@@ -150,7 +161,7 @@ def test_bad_baseline_files_give_an_error_naming_the_file(tmp_path, content, say
 
 
 def test_a_missing_baseline_file_is_named(tmp_path):
-    with pytest.raises(BaselineError, match="no such baseline file") as error:
+    with pytest.raises(BaselineError, match="no such file") as error:
         load_baseline(tmp_path / "nowhere.json")
     assert "nowhere.json" in str(error.value)
 

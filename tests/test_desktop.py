@@ -454,7 +454,7 @@ def test_bad_baseline_files_get_a_dialog_naming_them(window, dialogs, tmp_path):
             "log_probs": {name: -2.0 for name in EMOTIONS}}
     other_model.write_text(json.dumps(data))
     for path, says in ((not_json, "not JSON"), (other_model, "another classifier"),
-                       (tmp_path / "gone.json", "no such baseline file")):
+                       (tmp_path / "gone.json", "no such file")):
         assert window.load_baseline(path) is None
         title, text = dialogs.pop()
         assert title == "Cannot use the baseline" and str(path) in text and says in text

@@ -132,7 +132,7 @@ def test_soft_target_training_uses_the_votes(fer2013_path, ferplus_path, joined,
     # Same seed, same faces and augmentation: only the targets differ, so the losses do.
     assert float(hard[0]["train_loss"]) != pytest.approx(float(votes[0]["train_loss"]), abs=1e-3)
     assert 0 <= float(votes[0]["val_ferplus_acc"]) <= 1
-    assert torch.load(tmp_path / "ferplus" / "last.pt", weights_only=False)["config"]["targets"] == "ferplus"
+    assert torch.load(tmp_path / "ferplus" / "last.pt", weights_only=True)["config"]["targets"] == "ferplus"
 
 
 def test_ferplus_targets_without_ferplus_are_refused(fer2013_path, tmp_path, capsys):

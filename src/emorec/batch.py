@@ -36,10 +36,10 @@ from typing import Any
 from emorec.calibration import load_baseline
 from emorec.config import EngineConfig
 from emorec.data import IMAGE_SUFFIXES
-from emorec.errors import ConfigError, EmorecError
+from emorec.errors import ConfigError, EmorecError, InputError
 from emorec.labels import EMOTIONS
 from emorec.outputs import is_inside
-from emorec.sources import VIDEO_SUFFIXES
+from emorec.sources import VIDEO_SUFFIXES, open_file
 from emorec.summary import RecordingSummary
 
 __all__ = ["BatchSettings", "analyze", "analyze_file", "expand_inputs", "schemas"]
@@ -141,7 +141,7 @@ def expand_inputs(inputs: Iterable[str | os.PathLike]) -> list[Path]:
 
 
 def file_sha256(path: Path) -> str:
-    with open(path, "rb") as f:
+    with open_file(path) as f:
         return hashlib.file_digest(f, "sha256").hexdigest()
 
 
@@ -178,10 +178,10 @@ def analyze_file(
     row = {"source": source, "sha256": None, "status": "error", "error": None, "frames": 0,
            "frames_with_faces": 0, "faces": 0, "duration_s": 0.0, "tracks": [], "seconds": 0.0,
            "peak_rss_mib": 0.0, "faces_file": None, "video_file": None}
-    if not Path(path).exists():
-        return {**row, "error": f"{source}: no such file"}
     try:
         row["sha256"] = file_sha256(Path(path))
+    except InputError as exc:  # missing, a folder, a FIFO...
+        return {**row, "error": str(exc)}
     except OSError as exc:
         return {**row, "error": f"{source}: cannot read ({exc.strerror or exc})"}
     key = settings.key(path, row["sha256"])
@@ -398,8 +398,8 @@ def analyze(
     settings = settings or BatchSettings()
     model = model_file(settings.engine.model)
     model = int8_twin(model) or model  # the file the engine will run: see EmotionRecognizer(quantized=None)
-    if settings.baseline and not Path(settings.baseline).is_file():
-        raise ConfigError(f"{settings.baseline}: no such baseline file")
+    if settings.baseline:
+        load_baseline(settings.baseline)  # a bad file is one error here, not an error row for every input
     settings = replace(settings, engine=settings.engine.replace(threads=WORKER_THREADS),
                        model_sha256=file_sha256(model), model_file=model.name, version=emorec.__version__,
                        baseline_sha256=file_sha256(Path(settings.baseline)) if settings.baseline else "")

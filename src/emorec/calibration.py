@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from emorec.errors import EmorecError
+from emorec.errors import EmorecError, InputError
 from emorec.labels import EMOTIONS, NUM_CLASSES
 from emorec.types import Face
 
@@ -62,6 +62,13 @@ DEFAULT_NEUTRAL_MARGIN = 1.0
 # the baseline's mean.
 _FLOOR = 1e-4
 _NEUTRAL = EMOTIONS.index("neutral")
+# Far beyond what helps (benchmarks/calibration.py tries strengths up to 1.25, margins up to 3), and small
+# enough that the corrected log-probabilities stay finite: 1e308 made every score NaN.
+MAX_STRENGTH = 10.0
+MAX_NEUTRAL_MARGIN = 10.0
+# A baseline file is about 500 bytes; the cap keeps a hostile one from costing memory or parsing time.
+MAX_BASELINE_BYTES = 64 * 1024
+_MAX_INT_DIGITS = 18  # "samples" is the only whole number; Python refuses to parse ints past 4300 digits
 
 
 class BaselineError(EmorecError, ValueError):
@@ -89,14 +96,14 @@ class Baseline:
         log_probs = np.asarray(self.log_probs, dtype=np.float64)
         if log_probs.shape != (NUM_CLASSES,):
             raise BaselineError(f"baseline log_probs must have shape ({NUM_CLASSES},), got {log_probs.shape}")
-        if not np.isfinite(log_probs).all():
-            raise BaselineError(f"baseline log_probs must be finite numbers, got {log_probs.tolist()}")
-        if (log_probs > 1e-6).any():
-            raise BaselineError(f"baseline log_probs are logs of probabilities (<= 0), got {log_probs.tolist()}")
-        for name in ("strength", "neutral_margin"):
+        # Means (or medians) of logs of probabilities floored at _FLOOR, so between log(_FLOOR) and 0.
+        if not (np.isfinite(log_probs) & (log_probs >= math.log(_FLOOR) - 1e-6) & (log_probs <= 1e-6)).all():
+            raise BaselineError(f"baseline log_probs are logs of probabilities, between {math.log(_FLOOR):.2f} "
+                                f"and 0; got {log_probs.tolist()}")
+        for name, most in (("strength", MAX_STRENGTH), ("neutral_margin", MAX_NEUTRAL_MARGIN)):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
-                raise BaselineError(f"baseline {name} must be a finite number >= 0, got {value!r}")
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= most:
+                raise BaselineError(f"baseline {name} must be a number from 0 to {most:g}, got {value!r}")
         if isinstance(self.samples, bool) or not isinstance(self.samples, int) or self.samples < 1:
             raise BaselineError(f"baseline samples must be a whole number >= 1, got {self.samples!r}")
         if not isinstance(self.model, str) or not self.model:
@@ -171,14 +178,27 @@ class Baseline:
 
     @classmethod
     def from_json(cls, text: str | bytes, source: str = "baseline") -> Baseline:
+        """Parse :meth:`to_json`'s text, of whatever origin (a file, a form field): anything else, however
+        large, deep or odd, is a :class:`BaselineError` that names ``source``."""
+        if len(text) > MAX_BASELINE_BYTES:
+            raise BaselineError(f"{source}: {len(text)} bytes; a baseline is at most {MAX_BASELINE_BYTES} bytes")
+
         # Python's json accepts NaN and Infinity by default; a baseline must not contain them.
         def refuse(constant: str) -> None:
             raise BaselineError(f"{source}: {constant} is not a number a baseline may hold")
 
+        def whole_number(digits: str) -> int:
+            count = len(digits.lstrip("-"))
+            if count > _MAX_INT_DIGITS:
+                raise BaselineError(f"{source}: a {count}-digit number is not one a baseline may hold")
+            return int(digits)
+
         try:
-            data = json.loads(text, parse_constant=refuse)
+            data = json.loads(text, parse_constant=refuse, parse_int=whole_number)
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise BaselineError(f"{source}: not JSON ({exc})") from None
+        except RecursionError:
+            raise BaselineError(f"{source}: not a baseline (nested too deep)") from None
         return cls.from_dict(data, source)
 
     def save(self, path: str | os.PathLike) -> Path:
@@ -193,11 +213,13 @@ class Baseline:
 
 def load_baseline(path: str | os.PathLike) -> Baseline:
     """Read a baseline JSON file; :class:`BaselineError` names the file and what is wrong with it."""
-    path = Path(path)
+    from emorec.sources import open_file  # sources imports OpenCV and Pillow: only when a file is read
+
     try:
-        text = path.read_bytes()
-    except FileNotFoundError:
-        raise BaselineError(f"{path}: no such baseline file") from None
+        with open_file(path) as file:
+            text = file.read(MAX_BASELINE_BYTES + 1)  # from_json refuses more
+    except InputError as exc:
+        raise BaselineError(f"baseline {exc}") from None
     except OSError as exc:
         raise BaselineError(f"{path}: cannot read ({exc.strerror})") from None
     return Baseline.from_json(text, source=str(path))

@@ -4,16 +4,66 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import NoReturn
 
 # FER2013 where this project's checkouts keep it; $EMOREC_FER2013 points elsewhere.
 DEFAULT_DATA = os.environ.get("EMOREC_FER2013", "../shared/datasets/fer2013/fer2013.csv.gz")
 DEFAULT_FERPLUS = os.environ.get("EMOREC_FERPLUS", "../shared/datasets/ferplus/fer2013new.csv")
 DEFAULT_DEV_PHOTOS = os.environ.get("EMOREC_DEV_PHOTOS", "../shared/datasets/expressions_dev")
+
+
+# Every option's range is checked by the parser, so a bad value is a one-line usage error (exit 2) before any
+# work: `--max-faces 0` reported "no faces", `evaluate --limit -5` scored all but 5 images, `serve --workers 0`
+# never answered, `--max-upload-mb nan` and `--port 70000` ended in tracebacks.
+def whole_number(minimum: int, maximum: int | None = None, unit: str = "") -> Callable[[str], int]:
+    """An argparse ``type``: a whole number (of ``unit``) from ``minimum``, up to ``maximum`` where given."""
+    span = f"from {minimum} to {maximum}" if maximum is not None else f">= {minimum}"
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:  # not a number, or more digits than Python parses
+            value = None
+        if value is None or value < minimum or (maximum is not None and value > maximum):
+            raise argparse.ArgumentTypeError(f"expected a whole number{f' of {unit}' if unit else ''} {span}, "
+                                             f"got {text[:40]!r}")
+        return value
+
+    return parse
+
+
+def real_number(minimum: float | None = None, maximum: float | None = None, above: float | None = None,
+                below: float | None = None) -> Callable[[str], float]:
+    """An argparse ``type``: a finite number >= ``minimum`` or > ``above``, <= ``maximum`` or < ``below``."""
+    bounds = [(minimum, ">=", float.__ge__), (above, ">", float.__gt__), (maximum, "<=", float.__le__),
+              (below, "<", float.__lt__)]
+    bounds = [(float(limit), sign, test) for limit, sign, test in bounds if limit is not None]
+    span = " and ".join(f"{sign} {limit:g}" for limit, sign, _ in bounds)
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = math.nan
+        if not math.isfinite(value) or not all(test(value, limit) for limit, _, test in bounds):
+            raise argparse.ArgumentTypeError(f"expected a finite number{f' {span}' if span else ''}, "
+                                             f"got {text[:40]!r}")
+        return value
+
+    return parse
+
+
+class _Parser(argparse.ArgumentParser):
+    """Usage errors in one line, as every other error of the command line (argparse adds the usage)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
@@ -44,32 +94,32 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model", default="emonet_wide",
                    help="architecture: emonet_wide (default, shipped), emonet, shallow or deep")
     p.add_argument("--out", default=None, help="run directory for checkpoints and metrics (default: runs/MODEL)")
-    p.add_argument("--epochs", type=int, default=120, help="the shipped model's recipe: 120")
-    p.add_argument("--batch-size", type=int, default=128)
-    p.add_argument("--lr", type=float, default=0.05, help="peak learning rate of the one-cycle schedule")
-    p.add_argument("--weight-decay", type=float, default=5e-4)
-    p.add_argument("--label-smoothing", type=float, default=0.1)
-    p.add_argument("--mixup", type=float, default=0.0, help="mixup alpha; 0 disables")
-    p.add_argument("--erasing", type=float, default=0.5, help="random-erasing probability")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--epochs", type=whole_number(1), default=120, help="the shipped model's recipe: 120")
+    p.add_argument("--batch-size", type=whole_number(1), default=128)
+    p.add_argument("--lr", type=real_number(above=0), default=0.05, help="peak learning rate of the one-cycle schedule")
+    p.add_argument("--weight-decay", type=real_number(0), default=5e-4)
+    p.add_argument("--label-smoothing", type=real_number(0, below=1), default=0.1)
+    p.add_argument("--mixup", type=real_number(0), default=0.0, help="mixup alpha; 0 disables")
+    p.add_argument("--erasing", type=real_number(0, 1), default=0.5, help="random-erasing probability")
+    p.add_argument("--seed", type=whole_number(0), default=0)
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
     p.add_argument("--precision", default="auto", choices=["auto", "bf16", "fp32"])
-    p.add_argument("--limit", type=int, default=0, help="train on the first N images only (smoke tests)")
+    p.add_argument("--limit", type=whole_number(0), default=0, help="train on the first N images only (smoke tests)")
     p.add_argument("--init", default=None, help="start from this checkpoint's weights (fine-tuning)")
     p.add_argument("--teacher", default=None, help="distil from this checkpoint (knowledge distillation)")
-    p.add_argument("--distill-weight", type=float, default=0.5,
+    p.add_argument("--distill-weight", type=real_number(0, 1), default=0.5,
                    help="share of the teacher's soft targets in the loss (default: %(default)s)")
-    p.add_argument("--distill-temperature", type=float, default=2.0)
+    p.add_argument("--distill-temperature", type=real_number(above=0), default=2.0)
     p.add_argument("--teacher-flip", action="store_true",
                    help="the teacher averages each face with its mirror image (better targets, slower)")
-    p.add_argument("--ema", type=float, default=0.0,
+    p.add_argument("--ema", type=real_number(0, below=1), default=0.0,
                    help="decay of a moving average of the weights, which is scored and saved; 0 disables")
     p.add_argument("--ferplus", default=None,
                    help="Microsoft's FER+ fer2013new.csv, joined to --data by row number; its not-a-face rows "
                         "are left out of training")
     p.add_argument("--targets", default="fer2013", choices=["fer2013", "ferplus", "mix"],
                    help="learn FER2013's labels, FER+'s vote distributions, or a mix (default: %(default)s)")
-    p.add_argument("--ferplus-weight", type=float, default=0.5,
+    p.add_argument("--ferplus-weight", type=real_number(0, 1), default=0.5,
                    help="with --targets mix: FER+'s share of each target (default: %(default)s)")
     p.add_argument("--photo-augment", action="store_true",
                    help="also JPEG artefacts, gamma, noise and 2-4x downscaling, as crops of real photos have")
@@ -122,7 +172,7 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data", default=DEFAULT_DATA, help="fer2013.csv[.gz] or image-folder root (default: %(default)s)")
     p.add_argument("--split", default="PrivateTest", choices=["Training", "PublicTest", "PrivateTest"])
     p.add_argument("--tta", default="none", choices=TTA_MODES, help="test-time augmentation")
-    p.add_argument("--limit", type=int, default=0, help="score only the first N images of the split")
+    p.add_argument("--limit", type=whole_number(0), default=0, help="score only the first N images of the split")
     p.add_argument("--out", default=None, help="folder for report.json and confusion.png")
     p.add_argument("--ferplus", default=None,
                    help="Microsoft's FER+ fer2013new.csv: also report top-1 against its majority labels")
@@ -226,7 +276,7 @@ def _add_export(sub: argparse._SubParsersAction) -> None:
     where.add_argument("--install", action="store_true",
                        help="replace the shipped model of the checkpoint's architecture (emorec/assets/NAME.onnx)")
     p.add_argument("--flip-tta", action="store_true", help="average each face with its mirror image in the graph")
-    p.add_argument("--prior-correction", type=float, default=0.0, metavar="STRENGTH",
+    p.add_argument("--prior-correction", type=real_number(0), default=0.0, metavar="STRENGTH",
                    help="divide each class's probability by its share of the training targets to this power "
                         "(0: as trained; 1: no class prior at all)")
     p.add_argument("--data", default=DEFAULT_DATA,
@@ -262,8 +312,9 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     try:
         serve(args.host, args.port, workers=args.workers, max_clients=args.max_clients, certfile=args.certfile,
               keyfile=args.keyfile, engine_config=config,
-              engine_threads=args.analysis_threads, allowed_origins=tuple(args.allow_origin), **limits)
-    except ValueError as exc:  # a limit out of range
+              engine_threads=args.analysis_threads, allowed_origins=tuple(args.allow_origin),
+              allowed_hosts=tuple(args.allowed_host), **limits)
+    except ValueError as exc:  # a limit out of range, a certificate and key that do not make a pair
         print(f"emorec serve: {exc}", file=sys.stderr)
         return 2
     return 0
@@ -278,20 +329,25 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--host", default="127.0.0.1",
                    help="address to listen on; 0.0.0.0 for every interface (there is no login: see the warning)")
-    p.add_argument("--port", type=int, default=5000)
+    p.add_argument("--port", type=whole_number(1, 65535), default=5000)
     p.add_argument("--certfile", default=None, help="TLS certificate (PEM) to serve https:// and wss://")
     p.add_argument("--keyfile", default=None, help="its private key (PEM)")
     p.add_argument("--allow-origin", action="append", default=[], metavar="ORIGIN",
                    help="another web origin (https://host:port) whose pages may use the live socket and post forms; "
                         "repeat for several, '*' for any (default: only this server's own pages)")
-    p.add_argument("--workers", type=int, default=1, help="processes, each with its own copy of the models")
-    p.add_argument("--max-clients", type=int, default=200, help="open connections per worker; more wait to connect")
-    p.add_argument("--max-live-streams", type=int, default=32, help="live camera connections per worker")
-    p.add_argument("--max-video-jobs", type=int, default=1,
+    p.add_argument("--allowed-host", action="append", default=[], metavar="NAME",
+                   help="a host name browsers reach this server by (its pages' own origin); repeat for several. "
+                        "IP addresses, localhost and --host need none; pages under other names are refused, so "
+                        "that another site cannot point its name at this server (DNS rebinding)")
+    p.add_argument("--workers", type=whole_number(1), default=1, help="processes, each with its own copy of the models")
+    p.add_argument("--max-clients", type=whole_number(1), default=200,
+                   help="open connections per worker; more wait to connect")
+    p.add_argument("--max-live-streams", type=whole_number(1), default=32, help="live camera connections per worker")
+    p.add_argument("--max-video-jobs", type=whole_number(1), default=1,
                    help="videos analysed at once per worker; more get 503 with Retry-After")
-    p.add_argument("--analysis-threads", type=int, default=2,
+    p.add_argument("--analysis-threads", type=whole_number(1), default=2,
                    help="threads per worker that analyse live frames (default: 2)")
-    p.add_argument("--max-upload-mb", type=float, default=16.0, help="largest accepted request body")
+    p.add_argument("--max-upload-mb", type=real_number(above=0), default=16.0, help="largest accepted request body")
     _add_engine_options(p)
     p.set_defaults(func=_cmd_serve)
 
@@ -308,16 +364,17 @@ def _add_engine_options(p: argparse.ArgumentParser, threads: bool = True, stream
     g.add_argument("--detector", default="auto",
                    help="auto (BlazeFace full and short range), blazeface-full, blazeface-short, yunet or haar")
     g.add_argument("--yunet-model", default=None, help="YuNet ONNX file for --detector yunet")
-    g.add_argument("--min-face-size", type=int, default=24, help="ignore faces smaller than this (pixels)")
-    g.add_argument("--min-detection-score", "--min-score", dest="min_detection_score", type=float, default=None,
-                   help="detector score threshold in [0, 1] (default: per detector)")
-    g.add_argument("--max-faces", type=int, default=None, help="keep only the N largest faces")
+    g.add_argument("--min-face-size", type=whole_number(0), default=24, help="ignore faces smaller than this (pixels)")
+    g.add_argument("--min-detection-score", "--min-score", dest="min_detection_score", type=real_number(0, 1),
+                   default=None, help="detector score threshold in [0, 1] (default: per detector)")
+    g.add_argument("--max-faces", type=whole_number(1), default=None, help="keep only the N largest faces")
     if threads:  # batch sets them itself: the workers share the cores
-        g.add_argument("--threads", type=int, default=1, help="ONNX Runtime threads per model")
+        g.add_argument("--threads", type=whole_number(1), default=1, help="ONNX Runtime threads per model")
     if stream:
-        g.add_argument("--detect-every", type=int, default=DEFAULT_DETECT_EVERY, metavar="N",
-                       help="run the face detector on every N-th frame (and when a face is lost), following faces "
-                            "by optical flow in between; 1: on every frame (default: %(default)s)")
+        g.add_argument("--detect-every", type=whole_number(1, unit="frames"), default=DEFAULT_DETECT_EVERY,
+                       metavar="N", help="run the face detector on every N-th frame (and when a face is lost), "
+                                         "following faces by optical flow in between; 1: on every frame "
+                                         "(default: %(default)s)")
         g.add_argument("--no-smoothing", dest="smoothing", action="store_false",
                        help="raw per-frame probabilities (still tracked)")
 
@@ -414,16 +471,16 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
 
 
 def _add_calibrate(sub: argparse._SubParsersAction) -> None:
-    from emorec.calibration import DEFAULT_NEUTRAL_MARGIN, DEFAULT_STRENGTH
+    from emorec.calibration import DEFAULT_NEUTRAL_MARGIN, DEFAULT_STRENGTH, MAX_NEUTRAL_MARGIN, MAX_STRENGTH
 
     p = sub.add_parser("calibrate", help="make a person's baseline from photos of their neutral face",
                        description="The largest face of each image is used; images without a face are skipped "
                                    "and reported. Use the result with --baseline on predict, video and stream.")
     p.add_argument("images", nargs="+", metavar="IMAGE|FOLDER", help="a few photos of one person's neutral face")
     p.add_argument("--out", required=True, metavar="BASELINE.json")
-    p.add_argument("--strength", type=float, default=DEFAULT_STRENGTH,
+    p.add_argument("--strength", type=real_number(0, MAX_STRENGTH), default=DEFAULT_STRENGTH,
                    help="how much of the baseline to take away (0: none; default: %(default)s)")
-    p.add_argument("--margin", type=float, default=DEFAULT_NEUTRAL_MARGIN,
+    p.add_argument("--margin", type=real_number(0, MAX_NEUTRAL_MARGIN), default=DEFAULT_NEUTRAL_MARGIN,
                    help="how far the person's own neutral face reads ahead of other classes (default: %(default)s)")
     _add_engine_options(p)
     p.set_defaults(func=_cmd_calibrate)
@@ -583,7 +640,8 @@ def _add_stream(sub: argparse._SubParsersAction) -> None:
                                    "files are read in order. The photos of a folder are read one by one, each "
                                    "alone (nothing smoothed across them): their lines carry a path and no time.")
     p.add_argument("--source", default="0", help="webcam index, stream URL or video file (default: 0)")
-    p.add_argument("--max-frames", type=int, default=0, help="stop after N frames (0: run until the source ends)")
+    p.add_argument("--max-frames", type=whole_number(0), default=0,
+                   help="stop after N frames (0: run until the source ends)")
     _add_engine_options(p, stream=True)
     _add_baseline_options(p, auto=True)
     p.set_defaults(func=_cmd_stream)
@@ -617,7 +675,7 @@ def _add_batch(sub: argparse._SubParsersAction) -> None:
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="files, folders (searched recursively), globs, or "
                                                               ".txt files listing them one per line")
     p.add_argument("--out", required=True, help="results folder")
-    p.add_argument("--workers", type=int, default=None, help="worker processes (default: one per CPU core)")
+    p.add_argument("--workers", type=whole_number(1), default=None, help="worker processes (default: one per CPU core)")
     p.add_argument("--ray", nargs="?", const="local", default=None, metavar="auto|ADDRESS",
                    help="run on Ray: alone, a local Ray on this machine; 'auto' the cluster `ray start` made here; "
                         "or its address (needs the 'batch' extra)")
@@ -666,7 +724,7 @@ COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
 def build_parser() -> argparse.ArgumentParser:
     import emorec
 
-    parser = argparse.ArgumentParser(prog="emorec", description="Real-time facial emotion recognition.")
+    parser = _Parser(prog="emorec", description="Real-time facial emotion recognition.")
     parser.add_argument("--version", action="version", version=f"emorec {emorec.__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     for add in COMMANDS:

@@ -24,6 +24,10 @@ class ConfigError(EmorecError, ValueError):
     """Settings that cannot work together (e.g. resuming a run with other settings than it started with)."""
 
 
+class CheckpointError(EmorecError, ValueError):
+    """A training checkpoint that cannot be used: missing, damaged, not emorec's, or holding code."""
+
+
 class UnknownModelError(EmorecError, KeyError):
     """A model name the registry does not know; the message suggests close ones."""
 

@@ -166,6 +166,7 @@ def model_card(onnx_path: str | os.PathLike, data_path: str | os.PathLike,
     from emorec.classifier import EmotionClassifier
     from emorec.data import load_fer2013
     from emorec.evaluate import compute_report, ferplus_score
+    from emorec.train import read_checkpoint
 
     data = load_fer2013(data_path, ferplus=ferplus or None)
     classifier = EmotionClassifier(onnx_path)
@@ -187,9 +188,9 @@ def model_card(onnx_path: str | os.PathLike, data_path: str | os.PathLike,
                 ferplus_accuracy[f"PrivateTest_first{subset}"] = round(first, 4)
     runs = []
     for path in checkpoint_paths:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+        checkpoint = read_checkpoint(path)
         last_path = Path(path).with_name("last.pt")
-        history = torch.load(last_path, map_location="cpu", weights_only=False)["history"] if last_path.exists() else []
+        history = read_checkpoint(last_path, ("history",))["history"] if last_path.exists() else []
         runs.append({"best_epoch": checkpoint.get("epoch"), "epochs_trained": len(history),
                      "training_minutes": round(sum(r["seconds"] for r in history) / 60, 1),
                      "train_config": checkpoint.get("config", {})})

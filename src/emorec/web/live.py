@@ -109,7 +109,8 @@ class LiveHub:
             return
         headers = {name.decode("latin1"): value.decode("latin1") for name, value in scope["headers"]}
         origin = headers.get("origin")
-        if not origin_allowed(origin, scope["scheme"], headers.get("host"), self.state.allowed_origins):
+        if not origin_allowed(origin, scope["scheme"], headers.get("host"), self.state.allowed_origins,
+                              self.state.allowed_hosts):
             log.warning("live connection from origin %s refused", origin)
             await send(_close(POLICY_VIOLATION, "origin not allowed"))  # before accepting: an HTTP 403
             return

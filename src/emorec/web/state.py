@@ -53,6 +53,7 @@ class WebState:
     recognizer: Any  # an emorec.engine.EmotionRecognizer, or anything with the same methods
     limits: WebLimits
     allowed_origins: tuple[str, ...]
+    allowed_hosts: tuple[str, ...]  # the server's own host names, lower-case (security.origin_allowed)
     pixel_budget: PixelBudget
     video_slots: threading.BoundedSemaphore
 
