@@ -206,6 +206,37 @@ def test_record_writes_annotated_video_and_csv_timeline(qtbot, window, faces_vid
     assert np.allclose(probs.sum(axis=1), 1.0, atol=0.01)
 
 
+def test_record_keeps_the_sources_timing_when_the_engine_drops_frames(qtbot, window, faces_video, monkeypatch):
+    """40 frames at 10 fps are 4 s of source. An engine at ~4 fps is shown fewer than half of them (playback
+    drops the late ones), yet the MP4 lasts the 4 s, and each CSV row's time_s is its place in the MP4."""
+    process = EmotionRecognizer.process
+
+    def slow_process(self, *args, **kwargs):
+        time.sleep(0.25)
+        return process(self, *args, **kwargs)
+
+    monkeypatch.setattr(EmotionRecognizer, "process", slow_process)
+    window.start(faces_video)
+    window.record_button.click()  # before the first frame is shown: the whole video is recorded
+    video, timeline = window.recording
+    wait_until_idle(qtbot, window)
+    with open(timeline, newline="") as f:
+        rows = list(csv.DictReader(f))
+    shown = sorted({int(row["frame"]) for row in rows})
+    assert 5 < len(shown) < VIDEO_FRAMES / 2, "the slow engine skipped frames"
+    first = shown[0]
+    assert all(float(row["time_s"]) == pytest.approx((int(row["frame"]) - first) / VIDEO_FPS) for row in rows)
+    capture = cv2.VideoCapture(str(video))
+    fps, written = capture.get(cv2.CAP_PROP_FPS), 0
+    while capture.read()[0]:
+        written += 1
+    capture.release()
+    # Up to the end of the last frame shown (playback may drop the last one or two): ~4 s, at the source's
+    # rate or at 15 fps where Record was pressed before the source was open.
+    assert shown[-1] >= VIDEO_FRAMES - 4
+    assert written / fps == pytest.approx((shown[-1] + 1 - first) / VIDEO_FPS, abs=1 / fps)
+
+
 def test_unwritable_output_folder_gets_a_dialog(qtbot, window, dialogs, faces_video, tmp_path):
     window.out_dir = tmp_path / "a-file"
     window.out_dir.write_text("not a folder")

@@ -199,6 +199,11 @@ class Recorder:
     ``write(result, annotated_bgr, time_s)`` per frame, ``close()`` at the end: it writes the plot and the
     summary, and returns the summary (:meth:`emorec.summary.RecordingSummary.to_dict`'s form). ``source``
     names the recorded video or camera in the summary.
+
+    ``time_s`` counts from the start of the recording, and places each frame in the video: a frame stays on
+    screen until the next one's time, so frames that were never processed (real-time playback drops the
+    ones the engine is too slow for) are filled with the one shown before them. The video thus lasts as
+    long as the recorded source and stays in step with the CSV's ``time_s``.
     """
 
     def __init__(
@@ -218,6 +223,7 @@ class Recorder:
         self.fps = fps
         self.timeline = Timeline(csv_path, fps, source)
         self._video: AnnotatedVideoWriter | None = None
+        self._shown: np.ndarray | None = None  # the latest frame, written once the next one's time is known
         self._summary: dict | None = None
 
     def write(self, result: FrameResult, annotated: np.ndarray | None = None, time_s: float | None = None) -> None:
@@ -227,13 +233,21 @@ class Recorder:
         if self.video_path is not None and annotated is not None:
             if self._video is None:  # the size is known only with the first frame
                 self._video = AnnotatedVideoWriter(self.video_path, self.fps, (annotated.shape[1], annotated.shape[0]))
-            self._video.write(annotated)
+            if self._shown is not None:
+                # The previous frame fills every video frame up to this one's; none where two frames fall in
+                # one video frame (a live source faster than the recording's rate): the newer one wins.
+                for _ in range(round(time_s * self.fps) - self._video.frames):
+                    self._video.write(self._shown)
+            self._shown = annotated
 
     def close(self) -> dict:
         """Finish the files (once; later calls only return the summary)."""
         if self._summary is None:
             self.timeline.close()
             if self._video is not None:
+                if self._shown is not None:
+                    self._video.write(self._shown)
+                    self._shown = None
                 self._video.close()
             if self.plot_path is not None:
                 self.timeline.plot(self.plot_path)
