@@ -446,6 +446,12 @@ def test_calibrate_button_reads_the_resting_face_as_neutral(qtbot, window, resti
     window.calibrate_button.click()
     assert window.calibration_progress.isVisible() and not window.calibrate_button.isEnabled()
     assert "neutral face for 3 seconds" in window.calibration_label.text()
+    qtbot.wait(50)  # let the layout take the prompt in
+    label = window.calibration_label
+    assert label.height() >= label.heightForWidth(label.width()), "the prompt's lines are all shown"
+    for button in (window.calibrate_button, window.reset_calibration_button, window.save_baseline_button,
+                   window.load_baseline_button):
+        assert button.width() >= button.sizeHint().width(), f"{button.text()} is cut off"
     qtbot.waitUntil(lambda: 0 < window.calibration_progress.value() < 100, timeout=WAIT_MS)
     qtbot.waitUntil(lambda: window.baseline is not None, timeout=WAIT_MS)
     assert not window.calibration_progress.isVisible() and "Calibrated" in window.calibration_label.text()
@@ -490,6 +496,44 @@ def test_bad_baseline_files_get_a_dialog_naming_them(window, dialogs, tmp_path):
         title, text = dialogs.pop()
         assert title == "Cannot use the baseline" and str(path) in text and says in text
     assert window.baseline is None
+
+
+def test_calibrate_on_a_still_image_calibrates_the_followed_face_at_once(qtbot, window, faces_image, dialogs):
+    window.start(faces_image)
+    wait_for_faces(qtbot, window)
+    wait_until_idle(qtbot, window)  # one frame: nothing more will come for a capture to read
+    small = min(window.last_frame.result.faces, key=lambda f: f.box[2] - f.box[0])
+    click_frame_point(qtbot, window, (small.box[0] + small.box[2]) / 2, (small.box[1] + small.box[3]) / 2)
+    window.calibrate_button.click()
+    assert window.baseline is not None and window.baseline.samples == 1
+    assert not window.calibration_progress.isVisible() and "Calibrated" in window.calibration_label.text()
+    assert "face #" in window.statusBar().currentMessage()
+    # The photo is read again against the baseline, still following the clicked face: its own neutral face.
+    qtbot.waitUntil(lambda: "selected face" in window.bars.title.text() and "calibrated)" in window.bars.title.text(),
+                    timeout=WAIT_MS)
+    assert window.bars.title.text().startswith("neutral "), window.bars.title.text()
+    wait_until_idle(qtbot, window)
+    assert window.calibrate_button.isEnabled() and window.reset_calibration_button.isEnabled()
+    assert not dialogs
+
+
+def test_calibrate_after_a_video_ended_or_on_a_faceless_image_says_why(qtbot, window, faces_video, dialogs,
+                                                                         tmp_path):
+    window.start(faces_video)
+    wait_until_idle(qtbot, window)
+    window.calibrate_button.click()
+    ((title, text),) = dialogs
+    assert title == "Nothing to calibrate with" and "two_faces.mp4 has ended" in text and "press Start" in text
+    assert not window.calibrating and not window.calibration_progress.isVisible()
+    assert window.calibrate_button.isEnabled() and window.baseline is None
+    blank = tmp_path / "wall.png"
+    cv2.imwrite(str(blank), np.full((240, 320, 3), 128, np.uint8))
+    window.start(blank)
+    wait_until_idle(qtbot, window)
+    dialogs.clear()  # "No faces found"
+    window.calibrate_button.click()
+    assert dialogs == [("No face to calibrate with", dialogs[0][1])] and "wall.png" in dialogs[0][1]
+    assert not window.calibrating and window.baseline is None
 
 
 def test_calibrating_without_a_source_says_what_to_do(window, dialogs):
