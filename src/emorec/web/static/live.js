@@ -54,6 +54,17 @@ const camera = {
   },
 };
 
+// What to do when the browser refuses the camera, by the error getUserMedia gave.
+const CAMERA_HELP = {
+  NotAllowedError: "The camera is blocked for this page. To allow it, click the camera or padlock icon at the " +
+    "left of the address bar, set Camera to Allow (in the system settings too if the browser may not use " +
+    "the camera at all), then press Start.",
+  NotFoundError: "No camera was found. Connect one, then press Start.",
+  NotReadableError: "The camera is in use by another program or tab. Close it there, then press Start.",
+  other: "The camera could not be started. Check that it is connected and allowed for this page, then press " +
+    "Start.",
+};
+
 const meters = {
   answerTimes: [],
   record(roundTripMs, serverMs) {
@@ -240,20 +251,27 @@ const live = {
   async start() {
     const reason = camera.unavailableReason();
     if (reason) {
-      $("camera-help").textContent = reason;
-      $("camera-help").hidden = false;
-      status.set("error", "camera unavailable over plain HTTP");
+      this.noCamera("camera unavailable over plain HTTP", reason);
       return;
     }
     status.set("starting", "starting camera...");
+    $("toggle").textContent = "Stop";
+    $("camera-help").hidden = true;
     try {
       await camera.start();
     } catch (error) {
       const why = { NotAllowedError: "permission denied", NotFoundError: "no camera found" }[error.name];
-      status.set("error", `camera unavailable: ${why ?? error.message}`);
+      this.noCamera(`camera unavailable: ${why ?? error.message}`, CAMERA_HELP[error.name] ?? CAMERA_HELP.other);
       return;
     }
     this.connect();
+  },
+  // The camera could not be had: say why and how to get it; the button starts again once that is fixed.
+  noCamera(statusText, help) {
+    status.set("error", statusText);
+    $("camera-help").textContent = help;
+    $("camera-help").hidden = false;
+    $("toggle").textContent = "Start";
   },
   // Stop: close the socket, release the camera (its light goes off) and clear what was drawn.
   stop() {
