@@ -119,15 +119,15 @@ def test_parquet_schemas_are_the_documented_ones(local_run):
     assert summary.schema.equals(files_schema)
     assert [f.name for f in faces_schema][:6] == ["source", "sha256", "model", "frame_index", "time_s", "track_id"]
     assert faces_schema.field("baseline_id").nullable and not faces_schema.field("angry").nullable
-    documented = (REPO / "README.md").read_text()
+    documented = (REPO / "docs" / "batch.md").read_text()
     for field in (*faces_schema, *files_schema):
-        assert f"`{field.name}`" in documented, f"README documents the column {field.name}"
+        assert f"`{field.name}`" in documented, f"docs/batch.md documents the column {field.name}"
 
 
-def test_the_readme_line_reads_the_results_into_pandas(local_run):
+def test_the_documented_line_reads_the_results_into_pandas(local_run):
     pd = pytest.importorskip("pandas")
     out, _ = local_run
-    faces = pd.read_parquet(out / "faces")  # the README's one line
+    faces = pd.read_parquet(out / "faces")  # the one line of the README and docs/batch.md
     assert len(faces) == sum(GOOD.values()) and faces.groupby("source")["track_id"].nunique().eq(1).all()
 
 

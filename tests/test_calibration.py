@@ -171,11 +171,10 @@ def test_a_baseline_of_another_model_is_refused(rec, astronaut_bgr, tmp_path):
     with pytest.raises(BaselineError, match="another classifier"):
         rec(astronaut_bgr, baseline=theirs)
     with pytest.raises(BaselineError, match="another classifier"):
-        rec.new_stream(baseline=theirs)
-    stream = rec.new_stream()
-    stream.baseline = theirs
-    with pytest.raises(BaselineError, match="another classifier"):
-        stream.process(astronaut_bgr)
+        rec.stream(baseline=theirs)
+    stream = rec.stream()
+    with pytest.raises(BaselineError, match="another classifier"):  # refused when set, not frames later
+        stream.baseline = theirs
 
 
 def test_the_int8_twin_shares_its_float_models_baselines(rec, astronaut_bgr):
@@ -221,7 +220,7 @@ def test_calibrate_skips_and_reports_images_without_a_face_and_unreadable_files(
 
 
 def test_auto_calibration_is_for_streams(rec):
-    with pytest.raises(ValueError, match="new_stream"):
+    with pytest.raises(ValueError, match="use it on a stream"):
         rec.auto_calibrate = True
 
 
@@ -300,8 +299,8 @@ def test_a_misread_resting_face_reads_neutral_once_calibrated_and_expressions_st
     baseline = rec.calibrate([frame for t, frame in video if t < 3])
     # Every frame detected, as the photos of the baseline were: this person's rest sits near a decision
     # boundary that a few pixels of crop move (what following does to labels: benchmarks/stream_detection.py).
-    plain = _readings(rec.new_stream(detect_every=1), video)
-    calibrated = _readings(rec.new_stream(baseline=baseline, detect_every=1), video)
+    plain = _readings(rec.stream(detect_every=1), video)
+    calibrated = _readings(rec.stream(baseline=baseline, detect_every=1), video)
     assert _mostly(plain, 3, 4) in ("angry", "sad"), person
     assert _mostly(calibrated, 3, 4) == "neutral", person
     assert _mostly(calibrated, 5, 6) == emotion, person
@@ -312,7 +311,7 @@ def test_a_misread_resting_face_reads_neutral_once_calibrated_and_expressions_st
 def test_auto_calibration_learns_the_resting_face_after_its_warm_up(rec, resting_face):
     person, (rest, *_), expressive, emotion = resting_face
     video = list(_noisy_video(np.random.default_rng(1), [(rest, 6), (expressive, 2), (rest, 2)]))
-    readings = _readings(rec.new_stream(auto_calibrate=True), video)
+    readings = _readings(rec.stream(auto_calibrate=True), video)
     assert _mostly(readings, 0, 2.9) in ("angry", "sad"), person  # still warming up: the generic reading
     assert _mostly(readings, 5, 6) == "neutral", person
     assert _mostly(readings, 7, 8) == emotion, person
@@ -398,7 +397,7 @@ def test_calibrate_belongs_to_one_person_the_largest_face_when_it_starts():
     frame = np.full((480, 720, 3), 128, np.uint8)
     frame[110:370, 40:300] = big
     frame[150:330, 460:640] = small
-    stream = EmotionRecognizer().new_stream(detect_every=1)
+    stream = EmotionRecognizer().stream(detect_every=1)
     assert stream.calibration.state() == {"state": "off"}
     stream.calibration.start(0.3)
     for i in range(5):

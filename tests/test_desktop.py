@@ -2,7 +2,7 @@
 
 The test video is made here from two PublicTest faces enlarged into 640x480 frames: a smiling woman (the
 largest face, labelled happy) and a surprised face. ``EMOREC_SCREENSHOTS=1`` also saves the window to
-docs/screenshots/desktop.png for the README.
+docs/screenshots/desktop.png for docs/desktop.md.
 """
 
 from __future__ import annotations

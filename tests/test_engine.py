@@ -215,7 +215,7 @@ def test_min_face_size_and_max_faces(astronaut_bgr):
 
 
 def test_stream_keeps_the_track_id_of_a_moving_face(rec, background):
-    stream = rec.new_stream()
+    stream = rec.stream()
     ids = [face.track_id for frame in _moving_astronaut(background, 20) for face in stream(frame)]
     assert ids == [1] * 20
     stream.reset()
@@ -224,7 +224,7 @@ def test_stream_keeps_the_track_id_of_a_moving_face(rec, background):
 
 
 def test_two_faces_keep_their_own_ids(background):
-    stream = EmotionRecognizer(max_faces=2).new_stream()  # the collage's seam may add a small false face
+    stream = EmotionRecognizer(max_faces=2).stream()  # the collage's seam may add a small false face
     portrait = cv2.resize(data.astronaut()[:, :, ::-1], (300, 300), interpolation=cv2.INTER_AREA)
     seen = []
     for i in range(8):
@@ -263,13 +263,13 @@ def test_a_track_survives_short_gaps_only():
 
 def test_streams_run_concurrently_in_threads(rec, background):
     frames = _moving_astronaut(background, 10)
-    alone = rec.new_stream(smoothing=False)  # one stream alone, detecting and following as its threads will
+    alone = rec.stream(smoothing=False)  # one stream alone, detecting and following as its threads will
     expected = [alone(frame)[0] for frame in frames]
     results, errors = {}, []
 
     def run(name: str) -> None:
         try:
-            stream = rec.new_stream(smoothing=False)
+            stream = rec.stream(smoothing=False)
             results[name] = [stream(frame)[0] for frame in frames]
         except Exception as exc:  # collected: an exception in a thread would not fail the test by itself
             errors.append(exc)

@@ -886,7 +886,7 @@ def test_killed_worker_is_replaced_and_its_upload_folder_removed(astronaut_bgr, 
 
 @pytest.fixture(scope="module")
 def certificate(tmp_path_factory) -> tuple[Path, Path]:
-    """A self-signed certificate for 127.0.0.1, made as the README says."""
+    """A self-signed certificate for 127.0.0.1, made as docs/web.md says."""
     return self_signed_certificate(tmp_path_factory.mktemp("tls"), "127.0.0.1", "IP:127.0.0.1,DNS:localhost")
 
 

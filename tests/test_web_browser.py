@@ -175,7 +175,8 @@ def _painted(page, canvas_id: str) -> int:
 
 
 def _screenshot(page, name: str, tmp_path: Path) -> None:
-    """EMOREC_SCREENSHOTS=1 refreshes the README's screenshots; other runs leave the repository alone."""
+    """EMOREC_SCREENSHOTS=1 refreshes the screenshots in the README and docs/web.md; other runs leave the
+    repository alone."""
     path = SCREENSHOTS / name if os.environ.get("EMOREC_SCREENSHOTS") == "1" else tmp_path / name
     path.parent.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(path))

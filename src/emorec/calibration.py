@@ -10,8 +10,8 @@ where ``reference`` is 0 for every class but neutral, which gets ``neutral_margi
 neutral face (x = the baseline) thus reads neutral, ahead of every other class by ``strength *
 neutral_margin`` in log-odds, and an expression reads as what changed from that face. Without the
 reference (the form first tried) the person's neutral face keeps whatever the model misread it as and
-the correction barely helped; benchmarks/calibration.py chose the form and both numbers (README, "Personal
-calibration"). Scores stay probabilities; ``strength`` 0 leaves them as they were.
+the correction barely helped; benchmarks/calibration.py chose the form and both numbers (docs/calibration.md,
+"How"). Scores stay probabilities; ``strength`` 0 leaves them as they were.
 
 :class:`AutoCalibrator` learns a baseline per track online: the per-class median of a track's recent
 log-probabilities, so an expression that lasts less than half the window does not move it.
@@ -352,7 +352,7 @@ class NeutralCapture:
 
 class LiveCalibration:
     """The "Calibrate" control of one stream (a web connection, the desktop app's source): every stream from
-    ``rec.new_stream()`` has one, as ``stream.calibration``, and feeds it each frame it processes.
+    ``rec.stream()`` has one, as ``stream.calibration``, and feeds it each frame it processes.
 
     ``start()`` begins a :class:`NeutralCapture` of the largest face; when it is done, that person's track gets
     the baseline, so their face comes out calibrated and everyone else's stays generic (a calibration belongs

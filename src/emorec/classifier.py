@@ -19,7 +19,7 @@ from emorec.labels import EMOTIONS, NUM_CLASSES
 from emorec.runtime import open_session
 
 # The model family that ships in emorec/assets as NAME.onnx (with its int8 twin NAME_int8.onnx), each
-# trained by this project on FER2013; README.md's model table gives their speed and accuracy. The default is
+# trained by this project on FER2013; docs/models.md gives their speed and accuracy. The default is
 # the fast one: it meets the speed targets on CPUs without AVX-512, where emonet_wide does not, and read the
 # real-photo development sets at least as well, for fewer points on FER2013's PublicTest.
 SHIPPED_MODELS = ("emonet_fast", "emonet_wide")

@@ -30,7 +30,8 @@ class CropGeometry:
 
     Chosen with benchmarks/crop_geometry.py (FER2013 PublicTest faces enlarged into photos: the scale that
     reads them as well as the faces classified directly) and checked on the real-photo development sets
-    with benchmarks/real_photos.py; docs/speed_and_pipeline.md has the figures.
+    with benchmarks/real_photos.py; the figures are in docs/models.md (the model card's "In the pipeline")
+    and docs/real_photos.md.
     """
 
     scale: float = 1.2

@@ -113,13 +113,13 @@ class EmotionRecognizer:
     """Faces and their emotions in images and video frames.
 
     ``rec.process(frame)`` returns a :class:`FrameResult` (faces, per-stage timings, the decoded frame);
-    ``rec(frame)`` just the faces. Faces are tracked and smoothed over time only in streams:
-    ``rec.stream(source)`` runs a file, folder, camera or URL through the engine (see
-    :class:`emorec.stream.FrameStream`), and ``rec.new_stream()`` gives a recognizer with its own tracker for
-    frames you feed yourself. Streams share the loaded models and may run concurrently in different threads.
-    ``rec.calibrate(images)`` makes a person's :class:`~emorec.calibration.Baseline` from photos of their
-    neutral face; ``baseline=`` applies it (``process``, ``__call__``, ``new_stream``), and streams can
-    learn one per track (``auto_calibrate``).
+    ``rec(frame)`` just the faces. Faces are tracked and smoothed over time only in streams: ``rec.stream()``
+    is one (:class:`emorec.stream.FrameStream`) to feed frames to, ``rec.stream(source)`` one that runs a
+    file, folder, camera or URL. Streams share the loaded models and may run concurrently in different
+    threads. ``rec.calibrate(images)`` makes a person's :class:`~emorec.calibration.Baseline` from photos of
+    their neutral face; ``baseline=`` applies it (``process``, ``__call__``, ``stream``), a stream's
+    Calibrate control captures one live (``stream.calibration``), and streams can learn one per track
+    (``auto_calibrate``).
 
     Built from one :class:`~emorec.config.EngineConfig` (``rec.config``; every setting is documented there),
     with any of its settings given as keywords on top: ``EmotionRecognizer(model="emonet_wide")``,
@@ -180,7 +180,7 @@ class EmotionRecognizer:
             "detector": self.detector.name,
         }
 
-    def new_stream(
+    def _stream_engine(
         self,
         *,
         smoothing: bool | None = None,
@@ -189,9 +189,9 @@ class EmotionRecognizer:
         auto_calibrate: bool | AutoCalibrator = False,
         detect_every: int | None = None,
     ) -> EmotionRecognizer:
-        """A recognizer for one stream of frames you feed yourself (webcam, WebSocket) sharing this one's
-        models, with its own tracker: faces get stable track ids, and with ``smoothing`` their probabilities
-        are averaged (``smoothing_alpha``: weight of the newest frame).
+        """The engine of one stream (:class:`~emorec.stream.FrameStream` holds it), sharing this one's models,
+        with its own tracker: faces get stable track ids, and with ``smoothing`` their probabilities are
+        averaged (``smoothing_alpha``: weight of the newest frame).
 
         ``detect_every``: the detector runs on every N-th frame, and at once when a face cannot be followed
         or on :meth:`redetect`; in between, faces are followed by optical flow (see :mod:`emorec.follow`).
@@ -215,11 +215,6 @@ class EmotionRecognizer:
         return stream
 
     @property
-    def is_stream(self) -> bool:
-        """Whether this recognizer is one stream's (from :meth:`new_stream`): it tracks faces."""
-        return self._tracker is not None
-
-    @property
     def auto_calibrate(self) -> bool:
         """Whether this stream learns a baseline per track (only streams can: it needs track ids)."""
         return self._auto is not None
@@ -231,13 +226,14 @@ class EmotionRecognizer:
                 raise BaselineError("the AutoCalibrator was made for another classifier model")
             self._auto = value
         elif value and self._tracker is None:
-            raise ValueError("auto-calibration learns per track: use it on rec.new_stream()")
+            raise ConfigError("auto-calibration learns per track: use it on a stream, rec.stream(auto_calibrate=True)")
         else:
             self._auto = AutoCalibrator(self.model_sha256, self.model_info["name"]) if value else None
 
-    def stream(self, source: str | int | os.PathLike, **options) -> FrameStream:
-        """Run an image, folder, video file, webcam index or stream URL through the engine with tracking:
-        an iterable of :class:`FrameResult` that keep their frame. ``options`` are
+    def stream(self, source: str | int | os.PathLike | None = None, **options) -> FrameStream:
+        """A stream with its own tracking, following, smoothing and calibration: fed frame by frame
+        (``stream.process(frame)``), or, given an image, folder, video file, webcam index or stream URL, an
+        iterable of :class:`FrameResult` that keep their frame. ``options`` are
         :class:`~emorec.stream.FrameStream`'s (smoothing, smoothing_alpha, max_frames, realtime, baseline,
         auto_calibrate, detect_every)."""
         from emorec.stream import FrameStream

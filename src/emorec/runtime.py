@@ -1,5 +1,5 @@
 """How emorec opens ONNX Runtime sessions: the one home of the session settings of the classifier and the
-detectors, chosen by measurement with ``benchmarks/ort_settings.py`` (figures in the README's Speed section).
+detectors, chosen by measurement with ``benchmarks/ort_settings.py`` (figures in docs/speed.md).
 """
 
 from __future__ import annotations
@@ -23,8 +23,8 @@ OPTIMIZATION_LEVELS = {
 class SessionSettings:
     """ONNX Runtime CPU session settings besides the thread count, which callers choose (``threads=``).
 
-    The defaults are the measured choice (interleaved, on a busy 2-core AVX-512 machine; the README's Speed
-    section has the table):
+    The defaults are the measured choice (interleaved, on a busy 2-core AVX-512 machine; docs/speed.md
+    has the table):
     - ``optimization="all"``: the graph rewrites of the top level (fused int8 and convolution kernels, the
       NCHWc layout) make the classifier and both BlazeFace models several times faster than any lower
       level, with the same answers (tests/test_runtime.py).

@@ -45,7 +45,7 @@ class EngineThread(QThread):
         super().__init__(parent)
         self.source = source
         # Made here, not when the source opens, so that calibration can be started or set at any time.
-        self._engine = recognizer.new_stream(smoothing=smoothing, baseline=baseline)
+        self._engine = recognizer.stream(smoothing=smoothing, baseline=baseline)
         self._calibration = self._engine.calibration
         self._annotate = recognizer.annotate
         self._lock = threading.Lock()
@@ -60,7 +60,7 @@ class EngineThread(QThread):
 
     def run(self) -> None:
         try:
-            stream = self._engine.stream(self.source, realtime=True)  # the engine's one frame loop, paced
+            stream = self._engine.play(self.source, realtime=True)  # the engine's one frame loop, paced
         except InputError as exc:
             self.failed.emit(str(exc))
             return

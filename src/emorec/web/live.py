@@ -134,7 +134,7 @@ class _Connection:
     def __init__(self, hub: LiveHub, receive, send):
         self.hub, self.receive, self.send = hub, receive, send
         self.limits = hub.state.limits
-        self.stream = hub.state.recognizer.new_stream(smoothing=True)
+        self.stream = hub.state.recognizer.stream(smoothing=True)
         self.calibration = self.stream.calibration
         self.replies: list[dict] = []  # answers to bad commands, sent before the next frame's answer
         self.newest: bytes | str | None = None  # the one message kept; older unanswered ones are dropped

@@ -1,7 +1,7 @@
 """Running the app: Gunicorn's asyncio (ASGI) worker (tests/web_server.py runs it in a child process for the
 tests and benchmarks).
 
-Why this setup (measured with benchmarks/web_load.py, see the README): in Gunicorn's threaded worker each
+Why this setup (measured with benchmarks/web_load.py, see docs/web.md): in Gunicorn's threaded worker each
 open WebSocket, and each client that sends half a request and stalls, holds one of a few threads, so eight
 stalled clients stopped the server; an asyncio worker holds a waiting client as a small object and keeps
 threads for work. The front door below routes the requests: the live socket is served natively
