@@ -208,7 +208,8 @@ def test_record_writes_annotated_video_and_csv_timeline(qtbot, window, faces_vid
 
 def test_record_keeps_the_sources_timing_when_the_engine_drops_frames(qtbot, window, faces_video, monkeypatch):
     """40 frames at 10 fps are 4 s of source. An engine at ~4 fps is shown fewer than half of them (playback
-    drops the late ones), yet the MP4 lasts the 4 s, and each CSV row's time_s is its place in the MP4."""
+    drops the late ones), yet the MP4 lasts as long as the source it recorded (17.4 s of a video gave 11.8 s),
+    and each CSV row's time_s is its place in the MP4."""
     process = EmotionRecognizer.process
 
     def slow_process(self, *args, **kwargs):
@@ -217,7 +218,9 @@ def test_record_keeps_the_sources_timing_when_the_engine_drops_frames(qtbot, win
 
     monkeypatch.setattr(EmotionRecognizer, "process", slow_process)
     window.start(faces_video)
-    window.record_button.click()  # before the first frame is shown: the whole video is recorded
+    assert not window.record_button.isEnabled(), "not before the source is open: its frame rate is unknown"
+    qtbot.waitUntil(window.record_button.isEnabled, timeout=WAIT_MS)
+    window.record_button.click()
     video, timeline = window.recording
     wait_until_idle(qtbot, window)
     with open(timeline, newline="") as f:
@@ -231,10 +234,9 @@ def test_record_keeps_the_sources_timing_when_the_engine_drops_frames(qtbot, win
     while capture.read()[0]:
         written += 1
     capture.release()
-    # Up to the end of the last frame shown (playback may drop the last one or two): ~4 s, at the source's
-    # rate or at 15 fps where Record was pressed before the source was open.
-    assert shown[-1] >= VIDEO_FRAMES - 4
-    assert written / fps == pytest.approx((shown[-1] + 1 - first) / VIDEO_FPS, abs=1 / fps)
+    # At the video's rate, up to the end of the last frame shown (playback may drop the last one or two).
+    assert fps == pytest.approx(VIDEO_FPS) and shown[-1] >= VIDEO_FRAMES - 4
+    assert written == shown[-1] + 1 - first
 
 
 def test_unwritable_output_folder_gets_a_dialog(qtbot, window, dialogs, faces_video, tmp_path):

@@ -284,7 +284,8 @@ class MainWindow(QMainWindow):
     def _set_running(self, running: bool) -> None:
         self.start_button.setText("Stop" if running else "Start")
         self.pause_button.setEnabled(running)
-        self.record_button.setEnabled(running)
+        # Once a frame is shown: before, the source is not open and its frame rate (the video's) unknown.
+        self.record_button.setEnabled(running and self.last_frame is not None)
         self.snapshot_button.setEnabled(self.last_frame is not None)  # something on screen to save
         if not running:
             self._uncheck(self.pause_button)
@@ -417,6 +418,7 @@ class MainWindow(QMainWindow):
             return
         self.last_frame = processed
         self.snapshot_button.setEnabled(True)
+        self.record_button.setEnabled(self.engine.isRunning())
         self.frames_dropped += processed.dropped_before
         self.display_rate.tick(time.monotonic())
         face = self._render(processed)
