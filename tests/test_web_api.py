@@ -439,14 +439,19 @@ def test_upload_page_streams_progress_then_a_per_face_summary(client, astronaut_
 
 def test_video_upload_and_emorec_video_give_one_summary(client, astronaut_bgr, tmp_path):
     """One clip, one answer: the upload's JSON holds the summary `emorec video --json` writes (per face: id,
-    frames, first and last time, dominant emotion, mean probabilities), plus every frame's faces."""
+    frames, first and last time, dominant emotion, mean probabilities), plus every frame's faces; its CSV
+    is the timeline `emorec video --csv` writes (one row per face and frame)."""
     from emorec.cli import main
 
     clip = tmp_path / "clip.mp4"
     response = _upload(client, _clip(astronaut_bgr, clip, frames=20), "clip.mp4")
-    web = json.loads(_data_url_payload(response.get_data(as_text=True), "application/json"))
-    assert main(["video", str(clip), "--json", str(tmp_path / "summary.json"), "--quiet"]) == 0
+    html = response.get_data(as_text=True)
+    web = json.loads(_data_url_payload(html, "application/json"))
+    assert main(["video", str(clip), "--json", str(tmp_path / "summary.json"), "--csv", str(tmp_path / "t.csv"),
+                 "--quiet"]) == 0
     cli = json.loads((tmp_path / "summary.json").read_text())
+    assert _data_url_payload(html, "text/csv") == (tmp_path / "t.csv").read_bytes()
+    assert 'download="emorec-timeline.csv"' in html
     assert (web.pop("source"), cli.pop("source")) == ("clip.mp4", str(clip))
     assert len(web.pop("frames")) == 20
     assert web == cli

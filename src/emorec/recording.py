@@ -9,6 +9,7 @@ import csv
 import json
 import os
 from pathlib import Path
+from typing import TextIO
 
 import cv2
 import numpy as np
@@ -107,21 +108,27 @@ def _open_h264(path: Path, fps: float, size: tuple[int, int]):
 
 
 class Timeline:
-    """Every face of every frame: CSV rows (one per face and frame) as they come, and per track a
-    :class:`~emorec.summary.RecordingSummary` for the summary and the plot."""
+    """Every face of every frame: CSV rows (one per face and frame) as they come, to the file ``csv_path``
+    or to the open text stream ``csv_file`` (left open: the web app keeps its CSV in memory), and per track
+    a :class:`~emorec.summary.RecordingSummary` for the summary and the plot."""
 
     def __init__(
-        self, csv_path: str | os.PathLike | None = None, fps: float | None = None, source: str | None = None
+        self,
+        csv_path: str | os.PathLike | None = None,
+        fps: float | None = None,
+        source: str | None = None,
+        csv_file: TextIO | None = None,
     ):
         self.summary = RecordingSummary(fps, source)
-        self._file = None
+        self._file, self._owns_file = csv_file, False
         if csv_path is not None:
             path = Path(csv_path)
             path.parent.mkdir(parents=True, exist_ok=True)
             try:
-                self._file = open(path, "w", newline="", encoding="utf-8")
+                self._file, self._owns_file = open(path, "w", newline="", encoding="utf-8"), True
             except OSError as exc:
                 raise RecordingError(f"{path}: cannot write ({exc.strerror})") from None
+        if self._file is not None:
             self._csv = csv.writer(self._file)
             self._csv.writerow(TIMELINE_COLUMNS)
 
@@ -188,9 +195,9 @@ class Timeline:
         return path
 
     def close(self) -> None:
-        if self._file is not None:
+        if self._owns_file:
             self._file.close()
-            self._file = None
+        self._file = None
 
 
 class Recorder:

@@ -145,6 +145,7 @@ def _video_result(video: AnnotatedVideo, filename: str) -> dict:
             "application/json",
             json.dumps({**video.summary.to_dict(), "source": filename, "frames": video.frames}).encode(),
         ),
+        "csv_url": _data_url("text/csv", video.timeline_csv.encode()),  # the rows of `emorec video --csv`
     }
 
 
