@@ -218,6 +218,21 @@ def test_live_page_reads_happy_faces_as_happy(live_page):
     assert _labels(live_page) == ["happy", "happy"]
 
 
+def test_live_picture_and_faces_have_text_alternatives(live_page):
+    """The canvas is a picture with its labels as text; a polite live region says what changed, not every
+    frame's numbers; the video itself is hidden from screen readers (the canvas over it says it all)."""
+    assert live_page.get_attribute("#overlay", "role") == "img"
+    label = live_page.get_attribute("#overlay", "aria-label")
+    assert label.startswith("camera picture: Face ") and label.count("Face ") == 2 and "%" in label, label
+    assert live_page.get_attribute("#video", "aria-hidden") == "true"
+    assert "faces in view" in live_page.get_attribute("#faces", "aria-label")
+    assert live_page.get_attribute("#announcer", "aria-live") == "polite"
+    said = live_page.text_content("#announcer")
+    assert said.startswith("2 faces in view; Face ") and " looks " in said, said
+    box = live_page.locator("#announcer").bounding_box()
+    assert box["width"] <= 1 and box["height"] <= 1, "read out, not shown"
+
+
 def test_stop_releases_the_camera_and_clears_the_page(live_page):
     live_page.click("#toggle")
     _wait_until(live_page, "document.getElementById('status').dataset.state === 'closed'", timeout=10_000)
@@ -275,6 +290,7 @@ def test_upload_page_shows_progress_and_a_per_face_summary(browser, server_url, 
     assert len(cards) >= 2
     assert "mostly" in cards[0].text_content() and len(cards[0].query_selector_all("polyline")) == len(EMOTIONS)
     assert page.query_selector("a[download='emorec-frames.json']")
+    assert page.query_selector("a[download='emorec-timeline.csv']")
     assert page.evaluate("document.getElementById('annotated').duration") > 5
     assert not errors, errors
     _screenshot(page, "web_upload.png", tmp_path)
