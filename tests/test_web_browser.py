@@ -336,6 +336,25 @@ def test_upload_form_works_without_javascript(browser, server_url, happy_frame, 
         context.close()
 
 
+def test_several_photos_in_one_upload(browser, server_url, happy_frame, tmp_path):
+    photos = [tmp_path / "two_faces.png", tmp_path / "mirrored.jpg"]
+    cv2.imwrite(str(photos[0]), happy_frame)
+    cv2.imwrite(str(photos[1]), happy_frame[:, ::-1])
+    page = browser.new_page()
+    errors = _watch_console(page)
+    page.goto(server_url + "/upload")
+    assert page.get_attribute("input[name=media]", "multiple") is not None
+    page.set_input_files("input[name=media]", [str(path) for path in photos])
+    page.click("button[type=submit]")
+    page.wait_for_selector("#result-2", timeout=30_000)
+    assert page.eval_on_selector_all("#result-slot h2", "titles => titles.map(t => t.textContent)") == [
+        "two_faces.png", "mirrored.jpg"]
+    assert len(page.query_selector_all("#faces-1 li[data-emotion]")) == 2
+    assert len(page.query_selector_all("#faces-2 li[data-emotion]")) == 2
+    assert not errors, errors
+    page.close()
+
+
 def test_a_denied_camera_resets_the_button_and_says_how_to_allow_it(browsers, server_url):
     args = [arg for arg in CHROMIUM_ARGS if arg != "--use-fake-ui-for-media-stream"] + ["--deny-permission-prompts"]
     browser = browsers.chromium.launch(executable_path=CHROMIUM, args=args)
