@@ -454,6 +454,7 @@ class MainWindow(QMainWindow):
             hint = "Check the path, and that the file is an image or a video OpenCV can decode."
         self.view.clear("no source")
         self.statusBar().showMessage(message)
+        self.calibrating = False  # this dialog says why a capture stopped; no second one when the thread ends
         self.error_dialog(self, title, f"{message}\n\n{hint}")
 
     def _on_source_ended(self, summary: LoopSummary) -> None:
