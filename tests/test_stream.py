@@ -181,6 +181,23 @@ def test_a_track_is_named_by_the_argmax_of_its_mean_probabilities(tmp_path):
     assert json.loads((tmp_path / "summary.json").read_text()) == summary
 
 
+def test_recorded_video_holds_each_frame_until_the_next_ones_time(tmp_path):
+    """Real-time playback skips the frames the engine is too slow for: the video must still last as long as
+    the source (each shown frame held until the next), in step with the CSV's time_s."""
+    times = [0.0, 0.3, 0.35, 0.36, 1.0]  # 0.35 and 0.36 fall in one video frame at 10 fps: the later wins
+    recorder = Recorder(video=tmp_path / "rec.avi", csv_path=tmp_path / "rec.csv", fps=FPS)
+    for i, t in enumerate(times):
+        recorder.write(FrameResult([], (64, 48), frame_index=i), np.full((48, 64, 3), 40 * i, np.uint8), t)
+    summary = recorder.close()
+    capture = cv2.VideoCapture(str(tmp_path / "rec.avi"))
+    shades = []
+    while (frame := capture.read())[0]:
+        shades.append(round(frame[1].mean() / 40))
+    capture.release()
+    assert shades == [0, 0, 0, 1, 3, 3, 3, 3, 3, 3, 4]
+    assert len(shades) / FPS == pytest.approx(summary["duration_s"])
+
+
 def test_plot_shares_one_time_axis_and_counts_the_faces_it_leaves_out():
     timeline = Timeline(fps=FPS)
     for i in range(40):  # faces 1..10 come and go; face k is seen for 4 * k frames from frame 40 - 4 * k

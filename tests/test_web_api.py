@@ -300,6 +300,8 @@ def test_security_headers_on_every_page(client):
         csp = response.headers["Content-Security-Policy"]
         assert "frame-ancestors 'none'" in csp and "script-src 'self'" in csp, path
         assert response.headers["X-Content-Type-Options"] == "nosniff", path
+        # no-referrer made Chromium send "Origin: null" with the page's own form posts (refused as foreign).
+        assert response.headers["Referrer-Policy"] == "same-origin", path
     # No inline script anywhere: the CSP would block it.
     for path in ("/", "/upload", "/docs"):
         html = client.get(path).get_data(as_text=True)
@@ -415,6 +417,36 @@ def test_upload_page_shows_the_annotated_image_faces_and_json(client, astronaut_
     assert 'download="emorec-annotated.jpg"' in html and 'download="emorec-faces.json"' in html
 
 
+def _upload_files(client, files: list[tuple[bytes, str]]):
+    return client.post("/upload", data={"csrf_token": _csrf(client),
+                                        "media": [(io.BytesIO(data), name) for data, name in files]})
+
+
+def test_several_photos_get_a_section_each(client, astronaut_bgr, astronaut_jpeg):
+    mirrored = cv2.imencode(".png", astronaut_bgr[:, ::-1])[1].tobytes()
+    page = _upload_files(client, [(astronaut_jpeg, "astronaut.jpg"), (mirrored, "mirrored.png")])
+    assert page.status_code == 200
+    html = page.get_data(as_text=True)
+    sections = re.findall(r'<section id="(result-\d)" class="card">\s*<h2>([^<]+)</h2>', html)
+    assert sections == [("result-1", "astronaut.jpg"), ("result-2", "mirrored.png")]
+    for n in (1, 2):  # each photo its own image, faces and downloads, numbered
+        assert f'id="faces-{n}"' in html and f'download="emorec-annotated-{n}.jpg"' in html
+        assert f'download="emorec-faces-{n}.json"' in html
+    jsons = re.findall(r'href="data:application/json;base64,([A-Za-z0-9+/=]+)"', html)
+    boxes = [json.loads(base64.b64decode(payload))["faces"][0]["box"] for payload in jsons]
+    assert len(boxes) == 2 and abs(boxes[1][0] - (astronaut_bgr.shape[1] - boxes[0][2])) < 30, "the mirrored face"
+
+
+def test_several_photos_are_refused_with_a_reason(client, astronaut_bgr, astronaut_jpeg, tmp_path):
+    clip = _clip(astronaut_bgr, tmp_path / "clip.mp4")
+    page = _upload_files(client, [(astronaut_jpeg, "astronaut.jpg"), (clip, "clip.mp4")])
+    assert page.status_code == 400 and "a video is analysed alone" in page.get_data(as_text=True)
+    page = _upload_files(client, [(astronaut_jpeg, "astronaut.jpg"), (b"%PDF-1.7 not a photo", "notes.jpg")])
+    assert page.status_code == 415 and "notes.jpg: " in page.get_data(as_text=True)
+    page = _upload_files(client, [(astronaut_jpeg, f"{i}.jpg") for i in range(11)])
+    assert page.status_code == 413 and "at most 10 photos" in page.get_data(as_text=True)
+
+
 def _clip(astronaut_bgr: np.ndarray, path: Path, frames: int = 12, size: int = 512) -> bytes:
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 10, (size, size))
     frame = cv2.resize(astronaut_bgr, (size, size))
@@ -453,14 +485,19 @@ def test_upload_page_streams_progress_then_a_per_face_summary(client, astronaut_
 
 def test_video_upload_and_emorec_video_give_one_summary(client, astronaut_bgr, tmp_path):
     """One clip, one answer: the upload's JSON holds the summary `emorec video --json` writes (per face: id,
-    frames, first and last time, dominant emotion, mean probabilities), plus every frame's faces."""
+    frames, first and last time, dominant emotion, mean probabilities), plus every frame's faces; its CSV
+    is the timeline `emorec video --csv` writes (one row per face and frame)."""
     from emorec.cli import main
 
     clip = tmp_path / "clip.mp4"
     response = _upload(client, _clip(astronaut_bgr, clip, frames=20), "clip.mp4")
-    web = json.loads(_data_url_payload(response.get_data(as_text=True), "application/json"))
-    assert main(["video", str(clip), "--json", str(tmp_path / "summary.json"), "--quiet"]) == 0
+    html = response.get_data(as_text=True)
+    web = json.loads(_data_url_payload(html, "application/json"))
+    assert main(["video", str(clip), "--json", str(tmp_path / "summary.json"), "--csv", str(tmp_path / "t.csv"),
+                 "--quiet"]) == 0
     cli = json.loads((tmp_path / "summary.json").read_text())
+    assert _data_url_payload(html, "text/csv") == (tmp_path / "t.csv").read_bytes()
+    assert 'download="emorec-timeline.csv"' in html
     assert (web.pop("source"), cli.pop("source")) == ("clip.mp4", str(clip))
     assert len(web.pop("frames")) == 20
     assert web == cli

@@ -9,6 +9,7 @@ import csv
 import json
 import os
 from pathlib import Path
+from typing import TextIO
 
 import cv2
 import numpy as np
@@ -107,21 +108,27 @@ def _open_h264(path: Path, fps: float, size: tuple[int, int]):
 
 
 class Timeline:
-    """Every face of every frame: CSV rows (one per face and frame) as they come, and per track a
-    :class:`~emorec.summary.RecordingSummary` for the summary and the plot."""
+    """Every face of every frame: CSV rows (one per face and frame) as they come, to the file ``csv_path``
+    or to the open text stream ``csv_file`` (left open: the web app keeps its CSV in memory), and per track
+    a :class:`~emorec.summary.RecordingSummary` for the summary and the plot."""
 
     def __init__(
-        self, csv_path: str | os.PathLike | None = None, fps: float | None = None, source: str | None = None
+        self,
+        csv_path: str | os.PathLike | None = None,
+        fps: float | None = None,
+        source: str | None = None,
+        csv_file: TextIO | None = None,
     ):
         self.summary = RecordingSummary(fps, source)
-        self._file = None
+        self._file, self._owns_file = csv_file, False
         if csv_path is not None:
             path = Path(csv_path)
             path.parent.mkdir(parents=True, exist_ok=True)
             try:
-                self._file = open(path, "w", newline="", encoding="utf-8")
+                self._file, self._owns_file = open(path, "w", newline="", encoding="utf-8"), True
             except OSError as exc:
                 raise RecordingError(f"{path}: cannot write ({exc.strerror})") from None
+        if self._file is not None:
             self._csv = csv.writer(self._file)
             self._csv.writerow(TIMELINE_COLUMNS)
 
@@ -188,9 +195,9 @@ class Timeline:
         return path
 
     def close(self) -> None:
-        if self._file is not None:
+        if self._owns_file:
             self._file.close()
-            self._file = None
+        self._file = None
 
 
 class Recorder:
@@ -199,6 +206,11 @@ class Recorder:
     ``write(result, annotated_bgr, time_s)`` per frame, ``close()`` at the end: it writes the plot and the
     summary, and returns the summary (:meth:`emorec.summary.RecordingSummary.to_dict`'s form). ``source``
     names the recorded video or camera in the summary.
+
+    ``time_s`` counts from the start of the recording, and places each frame in the video: a frame stays on
+    screen until the next one's time, so frames that were never processed (real-time playback drops the
+    ones the engine is too slow for) are filled with the one shown before them. The video thus lasts as
+    long as the recorded source and stays in step with the CSV's ``time_s``.
     """
 
     def __init__(
@@ -218,6 +230,7 @@ class Recorder:
         self.fps = fps
         self.timeline = Timeline(csv_path, fps, source)
         self._video: AnnotatedVideoWriter | None = None
+        self._shown: np.ndarray | None = None  # the latest frame, written once the next one's time is known
         self._summary: dict | None = None
 
     def write(self, result: FrameResult, annotated: np.ndarray | None = None, time_s: float | None = None) -> None:
@@ -227,13 +240,21 @@ class Recorder:
         if self.video_path is not None and annotated is not None:
             if self._video is None:  # the size is known only with the first frame
                 self._video = AnnotatedVideoWriter(self.video_path, self.fps, (annotated.shape[1], annotated.shape[0]))
-            self._video.write(annotated)
+            if self._shown is not None:
+                # The previous frame fills every video frame up to this one's; none where two frames fall in
+                # one video frame (a live source faster than the recording's rate): the newer one wins.
+                for _ in range(round(time_s * self.fps) - self._video.frames):
+                    self._video.write(self._shown)
+            self._shown = annotated
 
     def close(self) -> dict:
         """Finish the files (once; later calls only return the summary)."""
         if self._summary is None:
             self.timeline.close()
             if self._video is not None:
+                if self._shown is not None:
+                    self._video.write(self._shown)
+                    self._shown = None
                 self._video.close()
             if self.plot_path is not None:
                 self.timeline.plot(self.plot_path)

@@ -55,6 +55,7 @@ class EngineThread(QThread):
         self._paused = False
         self._latest: ProcessedFrame | None = None
         self._recorder: Recorder | None = None
+        self._recording_start: float | None = None  # the source time of the recording's first frame
         self.fps: float | None = None  # the source's frame rate once open; None for live sources and images
 
     def run(self) -> None:
@@ -117,8 +118,13 @@ class EngineThread(QThread):
         with self._recorder_lock:  # its own lock: a slow video write must not hold up take_frame()
             recorder = self._recorder
             if recorder is not None:
+                time_s = processed.result.time_s
+                if time_s is not None:  # a recording's clock starts at its first frame, wherever the source was
+                    if self._recording_start is None:
+                        self._recording_start = time_s
+                    time_s -= self._recording_start
                 try:
-                    recorder.write(processed.result, processed.annotated, processed.result.time_s)
+                    recorder.write(processed.result, processed.annotated, time_s)
                 except OSError as exc:  # RecordingError, or a full disk
                     self._recorder = None
                     recorder.close()
@@ -136,10 +142,11 @@ class EngineThread(QThread):
         return processed
 
     def set_recorder(self, recorder: Recorder | None) -> dict | None:
-        """Send every processed frame to ``recorder`` from now on (None: stop); closes the previous recorder
-        and returns its summary (None if there was none)."""
+        """Send every processed frame to ``recorder`` from now on (None: stop), timed from the first one;
+        closes the previous recorder and returns its summary (None if there was none)."""
         with self._recorder_lock:
             previous, self._recorder = self._recorder, recorder
+            self._recording_start = None
         return previous.close() if previous is not None else None
 
     def set_paused(self, paused: bool) -> None:

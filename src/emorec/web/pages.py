@@ -52,17 +52,23 @@ def upload():
     streamed = PROGRESS_STREAM in request.headers.get("Accept", "")
     try:
         check_csrf()
-        media = request.files.get("media")
-        if media is None or not media.filename:
-            raise MediaError("choose an image or a short video to upload")
-        data, filename = media.read(), media.filename
-        video_error = unreadable_video(data, filename, media.mimetype)
-        if video_error is not None:
-            raise video_error
-        if not is_video(data):
-            result = _analyse_image(data, filename)
-            return _stream_result(iter(()), lambda _: result) if streamed else render_template("upload.html", **result)
-        return _analyse_video(data, filename, streamed)
+        files = [media for media in request.files.getlist("media") if media.filename]
+        if not files:
+            raise MediaError("choose photos or a short video to upload")
+        limit = current_state().limits.max_photos
+        if len(files) > limit:
+            raise MediaError(f"{len(files)} files sent; send at most {limit} photos at a time", 413)
+        uploads = [(media.read(), media.filename, media.mimetype) for media in files]
+        for data, filename, mimetype in uploads:
+            video_error = unreadable_video(data, filename, mimetype)
+            if video_error is not None:
+                raise video_error
+        if len(uploads) == 1 and is_video(uploads[0][0]):
+            return _analyse_video(uploads[0][0], uploads[0][1], streamed)
+        if any(is_video(data) for data, _, _ in uploads):
+            raise MediaError("a video is analysed alone: send it by itself, or send only photos")
+        result = {"photos": [_analyse_photo(data, filename, named=len(uploads) > 1) for data, filename, _ in uploads]}
+        return _stream_result(iter(()), lambda _: result) if streamed else render_template("upload.html", **result)
     except MediaError as exc:
         return _error_page(str(exc), exc.status, exc.retry_after_s)
     except RequestEntityTooLarge:
@@ -74,6 +80,16 @@ def upload():
 def _error_page(message: str, status: int, retry_after_s: int | None = None):
     headers = {"Retry-After": str(retry_after_s)} if retry_after_s is not None else {}
     return render_template("upload.html", error=message), status, headers
+
+
+def _analyse_photo(data: bytes, filename: str, named: bool) -> dict:
+    """One photo's result; where it is one of several (``named``), its error names it."""
+    try:
+        return _analyse_image(data, filename)
+    except MediaError as exc:
+        if not named:
+            raise
+        raise MediaError(f"{filename}: {exc}", exc.status, exc.retry_after_s) from None
 
 
 def _analyse_image(data: bytes, filename: str) -> dict:
@@ -145,6 +161,7 @@ def _video_result(video: AnnotatedVideo, filename: str) -> dict:
             "application/json",
             json.dumps({**video.summary.to_dict(), "source": filename, "frames": video.frames}).encode(),
         ),
+        "csv_url": _data_url("text/csv", video.timeline_csv.encode()),  # the rows of `emorec video --csv`
     }
 
 

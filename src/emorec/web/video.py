@@ -9,6 +9,7 @@ starts (the folder name carries the process id).
 
 from __future__ import annotations
 
+import io
 import os
 import shutil
 import tempfile
@@ -18,7 +19,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from emorec.recording import AnnotatedVideoWriter
+from emorec.recording import AnnotatedVideoWriter, Timeline
 from emorec.sources import InputError, Source
 from emorec.summary import RecordingSummary
 from emorec.web.media import MediaError
@@ -73,6 +74,7 @@ class AnnotatedVideo:
     size: tuple[int, int]  # (width, height) of the annotated frames
     stopped_because: str | None  # why only part of the video was analysed, None when all of it was
     summary: RecordingSummary  # per tracked face, as `emorec video --json` gives it
+    timeline_csv: str  # every face of every frame, as `emorec video --csv` writes it
 
 
 def annotate_video(
@@ -98,15 +100,17 @@ def annotate_video(
             scale = min(1.0, WORK_SIZE[0] / width, WORK_SIZE[1] / height)
             size = (max(2, round(width * scale)), max(2, round(height * scale)))
             planned = min(max_frames, source.frame_count or max_frames)
-            summary = RecordingSummary(source.fps)
+            rows = io.StringIO()
+            timeline = Timeline(fps=source.fps, csv_file=rows)
             try:
                 frames, stopped = yield from _annotate_frames(
-                    source, recognizer, target, size, planned, max_frames, max_seconds, summary
+                    source, recognizer, target, size, planned, max_frames, max_seconds, timeline
                 )
             except InputError:  # the stream's word for a video that opened but had no decodable frame
                 raise MediaError("no frame of the video could be decoded") from None
         return AnnotatedVideo(
-            target.read_bytes(), frames, source.fps, len(frames) / source.fps, size, stopped, summary
+            target.read_bytes(), frames, source.fps, len(frames) / source.fps, size, stopped, timeline.summary,
+            rows.getvalue(),
         )
 
 
@@ -118,9 +122,9 @@ def run_to_end(steps: Generator[tuple[int, int], None, AnnotatedVideo]) -> Annot
             return done.value
 
 
-def _annotate_frames(source, recognizer, target, size, planned, max_frames, max_seconds, summary):
+def _annotate_frames(source, recognizer, target, size, planned, max_frames, max_seconds, timeline):
     """The engine's frame loop over the upload (frames shrunk to ``size``), each frame drawn into ``target``
-    and its faces added to ``summary``."""
+    and its faces added to ``timeline``."""
     stream = recognizer.stream(source, max_frames=max_frames, resize_to=size)
     writer = AnnotatedVideoWriter(target, source.fps, size)
     frames: list[dict] = []
@@ -128,7 +132,7 @@ def _annotate_frames(source, recognizer, target, size, planned, max_frames, max_
     try:
         for result in stream:
             frames.append(result.to_dict())
-            summary.add(result, result.time_s)
+            timeline.add(result, result.time_s)
             writer.write(recognizer.annotate(result))
             if len(frames) % PROGRESS_EVERY == 0:
                 yield len(frames), max(planned, len(frames))
