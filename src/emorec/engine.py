@@ -19,12 +19,12 @@ import numpy as np
 
 from emorec.annotators import annotate as draw_faces
 from emorec.calibration import AutoCalibrator, Baseline, BaselineError, LiveCalibration, apply_baseline
-from emorec.classifier import FACE_SIZE, EmotionClassifier, model_file, read_metadata
+from emorec.classifier import EmotionClassifier, model_file, read_metadata
 from emorec.config import CropGeometry, EngineConfig
 from emorec.detect import Detections, create_detector
 from emorec.errors import ConfigError, InputError, ModelFileError
 from emorec.follow import FaceFollower
-from emorec.labels import EMOTIONS
+from emorec.labels import EMOTIONS, FACE_SIZE
 from emorec.sources import load_frame, to_bgr
 from emorec.track import FaceTracker
 from emorec.types import Face, FrameResult

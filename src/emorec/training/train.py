@@ -14,9 +14,6 @@ from __future__ import annotations
 import csv
 import json
 import math
-import os
-import pickle
-import re
 import time
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -27,11 +24,12 @@ import torch.nn.functional as F
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm import tqdm
 
-from emorec.data import Fer2013, load_fer2013
-from emorec.errors import CheckpointError, ConfigError, RunExistsError
+from emorec.errors import ConfigError, RunExistsError
 from emorec.evaluate import ferplus_score
-from emorec.models import create_model, get_spec
-from emorec.models.registry import ModelSpec
+from emorec.training.checkpoint import CHECKPOINT_KEYS, load_checkpoint, read_checkpoint, save_atomic
+from emorec.training.data import Fer2013, load_fer2013
+from emorec.training.models import create_model, get_spec
+from emorec.training.models.registry import ModelSpec
 
 
 @dataclass
@@ -191,54 +189,6 @@ def augment(x: torch.Tensor, size: int, erasing: float, generator: torch.Generat
         noise = torch.randn(out.shape, generator=generator)
         out = torch.where(mask.unsqueeze(1), noise, out)
     return out
-
-
-# ---------------------------------------------------------------- checkpoints
-
-
-def save_atomic(obj: dict, path: Path) -> None:
-    """Write to a temporary file and rename, so a kill mid-write never leaves a broken checkpoint."""
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
-
-
-# What every checkpoint :func:`train` writes holds; last.pt also holds the optimiser's and the run's state.
-CHECKPOINT_KEYS = ("model_name", "spec", "model")
-
-
-def read_checkpoint(path: str | os.PathLike, keys: tuple[str, ...] = CHECKPOINT_KEYS,
-                    device: str | torch.device = "cpu") -> dict:
-    """A checkpoint's contents, read as data only (``weights_only``: tensors, numbers, strings, lists, dicts),
-    so a .pt file from elsewhere cannot run code when it is loaded; it must hold ``keys``. A
-    ``CheckpointError`` says in one line why a file cannot be used."""
-    try:
-        ckpt = torch.load(path, map_location=device, weights_only=True)
-    except pickle.UnpicklingError as exc:
-        code = re.search(r"GLOBAL (\S+)", str(exc))
-        if code:
-            raise CheckpointError(f"{path}: refused: it holds a Python object ({code.group(1)}) that loading would "
-                                  "run; a checkpoint holds only tensors, numbers, strings, lists and dicts") from None
-        raise CheckpointError(f"{path}: not a PyTorch checkpoint") from None
-    except FileNotFoundError:
-        raise CheckpointError(f"{path}: no such file") from None
-    except OSError as exc:
-        raise CheckpointError(f"{path}: cannot read it ({exc.strerror})") from None
-    except (RuntimeError, EOFError, ValueError):  # a truncated or damaged archive
-        raise CheckpointError(f"{path}: damaged or truncated checkpoint") from None
-    missing = [key for key in keys if not isinstance(ckpt, dict) or key not in ckpt]
-    if missing:
-        raise CheckpointError(f"{path}: not a checkpoint of emorec train (no {', '.join(missing)})")
-    return ckpt
-
-
-def load_checkpoint(path: str | os.PathLike) -> tuple[torch.nn.Module, ModelSpec, dict]:
-    """Rebuild a model from a checkpoint written by :func:`train`; returns (model in eval mode, spec, checkpoint)."""
-    ckpt = read_checkpoint(path)
-    model = create_model(ckpt["model_name"])
-    model.load_state_dict(ckpt["model"])
-    model.eval()
-    return model, ModelSpec(**ckpt["spec"]), ckpt
 
 
 def _pick_device(name: str) -> torch.device:
