@@ -172,8 +172,9 @@ def test_photo_augmented_run_keeps_the_epoch_with_the_best_ferplus_accuracy(fer2
 
 def test_photo_augmentation_changes_faces_as_photos_do(fer2013):
     torch = pytest.importorskip("torch", reason="training extra (torch) not installed")
+    from emorec.training.checkpoint import normalize
     from emorec.training.models import get_spec
-    from emorec.training.train import augment, jpeg_artefacts, normalize
+    from emorec.training.train import augment, jpeg_artefacts
 
     spec = get_spec("emonet_fast")
     faces = fer2013.images[:64]

@@ -47,7 +47,7 @@ def load_predictor(model: str | os.PathLike | None = None, batch_size: int = 256
 
         return EmotionClassifier(path).predict
     if path.suffix in (".pt", ".pth"):
-        from emorec.training import load_checkpoint, predict_proba  # a PyTorch checkpoint: torch only here
+        from emorec.training.checkpoint import load_checkpoint, predict_proba  # torch, only for a .pt file
 
         net, spec, _ = load_checkpoint(path)
         return lambda faces: predict_proba(net, faces, spec, batch_size=batch_size)

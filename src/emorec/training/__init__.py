@@ -24,7 +24,7 @@ _LAZY = {
     "load_checkpoint": "emorec.training.checkpoint",
     "save_atomic": "emorec.training.checkpoint",
     "TrainConfig": "emorec.training.train",
-    "predict_proba": "emorec.training.train",
+    "predict_proba": "emorec.training.checkpoint",
     "export_onnx": "emorec.training.export",
 }
 
@@ -40,10 +40,10 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
-    from emorec.training.checkpoint import load_checkpoint, read_checkpoint, save_atomic
+    from emorec.training.checkpoint import load_checkpoint, predict_proba, read_checkpoint, save_atomic
     from emorec.training.data import Fer2013, load_fer2013
     from emorec.training.export import export_onnx
-    from emorec.training.train import TrainConfig, predict_proba
+    from emorec.training.train import TrainConfig
 
 
 def __getattr__(name: str):

@@ -1,8 +1,9 @@
-"""Training checkpoints: written atomically, read back as data only.
+"""Training checkpoints: written atomically, read back as data only, and the model they hold run on faces.
 
 A checkpoint is a dict of tensors, numbers, strings, lists and dicts: the architecture by name
 (``model_name``) and its preprocessing (``spec``), never a pickled class, so moving or renaming modules does
-not break a saved ``.pt`` file, and loading one from elsewhere cannot run code.
+not break a saved ``.pt`` file, and loading one from elsewhere cannot run code. ``emorec evaluate`` scores a
+``.pt`` file with :func:`load_checkpoint` and :func:`predict_proba` from here, without the training loop.
 """
 
 from __future__ import annotations
@@ -12,7 +13,9 @@ import pickle
 import re
 from pathlib import Path
 
+import numpy as np
 import torch
+import torch.nn.functional as F
 
 from emorec.errors import CheckpointError
 from emorec.training.models import create_model
@@ -62,3 +65,36 @@ def load_checkpoint(path: str | os.PathLike) -> tuple[torch.nn.Module, ModelSpec
     model.load_state_dict(ckpt["model"])
     model.eval()
     return model, ModelSpec(**ckpt["spec"]), ckpt
+
+
+# ---------------------------------------------------------------- running a checkpoint's model
+
+
+def normalize(images: torch.Tensor, spec: ModelSpec) -> torch.Tensor:
+    """uint8 (N, 48, 48) or float 0-255 (N, 1, H, W) faces -> normalised float (N, 1, H, W)."""
+    x = images.float()
+    if x.dim() == 3:
+        x = x.unsqueeze(1)
+    return (x / 255.0 - spec.mean) / spec.std
+
+
+def center_crop(x: torch.Tensor, size: int) -> torch.Tensor:
+    offset = (x.shape[-1] - size) // 2
+    return x[..., offset:offset + size, offset:offset + size]
+
+
+@torch.no_grad()
+def predict_proba(model: torch.nn.Module, images: np.ndarray, spec: ModelSpec, batch_size: int = 512,
+                  tta: bool = False, device: torch.device | None = None) -> np.ndarray:
+    """Softmax probabilities (N, 7) of a PyTorch model on uint8 (N, 48, 48) faces; centre crop, optional flip TTA."""
+    device = device or next(model.parameters()).device
+    model.eval()
+    out = []
+    for start in range(0, len(images), batch_size):
+        x = normalize(torch.from_numpy(images[start:start + batch_size]), spec).to(device)
+        x = center_crop(x, spec.input_size).contiguous(memory_format=torch.channels_last)
+        probs = F.softmax(model(x).float(), dim=1)
+        if tta:
+            probs = (probs + F.softmax(model(torch.flip(x, dims=[3])).float(), dim=1)) / 2
+        out.append(probs.cpu().numpy())
+    return np.concatenate(out)

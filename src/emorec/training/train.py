@@ -26,7 +26,14 @@ from tqdm import tqdm
 
 from emorec.errors import ConfigError, RunExistsError
 from emorec.evaluate import ferplus_score
-from emorec.training.checkpoint import CHECKPOINT_KEYS, load_checkpoint, read_checkpoint, save_atomic
+from emorec.training.checkpoint import (
+    CHECKPOINT_KEYS,
+    load_checkpoint,
+    normalize,
+    predict_proba,
+    read_checkpoint,
+    save_atomic,
+)
 from emorec.training.data import Fer2013, load_fer2013
 from emorec.training.models import create_model, get_spec
 from emorec.training.models.registry import ModelSpec
@@ -104,20 +111,7 @@ def training_prior(config: dict) -> np.ndarray:
     return targets.mean(0)
 
 
-# ---------------------------------------------------------------- preprocessing and augmentation
-
-
-def normalize(images: torch.Tensor, spec: ModelSpec) -> torch.Tensor:
-    """uint8 (N, 48, 48) or float 0-255 (N, 1, H, W) faces -> normalised float (N, 1, H, W)."""
-    x = images.float()
-    if x.dim() == 3:
-        x = x.unsqueeze(1)
-    return (x / 255.0 - spec.mean) / spec.std
-
-
-def center_crop(x: torch.Tensor, size: int) -> torch.Tensor:
-    offset = (x.shape[-1] - size) // 2
-    return x[..., offset:offset + size, offset:offset + size]
+# ---------------------------------------------------------------- augmentation
 
 
 def jpeg_artefacts(images: np.ndarray, chance: float, generator: torch.Generator) -> np.ndarray:
@@ -242,26 +236,6 @@ def _load_teacher(path: str, spec: ModelSpec, device: torch.device) -> torch.nn.
     for param in teacher.parameters():
         param.requires_grad_(False)
     return teacher.to(device).to(memory_format=torch.channels_last)
-
-
-# ---------------------------------------------------------------- evaluation during training
-
-
-@torch.no_grad()
-def predict_proba(model: torch.nn.Module, images: np.ndarray, spec: ModelSpec, batch_size: int = 512,
-                  tta: bool = False, device: torch.device | None = None) -> np.ndarray:
-    """Softmax probabilities (N, 7) of a PyTorch model on uint8 (N, 48, 48) faces; centre crop, optional flip TTA."""
-    device = device or next(model.parameters()).device
-    model.eval()
-    out = []
-    for start in range(0, len(images), batch_size):
-        x = normalize(torch.from_numpy(images[start:start + batch_size]), spec).to(device)
-        x = center_crop(x, spec.input_size).contiguous(memory_format=torch.channels_last)
-        probs = F.softmax(model(x).float(), dim=1)
-        if tta:
-            probs = (probs + F.softmax(model(torch.flip(x, dims=[3])).float(), dim=1)) / 2
-        out.append(probs.cpu().numpy())
-    return np.concatenate(out)
 
 
 # ---------------------------------------------------------------- the loop
