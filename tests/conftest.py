@@ -31,6 +31,15 @@ def ferplus_path() -> Path:
     return _shared_file(FERPLUS_CSV, "FER+ labels (fer2013new.csv)", "EMOREC_FERPLUS")
 
 
+DEV_PHOTOS = Path(os.environ.get("EMOREC_DEV_PHOTOS", REPO.parent / "shared" / "datasets" / "expressions_dev"))
+
+
+@pytest.fixture(scope="session")
+def dev_photos() -> Path:
+    """The real-photo development sets (lfw_expressions, ckplus48, london), each a folder with labels.csv."""
+    return _shared_file(DEV_PHOTOS, "the real-photo development sets", "EMOREC_DEV_PHOTOS")
+
+
 @pytest.fixture(scope="session")
 def fer2013(fer2013_path, tmp_path_factory):
     from emorec.training.data import load_fer2013
@@ -136,8 +145,9 @@ def mjpeg_server():
 
 # Markers that follow from what a test uses, so that `make test-fast` (-m "not slow and not browser and not gui
 # and not needs_fer2013") needs no list of files: FER2013, a real server in a child process, Qt widgets.
+# The development photos live beside FER2013 in ../shared, so they share its marker.
 MARKS_BY_FIXTURE = {"fer2013": "needs_fer2013", "fer2013_path": "needs_fer2013", "ferplus_path": "needs_fer2013",
-                    "server_url": "slow", "qtbot": "gui"}
+                    "dev_photos": "needs_fer2013", "server_url": "slow", "qtbot": "gui"}
 
 
 def pytest_collection_modifyitems(items) -> None:
