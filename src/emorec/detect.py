@@ -8,6 +8,13 @@ The default is Google's BlazeFace (MediaPipe face detection, Apache-2.0), conver
 ``.tflite`` files to ONNX (see ``tools/convert_blazeface.py`` and ``assets/NOTICE``) so that it runs in
 ONNX Runtime, which the classifier needs anyway: no TensorFlow, no LiteRT, no download at run time.
 The anchor layout and box decoding follow MediaPipe's ``face_detection_*_range`` graph configs.
+
+The default runs two passes and merges them in one place (``MergedDetector``): full range on the frame
+letterboxed into 192x192 (plus tiles for big photos), which finds small faces, and short range scanning
+the whole frame shrunk to 0.3 (``SCAN_SCALE``), which finds faces of about 90 pixels up to
+frame-filling ones, side by side in group photos and video-call grids. Faces either pass is unsure of
+get a second look on a crop around them (``CropCheck``). Figures: benchmarks/group_photos.py and
+docs/detection.md.
 """
 
 from __future__ import annotations
@@ -24,6 +31,7 @@ import cv2
 import numpy as np
 
 from emorec.runtime import open_session
+from emorec.track import iou_matrix
 
 DETECTORS = ("auto", "blazeface", "blazeface-full", "blazeface-short", "yunet", "haar")
 
@@ -74,20 +82,35 @@ BLAZEFACE = {
     # MediaPipe's 0.6: 39 instead of 33 of 54 real faces, still no false one (benchmarks/detectors.py).
     "full": BlazeFaceSpec("blazeface_full_range.onnx", 192, (4,), False, 0.5),
 }
-# The default detector ("blazeface") takes faces at least this share of the frame's shorter side from short
-# range, smaller ones from full range. Short range alone added 2 wrong boxes (a whole 139-pixel portrait
-# around its 28- or 40-pixel face, 0.25 and 0.29 of the frame) on benchmarks/detectors.py's scenes; 0.3 drops
-# them, and short range still finds >= 97% of lfw_expressions close-ups shrunk to 0.35 of a frame or more,
-# where full range finds about 85%.
-NEAR_MIN_SHARE = 0.3
+# Short range's input size is free (tools/convert_blazeface.py), so the default scans whole frames with it
+# at this scale: faces of 28-160 pixels in its input, i.e. about 93-530 in the frame, are found where they
+# are, however many share the frame. Letterboxing a 1280x720 sheet of 16 faces into 128x128 made them 13-16
+# pixels (1 of 16 found); scanned at 0.3 they are 41-52. 0.3 turns 640x480 into 192x144, 1.7 times short
+# range's 128x128, and keeps its shorter side within SCAN_MAX_FACE (one pass); 1/3 needed a second pass for
+# 640x480 and 0.4 or 0.5 found more 32-64 pixel faces for 2-3 times the scan's time and more false faces.
+SCAN_SCALE = 0.3
+# Scan boxes under this many input pixels are dropped: below it short range finds 34 of 40 tight face crops
+# but boxes grass, gravel and brick textures (benchmarks/group_photos.py's face-free frames).
+SCAN_MIN_FACE = 28
+# A scan's input is at most this long (a 2133-pixel-wide frame at 0.3): huge photos are scanned coarser, and
+# full range's tiles find their small faces.
+SCAN_MAX_SIDE = 640
+# Short range found 39 of 40 tight face crops 144 pixels wide in its input, 38 at 160 and 7 of 60 at 233:
+# frames whose shorter side is longer than this at the scan scale are also scanned whole at 128 pixels.
+SCAN_MAX_FACE = 144
+SCAN_STRIDE = 16  # short range's coarsest grid: scan inputs are padded to multiples of it
+CHECK_THRESHOLD = 0.7  # the score CropCheck's second look must reach (see CropCheck)
 
 
-def _ssd_anchor_centres(spec: BlazeFaceSpec) -> np.ndarray:
-    """Anchor centres (A, 2) in [0, 1], in the model's output order (row, column, anchor).
+def _ssd_anchor_centres(spec: BlazeFaceSpec, height: int | None = None, width: int | None = None) -> np.ndarray:
+    """Anchor centres (A, 2) in input pixels, in the model's output order (row, column, anchor), for an input
+    of ``height`` x ``width`` (default: the model's square input).
 
     MediaPipe's SsdAnchorsCalculator with fixed_anchor_size: consecutive layers with the same stride
     share one grid, each layer adding one anchor (two with an interpolated scale) per cell.
     """
+    height = height or spec.input_size
+    width = width or spec.input_size
     centres = []
     layer = 0
     while layer < len(spec.strides):
@@ -97,8 +120,8 @@ def _ssd_anchor_centres(spec: BlazeFaceSpec) -> np.ndarray:
             same += 1
             layer += 1
         per_cell = same * (2 if spec.interpolated_anchor else 1)
-        grid = -(-spec.input_size // stride)
-        ys, xs = np.meshgrid((np.arange(grid) + 0.5) / grid, (np.arange(grid) + 0.5) / grid, indexing="ij")
+        rows, cols = -(-height // stride), -(-width // stride)
+        ys, xs = np.meshgrid((np.arange(rows) + 0.5) * stride, (np.arange(cols) + 0.5) * stride, indexing="ij")
         cells = np.stack([xs.ravel(), ys.ravel()], axis=1)
         centres.append(np.repeat(cells, per_cell, axis=0))
     return np.concatenate(centres).astype(np.float32)
@@ -120,7 +143,13 @@ class BlazeFaceDetector:
     a 60-pixel face in a 1920x1080 photo. Frames whose long side exceeds twice ``tile_size`` are therefore
     also searched in overlapping ``tile_size`` tiles (one pass per tile; 7 for 1920x1080); None turns
     tiling off. Tiles grow to a third of the long side in huge photos, so that no photo takes more than
-    16 passes. Faces whose box is smaller than ``min_share`` of the frame's shorter side are dropped.
+    16 passes.
+
+    ``scan_scale`` (short range only, whose input size is free) replaces the letterbox: the frame is
+    resized by this factor (never below the letterbox's, never longer than ``SCAN_MAX_SIDE``), padded
+    right and down to multiples of ``SCAN_STRIDE``, and boxes under ``SCAN_MIN_FACE`` input pixels dropped.
+    Where the frame's shorter side then exceeds ``SCAN_MAX_FACE``, the whole frame shrunk to the model's
+    input size is scanned as well, for faces too large to find at the first scale.
     """
 
     def __init__(
@@ -130,7 +159,7 @@ class BlazeFaceDetector:
         iou_threshold: float = 0.3,
         threads: int = 1,
         tile_size: int | None = 640,
-        min_share: float = 0.0,
+        scan_scale: float | None = None,
     ):
         if variant not in BLAZEFACE:
             raise ValueError(f"unknown BlazeFace variant {variant!r}; expected one of {', '.join(BLAZEFACE)}")
@@ -139,22 +168,18 @@ class BlazeFaceDetector:
         self.score_threshold = self.spec.score_threshold if score_threshold is None else float(score_threshold)
         self.iou_threshold = iou_threshold
         self.tile_size = tile_size
-        self.min_share = min_share
+        self.scan_scale = scan_scale
         with resources.as_file(resources.files("emorec") / "assets" / self.spec.asset) as path:
             self._session = open_session(path, threads)
         self._input = self._session.get_inputs()[0].name
-        self._anchors = _ssd_anchor_centres(self.spec)
+        if scan_scale is not None and not isinstance(self._session.get_inputs()[0].shape[2], str):
+            raise ValueError(f"{self.name} has a fixed input size: it cannot scan at scale {scan_scale}")
+        # Anchors per input (height, width); a stream's frames all share one entry.
+        self._anchors: dict[tuple[int, int], np.ndarray] = {}
         # Deciding on raw logits skips the sigmoid for the thousands of anchors below threshold.
         self._logit_threshold = float(np.log(self.score_threshold / (1.0 - self.score_threshold)))
 
     def detect(self, bgr: np.ndarray) -> Detections:
-        found = self._detect_tiled(bgr)
-        if self.min_share > 0:
-            sides = np.maximum(found.boxes[:, 2] - found.boxes[:, 0], found.boxes[:, 3] - found.boxes[:, 1])
-            found = found.take(np.flatnonzero(sides >= self.min_share * min(bgr.shape[:2])))
-        return found
-
-    def _detect_tiled(self, bgr: np.ndarray) -> Detections:
         height, width = bgr.shape[:2]
         found = self._detect_once(bgr)
         if self.tile_size is None or max(height, width) <= 2 * self.tile_size:
@@ -173,54 +198,127 @@ class BlazeFaceDetector:
 
     def _detect_once(self, bgr: np.ndarray) -> Detections:
         height, width = bgr.shape[:2]
+        whole = self.spec.input_size / max(height, width)  # the scale that fits the frame in the model's input
+        if self.scan_scale is None:
+            return self._run(bgr, whole, scan=False)
+        scale = min(max(self.scan_scale, whole), SCAN_MAX_SIDE / max(height, width))
+        found = self._run(bgr, scale, scan=True)
+        if min(height, width) * scale <= SCAN_MAX_FACE or scale <= whole:
+            return found
+        # A face filling the frame would be too large for short range at this scale: scan the whole frame too.
+        found = Detections(*(np.concatenate(c) for c in zip(found, self._run(bgr, whole, scan=True), strict=True)))
+        return found.take(nms(found.boxes, found.scores, self.iou_threshold))
+
+    def _run(self, bgr: np.ndarray, scale: float, scan: bool) -> Detections:
+        """One model pass over the frame resized by ``scale``: letterboxed into the square input, or (scan)
+        padded right and down to multiples of SCAN_STRIDE, dropping boxes under SCAN_MIN_FACE input pixels."""
+        height, width = bgr.shape[:2]
         size = self.spec.input_size
-        # Letterbox like MediaPipe: keep the aspect ratio, centre the frame on a black square.
-        scale = size / max(height, width)
         new_w, new_h = max(1, round(width * scale)), max(1, round(height * scale))
-        pad_x, pad_y = (size - new_w) // 2, (size - new_h) // 2
+        if scan:
+            in_w, in_h = -(-new_w // SCAN_STRIDE) * SCAN_STRIDE, -(-new_h // SCAN_STRIDE) * SCAN_STRIDE
+            pad_x = pad_y = 0
+        else:
+            # Letterbox like MediaPipe: keep the aspect ratio, centre the frame on a black square.
+            in_w = in_h = size
+            pad_x, pad_y = (size - new_w) // 2, (size - new_h) // 2
         resized = _shrink(bgr, new_w, new_h)
-        tensor = np.full((1, 3, size, size), -1.0, dtype=np.float32)
+        tensor = np.full((1, 3, in_h, in_w), -1.0, dtype=np.float32)
         # BGR -> RGB planes, pixels to [-1, 1] as the model was trained.
         tensor[0, :, pad_y : pad_y + new_h, pad_x : pad_x + new_w] = cv2.dnn.blobFromImage(
             resized, 1 / 127.5, mean=(127.5, 127.5, 127.5), swapRB=True
         )[0]
         regressors, logits = self._session.run(None, {self._input: tensor})
         candidates = np.flatnonzero(logits[0, :, 0] > self._logit_threshold)
+        raw = regressors[0, candidates]  # input pixels, relative to the anchor centre
+        if scan:
+            candidates = candidates[raw[:, 2:4].max(axis=1) >= SCAN_MIN_FACE]
+            raw = regressors[0, candidates]
         if len(candidates) == 0:
             return Detections.none()
-        raw = regressors[0, candidates] / size
-        anchors = self._anchors[candidates]
+        if (in_h, in_w) not in self._anchors:
+            self._anchors[(in_h, in_w)] = _ssd_anchor_centres(self.spec, in_h, in_w)
+        anchors = self._anchors[(in_h, in_w)][candidates]
         centres = anchors + raw[:, :2]
         half = raw[:, 2:4] / 2
-        boxes = np.concatenate([centres - half, centres + half], axis=1) * size
+        boxes = np.concatenate([centres - half, centres + half], axis=1)
         boxes = (boxes - [pad_x, pad_y, pad_x, pad_y]) / scale
         # Keypoints follow the box: the first two of MediaPipe's six are the eyes (the image's left one first).
-        eyes = ((anchors[:, None] + raw[:, 4:8].reshape(-1, 2, 2)) * size - [pad_x, pad_y]) / scale
+        eyes = (anchors[:, None] + raw[:, 4:8].reshape(-1, 2, 2) - [pad_x, pad_y]) / scale
         scores = 1.0 / (1.0 + np.exp(-np.clip(logits[0, candidates, 0], -100, 100)))
         keep = nms(boxes, scores, self.iou_threshold)
         boxes = np.clip(boxes[keep], 0, [width, height, width, height])
         return Detections(boxes.astype(np.float32), scores[keep].astype(np.float32), eyes[keep].astype(np.float32))
 
 
-class MergedDetector:
-    """Several detectors on every frame, their detections pooled and overlapping boxes merged by NMS.
+class CropCheck:
+    """A second look at unsure faces: short range on a square crop ``context`` times the box's side around
+    it, where the face is about half the model's input, as in the photos it was trained on.
 
-    BlazeFace full range misses faces that fill most of the frame (a webcam at arm's length, a cropped
-    portrait) and short range misses small ones, so the default runs both. Where both find a face their
-    boxes agree (median width ratio 1.00 on close-up photos both found), so one crop geometry fits either.
+    Faces scored below ``sure`` are kept only if the crop's pass finds a box overlapping theirs (IoU >= 0.5)
+    with a score of at least ``detector.score_threshold``. On benchmarks/group_photos.py's candidates this
+    look scored 0.81 or more for 95% of real faces and under 0.65 for 90% of false ones (most under 0.5);
+    with sure 0.75 and threshold 0.7 it dropped every false face scan and full range made at 0.5 and 3
+    of 470 real ones. A one-face webcam frame (scores around 0.9) rarely pays for it.
     """
 
-    def __init__(self, detectors: list[Detector], iou_threshold: float = 0.3, name: str | None = None):
+    def __init__(self, detector: BlazeFaceDetector, sure: float = 0.75, context: float = 2.0):
+        self.detector = detector
+        self.sure = sure
+        self.context = context
+
+    def __call__(self, bgr: np.ndarray, found: Detections) -> Detections:
+        keep = found.scores >= self.sure
+        for i in np.flatnonzero(~keep):
+            keep[i] = self._confirmed(bgr, found.boxes[i])
+        return found.take(np.flatnonzero(keep))
+
+    def _confirmed(self, bgr: np.ndarray, box: np.ndarray) -> bool:
+        height, width = bgr.shape[:2]
+        side = max(2, round(self.context * max(box[2] - box[0], box[3] - box[1])))
+        x0, y0 = round((box[0] + box[2] - side) / 2), round((box[1] + box[3] - side) / 2)
+        crop = bgr[max(0, y0) : max(0, y0 + side), max(0, x0) : max(0, x0 + side)]
+        if crop.size == 0:
+            return False
+        # Beyond the frame's edges the crop is black, as the letterbox is: a face filling the frame is seen
+        # small, in the middle, rather than again as it was.
+        top, left = max(0, -y0), max(0, -x0)
+        crop = cv2.copyMakeBorder(
+            crop, top, side - top - crop.shape[0], left, side - left - crop.shape[1], cv2.BORDER_CONSTANT
+        )
+        again = self.detector.detect(crop).shifted(x0, y0).boxes
+        return len(again) > 0 and bool(iou_matrix(again, box[None]).max() >= 0.5)
+
+
+class MergedDetector:
+    """Several detectors on every frame, their detections pooled and overlapping boxes merged by NMS, then,
+    given a ``check``, unsure ones confirmed by it.
+
+    BlazeFace full range misses faces that fill most of the frame (a webcam at arm's length, a cropped
+    portrait) and short range letterboxed misses small ones, so the default runs both. Where both find a
+    face their boxes agree (median width ratio 1.00 on close-up photos both found), so one crop geometry
+    fits either.
+    """
+
+    def __init__(
+        self,
+        detectors: list[Detector],
+        iou_threshold: float = 0.3,
+        name: str | None = None,
+        check: CropCheck | None = None,
+    ):
         if not detectors:
             raise ValueError("MergedDetector needs at least one detector")
         self.detectors = list(detectors)
         self.iou_threshold = iou_threshold
         self.name = name or "+".join(d.name for d in self.detectors)
+        self.check = check
 
     def detect(self, bgr: np.ndarray) -> Detections:
         parts = [detector.detect(bgr) for detector in self.detectors]
         merged = Detections(*(np.concatenate(column) for column in zip(*parts, strict=True)))
-        return merged.take(nms(merged.boxes, merged.scores, self.iou_threshold))
+        merged = merged.take(nms(merged.boxes, merged.scores, self.iou_threshold))
+        return merged if self.check is None else self.check(bgr, merged)
 
 
 def _shrink(image: np.ndarray, width: int, height: int) -> np.ndarray:
@@ -315,20 +413,19 @@ def create_detector(
 ) -> Detector:
     """A detector by name (see ``DETECTORS``); a ready ``Detector`` object is returned as it is.
 
-    ``auto`` (= ``blazeface``) runs BlazeFace full and short range and merges their boxes, chosen with
-    benchmarks/detectors.py: 39 of 54 real faces, no false one on 18 face-free photos and frames, and a
-    face in 98.1% of the lfw_expressions close-ups. Full range alone finds the same 39 but only 18.7% of
-    the close-ups; short range alone 27 (it misses faces under ~60 px in 640x480) and adds 2 wrong boxes;
-    Haar 24 with 4 false faces, in 440 ms. Running both costs short range's ~2 ms on top of full range's ~4.
+    ``auto`` (= ``blazeface``) runs BlazeFace full range (letterboxed, tiles for big photos) and short range
+    scanning the frame at ``SCAN_SCALE``, merges their boxes and gives unsure ones a second look
+    (``CropCheck``); figures in docs/detection.md. ``blazeface-full`` and ``blazeface-short`` are either
+    model alone, letterboxed as MediaPipe does.
     """
     if not isinstance(name, str):
         return name
     key = name.strip().lower()
     if key in ("auto", "blazeface"):
         full = BlazeFaceDetector("full", score_threshold, threads=threads, tile_size=tile_size)
-        # Short range keeps only faces of at least NEAR_MIN_SHARE of the frame: smaller ones are full range's.
-        short = BlazeFaceDetector("short", score_threshold, threads=threads, tile_size=None, min_share=NEAR_MIN_SHARE)
-        return MergedDetector([full, short], name="blazeface")
+        scan = BlazeFaceDetector("short", score_threshold, threads=threads, tile_size=None, scan_scale=SCAN_SCALE)
+        check = CropCheck(BlazeFaceDetector("short", CHECK_THRESHOLD, threads=threads, tile_size=None))
+        return MergedDetector([full, scan], name="blazeface", check=check)
     if key in ("blazeface-full", "full"):
         return BlazeFaceDetector("full", score_threshold, threads=threads, tile_size=tile_size)
     if key in ("blazeface-short", "short"):
