@@ -86,8 +86,9 @@ BLAZEFACE = {
 # at this scale: faces of 28-160 pixels in its input, i.e. about 93-530 in the frame, are found where they
 # are, however many share the frame. Letterboxing a 1280x720 sheet of 16 faces into 128x128 made them 13-16
 # pixels (1 of 16 found); scanned at 0.3 they are 41-52. 0.3 turns 640x480 into 192x144, 1.7 times short
-# range's 128x128, and keeps its shorter side within SCAN_MAX_FACE (one pass); 1/3 needed a second pass for
-# 640x480 and 0.4 or 0.5 found more 32-64 pixel faces for 2-3 times the scan's time and more false faces.
+# range's 128x128, and keeps its shorter side within SCAN_MAX_FACE (one pass); 1/3 needs a second pass for
+# 640x480, and 0.5 found 12 more of benchmarks/group_photos.py's 324 faces (48-100 px) but also 2 false ones
+# in its 114 face-free frames, at 1.8 times the default's time per 640x480 frame (docs/detection.md).
 SCAN_SCALE = 0.3
 # Scan boxes under this many input pixels are dropped: below it short range finds 34 of 40 tight face crops
 # but boxes grass, gravel and brick textures (benchmarks/group_photos.py's face-free frames).
@@ -145,11 +146,11 @@ class BlazeFaceDetector:
     tiling off. Tiles grow to a third of the long side in huge photos, so that no photo takes more than
     16 passes.
 
-    ``scan_scale`` (short range only, whose input size is free) replaces the letterbox: the frame is
-    resized by this factor (never below the letterbox's, never longer than ``SCAN_MAX_SIDE``), padded
-    right and down to multiples of ``SCAN_STRIDE``, and boxes under ``SCAN_MIN_FACE`` input pixels dropped.
-    Where the frame's shorter side then exceeds ``SCAN_MAX_FACE``, the whole frame shrunk to the model's
-    input size is scanned as well, for faces too large to find at the first scale.
+    ``scan_scale`` (short range only, whose input size is free) replaces the letterbox where it makes the
+    frame larger than the model's input: the frame is resized by this factor (its long side at most
+    ``SCAN_MAX_SIDE``) and padded right and down to multiples of ``SCAN_STRIDE``. Where the frame's shorter
+    side is then over ``SCAN_MAX_FACE``, the frame is also letterboxed, for faces too large to find at the
+    first scale. Either way boxes under ``SCAN_MIN_FACE`` input pixels are dropped.
     """
 
     def __init__(
@@ -200,18 +201,22 @@ class BlazeFaceDetector:
         height, width = bgr.shape[:2]
         whole = self.spec.input_size / max(height, width)  # the scale that fits the frame in the model's input
         if self.scan_scale is None:
-            return self._run(bgr, whole, scan=False)
-        scale = min(max(self.scan_scale, whole), SCAN_MAX_SIDE / max(height, width))
-        found = self._run(bgr, scale, scan=True)
-        if min(height, width) * scale <= SCAN_MAX_FACE or scale <= whole:
+            return self._run(bgr, whole)
+        scale = min(self.scan_scale, SCAN_MAX_SIDE / max(height, width))
+        if scale <= whole:
+            # A small frame (a close-up photo) is the model's input already: letterboxed, as MediaPipe does,
+            # short range finds tall narrow close-ups that it misses padded on one side only.
+            return self._run(bgr, whole, min_face=SCAN_MIN_FACE)
+        found = self._run(bgr, scale, min_face=SCAN_MIN_FACE, scan=True)
+        if min(height, width) * scale <= SCAN_MAX_FACE:
             return found
-        # A face filling the frame would be too large for short range at this scale: scan the whole frame too.
-        found = Detections(*(np.concatenate(c) for c in zip(found, self._run(bgr, whole, scan=True), strict=True)))
+        # A face filling the frame would be too large for short range at this scale: look at the whole frame too.
+        found = Detections(*(np.concatenate(c) for c in zip(found, self._run(bgr, whole, SCAN_MIN_FACE), strict=True)))
         return found.take(nms(found.boxes, found.scores, self.iou_threshold))
 
-    def _run(self, bgr: np.ndarray, scale: float, scan: bool) -> Detections:
-        """One model pass over the frame resized by ``scale``: letterboxed into the square input, or (scan)
-        padded right and down to multiples of SCAN_STRIDE, dropping boxes under SCAN_MIN_FACE input pixels."""
+    def _run(self, bgr: np.ndarray, scale: float, min_face: float = 0, scan: bool = False) -> Detections:
+        """One model pass over the frame resized by ``scale``, letterboxed into the square input or (scan)
+        padded right and down to multiples of SCAN_STRIDE; boxes under ``min_face`` input pixels dropped."""
         height, width = bgr.shape[:2]
         size = self.spec.input_size
         new_w, new_h = max(1, round(width * scale)), max(1, round(height * scale))
@@ -231,8 +236,8 @@ class BlazeFaceDetector:
         regressors, logits = self._session.run(None, {self._input: tensor})
         candidates = np.flatnonzero(logits[0, :, 0] > self._logit_threshold)
         raw = regressors[0, candidates]  # input pixels, relative to the anchor centre
-        if scan:
-            candidates = candidates[raw[:, 2:4].max(axis=1) >= SCAN_MIN_FACE]
+        if min_face:
+            candidates = candidates[raw[:, 2:4].max(axis=1) >= min_face]
             raw = regressors[0, candidates]
         if len(candidates) == 0:
             return Detections.none()
@@ -269,6 +274,10 @@ class CropCheck:
         self.context = context
 
     def __call__(self, bgr: np.ndarray, found: Detections) -> Detections:
+        if max(bgr.shape[:2]) <= self.detector.spec.input_size:
+            # A thumbnail is a face crop already, seen whole at full resolution: a crop of it only blurs
+            # further (7 of 706 close-ups, all under 105 px, were lost to that).
+            return found
         confirmed = [found.take(np.flatnonzero(found.scores >= self.sure))]
         confirmed += [self._look_again(bgr, box) for box in found.boxes[found.scores < self.sure]]
         return Detections(*(np.concatenate(column) for column in zip(*confirmed, strict=True)))
@@ -282,11 +291,12 @@ class CropCheck:
         crop = bgr[max(0, y0) : max(0, y0 + side), max(0, x0) : max(0, x0 + side)]
         if crop.size == 0:
             return Detections.none()
-        # Beyond the frame's edges the crop is black, as the letterbox is: a face filling the frame is seen
-        # small, in the middle, rather than again as it was.
+        # Beyond the frame's edges the crop is grey: a face filling the frame is seen small, in the middle,
+        # rather than again as it was. Of 688 close-ups found, grey kept 685, black 677, the edge repeated 657.
         top, left = max(0, -y0), max(0, -x0)
         crop = cv2.copyMakeBorder(
-            crop, top, side - top - crop.shape[0], left, side - left - crop.shape[1], cv2.BORDER_CONSTANT
+            crop, top, side - top - crop.shape[0], left, side - left - crop.shape[1], cv2.BORDER_CONSTANT,
+            value=(128, 128, 128),
         )
         again = self.detector.detect(crop).shifted(x0, y0)
         overlap = iou_matrix(again.boxes, box[None])[:, 0] if len(again.boxes) else np.zeros(0)
