@@ -268,7 +268,7 @@ def test_the_default_finds_no_face_in_face_free_frames(photo, size):
 
 
 def test_crop_check_keeps_sure_and_confirmed_faces_only(astronaut_bgr):
-    check = CropCheck(BlazeFaceDetector("short", 0.7, tile_size=None))
+    check = CropCheck([BlazeFaceDetector("short", 0.7, tile_size=None)])
     rough_face = np.float32(ASTRONAUT_FACE) + np.float32([-20, 15, 5, 30])  # as full range boxes small faces
     sky = np.float32([380, 20, 480, 120])
     unknown_eyes = np.full((3, 2, 2), np.nan, np.float32)

@@ -97,10 +97,14 @@ SCAN_MIN_FACE = 28
 # full range's tiles find their small faces.
 SCAN_MAX_SIDE = 640
 # Short range found 39 of 40 tight face crops 144 pixels wide in its input, 38 at 160 and 7 of 60 at 233:
-# frames whose shorter side is longer than this at the scan scale are also scanned whole at 128 pixels.
+# frames whose shorter side is longer than this at the scan scale are also letterboxed whole into 128x128.
 SCAN_MAX_FACE = 144
 SCAN_STRIDE = 16  # short range's coarsest grid: scan inputs are padded to multiples of it
-CHECK_THRESHOLD = 0.7  # the score CropCheck's second look must reach (see CropCheck)
+# CropCheck's crops put the face at this many input pixels (half of short range's, a third of full range's)
+# and its looks must score at least these (see CropCheck).
+CHECK_FACE = 64
+CHECK_SHORT_THRESHOLD = 0.7
+CHECK_FULL_THRESHOLD = 0.5
 
 
 def _ssd_anchor_centres(spec: BlazeFaceSpec, height: int | None = None, width: int | None = None) -> np.ndarray:
@@ -257,36 +261,43 @@ class BlazeFaceDetector:
 
 
 class CropCheck:
-    """A second look at unsure faces: short range on a square crop ``context`` times the box's side around
-    it, where the face is about half the model's input, as in the photos it was trained on.
+    """A second look at unsure faces: BlazeFace on a square crop around each, sized so that the face is
+    ``CHECK_FACE`` pixels in the model's input, as in the photos it was trained on.
 
-    Faces scored below ``sure`` are kept only if the crop's pass finds a box overlapping theirs (IoU >= 0.3)
-    with a score of at least ``detector.score_threshold``, and then as that pass found them. On the
-    candidates of benchmarks/group_photos.py (scores >= 0.5) this look scored 0.81 or more for 95% of real
-    faces and under 0.65 for 90% of false ones; with sure 0.75 and threshold 0.7 it dropped all 18 false
-    faces and 4 of 473 real ones (a face cut by the frame's edge, for one). A one-face webcam frame
-    (scores around 0.9) rarely pays for it; a sheet of 16 small faces pays a 128x128 pass for most.
+    Faces scored below ``sure`` are kept only if one of the ``looks`` (tried in order, each at its own
+    score threshold) finds a box overlapping theirs (IoU >= 0.3) in the crop, and then as that look found
+    them. On benchmarks/group_photos.py's frames the merged passes propose 285 real and 14 false faces
+    (scores >= 0.5); 38 real and all 14 false ones score under 0.75. Short range's look (>= 0.7) confirmed
+    37 of those 38 and no false one, full range's (>= 0.5) the 38th and no false one; full range's alone
+    would have lost 4. A one-face webcam frame (scores around 0.9) rarely pays for a look; a sheet of 16
+    small faces pays one pass for most of them.
     """
 
-    def __init__(self, detector: BlazeFaceDetector, sure: float = 0.75, context: float = 2.0):
-        self.detector = detector
+    def __init__(self, looks: list[BlazeFaceDetector], sure: float = 0.75):
+        self.looks = looks
         self.sure = sure
-        self.context = context
 
     def __call__(self, bgr: np.ndarray, found: Detections) -> Detections:
-        if max(bgr.shape[:2]) <= self.detector.spec.input_size:
+        if max(bgr.shape[:2]) <= min(look.spec.input_size for look in self.looks):
             # A thumbnail is a face crop already, seen whole at full resolution: a crop of it only blurs
             # further (7 of 706 close-ups, all under 105 px, were lost to that).
             return found
         confirmed = [found.take(np.flatnonzero(found.scores >= self.sure))]
-        confirmed += [self._look_again(bgr, box) for box in found.boxes[found.scores < self.sure]]
+        for box in found.boxes[found.scores < self.sure]:
+            for look in self.looks:
+                again = self._look_again(look, bgr, box)
+                if len(again.boxes):
+                    confirmed.append(again)
+                    break
         return Detections(*(np.concatenate(column) for column in zip(*confirmed, strict=True)))
 
-    def _look_again(self, bgr: np.ndarray, box: np.ndarray) -> Detections:
+    @staticmethod
+    def _look_again(look: BlazeFaceDetector, bgr: np.ndarray, box: np.ndarray) -> Detections:
         """The crop's best detection overlapping ``box`` (IoU >= 0.3), or none. Its box and eyes replace the
-        candidate's: the face is at short range's best scale there, and full range's boxes of faces 10-20
+        candidate's: the face is at the model's best scale there, and full range's boxes of faces 10-20
         pixels in its input are rough (a real face's box overlapped the crop's only 0.45)."""
-        side = max(2, round(self.context * max(box[2] - box[0], box[3] - box[1])))
+        context = look.spec.input_size / CHECK_FACE
+        side = max(2, round(context * max(box[2] - box[0], box[3] - box[1])))
         x0, y0 = round((box[0] + box[2] - side) / 2), round((box[1] + box[3] - side) / 2)
         crop = bgr[max(0, y0) : max(0, y0 + side), max(0, x0) : max(0, x0 + side)]
         if crop.size == 0:
@@ -298,7 +309,7 @@ class CropCheck:
             crop, top, side - top - crop.shape[0], left, side - left - crop.shape[1], cv2.BORDER_CONSTANT,
             value=(128, 128, 128),
         )
-        again = self.detector.detect(crop).shifted(x0, y0)
+        again = look.detect(crop).shifted(x0, y0)
         overlap = iou_matrix(again.boxes, box[None])[:, 0] if len(again.boxes) else np.zeros(0)
         return again.take(np.flatnonzero(overlap >= 0.3)[:1])  # detections come best first
 
@@ -449,7 +460,11 @@ def create_detector(
     if key in ("auto", "blazeface"):
         full = BlazeFaceDetector("full", score_threshold, threads=threads, tile_size=tile_size)
         scan = BlazeFaceDetector("short", score_threshold, threads=threads, tile_size=None, scan_scale=SCAN_SCALE)
-        check = CropCheck(BlazeFaceDetector("short", CHECK_THRESHOLD, threads=threads, tile_size=None))
+        looks = [
+            BlazeFaceDetector(variant, threshold, threads=threads, tile_size=None)
+            for variant, threshold in (("short", CHECK_SHORT_THRESHOLD), ("full", CHECK_FULL_THRESHOLD))
+        ]
+        check = CropCheck(looks)
         return MergedDetector([full, scan], name="blazeface", check=check)
     if key in ("blazeface-full", "full"):
         return BlazeFaceDetector("full", score_threshold, threads=threads, tile_size=tile_size)
