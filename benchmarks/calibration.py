@@ -180,8 +180,8 @@ def video_test(rec, data: Path, rows, probs, truth, person, found) -> None:
     smile = cv2.imread(str(data / "images" / rows[expressive[0]]["image"]))
     smile = cv2.resize(smile, neutral.shape[1::-1])
     rng = np.random.default_rng(0)
-    for label, stream in (("manual baseline", rec.new_stream(baseline=baseline)),
-                          ("auto-calibration", rec.new_stream(auto_calibrate=True))):
+    for label, stream in (("manual baseline", rec.stream(baseline=baseline)),
+                          ("auto-calibration", rec.stream(auto_calibrate=True))):
         readings = defaultdict(list)
         for frame_index in range(80):
             second = frame_index / 10

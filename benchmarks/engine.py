@@ -78,7 +78,7 @@ def main() -> int:
         f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} (other jobs slow these figures down)"
     )
     for name, frame in scenes().items():
-        stream = rec.new_stream(smoothing=True, detect_every=1)  # every frame in full: see stream_detection.py
+        stream = rec.stream(smoothing=True, detect_every=1)  # every frame in full: see stream_detection.py
         stages: dict[str, list[float]] = {}
         for i in range(args.repeats):
             for stage, ms in stream.process(frame, frame_index=i).timings_ms.items():

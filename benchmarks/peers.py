@@ -10,7 +10,7 @@ each process times its own calls. Figures are medians and ratios (fer's time / e
 
 Measured: end to end per frame (fer's ``detect_emotions``, emorec's ``process``); the same on a video clip
 (benchmarks/stream_detection.py's real faces in synthetic motion, ``--shots`` shots of about 60 frames),
-where emorec runs as a stream (``new_stream``: the detector every few frames, faces followed in between)
+where emorec runs as a stream (``rec.stream()``: the detector every few frames, faces followed in between)
 and fer, which has no stream mode, runs ``detect_emotions`` on every frame; the face detector per
 frame, the classifier for one face (fer's TFLite interpreter on a 64x64 face, emorec's ONNX model on a
 48x48 face) and faces/s for 32 faces (fer's own loop over its interpreter, emorec's batch of 32).
@@ -152,7 +152,7 @@ def real_frames(photos: Path, count: int) -> np.ndarray:
 def _ours(rec, frames: np.ndarray, clip: np.ndarray):
     import cv2
 
-    stream = rec.new_stream()
+    stream = rec.stream()
 
     def in_stream(i: int) -> int:
         if i == 0:  # each pass plays the clip from its start

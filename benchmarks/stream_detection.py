@@ -195,7 +195,7 @@ def main() -> int:
     print(f"clip: {len(frames)} frames of 640x480, {args.shots} shots (cuts between them), {total_faces} faces; "
           "real lfw_expressions faces in synthetic motion")
 
-    modes = [Mode(f"{name}, detect_every={k}", engine.new_stream(smoothing=not args.no_smoothing, detect_every=int(k)))
+    modes = [Mode(f"{name}, detect_every={k}", engine.stream(smoothing=not args.no_smoothing, detect_every=int(k)))
              for name, engine in engines.items() for k in args.every.split(",")]
     for index, (frame, truth) in enumerate(zip(frames, truths, strict=True)):
         turn = index % len(modes)

@@ -20,6 +20,8 @@ pq = pytest.importorskip("pyarrow.parquet")
 
 from emorec.batch import BatchSettings, analyze, expand_inputs, file_sha256, schemas  # noqa: E402
 from emorec.cli import main  # noqa: E402
+from emorec.config import EngineConfig  # noqa: E402
+from emorec.errors import ConfigError  # noqa: E402
 from emorec.labels import EMOTIONS  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
@@ -115,17 +117,17 @@ def test_parquet_schemas_are_the_documented_ones(local_run):
         assert pq.read_schema(path).equals(faces_schema, check_metadata=False)
     assert pq.read_schema(out / "summary.parquet").equals(files_schema, check_metadata=False)
     assert summary.schema.equals(files_schema)
-    assert [f.name for f in faces_schema][:5] == ["source", "sha256", "frame_index", "time_s", "track_id"]
+    assert [f.name for f in faces_schema][:6] == ["source", "sha256", "model", "frame_index", "time_s", "track_id"]
     assert faces_schema.field("baseline_id").nullable and not faces_schema.field("angry").nullable
-    documented = (REPO / "README.md").read_text()
+    documented = (REPO / "docs" / "batch.md").read_text()
     for field in (*faces_schema, *files_schema):
-        assert f"`{field.name}`" in documented, f"README documents the column {field.name}"
+        assert f"`{field.name}`" in documented, f"docs/batch.md documents the column {field.name}"
 
 
-def test_the_readme_line_reads_the_results_into_pandas(local_run):
+def test_the_documented_line_reads_the_results_into_pandas(local_run):
     pd = pytest.importorskip("pandas")
     out, _ = local_run
-    faces = pd.read_parquet(out / "faces")  # the README's one line
+    faces = pd.read_parquet(out / "faces")  # the one line of the README and docs/batch.md
     assert len(faces) == sum(GOOD.values()) and faces.groupby("source")["track_id"].nunique().eq(1).all()
 
 
@@ -139,11 +141,29 @@ def test_rerun_skips_what_is_done_and_retries_errors(local_run, videos):
     assert rows["a.avi"]["frames"] == 12  # the summary row comes back from the first run
 
 
-def test_other_settings_make_a_new_result(local_run, videos):
-    out, _ = local_run
-    settings = BatchSettings(smoothing=False)
-    rows = by_name(analyze([videos / "a.avi"], out=out, settings=settings, workers=1, progress=False))
-    assert rows["a.avi"]["status"] == "done"
+def test_other_settings_replace_the_result_so_out_holds_one_per_input(videos, tmp_path):
+    first = by_name(analyze([videos / "a.avi"], out=tmp_path, workers=1, progress=False))["a.avi"]
+    for settings in (BatchSettings(engine=EngineConfig(smoothing=False)),
+                     BatchSettings(engine=EngineConfig(smoothing=False, detect_every=1))):
+        row = by_name(analyze([videos / "a.avi"], out=tmp_path, settings=settings, workers=1, progress=False))["a.avi"]
+        assert row["status"] == "done", "other settings are analysed again, not skipped"
+        assert json.loads(row["settings"])["engine"]["detect_every"] == settings.engine.detect_every
+    assert [p.name for p in (tmp_path / "faces").glob("*.parquet")] == [Path(row["faces_file"]).name]
+    assert len(list((tmp_path / "files").glob("*.json"))) == 1 and row["faces_file"] != first["faces_file"]
+    faces = faces_table(tmp_path)
+    assert faces.num_rows == 12 and set(faces.column("model").to_pylist()) == {"emonet_fast_int8.onnx"}
+
+
+def test_a_copy_of_a_file_elsewhere_is_its_own_input(videos, tmp_path):
+    copy = tmp_path / "copies" / "a.avi"
+    copy.parent.mkdir()
+    copy.write_bytes((videos / "a.avi").read_bytes())
+    summary = analyze([videos / "a.avi", copy], out=tmp_path / "out", workers=1, progress=False).to_pylist()
+    assert [r["source"] for r in summary] == [str(videos / "a.avi"), str(copy)]
+    assert summary[0]["sha256"] == summary[1]["sha256"] and summary[0]["faces_file"] != summary[1]["faces_file"]
+    faces = faces_table(tmp_path / "out")
+    assert sorted(set(faces.column("source").to_pylist())) == sorted([str(videos / "a.avi"), str(copy)])
+    assert faces.num_rows == 24
 
 
 def test_a_baseline_is_applied_and_named_in_every_row(videos, astronaut_bgr, tmp_path):
@@ -210,6 +230,18 @@ def test_resume_after_sigkill_loses_nothing_already_written(astronaut_bgr, tmp_p
     for key, content in before.items():
         assert (out / done[key]["faces_file"]).read_bytes() == content, "kept, not redone"
     assert faces_table(out).num_rows == 60 * count
+
+
+def test_results_inside_an_input_folder_are_never_read_as_inputs(astronaut_bgr, tmp_path):
+    write_face_video(tmp_path / "clip.avi", astronaut_bgr, 6)
+    out = tmp_path / "results"
+    settings = BatchSettings(annotate=True)
+    first = analyze([tmp_path], out=out, settings=settings, workers=1, progress=False)
+    assert [r["status"] for r in first.to_pylist()] == ["done"] and list((out / "videos").glob("*.mp4"))
+    again = analyze([tmp_path], out=out, settings=settings, workers=1, progress=False).to_pylist()
+    assert [(Path(r["source"]).name, r["status"]) for r in again] == [("clip.avi", "skipped")]
+    with pytest.raises(ConfigError, match="outside the results folders"):
+        analyze([out], out=out, settings=settings, workers=1, progress=False)
 
 
 def test_inputs_are_files_folders_globs_and_lists(videos, tmp_path):

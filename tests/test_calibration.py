@@ -81,14 +81,16 @@ def test_the_persons_own_neutral_face_reads_neutral_and_expressions_still_read()
 
 def test_baseline_rejects_values_that_are_not_log_probabilities():
     good = angry_rest().log_probs
-    with pytest.raises(BaselineError, match="finite"):
-        Baseline(np.where(np.arange(7) == 2, np.nan, good), "m")
+    for log_probs in (np.where(np.arange(7) == 2, np.nan, good), -good, np.where(np.arange(7) == 2, -1e308, good)):
+        with pytest.raises(BaselineError, match="logs of probabilities, between -9.21 and 0"):
+            Baseline(log_probs, "m")
     with pytest.raises(BaselineError, match="shape"):
         Baseline(good[:6], "m")
-    with pytest.raises(BaselineError, match="<= 0"):
-        Baseline(-good, "m")
-    with pytest.raises(BaselineError, match="strength"):
-        Baseline(good, "m", strength=-1)
+    for strength in (-1, float("nan"), float("inf"), 1e308):
+        with pytest.raises(BaselineError, match="strength must be a number from 0 to 10"):
+            Baseline(good, "m", strength=strength)
+    with pytest.raises(BaselineError, match="neutral_margin must be a number from 0 to 10"):
+        Baseline(good, "m", neutral_margin=1e308)
     with pytest.raises(BaselineError, match="no faces"):
         Baseline.from_scores(np.zeros((0, 7)), "m")
 
@@ -126,7 +128,13 @@ def _edited(data: dict, **changes) -> str:
         ("EDIT samples", "whole number"),
         ("EDIT notes", "notes"),
         ("EDIT strength", "strength"),
+        ("EDIT huge strength", "strength must be a number from 0 to 10"),
+        ("EDIT 5000 digits", "a 5000-digit number is not one a baseline may hold"),
+        ("EDIT 4000-digit log_prob", "a 3999-digit number"),
+        ("[" * 30_000 + "]" * 30_000, "nested too deep"),
+        ("[" * 100_000 + "]" * 100_000, "a baseline is at most 65536 bytes"),
     ],
+    ids=lambda value: value[:40] if isinstance(value, str) else None,
 )
 def test_bad_baseline_files_give_an_error_naming_the_file(tmp_path, content, says):
     data = angry_rest().to_dict()
@@ -140,6 +148,9 @@ def test_bad_baseline_files_give_an_error_naming_the_file(tmp_path, content, say
         "EDIT samples": _edited(data, samples=2.5),
         "EDIT notes": _edited(data, notes=5),
         "EDIT strength": _edited(data, strength=True),
+        "EDIT huge strength": _edited(data, strength=1e308),  # what `calibrate --strength 1e308` wrote
+        "EDIT 5000 digits": _edited(data, samples=1).replace('"samples": 1', '"samples": ' + "9" * 5000),
+        "EDIT 4000-digit log_prob": json.dumps(data).replace(str(data["log_probs"]["fear"]), "-" + "9" * 3999),
     }
     path = tmp_path / "broken.json"
     text = edits.get(content, content)
@@ -150,7 +161,7 @@ def test_bad_baseline_files_give_an_error_naming_the_file(tmp_path, content, say
 
 
 def test_a_missing_baseline_file_is_named(tmp_path):
-    with pytest.raises(BaselineError, match="no such baseline file") as error:
+    with pytest.raises(BaselineError, match="no such file") as error:
         load_baseline(tmp_path / "nowhere.json")
     assert "nowhere.json" in str(error.value)
 
@@ -171,11 +182,10 @@ def test_a_baseline_of_another_model_is_refused(rec, astronaut_bgr, tmp_path):
     with pytest.raises(BaselineError, match="another classifier"):
         rec(astronaut_bgr, baseline=theirs)
     with pytest.raises(BaselineError, match="another classifier"):
-        rec.new_stream(baseline=theirs)
-    stream = rec.new_stream()
-    stream.baseline = theirs
-    with pytest.raises(BaselineError, match="another classifier"):
-        stream.process(astronaut_bgr)
+        rec.stream(baseline=theirs)
+    stream = rec.stream()
+    with pytest.raises(BaselineError, match="another classifier"):  # refused when set, not frames later
+        stream.baseline = theirs
 
 
 def test_the_int8_twin_shares_its_float_models_baselines(rec, astronaut_bgr):
@@ -221,7 +231,7 @@ def test_calibrate_skips_and_reports_images_without_a_face_and_unreadable_files(
 
 
 def test_auto_calibration_is_for_streams(rec):
-    with pytest.raises(ValueError, match="new_stream"):
+    with pytest.raises(ValueError, match="use it on a stream"):
         rec.auto_calibrate = True
 
 
@@ -300,8 +310,8 @@ def test_a_misread_resting_face_reads_neutral_once_calibrated_and_expressions_st
     baseline = rec.calibrate([frame for t, frame in video if t < 3])
     # Every frame detected, as the photos of the baseline were: this person's rest sits near a decision
     # boundary that a few pixels of crop move (what following does to labels: benchmarks/stream_detection.py).
-    plain = _readings(rec.new_stream(detect_every=1), video)
-    calibrated = _readings(rec.new_stream(baseline=baseline, detect_every=1), video)
+    plain = _readings(rec.stream(detect_every=1), video)
+    calibrated = _readings(rec.stream(baseline=baseline, detect_every=1), video)
     assert _mostly(plain, 3, 4) in ("angry", "sad"), person
     assert _mostly(calibrated, 3, 4) == "neutral", person
     assert _mostly(calibrated, 5, 6) == emotion, person
@@ -312,7 +322,7 @@ def test_a_misread_resting_face_reads_neutral_once_calibrated_and_expressions_st
 def test_auto_calibration_learns_the_resting_face_after_its_warm_up(rec, resting_face):
     person, (rest, *_), expressive, emotion = resting_face
     video = list(_noisy_video(np.random.default_rng(1), [(rest, 6), (expressive, 2), (rest, 2)]))
-    readings = _readings(rec.new_stream(auto_calibrate=True), video)
+    readings = _readings(rec.stream(auto_calibrate=True), video)
     assert _mostly(readings, 0, 2.9) in ("angry", "sad"), person  # still warming up: the generic reading
     assert _mostly(readings, 5, 6) == "neutral", person
     assert _mostly(readings, 7, 8) == emotion, person
@@ -386,3 +396,32 @@ def test_cli_calibrate_a_folder(resting_files, tmp_path):
     assert main(["calibrate", str(folder), "--out", str(tmp_path / "me.json")]) == 0
     assert load_baseline(tmp_path / "me.json").samples == 2
 
+
+
+def test_calibrate_belongs_to_one_person_the_largest_face_when_it_starts():
+    """Two real faces in view: Calibrate captures the larger one's neutral face and calibrates their track
+    only; the other person keeps the generic reading (no raw_scores), and Reset forgets it."""
+    from conftest import LFW_EXPRESSIONS
+
+    big = cv2.resize(cv2.imread(str(LFW_EXPRESSIONS / "images" / "AJ_Cook_0001.jpg")), (260, 260))
+    small = cv2.resize(cv2.imread(str(LFW_EXPRESSIONS / "images" / "Aaron_Patterson_0001.jpg")), (180, 180))
+    frame = np.full((480, 720, 3), 128, np.uint8)
+    frame[110:370, 40:300] = big
+    frame[150:330, 460:640] = small
+    stream = EmotionRecognizer().stream(detect_every=1)
+    assert stream.calibration.state() == {"state": "off"}
+    stream.calibration.start(0.3)
+    for i in range(5):
+        result = stream.process(frame, time_s=i * 0.1)
+    state = stream.calibration.state()
+    assert state["state"] == "on" and state["samples"] >= 3
+    faces = {f.track_id: f for f in stream.process(frame, time_s=0.6).faces}
+    largest = max(faces.values(), key=lambda f: f.box[2] - f.box[0])
+    assert len(faces) == 2 and state["track_id"] == largest.track_id
+    other = next(f for f in faces.values() if f is not largest)
+    assert largest.raw_scores is not None and other.raw_scores is None
+    assert max(largest.scores) < max(largest.raw_scores) or largest.emotion == "neutral"
+    stream.calibration.reset()
+    assert stream.calibration.state() == {"state": "off"}
+    assert all(f.raw_scores is None for f in stream.process(frame, time_s=0.7).faces)
+    assert result.faces  # the capture saw faces on every frame it was fed

@@ -44,6 +44,47 @@ def test_export_needs_out_or_install_and_leaves_the_shipped_model_alone(tmp_path
         main(["export", str(tmp_path / "any.pt"), "--out", str(tmp_path / "m.onnx"), "--install"])
 
 
+@pytest.mark.parametrize(
+    ("argv", "words"),
+    [
+        (["serve", "--workers", "-1"], "argument --workers: expected a whole number >= 1, got '-1'"),
+        (["serve", "--workers", "0"], "--workers: expected a whole number >= 1"),
+        (["serve", "--port", "70000"], "--port: expected a whole number from 1 to 65535, got '70000'"),
+        (["serve", "--max-upload-mb", "nan"], "--max-upload-mb: expected a finite number > 0, got 'nan'"),
+        (["serve", "--max-upload-mb", "0"], "--max-upload-mb: expected a finite number > 0"),
+        (["serve", "--max-clients", "0"], "--max-clients: expected a whole number >= 1"),
+        (["train", "--epochs", "0"], "--epochs: expected a whole number >= 1"),
+        (["train", "--lr", "inf"], "--lr: expected a finite number > 0"),
+        (["train", "--ema", "1"], "--ema: expected a finite number >= 0 and < 1"),
+        (["predict", "x.jpg", "--max-faces", "-1"], "--max-faces: expected a whole number >= 1"),
+        (["predict", "x.jpg", "--max-faces", "0"], "--max-faces: expected a whole number >= 1"),
+        (["predict", "x.jpg", "--min-score", "5"], "--min-score: expected a finite number >= 0 and <= 1, got '5'"),
+        (["predict", "x.jpg", "--min-score", "nan"], "--min-score: expected a finite number >= 0 and <= 1"),
+        (["predict", "x.jpg", "--min-score", "-1"], "--min-score: expected a finite number >= 0 and <= 1"),
+        (["video", "x.mp4", "--threads", "0"], "--threads: expected a whole number >= 1"),
+        (["stream", "--max-frames", "-2"], "--max-frames: expected a whole number >= 0"),
+        (["batch", "x.mp4", "--out", "o", "--workers", "0"], "--workers: expected a whole number >= 1"),
+        (["evaluate", "--limit", "-5"], "--limit: expected a whole number >= 0, got '-5'"),
+        (["evaluate", "--limit", "9" * 5000], "--limit: expected a whole number >= 0, got '9999"),
+        (["export", "a.pt", "--out", "a.onnx", "--prior-correction", "nan"], "--prior-correction: expected a finite"),
+        (["calibrate", "me.jpg", "--out", "b.json", "--strength", "1e308"], "--strength: expected a finite number "
+                                                                            ">= 0 and <= 10, got '1e308'"),
+        (["calibrate", "me.jpg", "--out", "b.json", "--strength", "nan"], "--strength: expected a finite number"),
+        (["calibrate", "me.jpg", "--out", "b.json", "--margin", "-1"], "--margin: expected a finite number >= 0"),
+        (["video", "x.mp4", "--detect-every", "0"], "--detect-every: expected a whole number of frames >= 1"),
+    ],
+    ids=lambda value: " ".join(value)[:50] if isinstance(value, list) else None,
+)
+def test_option_ranges_are_checked_by_the_parser(argv, words, capsys):
+    """Issue 25: these were tracebacks (exit 1) or silently wrong results; each is now one line and exit 2,
+    before any work."""
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2
+    err = one_line_error(capsys)
+    assert err.startswith(f"emorec {argv[0]}: ") and words in err and err.endswith(f"(see emorec {argv[0]} --help)")
+
+
 def test_train_run_folder_follows_the_model(monkeypatch, tmp_path):
     pytest.importorskip("torch", reason="training extra (torch) not installed")
     import emorec.train
@@ -143,7 +184,7 @@ def test_predict_chooses_a_shipped_model_by_name_and_refuses_unknown_ones(tmp_pa
     (result,) = json.loads(report.read_text())
     assert result["faces"][0]["emotion"] == "happy"
     assert main(["predict", str(image), "--model", "emonet_small"]) == 2
-    assert "shipped models, chosen by name: emonet_fast, emonet_wide" in one_line_error(capsys)
+    assert "did you mean 'emonet_fast'? shipped models: emonet_fast, emonet_wide" in one_line_error(capsys)
 
 
 def test_predict_refuses_an_image_too_large_to_decode_safely(tmp_path, capsys):
@@ -166,3 +207,91 @@ def test_project_license_is_an_spdx_string():
     tomllib = pytest.importorskip("tomllib", reason="Python 3.11+")
     project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
     assert project["license"] == "MIT"
+
+
+class _RunsCodeWhenUnpickled:
+    """What a hostile checkpoint holds: unpickling it calls ``os.mkdir(marker)``."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return os.mkdir, (str(self.marker),)
+
+
+def test_checkpoints_that_would_run_code_are_refused(tmp_path, capsys):
+    """Issue 25: `emorec export evil.pt` and `evaluate --model evil.pt` unpickled the file, running its code."""
+    torch = pytest.importorskip("torch", reason="training extra (torch) not installed")
+    from emorec.evaluate import load_predictor
+
+    marker, evil = tmp_path / "code-ran", tmp_path / "evil.pt"
+    torch.save({"model_name": "emonet", "spec": {}, "model": {}, "payload": _RunsCodeWhenUnpickled(marker)}, evil)
+    assert main(["export", str(evil), "--out", str(tmp_path / "evil.onnx")]) == 2
+    assert "refused: it holds a Python object (posix.mkdir)" in one_line_error(capsys)
+    with pytest.raises(ValueError, match="refused"):
+        load_predictor(evil)  # what `emorec evaluate --model evil.pt` loads
+    assert not marker.exists()
+    damaged = tmp_path / "damaged.pt"
+    damaged.write_bytes(evil.read_bytes()[:200])
+    for path, words in ((damaged, "damaged or truncated"), (tmp_path / "missing.pt", "no such file")):
+        assert main(["export", str(path), "--out", str(tmp_path / "m.onnx")]) == 2
+        assert words in one_line_error(capsys)
+
+
+def test_a_checkpoint_as_train_writes_it_loads_as_data_only(tmp_path):
+    """Every part of last.pt (weights, optimiser, one-cycle schedule, weight average, random generators,
+    history, settings) is tensors, numbers, strings, lists and dicts, which ``weights_only`` loading accepts."""
+    torch = pytest.importorskip("torch", reason="training extra (torch) not installed")
+    from dataclasses import asdict
+
+    from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+    from emorec.models import create_model, get_spec
+    from emorec.train import TrainConfig, load_checkpoint, read_checkpoint, save_atomic
+
+    model = create_model("emonet")
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, nesterov=True)
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=0.1, total_steps=10)
+    optimizer.step()
+    scheduler.step()
+    ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(0.9), use_buffers=True)
+    last = {"model_name": "emonet", "spec": get_spec("emonet").to_dict(), "model": model.state_dict(),
+            "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "ema": ema.state_dict(),
+            "generator": torch.Generator().manual_seed(0).get_state(), "torch_rng": torch.get_rng_state(),
+            "epoch": 1, "best_acc": 0.25, "history": [{"epoch": 1, "val_acc": 0.25}],
+            "config": asdict(TrainConfig(data="fer2013.csv"))}
+    save_atomic(last, tmp_path / "last.pt")
+    loaded = read_checkpoint(tmp_path / "last.pt", tuple(last))
+    assert loaded["scheduler"] == scheduler.state_dict() and loaded["config"] == last["config"]
+    assert torch.equal(loaded["generator"], last["generator"])
+    _, spec, _ = load_checkpoint(tmp_path / "last.pt")
+    assert spec == get_spec("emonet")
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="FIFOs are POSIX")
+def test_fifos_are_refused_not_waited_on(tmp_path, capsys):
+    """Issue 25: a FIFO as an input or as --baseline hung predict, calibrate and batch for good (opening one
+    waits for a writer). Each command runs in a thread; should it hang, a writer is connected so it ends."""
+    import threading
+
+    fifo = tmp_path / "fifo.jpg"
+    os.mkfifo(fifo)
+    image = tmp_path / "astronaut.jpg"
+    cv2.imwrite(str(image), cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR))
+    out = tmp_path / "out"
+    for command, status, says in (
+        (["predict", str(fifo)], 1, f"{fifo}: is a pipe, device or socket, not a file"),
+        (["predict", str(image), "--baseline", str(fifo)], 2, f"baseline {fifo}: is a pipe"),
+        (["calibrate", str(fifo), "--out", str(tmp_path / "me.json")], 1, f"{fifo}: is a pipe"),
+        (["batch", str(image), "--out", str(out), "--baseline", str(fifo)], 2, f"baseline {fifo}: is a pipe"),
+        (["batch", str(fifo), "--out", str(out), "--workers", "1", "--quiet"], 1, f"{fifo}: is a pipe"),
+    ):
+        result: list[int] = []
+        thread = threading.Thread(target=lambda c=command, r=result: r.append(main(c)), daemon=True)
+        thread.start()
+        thread.join(60)
+        if thread.is_alive():  # give it a writer and an end, so the test fails instead of hanging
+            os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+            thread.join(10)
+        assert result == [status], (command, capsys.readouterr().err)
+        assert says in capsys.readouterr().err, command

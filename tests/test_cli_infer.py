@@ -95,6 +95,37 @@ def test_predict_annotates_images_and_goes_on_past_bad_files(images, tmp_path, c
     assert len(face_rows) == 1 and face_rows[0]["emotion"] in EMOTIONS and len(rows) == 5
 
 
+def test_predict_refuses_to_write_over_its_inputs(images, tmp_path, capsys):
+    photos = tmp_path / "t"
+    photos.mkdir()
+    for image in images.iterdir():
+        (photos / image.name).write_bytes(image.read_bytes())
+    before = {p.name: p.read_bytes() for p in photos.iterdir()}
+    other_spelling = str(photos / ".." / "t")
+    for command in (["predict", str(photos), "--out", str(photos)], ["predict", str(photos), "--out", other_spelling],
+                    ["predict", str(photos), "--csv", str(photos / "coffee.png")],
+                    ["calibrate", str(photos), "--out", str(photos / "astronaut.jpg")]):
+        assert main(command) == 2
+        err = capsys.readouterr().err
+        assert "would overwrite the input" in err and len(err.strip().splitlines()) == 1
+    assert {p.name: p.read_bytes() for p in photos.iterdir()} == before
+
+
+def test_predict_keeps_one_output_per_input_when_names_repeat(images, tmp_path, capsys):
+    (tmp_path / "dirA").mkdir()
+    (tmp_path / "dirB").mkdir()
+    astronaut = cv2.imread(str(images / "astronaut.jpg"))
+    cv2.imwrite(str(tmp_path / "dirA" / "x.png"), astronaut)
+    cv2.imwrite(str(tmp_path / "dirB" / "x.png"), cv2.flip(astronaut, 1))
+    out = tmp_path / "o"
+    assert main(["predict", str(tmp_path / "dirA"), str(tmp_path / "dirB"), "--out", str(out)]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["x-2.png", "x.png"]
+    first, second = cv2.imread(str(out / "x.png")), cv2.imread(str(out / "x-2.png"))
+    # Each its own photo, not one of them twice: the second is the mirror image of the first.
+    assert np.abs(first.astype(int) - second).mean() > 5 * np.abs(cv2.flip(first, 1).astype(int) - second).mean()
+    assert "dirB/x.png is annotated as x-2.png" in capsys.readouterr().err
+
+
 def test_predict_exits_0_when_every_image_is_read(images, capsys):
     assert main(["predict", str(images / "astronaut.jpg")]) == 0
     assert "1 of 1 images done" in capsys.readouterr().out
@@ -143,6 +174,15 @@ def test_video_rejects_a_missing_file_and_an_unknown_output_type(fer_video, tmp_
     assert "unsupported video type" in capsys.readouterr().err
 
 
+def test_video_refuses_to_write_over_its_input(fer_video, tmp_path, capsys):
+    clip = tmp_path / "clip.avi"
+    clip.write_bytes(fer_video.read_bytes())
+    for option in ("--out", "--csv", "--plot"):
+        assert main(["video", str(clip), option, str(clip), "--quiet"]) == 2
+        assert "would overwrite the input" in capsys.readouterr().err
+    assert clip.read_bytes() == fer_video.read_bytes()
+
+
 def test_stream_prints_one_json_line_per_frame(fer_video, capsys):
     assert main(["stream", "--source", str(fer_video)]) == 0
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
@@ -151,6 +191,31 @@ def test_stream_prints_one_json_line_per_frame(fer_video, capsys):
     assert all(face["track_id"] == 1 for line in lines for face in line["faces"])
     assert main(["stream", "--source", str(fer_video), "--max-frames", "5"]) == 0
     assert len(capsys.readouterr().out.splitlines()) == 5
+
+
+def test_stream_reads_a_folder_of_photos_photo_by_photo(tmp_path, capsys):
+    """Unrelated photos are not a video: each reads as `predict` reads it (nothing smoothed across them), and
+    each line names its photo; only videos have a time."""
+    from conftest import LFW_EXPRESSIONS, lfw_frame
+
+    rows = list(csv.DictReader((LFW_EXPRESSIONS / "labels.csv").open()))
+    sad, happy = (next(r["image"] for r in rows if r["emotion"] == e) for e in ("sad", "happy"))
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    cv2.imwrite(str(photos / "1-sad.png"), lfw_frame(sad))  # the same place in the frame: one "track" to a tracker
+    cv2.imwrite(str(photos / "2-happy.png"), lfw_frame(happy))
+    assert main(["predict", str(photos), "--json", str(tmp_path / "p.json")]) == 0
+    expected = {r["path"]: r["faces"] for r in json.loads((tmp_path / "p.json").read_text())}
+    capsys.readouterr()
+    assert main(["stream", "--source", str(photos)]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [line["path"] for line in lines] == [str(photos / "1-sad.png"), str(photos / "2-happy.png")]
+    assert all(line["time_s"] is None for line in lines)
+    for line in lines:
+        (face,) = line["faces"]
+        (alone,) = expected[line["path"]]
+        assert face["emotion"] == alone["emotion"] and face["track_id"] == 1
+        assert face["scores"] == pytest.approx(alone["scores"], abs=1e-3)
 
 
 def test_stream_stops_quietly_when_its_reader_goes_away(fer_video):

@@ -165,7 +165,7 @@ def test_huge_and_tiny_faces(rec, astronaut_rgb):
 
 
 def test_the_web_api_reads_16_bit_png_and_mpo(rec, astronaut_rgb):
-    pytest.importorskip("flask_sock", reason="the web app needs the 'web' extra: pip install 'emorec[web]'")
+    pytest.importorskip("a2wsgi", reason="the web app needs the 'web' extra: pip install 'emorec[web]'")
     from emorec.web import create_app
 
     client = create_app(rec).test_client()

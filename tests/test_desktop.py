@@ -2,7 +2,7 @@
 
 The test video is made here from two PublicTest faces enlarged into 640x480 frames: a smiling woman (the
 largest face, labelled happy) and a surprised face. ``EMOREC_SCREENSHOTS=1`` also saves the window to
-docs/screenshots/desktop.png for the README.
+docs/screenshots/desktop.png for docs/desktop.md.
 """
 
 from __future__ import annotations
@@ -204,6 +204,39 @@ def test_record_writes_annotated_video_and_csv_timeline(qtbot, window, faces_vid
     assert len({row["track_id"] for row in rows}) == 2
     probs = np.array([[float(row[name]) for name in EMOTIONS] for row in rows])
     assert np.allclose(probs.sum(axis=1), 1.0, atol=0.01)
+
+
+def test_record_keeps_the_sources_timing_when_the_engine_drops_frames(qtbot, window, faces_video, monkeypatch):
+    """40 frames at 10 fps are 4 s of source. An engine at ~4 fps is shown fewer than half of them (playback
+    drops the late ones), yet the MP4 lasts as long as the source it recorded (17.4 s of a video gave 11.8 s),
+    and each CSV row's time_s is its place in the MP4."""
+    process = EmotionRecognizer.process
+
+    def slow_process(self, *args, **kwargs):
+        time.sleep(0.25)
+        return process(self, *args, **kwargs)
+
+    monkeypatch.setattr(EmotionRecognizer, "process", slow_process)
+    window.start(faces_video)
+    assert not window.record_button.isEnabled(), "not before the source is open: its frame rate is unknown"
+    qtbot.waitUntil(window.record_button.isEnabled, timeout=WAIT_MS)
+    window.record_button.click()
+    video, timeline = window.recording
+    wait_until_idle(qtbot, window)
+    with open(timeline, newline="") as f:
+        rows = list(csv.DictReader(f))
+    shown = sorted({int(row["frame"]) for row in rows})
+    assert 5 < len(shown) < VIDEO_FRAMES / 2, "the slow engine skipped frames"
+    first = shown[0]
+    assert all(float(row["time_s"]) == pytest.approx((int(row["frame"]) - first) / VIDEO_FPS) for row in rows)
+    capture = cv2.VideoCapture(str(video))
+    fps, written = capture.get(cv2.CAP_PROP_FPS), 0
+    while capture.read()[0]:
+        written += 1
+    capture.release()
+    # At the video's rate, up to the end of the last frame shown (playback may drop the last one or two).
+    assert fps == pytest.approx(VIDEO_FPS) and shown[-1] >= VIDEO_FRAMES - 4
+    assert written == shown[-1] + 1 - first
 
 
 def test_unwritable_output_folder_gets_a_dialog(qtbot, window, dialogs, faces_video, tmp_path):
@@ -415,6 +448,12 @@ def test_calibrate_button_reads_the_resting_face_as_neutral(qtbot, window, resti
     window.calibrate_button.click()
     assert window.calibration_progress.isVisible() and not window.calibrate_button.isEnabled()
     assert "neutral face for 3 seconds" in window.calibration_label.text()
+    qtbot.wait(50)  # let the layout take the prompt in
+    label = window.calibration_label
+    assert label.height() >= label.heightForWidth(label.width()), "the prompt's lines are all shown"
+    for button in (window.calibrate_button, window.reset_calibration_button, window.save_baseline_button,
+                   window.load_baseline_button):
+        assert button.width() >= button.sizeHint().width(), f"{button.text()} is cut off"
     qtbot.waitUntil(lambda: 0 < window.calibration_progress.value() < 100, timeout=WAIT_MS)
     qtbot.waitUntil(lambda: window.baseline is not None, timeout=WAIT_MS)
     assert not window.calibration_progress.isVisible() and "Calibrated" in window.calibration_label.text()
@@ -454,11 +493,49 @@ def test_bad_baseline_files_get_a_dialog_naming_them(window, dialogs, tmp_path):
             "log_probs": {name: -2.0 for name in EMOTIONS}}
     other_model.write_text(json.dumps(data))
     for path, says in ((not_json, "not JSON"), (other_model, "another classifier"),
-                       (tmp_path / "gone.json", "no such baseline file")):
+                       (tmp_path / "gone.json", "no such file")):
         assert window.load_baseline(path) is None
         title, text = dialogs.pop()
         assert title == "Cannot use the baseline" and str(path) in text and says in text
     assert window.baseline is None
+
+
+def test_calibrate_on_a_still_image_calibrates_the_followed_face_at_once(qtbot, window, faces_image, dialogs):
+    window.start(faces_image)
+    wait_for_faces(qtbot, window)
+    wait_until_idle(qtbot, window)  # one frame: nothing more will come for a capture to read
+    small = min(window.last_frame.result.faces, key=lambda f: f.box[2] - f.box[0])
+    click_frame_point(qtbot, window, (small.box[0] + small.box[2]) / 2, (small.box[1] + small.box[3]) / 2)
+    window.calibrate_button.click()
+    assert window.baseline is not None and window.baseline.samples == 1
+    assert not window.calibration_progress.isVisible() and "Calibrated" in window.calibration_label.text()
+    assert "face #" in window.statusBar().currentMessage()
+    # The photo is read again against the baseline, still following the clicked face: its own neutral face.
+    qtbot.waitUntil(lambda: "selected face" in window.bars.title.text() and "calibrated)" in window.bars.title.text(),
+                    timeout=WAIT_MS)
+    assert window.bars.title.text().startswith("neutral "), window.bars.title.text()
+    wait_until_idle(qtbot, window)
+    assert window.calibrate_button.isEnabled() and window.reset_calibration_button.isEnabled()
+    assert not dialogs
+
+
+def test_calibrate_after_a_video_ended_or_on_a_faceless_image_says_why(qtbot, window, faces_video, dialogs,
+                                                                         tmp_path):
+    window.start(faces_video)
+    wait_until_idle(qtbot, window)
+    window.calibrate_button.click()
+    ((title, text),) = dialogs
+    assert title == "Nothing to calibrate with" and "two_faces.mp4 has ended" in text and "press Start" in text
+    assert not window.calibrating and not window.calibration_progress.isVisible()
+    assert window.calibrate_button.isEnabled() and window.baseline is None
+    blank = tmp_path / "wall.png"
+    cv2.imwrite(str(blank), np.full((240, 320, 3), 128, np.uint8))
+    window.start(blank)
+    wait_until_idle(qtbot, window)
+    dialogs.clear()  # "No faces found"
+    window.calibrate_button.click()
+    assert dialogs == [("No face to calibrate with", dialogs[0][1])] and "wall.png" in dialogs[0][1]
+    assert not window.calibrating and window.baseline is None
 
 
 def test_calibrating_without_a_source_says_what_to_do(window, dialogs):

@@ -12,6 +12,7 @@ import pytest
 from skimage import data
 
 from emorec.engine import MIN_ROLL_DEGREES, CropGeometry, EmotionRecognizer, InputError, crop_faces, roll_degrees
+from emorec.errors import UnknownModelError
 from emorec.labels import EMOTIONS
 from emorec.track import FaceTracker, iou_matrix
 
@@ -214,7 +215,7 @@ def test_min_face_size_and_max_faces(astronaut_bgr):
 
 
 def test_stream_keeps_the_track_id_of_a_moving_face(rec, background):
-    stream = rec.new_stream()
+    stream = rec.stream()
     ids = [face.track_id for frame in _moving_astronaut(background, 20) for face in stream(frame)]
     assert ids == [1] * 20
     stream.reset()
@@ -223,7 +224,7 @@ def test_stream_keeps_the_track_id_of_a_moving_face(rec, background):
 
 
 def test_two_faces_keep_their_own_ids(background):
-    stream = EmotionRecognizer(max_faces=2).new_stream()  # the collage's seam may add a small false face
+    stream = EmotionRecognizer(max_faces=2).stream()  # the collage's seam may add a small false face
     portrait = cv2.resize(data.astronaut()[:, :, ::-1], (300, 300), interpolation=cv2.INTER_AREA)
     seen = []
     for i in range(8):
@@ -262,13 +263,13 @@ def test_a_track_survives_short_gaps_only():
 
 def test_streams_run_concurrently_in_threads(rec, background):
     frames = _moving_astronaut(background, 10)
-    alone = rec.new_stream(smoothing=False)  # one stream alone, detecting and following as its threads will
+    alone = rec.stream(smoothing=False)  # one stream alone, detecting and following as its threads will
     expected = [alone(frame)[0] for frame in frames]
     results, errors = {}, []
 
     def run(name: str) -> None:
         try:
-            stream = rec.new_stream(smoothing=False)
+            stream = rec.stream(smoothing=False)
             results[name] = [stream(frame)[0] for frame in frames]
         except Exception as exc:  # collected: an exception in a thread would not fail the test by itself
             errors.append(exc)
@@ -319,7 +320,7 @@ def test_shipped_models_are_chosen_by_name(astronaut_bgr):
         assert rec.model_info["name"] == name and rec.model_info["quantized"]
         (face,) = rec(astronaut_bgr)
         assert face.emotion == "happy"
-    with pytest.raises(FileNotFoundError, match="emonet_fast, emonet_wide"):
+    with pytest.raises(UnknownModelError, match="did you mean 'emonet_fast'"):
         EmotionRecognizer(model="emonet_fats")
 
 

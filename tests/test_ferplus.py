@@ -132,7 +132,7 @@ def test_soft_target_training_uses_the_votes(fer2013_path, ferplus_path, joined,
     # Same seed, same faces and augmentation: only the targets differ, so the losses do.
     assert float(hard[0]["train_loss"]) != pytest.approx(float(votes[0]["train_loss"]), abs=1e-3)
     assert 0 <= float(votes[0]["val_ferplus_acc"]) <= 1
-    assert torch.load(tmp_path / "ferplus" / "last.pt", weights_only=False)["config"]["targets"] == "ferplus"
+    assert torch.load(tmp_path / "ferplus" / "last.pt", weights_only=True)["config"]["targets"] == "ferplus"
 
 
 def test_ferplus_targets_without_ferplus_are_refused(fer2013_path, tmp_path, capsys):
@@ -153,3 +153,36 @@ def test_evaluate_reports_ferplus_majority_accuracy(fer2013_path, ferplus_path, 
 def test_ferplus_columns_are_the_files_order(ferplus_path):
     header = ferplus_path.read_text().splitlines()[0].split(",")
     assert tuple(header[2:]) == FERPLUS_COLUMNS
+
+
+def test_photo_augmented_run_keeps_the_epoch_with_the_best_ferplus_accuracy(fer2013_path, ferplus_path, tmp_path):
+    torch = pytest.importorskip("torch", reason="training extra (torch) not installed")
+    from emorec.train import TrainConfig, train
+
+    out = tmp_path / "run"
+    train(TrainConfig(data=str(fer2013_path), out=str(out), model="emonet_fast", epochs=2, batch_size=64, lr=0.02,
+                      limit=256, precision="fp32", ferplus=str(ferplus_path), targets="ferplus",
+                      photo_augment=True, select="ferplus"))
+    history = list(csv.DictReader(open(out / "metrics.csv")))
+    best = max(range(len(history)), key=lambda i: float(history[i]["val_ferplus_acc"]))
+    saved = torch.load(out / "best.pt", weights_only=False)
+    assert saved["epoch"] == best + 1, "best.pt is the epoch with the best FER+ PublicTest accuracy"
+    assert all(np.isfinite(float(row["train_loss"])) for row in history)
+
+
+def test_photo_augmentation_changes_faces_as_photos_do(fer2013):
+    torch = pytest.importorskip("torch", reason="training extra (torch) not installed")
+    from emorec.models import get_spec
+    from emorec.train import augment, jpeg_artefacts, normalize
+
+    spec = get_spec("emonet_fast")
+    faces = fer2013.images[:64]
+    generator = torch.Generator().manual_seed(0)
+    compressed = jpeg_artefacts(faces, 1.0, generator)
+    assert compressed.shape == faces.shape and compressed.dtype == np.uint8
+    assert 0 < np.abs(compressed.astype(int) - faces).mean() < 20  # artefacts, not a different face
+    x = normalize(torch.from_numpy(faces), spec)
+    plain = augment(x, spec.input_size, 0.0, torch.Generator().manual_seed(1))
+    photo = augment(x, spec.input_size, 0.0, torch.Generator().manual_seed(1), photo=spec)
+    assert photo.shape == plain.shape and torch.isfinite(photo).all()
+    assert not torch.allclose(photo, plain)

@@ -29,12 +29,6 @@ def _assert_chosen(session: ort.InferenceSession, threads: int) -> None:
     assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
 
 
-def test_the_measured_choice_is_the_default():
-    assert SessionSettings() == SessionSettings(
-        optimization="all", arena=True, memory_pattern=True, inter_op_threads=1, spinning=False
-    )
-
-
 @pytest.mark.parametrize("threads", [1, 2])
 def test_classifier_and_detectors_open_sessions_with_the_chosen_settings(threads):
     _assert_chosen(EmotionClassifier(threads=threads).session, threads)

@@ -3,6 +3,7 @@ faces: scikit-image's astronaut photo, moved across 640x480 frames of a video wr
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -11,8 +12,10 @@ import numpy as np
 import pytest
 
 import emorec
-from emorec import EmorecError, EmotionRecognizer, Face, FrameResult, InputError
-from emorec.recording import AnnotatedVideoWriter, Timeline
+from emorec import ConfigError, EmorecError, EmotionRecognizer, EngineConfig, Face, FrameResult, InputError
+from emorec.labels import EMOTIONS
+from emorec.recording import MAX_PLOTTED_TRACKS, AnnotatedVideoWriter, Recorder, Timeline
+from emorec.summary import dominant_emotion
 
 FRAMES, FPS = 12, 10.0
 
@@ -57,11 +60,16 @@ def test_errors_share_one_base_and_keep_their_builtin_ones():
     assert str(UnknownModelError("unknown model 'x'")) == "unknown model 'x'"  # no KeyError quotes
 
 
-def test_constructor_is_keyword_only_and_has_no_shared_tracker(rec, astronaut_bgr):
-    with pytest.raises(TypeError):
-        EmotionRecognizer(None)
-    with pytest.raises(TypeError):
-        EmotionRecognizer(smoothing=True)
+def test_constructor_takes_a_config_or_keywords_and_has_no_shared_tracker(rec, astronaut_bgr):
+    with pytest.raises(ConfigError, match="give settings as keywords"):
+        EmotionRecognizer("emonet_wide")
+    with pytest.raises(ConfigError, match="did you mean 'smoothing'"):
+        EmotionRecognizer(smoothin=True)
+    config = EngineConfig(max_faces=1, detect_every=2)
+    assert EmotionRecognizer(config).config == config
+    assert EmotionRecognizer(config, max_faces=None).config == EngineConfig(detect_every=2)
+    assert rec.stream().config.detect_every == rec.config.detect_every
+    assert rec.stream(detect_every=3).config.detect_every == 3 and rec.config.detect_every != 3
     # The engine itself never tracks, so unrelated callers (web requests) cannot share track ids.
     assert [f.track_id for f in rec.process(astronaut_bgr).faces] == [None]
     assert [f.track_id for f in rec.process(astronaut_bgr).faces] == [None]
@@ -148,6 +156,59 @@ def test_plot_legend_stays_inside_the_figure_with_one_face(tmp_path):
     box, page = legend.get_window_extent(), fig.bbox
     assert page.x0 <= box.x0 and box.x1 <= page.x1 and page.y0 <= box.y0 and box.y1 <= page.y1
     assert not box.overlaps(fig.axes[0].get_window_extent()), "the legend does not cover the plot"
+
+
+def _face(track_id: int, **probs: float) -> Face:
+    scores = np.array([probs.get(name, 0.0) for name in EMOTIONS], np.float32)
+    scores += (1 - scores.sum()) / len(EMOTIONS)
+    return Face((0, 0, 50, 50), scores, track_id=track_id)
+
+
+def test_a_track_is_named_by_the_argmax_of_its_mean_probabilities(tmp_path):
+    """Three frames lean to happy, two are clearly neutral: most frequent label happy, mean neutral. One rule
+    (emorec.summary.dominant_emotion) for `emorec video`, its JSON, batch and the web upload."""
+    leaning = [_face(1, happy=0.40, neutral=0.35)] * 3
+    clear = [_face(1, neutral=0.90)] * 2
+    recorder = Recorder(summary_path=tmp_path / "summary.json", fps=FPS, source="clip.avi")
+    for i, face in enumerate(leaning + clear):
+        recorder.write(FrameResult([face], (100, 100), frame_index=i), time_s=i / FPS)
+    summary = recorder.close()
+    (track,) = summary["tracks"]
+    assert track["emotion"] == "neutral" == dominant_emotion(np.stack([f.scores for f in leaning + clear]))
+    assert track["scores"]["neutral"] == max(track["scores"].values())
+    assert (track["track_id"], track["frames"], track["first_s"], track["last_s"]) == (1, 5, 0.0, 0.4)
+    assert summary["duration_s"] == pytest.approx(0.5) and summary["source"] == "clip.avi"
+    assert json.loads((tmp_path / "summary.json").read_text()) == summary
+
+
+def test_recorded_video_holds_each_frame_until_the_next_ones_time(tmp_path):
+    """Real-time playback skips the frames the engine is too slow for: the video must still last as long as
+    the source (each shown frame held until the next), in step with the CSV's time_s."""
+    times = [0.0, 0.3, 0.35, 0.36, 1.0]  # 0.35 and 0.36 fall in one video frame at 10 fps: the later wins
+    recorder = Recorder(video=tmp_path / "rec.avi", csv_path=tmp_path / "rec.csv", fps=FPS)
+    for i, t in enumerate(times):
+        recorder.write(FrameResult([], (64, 48), frame_index=i), np.full((48, 64, 3), 40 * i, np.uint8), t)
+    summary = recorder.close()
+    capture = cv2.VideoCapture(str(tmp_path / "rec.avi"))
+    shades = []
+    while (frame := capture.read())[0]:
+        shades.append(round(frame[1].mean() / 40))
+    capture.release()
+    assert shades == [0, 0, 0, 1, 3, 3, 3, 3, 3, 3, 4]
+    assert len(shades) / FPS == pytest.approx(summary["duration_s"])
+
+
+def test_plot_shares_one_time_axis_and_counts_the_faces_it_leaves_out():
+    timeline = Timeline(fps=FPS)
+    for i in range(40):  # faces 1..10 come and go; face k is seen for 4 * k frames from frame 40 - 4 * k
+        faces = [_face(k, happy=0.5) for k in range(1, 11) if i >= 40 - 4 * k]
+        timeline.add(FrameResult(faces, (100, 100), frame_index=i), i / FPS)
+    fig = timeline.figure()
+    panels = [ax for ax in fig.axes if ax.get_title()]
+    assert len(panels) == MAX_PLOTTED_TRACKS
+    assert [ax.get_xlim() for ax in panels] == [pytest.approx((0.0, 4.0))] * len(panels)  # the whole recording
+    assert "2 more faces" in panels[-1].get_xlabel()
+    assert [ax.get_title().split(":")[0] for ax in panels] == [f"face #{k}" for k in range(10, 2, -1)]
 
 
 def test_mp4_is_h264(tmp_path, astronaut_bgr):

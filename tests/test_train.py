@@ -31,7 +31,7 @@ def test_short_run_lowers_loss_and_writes_checkpoints(fer2013_path, tmp_path, fe
     rows = list(csv.DictReader(open(out / "metrics.csv")))
     assert [int(r["epoch"]) for r in rows] == [1, 2, 3]
     assert float(rows[-1]["train_loss"]) < float(rows[0]["train_loss"])
-    best = torch.load(out / "best.pt", weights_only=False)
+    best = torch.load(out / "best.pt", weights_only=True)
     assert best["val_acc"] == max(float(r["val_acc"]) for r in rows)
 
 
@@ -57,12 +57,12 @@ def test_resume_after_interrupt_matches_an_uninterrupted_run(fer2013_path, tmp_p
     monkeypatch.setattr(train_module, "augment", interrupt_in_second_epoch)
     with pytest.raises(KeyboardInterrupt):
         train(_config(fer2013_path, tmp_path / "resumed", epochs=2, ema=0.9))
-    assert torch.load(tmp_path / "resumed" / "last.pt", weights_only=False)["epoch"] == 1
+    assert torch.load(tmp_path / "resumed" / "last.pt", weights_only=True)["epoch"] == 1
     monkeypatch.setattr(train_module, "augment", real_augment)
     resumed = train(_config(fer2013_path, tmp_path / "resumed", epochs=2, ema=0.9), resume=True)
 
-    a = torch.load(straight / "last.pt", weights_only=False)
-    b = torch.load(resumed / "last.pt", weights_only=False)
+    a = torch.load(straight / "last.pt", weights_only=True)
+    b = torch.load(resumed / "last.pt", weights_only=True)
     assert b["epoch"] == 2 and len(b["history"]) == 2
     for key, value in a["model"].items():
         torch.testing.assert_close(b["model"][key], value, msg=key)
@@ -87,8 +87,8 @@ def test_distillation_with_weight_averaging_scores_and_saves_the_average(fer2013
                              teacher=str(teacher / "best.pt"), distill_weight=0.7, ema=0.9, **extra))
 
     student = distil("student")
-    last = torch.load(student / "last.pt", weights_only=False)
-    best = torch.load(student / "best.pt", weights_only=False)
+    last = torch.load(student / "last.pt", weights_only=True)
+    best = torch.load(student / "best.pt", weights_only=True)
     averaged = {key.removeprefix("module."): value for key, value in last["ema"].items() if key.startswith("module.")}
     assert set(averaged) == set(last["model"])
     # The average trails the trained weights, so the two differ, and best.pt holds the average.
@@ -97,7 +97,7 @@ def test_distillation_with_weight_averaging_scores_and_saves_the_average(fer2013
         torch.testing.assert_close(best["model"][key], value, msg=key)
     # Runs are deterministic, so a teacher that also reads the mirror images must lead somewhere else.
     mirrored, again = distil("mirrored", teacher_flip=True), distil("again")
-    weights = {name: torch.load(run / "last.pt", weights_only=False)["model"] for name, run in
+    weights = {name: torch.load(run / "last.pt", weights_only=True)["model"] for name, run in
                (("student", student), ("mirrored", mirrored), ("again", again))}
     assert all(torch.equal(weights["again"][key], value) for key, value in weights["student"].items())
     assert any(not torch.equal(weights["mirrored"][key], value) for key, value in weights["student"].items())

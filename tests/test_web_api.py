@@ -12,6 +12,7 @@ import base64
 import http.client
 import io
 import json
+import logging
 import re
 import socket
 import struct
@@ -31,7 +32,7 @@ pytest.importorskip("simple_websocket", reason="the live tests need the 'test' e
 
 from simple_websocket import Client, ConnectionClosed  # noqa: E402
 from simple_websocket import ConnectionError as HandshakeRefused  # noqa: E402
-from web_server import background_server, self_signed_certificate, server_processes  # noqa: E402
+from web_server import background_server, free_port, self_signed_certificate, server_processes  # noqa: E402
 
 from emorec.classifier import read_metadata, shipped_model_path  # noqa: E402
 from emorec.labels import EMOTIONS  # noqa: E402
@@ -299,6 +300,8 @@ def test_security_headers_on_every_page(client):
         csp = response.headers["Content-Security-Policy"]
         assert "frame-ancestors 'none'" in csp and "script-src 'self'" in csp, path
         assert response.headers["X-Content-Type-Options"] == "nosniff", path
+        # no-referrer made Chromium send "Origin: null" with the page's own form posts (refused as foreign).
+        assert response.headers["Referrer-Policy"] == "same-origin", path
     # No inline script anywhere: the CSP would block it.
     for path in ("/", "/upload", "/docs"):
         html = client.get(path).get_data(as_text=True)
@@ -335,6 +338,21 @@ def test_cross_origin_posts_are_refused_unless_allowed(recognizer, astronaut_jpe
     own = client.post("/api/v1/analyze", data=astronaut_jpeg, headers={"Origin": "http://localhost"})
     friend = client.post("/api/v1/analyze", data=astronaut_jpeg, headers={"Origin": "https://friend.example"})
     assert own.status_code == friend.status_code == 200
+
+
+def test_own_origin_is_checked_against_the_servers_host_names_not_the_host_header(recognizer, astronaut_jpeg):
+    """Issue 25: with Host and Origin both rebind.attacker.example (DNS rebinding: the attacker's name, pointed
+    at this server), a page of the attacker's site got POST 200 and WebSocket 101."""
+    app = create_app(recognizer, allowed_hosts=("emorec.lan",))
+
+    def post(host: str) -> int:
+        client = app.test_client()
+        return client.post("/api/v1/analyze", data=astronaut_jpeg, base_url=f"http://{host}",
+                           headers={"Origin": f"http://{host}"}).status_code
+
+    assert post("rebind.attacker.example:5000") == 403
+    assert post("emorec.lan:5000") == post("192.168.1.5:5000") == post("[::1]:5000") == 200
+    assert post("localhost") == 200  # localhost is always the server's own
 
 
 def test_a_small_form_with_many_parts_is_not_called_too_large(client):
@@ -399,6 +417,36 @@ def test_upload_page_shows_the_annotated_image_faces_and_json(client, astronaut_
     assert 'download="emorec-annotated.jpg"' in html and 'download="emorec-faces.json"' in html
 
 
+def _upload_files(client, files: list[tuple[bytes, str]]):
+    return client.post("/upload", data={"csrf_token": _csrf(client),
+                                        "media": [(io.BytesIO(data), name) for data, name in files]})
+
+
+def test_several_photos_get_a_section_each(client, astronaut_bgr, astronaut_jpeg):
+    mirrored = cv2.imencode(".png", astronaut_bgr[:, ::-1])[1].tobytes()
+    page = _upload_files(client, [(astronaut_jpeg, "astronaut.jpg"), (mirrored, "mirrored.png")])
+    assert page.status_code == 200
+    html = page.get_data(as_text=True)
+    sections = re.findall(r'<section id="(result-\d)" class="card">\s*<h2>([^<]+)</h2>', html)
+    assert sections == [("result-1", "astronaut.jpg"), ("result-2", "mirrored.png")]
+    for n in (1, 2):  # each photo its own image, faces and downloads, numbered
+        assert f'id="faces-{n}"' in html and f'download="emorec-annotated-{n}.jpg"' in html
+        assert f'download="emorec-faces-{n}.json"' in html
+    jsons = re.findall(r'href="data:application/json;base64,([A-Za-z0-9+/=]+)"', html)
+    boxes = [json.loads(base64.b64decode(payload))["faces"][0]["box"] for payload in jsons]
+    assert len(boxes) == 2 and abs(boxes[1][0] - (astronaut_bgr.shape[1] - boxes[0][2])) < 30, "the mirrored face"
+
+
+def test_several_photos_are_refused_with_a_reason(client, astronaut_bgr, astronaut_jpeg, tmp_path):
+    clip = _clip(astronaut_bgr, tmp_path / "clip.mp4")
+    page = _upload_files(client, [(astronaut_jpeg, "astronaut.jpg"), (clip, "clip.mp4")])
+    assert page.status_code == 400 and "a video is analysed alone" in page.get_data(as_text=True)
+    page = _upload_files(client, [(astronaut_jpeg, "astronaut.jpg"), (b"%PDF-1.7 not a photo", "notes.jpg")])
+    assert page.status_code == 415 and "notes.jpg: " in page.get_data(as_text=True)
+    page = _upload_files(client, [(astronaut_jpeg, f"{i}.jpg") for i in range(11)])
+    assert page.status_code == 413 and "at most 10 photos" in page.get_data(as_text=True)
+
+
 def _clip(astronaut_bgr: np.ndarray, path: Path, frames: int = 12, size: int = 512) -> bytes:
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 10, (size, size))
     frame = cv2.resize(astronaut_bgr, (size, size))
@@ -433,6 +481,37 @@ def test_upload_page_streams_progress_then_a_per_face_summary(client, astronaut_
     assert [len(frame["faces"]) for frame in per_frame] == [1] * 25
     assert len({frame["faces"][0]["track_id"] for frame in per_frame}) == 1
     assert '"frame_index"' not in html
+
+
+def test_video_upload_and_emorec_video_give_one_summary(client, astronaut_bgr, tmp_path):
+    """One clip, one answer: the upload's JSON holds the summary `emorec video --json` writes (per face: id,
+    frames, first and last time, dominant emotion, mean probabilities), plus every frame's faces; its CSV
+    is the timeline `emorec video --csv` writes (one row per face and frame)."""
+    from emorec.cli import main
+
+    clip = tmp_path / "clip.mp4"
+    response = _upload(client, _clip(astronaut_bgr, clip, frames=20), "clip.mp4")
+    html = response.get_data(as_text=True)
+    web = json.loads(_data_url_payload(html, "application/json"))
+    assert main(["video", str(clip), "--json", str(tmp_path / "summary.json"), "--csv", str(tmp_path / "t.csv"),
+                 "--quiet"]) == 0
+    cli = json.loads((tmp_path / "summary.json").read_text())
+    assert _data_url_payload(html, "text/csv") == (tmp_path / "t.csv").read_bytes()
+    assert 'download="emorec-timeline.csv"' in html
+    assert (web.pop("source"), cli.pop("source")) == ("clip.mp4", str(clip))
+    assert len(web.pop("frames")) == 20
+    assert web == cli
+    (track,) = cli["tracks"]
+    assert track["frames"] == 20 and list(track["scores"]) == list(EMOTIONS)
+    assert track["emotion"] == max(track["scores"], key=track["scores"].get)
+
+
+@pytest.mark.parametrize("content", [b"", b"this is not a video" * 100], ids=["zero-byte", "garbage"])
+def test_an_unreadable_mp4_is_told_it_is_a_corrupt_video(client, content):
+    page = _upload(client, content, "clip.mp4")
+    text = " ".join(page.get_data(as_text=True).split())
+    assert page.status_code == 400
+    assert "could not open the video clip.mp4" in text and "not an image" not in text and "send an image" not in text
 
 
 def test_upload_page_without_script_still_gets_the_whole_page(client, astronaut_bgr, tmp_path):
@@ -695,6 +774,42 @@ def test_live_socket_checks_the_origin(server_url, astronaut_jpeg):
         ws.close()
 
 
+def test_real_server_refuses_a_rebound_name_on_posts_and_the_live_socket(server_url, astronaut_jpeg):
+    parts = urlsplit(server_url)
+    rebound = f"rebind.attacker.example:{parts.port}"
+    headers = {"Host": rebound, "Origin": f"http://{rebound}"}
+    status, answer, _ = _request(server_url, "POST", "/api/v1/analyze", astronaut_jpeg, headers)
+    assert status == 403 and "not allowed" in answer["error"]
+    connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=10)
+    connection.putrequest("GET", "/ws/live", skip_host=True)
+    for name, value in {**headers, "Upgrade": "websocket", "Connection": "Upgrade", "Sec-WebSocket-Version": "13",
+                        "Sec-WebSocket-Key": base64.b64encode(bytes(16)).decode()}.items():
+        connection.putheader(name, value)
+    connection.endheaders()
+    assert connection.getresponse().status == 403
+    connection.close()
+    own = f"127.0.0.1:{parts.port}"
+    assert _request(server_url, "POST", "/api/v1/analyze", astronaut_jpeg, {"Origin": f"http://{own}"})[0] == 200
+
+
+def test_the_front_doors_own_answers_carry_the_security_headers():
+    """Issue 25: the server's own 408 and 503 (sent before Flask sees the request) lacked them."""
+    import asyncio
+
+    from emorec.web import server
+    from emorec.web.security import SECURITY_HEADERS
+
+    sent = []
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+
+    asyncio.run(server._send_json(send, 503, {"error": "busy"}, retry_after_s=5))
+    headers = {name.decode(): value.decode() for name, value in sent[0]["headers"]}
+    assert sent[0]["status"] == 503 and headers["retry-after"] == "5"
+    assert {name.lower(): value for name, value in SECURITY_HEADERS.items()}.items() <= headers.items()
+
+
 def _stall(url: str, request: bytes) -> socket.socket:
     parts = urlsplit(url)
     connection = socket.create_connection((parts.hostname, parts.port))
@@ -856,9 +971,111 @@ def test_killed_worker_is_replaced_and_its_upload_folder_removed(astronaut_bgr, 
         assert not list(workdir_root().glob(f"{WORKDIR_PREFIX}{worker}-*"))
 
 
+def test_a_visitor_who_leaves_mid_upload_frees_the_video_slot(astronaut_bgr, tmp_path):
+    """Issue 25, finding 1: after one visitor closed the tab during a streamed video upload, every video got
+    503 for 37 minutes: Gunicorn cancelled the request, and the thread writing the progress lines waited
+    forever for room to write, so the response was never closed and its video slot never freed."""
+    from emorec.web.video import WORKDIR_PREFIX, workdir_root
+
+    # Six faces in each 1920x1080 frame and 300 frames (the most that are analysed): an analysis that outlasts
+    # Gunicorn's 3 s between a client leaving and its request being cancelled, on a fast machine too.
+    frame = np.tile(cv2.resize(astronaut_bgr, (640, 540)), (2, 3, 1))
+    writer = cv2.VideoWriter(str(tmp_path / "long.mp4"), cv2.VideoWriter_fourcc(*"mp4v"), 30, (1920, 1080))
+    for _ in range(300):
+        writer.write(frame)
+    writer.release()
+    long_clip, short_clip = (tmp_path / "long.mp4").read_bytes(), _clip(astronaut_bgr, tmp_path / "short.mp4")
+    with background_server() as url:
+        parts = urlsplit(url)
+        page = urllib.request.urlopen(url + "/upload", timeout=30)
+        cookie = page.headers["Set-Cookie"].split(";")[0]
+        token = re.search(r'name="csrf_token" value="([^"]+)"', page.read().decode()).group(1)
+        headers = {"Cookie": cookie, "Accept": "application/x-ndjson"}
+
+        def form(clip: bytes) -> tuple[bytes, dict]:
+            boundary = "emorecboundary"
+            body = (
+                f'--{boundary}\r\nContent-Disposition: form-data; name="csrf_token"\r\n\r\n{token}\r\n'
+                f'--{boundary}\r\nContent-Disposition: form-data; name="media"; filename="clip.mp4"\r\n\r\n'
+            ).encode() + clip + f"\r\n--{boundary}--\r\n".encode()
+            return body, {**headers, "Content-Type": f"multipart/form-data; boundary={boundary}"}
+
+        def upload_works_within(seconds: float) -> bool:
+            body, form_headers = form(short_clip)
+            deadline = time.monotonic() + seconds
+            while time.monotonic() < deadline:
+                connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
+                connection.request("POST", "/upload", body=body, headers=form_headers)
+                response = connection.getresponse()
+                lines = response.read().decode().splitlines()
+                connection.close()
+                if response.status == 200 and "html" in json.loads(lines[-1]):
+                    return True
+                assert response.status == 503, lines
+                time.sleep(0.5)
+            return False
+
+        body, form_headers = form(long_clip)
+        # Leaving half-way through sending the video ...
+        connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
+        connection.putrequest("POST", "/upload")
+        for name, value in {**form_headers, "Content-Length": str(len(body))}.items():
+            connection.putheader(name, value)
+        connection.endheaders(body[: len(body) // 2])
+        connection.close()
+        assert upload_works_within(10)
+        # ... and while its analysis streams back.
+        connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
+        connection.request("POST", "/upload", body=body, headers=form_headers)
+        response = connection.getresponse()
+        assert "progress" in json.loads(response.readline())  # the analysis is under way
+        connection.close()
+        assert upload_works_within(10), "the video slot was not freed after its client left"
+        (worker, _), = server_processes(url)[1]
+        assert not list(workdir_root().glob(f"{WORKDIR_PREFIX}{worker}-*")), "the upload was left in memory"
+
+
+def test_a_response_nobody_reads_is_closed_after_the_send_timeout(monkeypatch):
+    """A client that stops reading its answer holds no thread (nor what the response holds) for long."""
+    import asyncio
+    import threading
+
+    from emorec.web import server
+
+    monkeypatch.setattr(server, "SEND_TIMEOUT_S", 0.2)
+    closed = threading.Event()
+
+    def app(environ, start_response):
+        start_response("200 OK", [("Content-Type", "text/plain")])
+
+        def lines():
+            try:
+                while True:
+                    yield b"progress\n"
+            finally:
+                closed.set()
+
+        return lines()
+
+    async def request() -> None:
+        async def receive() -> dict:
+            return {"type": "http.request", "body": b"", "more_body": False}
+
+        async def send(message: dict) -> None:
+            await asyncio.Event().wait()  # the client reads nothing
+
+        scope = {"type": "http", "method": "GET", "path": "/", "query_string": b"", "headers": [],
+                 "http_version": "1.1", "scheme": "http", "server": ("127.0.0.1", 80), "client": None,
+                 "root_path": ""}
+        await asyncio.wait_for(server.WSGIThreads(app, workers=1)(scope, receive, send), 10)
+
+    asyncio.run(request())
+    assert closed.wait(5)
+
+
 @pytest.fixture(scope="module")
 def certificate(tmp_path_factory) -> tuple[Path, Path]:
-    """A self-signed certificate for 127.0.0.1, made as the README says."""
+    """A self-signed certificate for 127.0.0.1, made as docs/web.md says."""
     return self_signed_certificate(tmp_path_factory.mktemp("tls"), "127.0.0.1", "IP:127.0.0.1,DNS:localhost")
 
 
@@ -875,6 +1092,42 @@ def test_https_server_serves_the_page_and_the_live_socket(certificate, astronaut
         ws.send(astronaut_jpeg)
         _assert_one_astronaut_face(json.loads(ws.receive(timeout=10)))
         ws.close()
+
+
+def test_serve_refuses_a_certificate_and_key_that_do_not_match(certificate, tmp_path):
+    """Issue 25, finding 5: Gunicorn logged "Failed to create SSL context" and served plain HTTP."""
+    import subprocess
+    import sys
+
+    cert, _ = certificate
+    _, other_key = self_signed_certificate(tmp_path, "127.0.0.1", "IP:127.0.0.1")
+    junk = tmp_path / "junk.pem"
+    junk.write_text("not a key\n")
+    for key, why in ((other_key, "the key belongs to another certificate"), (junk, "not PEM files")):
+        command = [sys.executable, "-m", "emorec.cli", "serve", "--port", str(free_port()),
+                   "--certfile", str(cert), "--keyfile", str(key)]
+        done = subprocess.run(command, capture_output=True, text=True, timeout=60)
+        assert done.returncode == 2 and done.stderr.strip().splitlines() == [
+            f"emorec serve: --certfile {cert} and --keyfile {key} cannot serve TLS: {why}"], done.stderr
+
+
+def test_a_worker_that_cannot_load_the_certificate_stops_the_server(certificate, tmp_path):
+    """The pair is checked before starting; should a worker still fail to load it (a file changed since), it
+    stops the server (Gunicorn's boot error) instead of serving plain HTTP."""
+    from gunicorn.arbiter import Arbiter
+    from gunicorn.config import Config
+
+    from emorec.web.server import EmorecWorker
+
+    cert, _ = certificate
+    _, other_key = self_signed_certificate(tmp_path, "127.0.0.1", "IP:127.0.0.1")
+    worker = EmorecWorker.__new__(EmorecWorker)  # only its configuration and log are used here
+    worker.cfg, worker.log = Config(), logging.getLogger("test")
+    worker.cfg.set("certfile", str(cert))
+    worker.cfg.set("keyfile", str(other_key))
+    with pytest.raises(SystemExit) as stopped:
+        worker._get_ssl_context()
+    assert stopped.value.code == Arbiter.WORKER_BOOT_ERROR
 
 
 def test_serve_warns_loudly_on_a_non_loopback_address(monkeypatch, capsys):

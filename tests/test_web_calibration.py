@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 import pytest
 
-pytest.importorskip("flask_sock", reason="the web app needs the 'web' extra: pip install 'emorec[web]'")
+pytest.importorskip("gunicorn", reason="the web app needs the 'web' extra: pip install 'emorec[web]'")
 
 from simple_websocket import Client  # noqa: E402
 from web_server import background_server  # noqa: E402
@@ -69,7 +69,12 @@ def test_rest_request_with_a_baseline_is_calibrated_and_nothing_is_kept(client, 
         (b"\xff\xd8\xff", 400, "baseline: not JSON"),
         ('{"format": "emorec-baseline", "version": 1, "classes": ["happy"]}', 400, "baseline: classes"),
         ("OTHER", 400, "another classifier"),
+        # Issue 25: these were 500s.
+        ("[" * 30_000 + "]" * 30_000, 400, "baseline: not a baseline (nested too deep)"),
+        ("[" * 100_000 + "]" * 100_000, 400, "a baseline is at most"),
+        ('{"samples": ' + "9" * 5000 + "}", 400, "a 5000-digit number"),
     ],
+    ids=lambda value: value[:30] if isinstance(value, str) else None,
 )
 def test_rest_refuses_a_bad_baseline(client, resting, baseline, status, says):
     if baseline == "OTHER":

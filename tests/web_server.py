@@ -85,7 +85,7 @@ def server_processes(url: str) -> tuple[int, list[tuple[int, int]]]:
 
 
 def self_signed_certificate(folder: Path, name: str, alt_names: str) -> tuple[Path, Path]:
-    """A self-signed certificate and its key in ``folder``, made as the README says (skips without openssl)."""
+    """A self-signed certificate and its key in ``folder``, made as docs/web.md says (skips without openssl)."""
     import shutil
 
     import pytest

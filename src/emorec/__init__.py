@@ -18,6 +18,7 @@ from emorec.errors import (
     DatasetError,
     EmorecError,
     InputError,
+    ModelFileError,
     RecordingError,
     RunExistsError,
     UnknownModelError,
@@ -25,7 +26,11 @@ from emorec.errors import (
 from emorec.labels import EMOTIONS
 
 _LAZY = {
+    "Baseline": "emorec.calibration",
+    "BaselineError": "emorec.calibration",
     "EmotionRecognizer": "emorec.engine",
+    "EngineConfig": "emorec.config",
+    "CropGeometry": "emorec.config",
     "Face": "emorec.types",
     "FrameResult": "emorec.types",
     "FrameStream": "emorec.stream",
@@ -34,14 +39,19 @@ _LAZY = {
 
 __all__ = [
     "EMOTIONS",
+    "Baseline",
+    "BaselineError",
     "ConfigError",
+    "CropGeometry",
     "DatasetError",
     "EmorecError",
     "EmotionRecognizer",
+    "EngineConfig",
     "Face",
     "FrameResult",
     "FrameStream",
     "InputError",
+    "ModelFileError",
     "RecordingError",
     "RunExistsError",
     "UnknownModelError",
@@ -51,6 +61,8 @@ __all__ = [
 
 if TYPE_CHECKING:
     from emorec.annotators import annotate
+    from emorec.calibration import Baseline, BaselineError
+    from emorec.config import CropGeometry, EngineConfig
     from emorec.engine import EmotionRecognizer
     from emorec.stream import FrameStream
     from emorec.types import Face, FrameResult

@@ -7,13 +7,14 @@ differs. Each worker process loads the models once and runs ONNX Runtime with it
 
 Output folder (:func:`schemas` lists and explains the columns)::
 
-    OUT/faces/KEY.parquet   one row per face per frame of one file (KEY: content hash + settings)
+    OUT/faces/KEY.parquet   one row per face per frame of one file (KEY: its path, content hash and settings)
     OUT/files/KEY.json      that file's summary row, written last: a file is done when it exists
     OUT/summary.parquet     one row per input of the latest run: frames, faces, tracks, errors
     OUT/videos/NAME.mp4     annotated videos, with ``annotate=True``
 
 Every file is written under a temporary name and renamed, so a killed job leaves no half-written output and
-loses at most the files in flight; a rerun skips every file whose content and settings are unchanged. A
+loses at most the files in flight; a rerun skips every file whose path, content and settings are unchanged,
+and replaces the results of a file analysed again under other settings, so OUT holds one result per input. A
 file that cannot be read becomes an error row in the summary and the job goes on. The driver writes the
 Parquet and JSON files, so on a cluster only the inputs (and ``OUT/videos`` for annotated videos) need to
 be on storage the workers can reach.
@@ -26,17 +27,20 @@ import hashlib
 import json
 import os
 import time
-from collections import Counter, defaultdict
+from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from emorec.calibration import load_baseline
+from emorec.config import EngineConfig
 from emorec.data import IMAGE_SUFFIXES
-from emorec.errors import ConfigError, EmorecError
+from emorec.errors import ConfigError, EmorecError, InputError
 from emorec.labels import EMOTIONS
-from emorec.sources import VIDEO_SUFFIXES
+from emorec.outputs import is_inside
+from emorec.sources import VIDEO_SUFFIXES, open_file
+from emorec.summary import RecordingSummary
 
 __all__ = ["BatchSettings", "analyze", "analyze_file", "expand_inputs", "schemas"]
 
@@ -46,6 +50,7 @@ LIST_SUFFIXES = {".txt", ".lst", ".list"}  # a text file of inputs, one per line
 # second spinning thread per worker only fights the other workers for the cores.
 WORKER_THREADS = 1
 PROGRESS_EVERY = 25  # frames between two progress reports from a worker
+RESULT_FOLDERS = ("faces", "files", "videos")  # in OUT, beside summary.parquet
 
 
 def schemas():
@@ -57,6 +62,7 @@ def schemas():
         [
             pa.field("source", pa.string(), nullable=False),  # the input path as given
             pa.field("sha256", pa.string(), nullable=False),  # of the file's content
+            pa.field("model", pa.string(), nullable=False),  # the classifier file that read the faces
             pa.field("frame_index", pa.int64(), nullable=False),  # from 0, in decoding order
             pa.field("time_s", pa.float64(), nullable=False),  # frame_index / the container's frame rate
             pa.field("track_id", pa.int64(), nullable=False),  # stable while the face stays in view, from 1
@@ -83,11 +89,13 @@ def schemas():
             pa.field("frames_with_faces", pa.int64(), nullable=False),
             pa.field("faces", pa.int64(), nullable=False),  # rows in faces/
             pa.field("duration_s", pa.float64(), nullable=False),  # frames / frame rate; 0 for a still image
-            pa.field("tracks", pa.list_(track), nullable=False),  # per track: frames seen, dominant emotion
+            # Per track: frames seen and the dominant emotion (emorec.summary.dominant_emotion's rule).
+            pa.field("tracks", pa.list_(track), nullable=False),
             pa.field("seconds", pa.float64(), nullable=False),  # wall time of the analysis (decoding included)
             pa.field("peak_rss_mib", pa.float64(), nullable=False),  # the worker process's peak memory so far
             pa.field("faces_file", pa.string(), nullable=True),  # the Parquet file of its faces, in OUT
             pa.field("video_file", pa.string(), nullable=True),  # its annotated video, in OUT
+            pa.field("settings", pa.string(), nullable=True),  # JSON: the BatchSettings the file was analysed with
         ]
     )
     return faces, files
@@ -97,21 +105,18 @@ def schemas():
 class BatchSettings:
     """What decides a file's result; a file is analysed again only when its content or these change."""
 
-    model_sha256: str = ""  # filled in by :func:`analyze` from the classifier file
-    model: str | None = None
-    detector: str = "auto"
-    yunet_model: str | None = None
-    min_face_size: int = 24
-    min_detection_score: float | None = None
-    max_faces: int | None = None
-    smoothing: bool = True
+    engine: EngineConfig = field(default_factory=EngineConfig)  # its threads are the workers' (WORKER_THREADS)
+    model_sha256: str = ""  # filled in by :func:`analyze` from the classifier file the engine runs
+    model_file: str = ""  # filled in by :func:`analyze`: that file's name (the int8 twin where the engine runs it)
+    version: str = ""  # filled in by :func:`analyze`: emorec's version, since the pipeline's code shapes results
     annotate: bool = False
     baseline: str | None = None  # a person's calibration baseline file (``emorec calibrate``), for every face
     baseline_sha256: str = ""  # filled in by :func:`analyze` from that file
 
-    def key(self, sha256: str) -> str:
-        """The file's output name: its content hash and these settings, hashed together."""
-        text = json.dumps({"sha256": sha256, **asdict(self)}, sort_keys=True)
+    def key(self, path: str | os.PathLike, sha256: str) -> str:
+        """The file's output name: its absolute path, content hash and these settings, hashed together (a copy
+        of a file elsewhere is another input, with its own result)."""
+        text = json.dumps({"path": str(Path(path).resolve()), "sha256": sha256, **asdict(self)}, sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
@@ -136,28 +141,23 @@ def expand_inputs(inputs: Iterable[str | os.PathLike]) -> list[Path]:
 
 
 def file_sha256(path: Path) -> str:
-    with open(path, "rb") as f:
+    with open_file(path) as f:
         return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 # ----------------------------------------------------------------- the per-file work (in a worker process)
 
-_ENGINE: dict[tuple, Any] = {}  # per worker process: the engine for these settings, loaded once
+_ENGINE: dict[EngineConfig, Any] = {}  # per worker process: the engine for these settings, loaded once
 
 
 def worker_engine(settings: BatchSettings):
     from emorec.engine import EmotionRecognizer
 
-    cache_key = (settings.model, settings.detector, settings.yunet_model, settings.min_face_size,
-                 settings.min_detection_score, settings.max_faces)
-    if cache_key not in _ENGINE:
+    config = settings.engine.replace(threads=WORKER_THREADS)
+    if config not in _ENGINE:
         _ENGINE.clear()
-        _ENGINE[cache_key] = EmotionRecognizer(
-            model=settings.model, detector=settings.detector, yunet_model=settings.yunet_model,
-            min_face_size=settings.min_face_size,
-            min_detection_score=settings.min_detection_score, max_faces=settings.max_faces, threads=WORKER_THREADS
-        )
-    return _ENGINE[cache_key]
+        _ENGINE[config] = EmotionRecognizer(config)
+    return _ENGINE[config]
 
 
 def analyze_file(
@@ -178,31 +178,32 @@ def analyze_file(
     row = {"source": source, "sha256": None, "status": "error", "error": None, "frames": 0,
            "frames_with_faces": 0, "faces": 0, "duration_s": 0.0, "tracks": [], "seconds": 0.0,
            "peak_rss_mib": 0.0, "faces_file": None, "video_file": None}
-    if not Path(path).exists():
-        return {**row, "error": f"{source}: no such file"}
     try:
         row["sha256"] = file_sha256(Path(path))
+    except InputError as exc:  # missing, a folder, a FIFO...
+        return {**row, "error": str(exc)}
     except OSError as exc:
         return {**row, "error": f"{source}: cannot read ({exc.strerror or exc})"}
-    key = settings.key(row["sha256"])
+    key = settings.key(path, row["sha256"])
     if key in done:
         return {**row, "status": "skipped", "key": key}
     columns: dict[str, list] = defaultdict(list)
-    emotions: dict[int, Counter] = defaultdict(Counter)
     video_file = Path(out) / "videos" / f"{Path(path).stem}-{key[:8]}.mp4" if settings.annotate else None
     writer = None
     try:
         engine = worker_engine(settings)
         baseline = engine.check_baseline(load_baseline(settings.baseline)) if settings.baseline else None
-        with engine.stream(path, smoothing=settings.smoothing, baseline=baseline) as stream:
+        with engine.stream(path, baseline=baseline) as stream:
+            summary = RecordingSummary(stream.fps, source)
             for result in stream:
                 row["frames"] += 1
                 if on_frames is not None and row["frames"] % PROGRESS_EVERY == 0:
                     on_frames(PROGRESS_EVERY)
                 row["frames_with_faces"] += bool(result.faces)
+                summary.add(result, _time_s(result))
                 for face in result.faces:
-                    emotions[face.track_id][face.emotion] += 1
-                    _add_face(columns, source, row["sha256"], result, face, settings.baseline_sha256[:16] or None)
+                    _add_face(columns, source, row["sha256"], settings.model_file, result, face,
+                              settings.baseline_sha256[:16] or None)
                 if video_file is not None:
                     writer = writer or _video_writer(video_file, stream.fps or 1.0, result.frame_size)
                     writer.write(engine.annotate(result))
@@ -218,8 +219,8 @@ def analyze_file(
             writer.close()
             writer.path.unlink(missing_ok=True)
         return {**row, "error": str(exc), "seconds": time.perf_counter() - started, "peak_rss_mib": _peak_rss_mib()}
-    tracks = [{"track_id": t, "frames": sum(c.values()), "dominant": c.most_common(1)[0][0]}
-              for t, c in sorted(emotions.items())]
+    tracks = [{"track_id": t.track_id, "frames": t.frames, "dominant": t.emotion}
+              for t in sorted(summary.tracks, key=lambda t: t.track_id)]
     import pyarrow as pa
 
     faces_schema = schemas()[0]
@@ -230,16 +231,43 @@ def analyze_file(
             "faces_table": table}
 
 
+def _results_by_path(out: Path) -> dict[Path, list[str]]:
+    """The keys of the results already in ``out``, by the absolute path of the file each one analysed."""
+    found: dict[Path, list[str]] = defaultdict(list)
+    for summary in (out / "files").glob("*.json"):
+        try:
+            found[Path(json.loads(summary.read_text(encoding="utf-8"))["source"]).resolve()].append(summary.stem)
+        except (OSError, ValueError, KeyError, TypeError):
+            continue  # not one of ours: left alone
+    return found
+
+
+def _remove_result(out: Path, key: str) -> None:
+    """Delete one result: its summary JSON first (so a kill in between leaves faces that no JSON claims, which
+    the next rerun of that file overwrites, never a JSON whose faces are gone), then its faces and video."""
+    summary = out / "files" / f"{key}.json"
+    video = json.loads(summary.read_text(encoding="utf-8")).get("video_file")
+    summary.unlink(missing_ok=True)
+    (out / "faces" / f"{key}.parquet").unlink(missing_ok=True)
+    if video:
+        (out / video).unlink(missing_ok=True)
+
+
 def _peak_rss_mib() -> float:
     import resource
 
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
-def _add_face(columns: dict[str, list], source: str, sha256: str, result, face, baseline_id: str | None) -> None:
+def _time_s(result) -> float:
+    return 0.0 if result.time_s is None else result.time_s  # a still image: its one frame at 0 s
+
+
+def _add_face(columns: dict[str, list], source: str, sha256: str, model: str, result, face,
+              baseline_id: str | None) -> None:
     x1, y1, x2, y2 = face.box
-    values = {"source": source, "sha256": sha256, "frame_index": result.frame_index, "time_s": result.time_s,
-              "track_id": face.track_id, "x1": x1, "y1": y1, "x2": x2, "y2": y2,
+    values = {"source": source, "sha256": sha256, "model": model, "frame_index": result.frame_index,
+              "time_s": _time_s(result), "track_id": face.track_id, "x1": x1, "y1": y1, "x2": x2, "y2": y2,
               "detection_score": float(face.detection_score), "emotion": face.emotion,
               "confidence": face.confidence, **dict(zip(EMOTIONS, map(float, face.scores), strict=True)),
               "baseline_id": baseline_id}
@@ -347,7 +375,8 @@ def analyze(
     settings: BatchSettings | None = None,
     progress: bool = True,
 ):
-    """Analyse files, folders, globs or list files (see :func:`expand_inputs`) into ``out``.
+    """Analyse files, folders, globs or list files (see :func:`expand_inputs`) into ``out``; files in its
+    result folders are left out (where ``out`` lies in an input folder, its annotated videos would be read back).
 
     ``executor`` is "local" (a process pool of ``workers`` processes, default: one per core) or "ray" (Ray
     actors on the cluster at ``ray_address``: None starts Ray on this machine, "auto" joins a running one).
@@ -356,24 +385,29 @@ def analyze(
     import pyarrow as pa
     from tqdm import tqdm
 
+    import emorec
     from emorec.classifier import model_file
+    from emorec.engine import int8_twin
 
-    files = expand_inputs(paths)
+    found = expand_inputs(paths)
+    # OUT may lie inside an input folder (or be one): what it writes is this job's results, never its inputs.
+    results = [Path(out, folder) for folder in RESULT_FOLDERS]
+    files = [path for path in found if not any(is_inside(path, folder) for folder in results)]
     if not files:
-        raise ConfigError("no input files found")
+        raise ConfigError("no input files found" + (f" outside the results folders of {out}" if found else ""))
     settings = settings or BatchSettings()
-    try:
-        model = model_file(settings.model)
-    except FileNotFoundError as exc:
-        raise ConfigError(str(exc)) from None
-    if settings.baseline and not Path(settings.baseline).is_file():
-        raise ConfigError(f"{settings.baseline}: no such baseline file")
-    settings = BatchSettings(**{**asdict(settings), "model_sha256": file_sha256(model),
-                                "baseline_sha256": file_sha256(Path(settings.baseline)) if settings.baseline else ""})
+    model = model_file(settings.engine.model)
+    model = int8_twin(model) or model  # the file the engine will run: see EmotionRecognizer(quantized=None)
+    if settings.baseline:
+        load_baseline(settings.baseline)  # a bad file is one error here, not an error row for every input
+    settings = replace(settings, engine=settings.engine.replace(threads=WORKER_THREADS),
+                       model_sha256=file_sha256(model), model_file=model.name, version=emorec.__version__,
+                       baseline_sha256=file_sha256(Path(settings.baseline)) if settings.baseline else "")
     out = Path(out)
-    for folder in ("faces", "files", "videos") if settings.annotate else ("faces", "files"):
+    for folder in RESULT_FOLDERS if settings.annotate else ("faces", "files"):
         (out / folder).mkdir(parents=True, exist_ok=True)
     done = frozenset(p.stem for p in (out / "files").glob("*.json"))
+    earlier = _results_by_path(out)
     if executor == "local":
         pool = LocalPool(workers or max(1, (os.cpu_count() or 1) // WORKER_THREADS))
     elif executor == "ray":
@@ -393,10 +427,15 @@ def analyze(
                 result = {**json.loads((out / "files" / f"{key}.json").read_text()), "status": "skipped"}
             elif result["status"] == "done":
                 result["faces_file"] = f"faces/{key}.parquet"
+                result["settings"] = json.dumps(asdict(settings), sort_keys=True)
                 _write_atomic(out / result["faces_file"], lambda tmp, t=table: _write_parquet(t, tmp))
                 # The JSON is written last: it marks the file as done for a rerun.
                 _write_atomic(out / "files" / f"{key}.json",
                               lambda tmp, r=result: tmp.write_text(json.dumps(r), encoding="utf-8"))
+                # Only now that the new result is complete do the file's results under other settings go.
+                for old in earlier.get(Path(result["source"]).resolve(), []):
+                    if old != key:
+                        _remove_result(out, old)
             rows.append(result)
             file_bar.update()
             file_bar.set_postfix(errors=sum(r["status"] == "error" for r in rows))

@@ -10,8 +10,8 @@ where ``reference`` is 0 for every class but neutral, which gets ``neutral_margi
 neutral face (x = the baseline) thus reads neutral, ahead of every other class by ``strength *
 neutral_margin`` in log-odds, and an expression reads as what changed from that face. Without the
 reference (the form first tried) the person's neutral face keeps whatever the model misread it as and
-the correction barely helped; benchmarks/calibration.py chose the form and both numbers (README, "Personal
-calibration"). Scores stay probabilities; ``strength`` 0 leaves them as they were.
+the correction barely helped; benchmarks/calibration.py chose the form and both numbers (docs/calibration.md,
+"How"). Scores stay probabilities; ``strength`` 0 leaves them as they were.
 
 :class:`AutoCalibrator` learns a baseline per track online: the per-class median of a track's recent
 log-probabilities, so an expression that lasts less than half the window does not move it.
@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from emorec.errors import EmorecError
+from emorec.errors import EmorecError, InputError
 from emorec.labels import EMOTIONS, NUM_CLASSES
 from emorec.types import Face
 
@@ -62,6 +62,13 @@ DEFAULT_NEUTRAL_MARGIN = 1.0
 # the baseline's mean.
 _FLOOR = 1e-4
 _NEUTRAL = EMOTIONS.index("neutral")
+# Far beyond what helps (benchmarks/calibration.py tries strengths up to 1.25, margins up to 3), and small
+# enough that the corrected log-probabilities stay finite: 1e308 made every score NaN.
+MAX_STRENGTH = 10.0
+MAX_NEUTRAL_MARGIN = 10.0
+# A baseline file is about 500 bytes; the cap keeps a hostile one from costing memory or parsing time.
+MAX_BASELINE_BYTES = 64 * 1024
+_MAX_INT_DIGITS = 18  # "samples" is the only whole number; Python refuses to parse ints past 4300 digits
 
 
 class BaselineError(EmorecError, ValueError):
@@ -89,14 +96,14 @@ class Baseline:
         log_probs = np.asarray(self.log_probs, dtype=np.float64)
         if log_probs.shape != (NUM_CLASSES,):
             raise BaselineError(f"baseline log_probs must have shape ({NUM_CLASSES},), got {log_probs.shape}")
-        if not np.isfinite(log_probs).all():
-            raise BaselineError(f"baseline log_probs must be finite numbers, got {log_probs.tolist()}")
-        if (log_probs > 1e-6).any():
-            raise BaselineError(f"baseline log_probs are logs of probabilities (<= 0), got {log_probs.tolist()}")
-        for name in ("strength", "neutral_margin"):
+        # Means (or medians) of logs of probabilities floored at _FLOOR, so between log(_FLOOR) and 0.
+        if not (np.isfinite(log_probs) & (log_probs >= math.log(_FLOOR) - 1e-6) & (log_probs <= 1e-6)).all():
+            raise BaselineError(f"baseline log_probs are logs of probabilities, between {math.log(_FLOOR):.2f} "
+                                f"and 0; got {log_probs.tolist()}")
+        for name, most in (("strength", MAX_STRENGTH), ("neutral_margin", MAX_NEUTRAL_MARGIN)):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
-                raise BaselineError(f"baseline {name} must be a finite number >= 0, got {value!r}")
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= most:
+                raise BaselineError(f"baseline {name} must be a number from 0 to {most:g}, got {value!r}")
         if isinstance(self.samples, bool) or not isinstance(self.samples, int) or self.samples < 1:
             raise BaselineError(f"baseline samples must be a whole number >= 1, got {self.samples!r}")
         if not isinstance(self.model, str) or not self.model:
@@ -171,14 +178,27 @@ class Baseline:
 
     @classmethod
     def from_json(cls, text: str | bytes, source: str = "baseline") -> Baseline:
+        """Parse :meth:`to_json`'s text, of whatever origin (a file, a form field): anything else, however
+        large, deep or odd, is a :class:`BaselineError` that names ``source``."""
+        if len(text) > MAX_BASELINE_BYTES:
+            raise BaselineError(f"{source}: {len(text)} bytes; a baseline is at most {MAX_BASELINE_BYTES} bytes")
+
         # Python's json accepts NaN and Infinity by default; a baseline must not contain them.
         def refuse(constant: str) -> None:
             raise BaselineError(f"{source}: {constant} is not a number a baseline may hold")
 
+        def whole_number(digits: str) -> int:
+            count = len(digits.lstrip("-"))
+            if count > _MAX_INT_DIGITS:
+                raise BaselineError(f"{source}: a {count}-digit number is not one a baseline may hold")
+            return int(digits)
+
         try:
-            data = json.loads(text, parse_constant=refuse)
+            data = json.loads(text, parse_constant=refuse, parse_int=whole_number)
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise BaselineError(f"{source}: not JSON ({exc})") from None
+        except RecursionError:
+            raise BaselineError(f"{source}: not a baseline (nested too deep)") from None
         return cls.from_dict(data, source)
 
     def save(self, path: str | os.PathLike) -> Path:
@@ -193,11 +213,13 @@ class Baseline:
 
 def load_baseline(path: str | os.PathLike) -> Baseline:
     """Read a baseline JSON file; :class:`BaselineError` names the file and what is wrong with it."""
-    path = Path(path)
+    from emorec.sources import open_file  # sources imports OpenCV and Pillow: only when a file is read
+
     try:
-        text = path.read_bytes()
-    except FileNotFoundError:
-        raise BaselineError(f"{path}: no such baseline file") from None
+        with open_file(path) as file:
+            text = file.read(MAX_BASELINE_BYTES + 1)  # from_json refuses more
+    except InputError as exc:
+        raise BaselineError(f"baseline {exc}") from None
     except OSError as exc:
         raise BaselineError(f"{path}: cannot read ({exc.strerror})") from None
     return Baseline.from_json(text, source=str(path))
@@ -293,8 +315,8 @@ class AutoCalibrator:
 
 
 class NeutralCapture:
-    """The "Calibrate" button's few seconds: collects the model's own probabilities of the largest face
-    while the person looks at the camera with a neutral face (used by the web page and the desktop app).
+    """The "Calibrate" button's few seconds: collects the model's own probabilities of one person's face (the
+    largest when the capture starts) while they look at the camera with a neutral face.
 
     ``add`` each processed frame's faces with the time; once ``duration_s`` have passed since the first
     frame, ``done`` is true and ``scores()`` gives what to build the baseline from
@@ -308,15 +330,24 @@ class NeutralCapture:
         self._start: float | None = None
         self._elapsed = 0.0
         self._rows: list[np.ndarray] = []
+        self.track_id: int | None = None  # the person calibrated, once seen
 
     def add(self, time_s: float, faces: list[Face]) -> None:
-        """This frame's faces; the largest one counts, uncalibrated."""
+        """This frame's faces, uncalibrated. One person counts: the largest face of the first frame that shows
+        one, followed by its track id where the stream tracks (``track_id``); without track ids, the largest."""
         if self._start is None:
             self._start = time_s
         self._elapsed = time_s - self._start
-        if faces:
+        if not faces:
+            return
+        if self._rows and self.track_id is not None:
+            face = next((f for f in faces if f.track_id == self.track_id), None)
+            if face is None:  # the person is out of view (or was lost): their frames only
+                return
+        else:
             face = max(faces, key=lambda f: (f.box[2] - f.box[0]) * (f.box[3] - f.box[1]))
-            self._rows.append(face.raw_scores if face.raw_scores is not None else face.scores)
+            self.track_id = face.track_id
+        self._rows.append(face.raw_scores if face.raw_scores is not None else face.scores)
 
     @property
     def progress(self) -> float:
@@ -342,16 +373,18 @@ class NeutralCapture:
 
 
 class LiveCalibration:
-    """The "Calibrate" control of one live stream (a web connection, the desktop app's source).
+    """The "Calibrate" control of one stream (a web connection, the desktop app's source): every stream from
+    ``rec.stream()`` has one, as ``stream.calibration``, and feeds it each frame it processes.
 
-    ``start()`` begins a :class:`NeutralCapture`; ``observe`` each processed frame; when the capture is done
-    the stream's ``baseline`` is set, so the following frames come out calibrated. ``reset()`` goes back to
-    the generic reading. ``state()`` is what a UI shows: ``{"state": "off" | "capturing" | "on", ...}``.
-    The baseline lives in the stream object only; nothing is written anywhere.
+    ``start()`` begins a :class:`NeutralCapture` of the largest face; when it is done, that person's track gets
+    the baseline, so their face comes out calibrated and everyone else's stays generic (a calibration belongs
+    to a person). ``reset()`` goes back to the generic reading. ``state()`` is what a UI shows:
+    ``{"state": "off" | "capturing" | "on", "track_id": ...}``. The baseline lives in the stream only;
+    nothing is written anywhere.
     """
 
     def __init__(self, stream: EmotionRecognizer, duration_s: float = 3.0):
-        self.stream = stream  # from ``rec.new_stream()``
+        self.stream = stream
         self.duration_s = duration_s
         self._capture: NeutralCapture | None = None
         self._error: str | None = None
@@ -366,6 +399,11 @@ class LiveCalibration:
         with self._lock:
             self._capture, self._error = None, None
         self.stream.baseline = None
+        self.stream.person_baseline = None
+
+    @property
+    def capturing(self) -> bool:
+        return self._capture is not None
 
     def observe(self, time_s: float, faces: list[Face]) -> Baseline | None:
         """Feed one processed frame's faces; the new baseline on the frame that completes the capture."""
@@ -382,7 +420,7 @@ class LiveCalibration:
             except BaselineError as exc:
                 self._error = str(exc)
                 return None
-        self.stream.baseline = baseline
+        self.stream.person_baseline = (capture.track_id, baseline)
         return baseline
 
     def state(self) -> dict:
@@ -391,6 +429,11 @@ class LiveCalibration:
                 return {"state": "capturing", "progress": round(self._capture.progress, 3),
                         "seconds": self._capture.duration_s}
             error = self._error
-        baseline = self.stream.baseline
-        state = {"state": "on", "samples": baseline.samples} if baseline is not None else {"state": "off"}
+        person = self.stream.person_baseline
+        if person is not None:
+            state = {"state": "on", "samples": person[1].samples, "track_id": person[0]}
+        elif self.stream.baseline is not None:
+            state = {"state": "on", "samples": self.stream.baseline.samples, "track_id": None}
+        else:
+            state = {"state": "off"}
         return {**state, "error": error} if error else state

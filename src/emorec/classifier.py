@@ -5,6 +5,7 @@ The one place that opens classifier sessions; the engine and ``emorec evaluate``
 
 from __future__ import annotations
 
+import difflib
 import json
 import os
 from importlib import resources
@@ -13,12 +14,12 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from emorec.errors import UnknownModelError
+from emorec.errors import ModelFileError, UnknownModelError
 from emorec.labels import EMOTIONS, NUM_CLASSES
 from emorec.runtime import open_session
 
 # The model family that ships in emorec/assets as NAME.onnx (with its int8 twin NAME_int8.onnx), each
-# trained by this project on FER2013; README.md's model table gives their speed and accuracy. The default is
+# trained by this project on FER2013; docs/models.md gives their speed and accuracy. The default is
 # the fast one: it meets the speed targets on CPUs without AVX-512, where emonet_wide does not, and read the
 # real-photo development sets at least as well, for fewer points on FER2013's PublicTest.
 SHIPPED_MODELS = ("emonet_fast", "emonet_wide")
@@ -41,11 +42,14 @@ def model_file(model: str | os.PathLike | None = None) -> Path:
     if isinstance(model, str) and model in SHIPPED_MODELS:
         return shipped_model_path(model)
     path = Path(model)
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"{path}: no such ONNX model file (shipped models, chosen by name: {', '.join(SHIPPED_MODELS)})"
-        )
-    return path
+    if path.is_file():
+        return path
+    if isinstance(model, str) and not path.suffix and len(path.parts) == 1:  # a name, not a path: a misspelling?
+        close = difflib.get_close_matches(model, SHIPPED_MODELS, n=1, cutoff=0.5)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        raise UnknownModelError(f"unknown model {model!r}: {hint}shipped models: {', '.join(SHIPPED_MODELS)} "
+                                "(or give the path of an ONNX file)")
+    raise ModelFileError(f"{path}: no such ONNX model file (shipped models, by name: {', '.join(SHIPPED_MODELS)})")
 
 
 def _decode_metadata(session: ort.InferenceSession) -> dict:

@@ -4,14 +4,66 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import NoReturn
 
 # FER2013 where this project's checkouts keep it; $EMOREC_FER2013 points elsewhere.
 DEFAULT_DATA = os.environ.get("EMOREC_FER2013", "../shared/datasets/fer2013/fer2013.csv.gz")
+DEFAULT_FERPLUS = os.environ.get("EMOREC_FERPLUS", "../shared/datasets/ferplus/fer2013new.csv")
+DEFAULT_DEV_PHOTOS = os.environ.get("EMOREC_DEV_PHOTOS", "../shared/datasets/expressions_dev")
+
+
+# Every option's range is checked by the parser, so a bad value is a one-line usage error (exit 2) before any
+# work: `--max-faces 0` reported "no faces", `evaluate --limit -5` scored all but 5 images, `serve --workers 0`
+# never answered, `--max-upload-mb nan` and `--port 70000` ended in tracebacks.
+def whole_number(minimum: int, maximum: int | None = None, unit: str = "") -> Callable[[str], int]:
+    """An argparse ``type``: a whole number (of ``unit``) from ``minimum``, up to ``maximum`` where given."""
+    span = f"from {minimum} to {maximum}" if maximum is not None else f">= {minimum}"
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:  # not a number, or more digits than Python parses
+            value = None
+        if value is None or value < minimum or (maximum is not None and value > maximum):
+            raise argparse.ArgumentTypeError(f"expected a whole number{f' of {unit}' if unit else ''} {span}, "
+                                             f"got {text[:40]!r}")
+        return value
+
+    return parse
+
+
+def real_number(minimum: float | None = None, maximum: float | None = None, above: float | None = None,
+                below: float | None = None) -> Callable[[str], float]:
+    """An argparse ``type``: a finite number >= ``minimum`` or > ``above``, <= ``maximum`` or < ``below``."""
+    bounds = [(minimum, ">=", float.__ge__), (above, ">", float.__gt__), (maximum, "<=", float.__le__),
+              (below, "<", float.__lt__)]
+    bounds = [(float(limit), sign, test) for limit, sign, test in bounds if limit is not None]
+    span = " and ".join(f"{sign} {limit:g}" for limit, sign, _ in bounds)
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = math.nan
+        if not math.isfinite(value) or not all(test(value, limit) for limit, _, test in bounds):
+            raise argparse.ArgumentTypeError(f"expected a finite number{f' {span}' if span else ''}, "
+                                             f"got {text[:40]!r}")
+        return value
+
+    return parse
+
+
+class _Parser(argparse.ArgumentParser):
+    """Usage errors in one line, as every other error of the command line (argparse adds the usage)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
@@ -42,32 +94,32 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model", default="emonet_wide",
                    help="architecture: emonet_wide (default, shipped), emonet, shallow or deep")
     p.add_argument("--out", default=None, help="run directory for checkpoints and metrics (default: runs/MODEL)")
-    p.add_argument("--epochs", type=int, default=120, help="the shipped model's recipe: 120")
-    p.add_argument("--batch-size", type=int, default=128)
-    p.add_argument("--lr", type=float, default=0.05, help="peak learning rate of the one-cycle schedule")
-    p.add_argument("--weight-decay", type=float, default=5e-4)
-    p.add_argument("--label-smoothing", type=float, default=0.1)
-    p.add_argument("--mixup", type=float, default=0.0, help="mixup alpha; 0 disables")
-    p.add_argument("--erasing", type=float, default=0.5, help="random-erasing probability")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--epochs", type=whole_number(1), default=120, help="the shipped model's recipe: 120")
+    p.add_argument("--batch-size", type=whole_number(1), default=128)
+    p.add_argument("--lr", type=real_number(above=0), default=0.05, help="peak learning rate of the one-cycle schedule")
+    p.add_argument("--weight-decay", type=real_number(0), default=5e-4)
+    p.add_argument("--label-smoothing", type=real_number(0, below=1), default=0.1)
+    p.add_argument("--mixup", type=real_number(0), default=0.0, help="mixup alpha; 0 disables")
+    p.add_argument("--erasing", type=real_number(0, 1), default=0.5, help="random-erasing probability")
+    p.add_argument("--seed", type=whole_number(0), default=0)
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
     p.add_argument("--precision", default="auto", choices=["auto", "bf16", "fp32"])
-    p.add_argument("--limit", type=int, default=0, help="train on the first N images only (smoke tests)")
+    p.add_argument("--limit", type=whole_number(0), default=0, help="train on the first N images only (smoke tests)")
     p.add_argument("--init", default=None, help="start from this checkpoint's weights (fine-tuning)")
     p.add_argument("--teacher", default=None, help="distil from this checkpoint (knowledge distillation)")
-    p.add_argument("--distill-weight", type=float, default=0.5,
+    p.add_argument("--distill-weight", type=real_number(0, 1), default=0.5,
                    help="share of the teacher's soft targets in the loss (default: %(default)s)")
-    p.add_argument("--distill-temperature", type=float, default=2.0)
+    p.add_argument("--distill-temperature", type=real_number(above=0), default=2.0)
     p.add_argument("--teacher-flip", action="store_true",
                    help="the teacher averages each face with its mirror image (better targets, slower)")
-    p.add_argument("--ema", type=float, default=0.0,
+    p.add_argument("--ema", type=real_number(0, below=1), default=0.0,
                    help="decay of a moving average of the weights, which is scored and saved; 0 disables")
     p.add_argument("--ferplus", default=None,
                    help="Microsoft's FER+ fer2013new.csv, joined to --data by row number; its not-a-face rows "
                         "are left out of training")
     p.add_argument("--targets", default="fer2013", choices=["fer2013", "ferplus", "mix"],
                    help="learn FER2013's labels, FER+'s vote distributions, or a mix (default: %(default)s)")
-    p.add_argument("--ferplus-weight", type=float, default=0.5,
+    p.add_argument("--ferplus-weight", type=real_number(0, 1), default=0.5,
                    help="with --targets mix: FER+'s share of each target (default: %(default)s)")
     p.add_argument("--photo-augment", action="store_true",
                    help="also JPEG artefacts, gamma, noise and 2-4x downscaling, as crops of real photos have")
@@ -120,7 +172,7 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data", default=DEFAULT_DATA, help="fer2013.csv[.gz] or image-folder root (default: %(default)s)")
     p.add_argument("--split", default="PrivateTest", choices=["Training", "PublicTest", "PrivateTest"])
     p.add_argument("--tta", default="none", choices=TTA_MODES, help="test-time augmentation")
-    p.add_argument("--limit", type=int, default=0, help="score only the first N images of the split")
+    p.add_argument("--limit", type=whole_number(0), default=0, help="score only the first N images of the split")
     p.add_argument("--out", default=None, help="folder for report.json and confusion.png")
     p.add_argument("--ferplus", default=None,
                    help="Microsoft's FER+ fer2013new.csv: also report top-1 against its majority labels")
@@ -136,6 +188,41 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--float", action="store_true", help="with --photos: the float model even where the engine "
                                                         "would run its int8 twin")
     p.set_defaults(func=_cmd_evaluate)
+
+
+def _cmd_scorecard(args: argparse.Namespace) -> int:
+    from emorec.scorecard import format_scorecards, scorecard
+
+    cards = []
+    for model in args.model or [None]:
+        try:
+            cards.append(scorecard(model, args.data, args.ferplus, args.dev, quantized=False if args.float else None))
+        except (FileNotFoundError, ValueError) as exc:
+            return _fail(args, str(exc))
+        print(f"scored {cards[-1].model}: {cards[-1].score:.4f}", file=sys.stderr, flush=True)
+    print(format_scorecards(cards))
+    if args.out:
+        out = _writable(args.out)
+        out.write_text(json.dumps([card.to_dict() for card in cards], indent=2))
+        print(f"wrote {out}")
+    return 0
+
+
+def _add_scorecard(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("scorecard", help="the shipping rule: each model's real-face score and the figures behind it",
+                       description="Score models by the rule that chooses which ships: the mean of FER+ PublicTest "
+                                   "majority top-1 and the macro recall on the development photo sets "
+                                   "(lfw_expressions and london through the pipeline, ckplus48 through the "
+                                   "classifier); FER2013 and PrivateTest figures are printed beside it.")
+    p.add_argument("--model", action="append", default=None,
+                   help="a shipped model's name or an ONNX file; repeat to compare (default: the default model)")
+    p.add_argument("--data", default=DEFAULT_DATA, help="fer2013.csv[.gz] (default: %(default)s)")
+    p.add_argument("--ferplus", default=DEFAULT_FERPLUS, help="FER+ fer2013new.csv (default: %(default)s)")
+    p.add_argument("--dev", default=DEFAULT_DEV_PHOTOS,
+                   help="folder holding lfw_expressions/, ckplus48/ and london/ (default: %(default)s)")
+    p.add_argument("--float", action="store_true", help="the float model even where the engine runs its int8 twin")
+    p.add_argument("--out", default=None, help="also write every figure as JSON to this file")
+    p.set_defaults(func=_cmd_scorecard)
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
@@ -171,9 +258,9 @@ def _cmd_export(args: argparse.Namespace) -> int:
                        metadata=metadata, logit_shift=shift)
     print(f"exported {args.out}; ONNX Runtime vs PyTorch max difference {diff:.1e}")
     if args.data:
-        card = model_card(args.out, args.data, args.checkpoints)
+        card = model_card(args.out, args.data, args.checkpoints, ferplus=args.ferplus or None)
         update_metadata(args.out, card)
-        print(json.dumps(card["accuracy"]))
+        print(json.dumps({"FER2013": card["accuracy"], "FER+": card.get("ferplus_accuracy")}))
     if args.install:
         print("the int8 twin no longer matches, so the engine runs the float model until "
               "tools/quantize_classifier.py makes a new twin")
@@ -189,11 +276,13 @@ def _add_export(sub: argparse._SubParsersAction) -> None:
     where.add_argument("--install", action="store_true",
                        help="replace the shipped model of the checkpoint's architecture (emorec/assets/NAME.onnx)")
     p.add_argument("--flip-tta", action="store_true", help="average each face with its mirror image in the graph")
-    p.add_argument("--prior-correction", type=float, default=0.0, metavar="STRENGTH",
+    p.add_argument("--prior-correction", type=real_number(0), default=0.0, metavar="STRENGTH",
                    help="divide each class's probability by its share of the training targets to this power "
                         "(0: as trained; 1: no class prior at all)")
     p.add_argument("--data", default=DEFAULT_DATA,
                    help="FER2013 for the model card's PublicTest/PrivateTest accuracy ('' to skip)")
+    p.add_argument("--ferplus", default=None,
+                   help=f"FER+ fer2013new.csv: the card also gives majority-label accuracy (e.g. {DEFAULT_FERPLUS})")
     p.set_defaults(func=_cmd_export)
 
 
@@ -210,7 +299,8 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         if not Path(path).is_file():
             print(f"emorec serve: {path}: no such file", file=sys.stderr)
             return 2
-    problem = engine_problem(_recognizer_options(args))  # bad engine options fail here, not in every worker
+    config = _engine_config(args)
+    problem = engine_problem(config)  # a model that cannot load fails here, not in every worker
     if problem:
         print(f"emorec serve: {problem}", file=sys.stderr)
         return 2
@@ -221,9 +311,10 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     }
     try:
         serve(args.host, args.port, workers=args.workers, max_clients=args.max_clients, certfile=args.certfile,
-              keyfile=args.keyfile, recognizer_options=_recognizer_options(args),
-              engine_threads=args.analysis_threads, allowed_origins=tuple(args.allow_origin), **limits)
-    except ValueError as exc:  # a limit out of range
+              keyfile=args.keyfile, engine_config=config,
+              engine_threads=args.analysis_threads, allowed_origins=tuple(args.allow_origin),
+              allowed_hosts=tuple(args.allowed_host), **limits)
+    except ValueError as exc:  # a limit out of range, a certificate and key that do not make a pair
         print(f"emorec serve: {exc}", file=sys.stderr)
         return 2
     return 0
@@ -238,25 +329,34 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--host", default="127.0.0.1",
                    help="address to listen on; 0.0.0.0 for every interface (there is no login: see the warning)")
-    p.add_argument("--port", type=int, default=5000)
+    p.add_argument("--port", type=whole_number(1, 65535), default=5000)
     p.add_argument("--certfile", default=None, help="TLS certificate (PEM) to serve https:// and wss://")
     p.add_argument("--keyfile", default=None, help="its private key (PEM)")
     p.add_argument("--allow-origin", action="append", default=[], metavar="ORIGIN",
                    help="another web origin (https://host:port) whose pages may use the live socket and post forms; "
                         "repeat for several, '*' for any (default: only this server's own pages)")
-    p.add_argument("--workers", type=int, default=1, help="processes, each with its own copy of the models")
-    p.add_argument("--max-clients", type=int, default=200, help="open connections per worker; more wait to connect")
-    p.add_argument("--max-live-streams", type=int, default=32, help="live camera connections per worker")
-    p.add_argument("--max-video-jobs", type=int, default=1,
+    p.add_argument("--allowed-host", action="append", default=[], metavar="NAME",
+                   help="a host name browsers reach this server by (its pages' own origin); repeat for several. "
+                        "IP addresses, localhost and --host need none; pages under other names are refused, so "
+                        "that another site cannot point its name at this server (DNS rebinding)")
+    p.add_argument("--workers", type=whole_number(1), default=1, help="processes, each with its own copy of the models")
+    p.add_argument("--max-clients", type=whole_number(1), default=200,
+                   help="open connections per worker; more wait to connect")
+    p.add_argument("--max-live-streams", type=whole_number(1), default=32, help="live camera connections per worker")
+    p.add_argument("--max-video-jobs", type=whole_number(1), default=1,
                    help="videos analysed at once per worker; more get 503 with Retry-After")
-    p.add_argument("--analysis-threads", type=int, default=2,
+    p.add_argument("--analysis-threads", type=whole_number(1), default=2,
                    help="threads per worker that analyse live frames (default: 2)")
-    p.add_argument("--max-upload-mb", type=float, default=16.0, help="largest accepted request body")
+    p.add_argument("--max-upload-mb", type=real_number(above=0), default=16.0, help="largest accepted request body")
     _add_engine_options(p)
     p.set_defaults(func=_cmd_serve)
 
 
-def _add_engine_options(p: argparse.ArgumentParser, threads: bool = True) -> None:
+def _add_engine_options(p: argparse.ArgumentParser, threads: bool = True, stream: bool = False) -> None:
+    """The flags of :class:`emorec.config.EngineConfig`, each named after its setting (``--min-detection-score``
+    is ``min_detection_score``); ``stream`` adds the settings of streams (detect-every, smoothing)."""
+    from emorec.config import DEFAULT_DETECT_EVERY
+
     g = p.add_argument_group("engine")
     g.add_argument("--model", default=None,
                    help="the classifier: a shipped model (emonet_fast, emonet_wide) or an ONNX file "
@@ -264,42 +364,39 @@ def _add_engine_options(p: argparse.ArgumentParser, threads: bool = True) -> Non
     g.add_argument("--detector", default="auto",
                    help="auto (BlazeFace full and short range), blazeface-full, blazeface-short, yunet or haar")
     g.add_argument("--yunet-model", default=None, help="YuNet ONNX file for --detector yunet")
-    g.add_argument("--min-face-size", type=int, default=24, help="ignore faces smaller than this (pixels)")
-    g.add_argument("--min-score", type=float, default=None, help="detector score threshold (default: per detector)")
-    g.add_argument("--max-faces", type=int, default=None, help="keep only the N largest faces")
+    g.add_argument("--min-face-size", type=whole_number(0), default=24, help="ignore faces smaller than this (pixels)")
+    g.add_argument("--min-detection-score", "--min-score", dest="min_detection_score", type=real_number(0, 1),
+                   default=None, help="detector score threshold in [0, 1] (default: per detector)")
+    g.add_argument("--max-faces", type=whole_number(1), default=None, help="keep only the N largest faces")
     if threads:  # batch sets them itself: the workers share the cores
-        g.add_argument("--threads", type=int, default=1, help="ONNX Runtime threads per model")
+        g.add_argument("--threads", type=whole_number(1), default=1, help="ONNX Runtime threads per model")
+    if stream:
+        g.add_argument("--detect-every", type=whole_number(1, unit="frames"), default=DEFAULT_DETECT_EVERY,
+                       metavar="N", help="run the face detector on every N-th frame (and when a face is lost), "
+                                         "following faces by optical flow in between; 1: on every frame "
+                                         "(default: %(default)s)")
+        g.add_argument("--no-smoothing", dest="smoothing", action="store_false",
+                       help="raw per-frame probabilities (still tracked)")
 
 
-def _add_detect_every(p: argparse.ArgumentParser) -> None:
-    from emorec.follow import DEFAULT_DETECT_EVERY
+def _engine_config(args: argparse.Namespace):
+    """The one :class:`~emorec.config.EngineConfig` the engine options describe; ConfigError says what is wrong."""
+    from emorec.config import EngineConfig
 
-    def frames(text: str) -> int:
-        if not text.isdigit() or int(text) < 1:
-            raise argparse.ArgumentTypeError(f"expected a whole number of frames >= 1, got {text!r}")
-        return int(text)
-
-    p.add_argument("--detect-every", type=frames, default=DEFAULT_DETECT_EVERY, metavar="N",
-                   help="run the face detector on every N-th frame (and when a face is lost), following faces by "
-                        "optical flow in between; 1: on every frame (default: %(default)s)")
-
-
-def _recognizer_options(args: argparse.Namespace) -> dict:
-    """``EmotionRecognizer`` keyword arguments from the engine options."""
-    return {"model": args.model, "detector": args.detector, "min_face_size": args.min_face_size,
-            "min_detection_score": args.min_score, "max_faces": args.max_faces, "yunet_model": args.yunet_model,
-            "threads": args.threads}
+    settings = {"model": args.model, "detector": args.detector, "yunet_model": args.yunet_model,
+                "min_face_size": args.min_face_size, "min_detection_score": args.min_detection_score,
+                "max_faces": args.max_faces}
+    for optional in ("threads", "detect_every", "smoothing"):  # flags that only some commands have
+        if hasattr(args, optional):
+            settings[optional] = getattr(args, optional)
+    return EngineConfig(**settings)
 
 
 def _make_recognizer(args: argparse.Namespace):
-    """The engine from the command-line options; a ConfigError (one line, exit 2) says why it cannot be built."""
+    """The engine from the command-line options; an EmorecError (one line, exit 2) says why it cannot be built."""
     from emorec.engine import EmotionRecognizer
-    from emorec.errors import ConfigError
 
-    try:
-        return EmotionRecognizer(**_recognizer_options(args))
-    except (FileNotFoundError, ValueError) as exc:
-        raise ConfigError(str(exc)) from None
+    return EmotionRecognizer(_engine_config(args))
 
 
 def _fail(args: argparse.Namespace, message: str) -> int:
@@ -345,13 +442,15 @@ def _load_baseline(args: argparse.Namespace, rec):
 def _cmd_calibrate(args: argparse.Namespace) -> int:
     from emorec.calibration import BaselineError
     from emorec.labels import EMOTIONS
+    from emorec.outputs import refuse_overwriting
     from emorec.sources import expand_image_paths
 
-    rec = _make_recognizer(args)
     items = expand_image_paths(args.images)
     if not items:
         print("emorec calibrate: no images found in " + ", ".join(args.images), file=sys.stderr)
         return 1
+    refuse_overwriting([path for path, _ in items], [args.out], "--out")
+    rec = _make_recognizer(args)
     try:
         baseline = rec.calibrate([path for path, _ in items], strength=args.strength, neutral_margin=args.margin)
     except BaselineError as exc:
@@ -372,16 +471,16 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
 
 
 def _add_calibrate(sub: argparse._SubParsersAction) -> None:
-    from emorec.calibration import DEFAULT_NEUTRAL_MARGIN, DEFAULT_STRENGTH
+    from emorec.calibration import DEFAULT_NEUTRAL_MARGIN, DEFAULT_STRENGTH, MAX_NEUTRAL_MARGIN, MAX_STRENGTH
 
     p = sub.add_parser("calibrate", help="make a person's baseline from photos of their neutral face",
                        description="The largest face of each image is used; images without a face are skipped "
                                    "and reported. Use the result with --baseline on predict, video and stream.")
     p.add_argument("images", nargs="+", metavar="IMAGE|FOLDER", help="a few photos of one person's neutral face")
     p.add_argument("--out", required=True, metavar="BASELINE.json")
-    p.add_argument("--strength", type=float, default=DEFAULT_STRENGTH,
+    p.add_argument("--strength", type=real_number(0, MAX_STRENGTH), default=DEFAULT_STRENGTH,
                    help="how much of the baseline to take away (0: none; default: %(default)s)")
-    p.add_argument("--margin", type=float, default=DEFAULT_NEUTRAL_MARGIN,
+    p.add_argument("--margin", type=real_number(0, MAX_NEUTRAL_MARGIN), default=DEFAULT_NEUTRAL_MARGIN,
                    help="how far the person's own neutral face reads ahead of other classes (default: %(default)s)")
     _add_engine_options(p)
     p.set_defaults(func=_cmd_calibrate)
@@ -402,17 +501,26 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     import cv2
 
     from emorec.labels import EMOTIONS
+    from emorec.outputs import refuse_overwriting, unique_names
     from emorec.sources import InputError, expand_image_paths, iter_images
 
-    json_path, csv_path = _writable(args.json), _writable(args.csv)
-    rec = _make_recognizer(args)
-    baseline = _load_baseline(args, rec)
     items = expand_image_paths(args.inputs)
     if not items:
         print("emorec predict: no images found in " + ", ".join(args.inputs), file=sys.stderr)
         return 1
+    paths = [path for path, _ in items]
+    names = unique_names([name for _, name in items])
+    for (path, name), unique in zip(items, names, strict=True):
+        if unique != name:
+            print(f"note: {path} is annotated as {unique}: another input is named {name} too", file=sys.stderr)
+    targets = [Path(args.out) / name for name in names] if args.out else []
+    for option, outputs in (("--out", targets), ("--json", [args.json]), ("--csv", [args.csv])):
+        refuse_overwriting(paths, outputs, option)
+    json_path, csv_path = _writable(args.json), _writable(args.csv)
+    rec = _make_recognizer(args)
+    baseline = _load_baseline(args, rec)
     records, failed = [], 0
-    for (path, out_name), (_, image) in zip(items, iter_images(path for path, _ in items), strict=True):
+    for path, target, (_, image) in zip(paths, targets or [None] * len(paths), iter_images(paths), strict=True):
         if isinstance(image, InputError):
             failed += 1
             print(f"error: {image}", file=sys.stderr)
@@ -421,8 +529,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         result = rec.process(image, baseline=baseline)
         print(f"{path}: {_describe(result.faces)}")
         records.append({"path": str(path), "error": None, **result.to_dict()})
-        if args.out:
-            target = Path(args.out) / out_name
+        if target is not None:
             target.parent.mkdir(parents=True, exist_ok=True)
             ok, encoded = cv2.imencode(target.suffix or ".png", rec.annotate(result, bars=args.bars))
             if not ok:
@@ -464,13 +571,17 @@ def _add_predict(sub: argparse._SubParsersAction) -> None:
 def _cmd_video(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from emorec.recording import Recorder
+    from emorec.outputs import refuse_overwriting
+    from emorec.recording import MAX_PLOTTED_TRACKS, Recorder
 
+    for option in ("out", "csv", "plot", "json"):
+        refuse_overwriting([args.input], [getattr(args, option)], f"--{option}")
+    _writable(args.json)
     rec = _make_recognizer(args)
     baseline = _load_baseline(args, rec)
-    with rec.stream(args.input, smoothing=not args.no_smoothing, baseline=baseline,
-                    auto_calibrate=args.auto_calibrate, detect_every=args.detect_every) as stream:
-        recorder = Recorder(args.out, args.csv, args.plot, fps=stream.fps or 30.0)
+    with rec.stream(args.input, baseline=baseline, auto_calibrate=args.auto_calibrate) as stream:
+        recorder = Recorder(args.out, args.csv, args.plot, fps=stream.fps or 30.0, summary_path=args.json,
+                            source=args.input)
         try:
             for result in tqdm(stream, total=stream.source.frame_count, unit="frame", disable=args.quiet):
                 recorder.write(result, rec.annotate(result, bars=args.bars) if args.out else None, result.time_s)
@@ -478,12 +589,15 @@ def _cmd_video(args: argparse.Namespace) -> int:
             print("interrupted: keeping the frames done so far", file=sys.stderr)
         finally:
             summary = recorder.close()
-    print(f"{summary['frames']} frames, {summary['frames_with_faces']} with faces")
-    for track, info in summary["tracks"].items():
-        shares = ", ".join(f"{e} {s:.0%}" for e, s in sorted(info["share"].items(), key=lambda kv: -kv[1]))
-        print(f"face #{track}: {info['frames']} frames, {info['first_s']:.1f}-{info['last_s']:.1f} s, "
-              f"mostly {info['dominant']} ({shares})")
-    for path in (args.out, args.csv, args.plot):
+    print(f"{summary['frame_count']} frames, {summary['frames_with_faces']} with faces")
+    for track in summary["tracks"]:
+        means = ", ".join(f"{e} {p:.0%}" for e, p in sorted(track["scores"].items(), key=lambda kv: -kv[1])[:3])
+        print(f"face #{track['track_id']}: {track['frames']} frames, {track['first_s']:.1f}-{track['last_s']:.1f} s, "
+              f"{track['emotion']} (mean probabilities: {means})")
+    left_out = len(summary["tracks"]) - MAX_PLOTTED_TRACKS
+    if args.plot and left_out > 0:
+        print(f"the plot shows the {MAX_PLOTTED_TRACKS} faces seen longest; {left_out} more are in the summary")
+    for path in (args.out, args.csv, args.plot, args.json):
         if path:
             print(f"wrote {path}")
     return 0
@@ -491,16 +605,18 @@ def _cmd_video(args: argparse.Namespace) -> int:
 
 def _add_video(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("video", help="annotate a video and record each face's emotions over time",
-                       description="Process every frame of a video file: annotated video, CSV timeline, plot.")
+                       description="Process every frame of a video file: annotated video, CSV timeline, plot, "
+                                   "JSON summary.")
     p.add_argument("input", help="video file")
     p.add_argument("--out", default=None, help="annotated video (.mp4: H.264 where PyAV is installed; .webm, .avi)")
     p.add_argument("--csv", default=None, help="timeline CSV: one row per face and frame")
-    p.add_argument("--plot", default=None, help="PNG of each face's emotions over time")
+    p.add_argument("--plot", default=None, help="PNG of each face's emotions over time, on one time axis")
+    p.add_argument("--json", default=None,
+                   help="summary JSON: per face (track) its frames, first and last time, dominant emotion and "
+                        "mean probabilities; the web app's video upload gives the same")
     p.add_argument("--bars", action="store_true", help="draw probability bars under each face")
-    p.add_argument("--no-smoothing", action="store_true", help="raw per-frame probabilities (still tracked)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
-    _add_engine_options(p)
-    _add_detect_every(p)
+    _add_engine_options(p, stream=True)
     _add_baseline_options(p, auto=True)
     p.set_defaults(func=_cmd_video)
 
@@ -509,9 +625,8 @@ def _cmd_stream(args: argparse.Namespace) -> int:
     rec = _make_recognizer(args)
     baseline = _load_baseline(args, rec)
     try:
-        with rec.stream(args.source, smoothing=not args.no_smoothing, max_frames=args.max_frames or None,
-                        baseline=baseline, auto_calibrate=args.auto_calibrate,
-                        detect_every=args.detect_every) as stream:
+        with rec.stream(args.source, max_frames=args.max_frames or None,
+                        baseline=baseline, auto_calibrate=args.auto_calibrate) as stream:
             for result in stream:
                 print(json.dumps(result.to_dict()), flush=True)
     except KeyboardInterrupt:
@@ -522,12 +637,12 @@ def _cmd_stream(args: argparse.Namespace) -> int:
 def _add_stream(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("stream", help="one JSON line of faces per frame of a webcam, stream URL or video file",
                        description="Live sources are read in a thread that keeps only the newest frame; "
-                                   "files are read in order.")
+                                   "files are read in order. The photos of a folder are read one by one, each "
+                                   "alone (nothing smoothed across them): their lines carry a path and no time.")
     p.add_argument("--source", default="0", help="webcam index, stream URL or video file (default: 0)")
-    p.add_argument("--max-frames", type=int, default=0, help="stop after N frames (0: run until the source ends)")
-    p.add_argument("--no-smoothing", action="store_true", help="raw per-frame probabilities (still tracked)")
-    _add_engine_options(p)
-    _add_detect_every(p)
+    p.add_argument("--max-frames", type=whole_number(0), default=0,
+                   help="stop after N frames (0: run until the source ends)")
+    _add_engine_options(p, stream=True)
     _add_baseline_options(p, auto=True)
     p.set_defaults(func=_cmd_stream)
 
@@ -535,10 +650,7 @@ def _add_stream(sub: argparse._SubParsersAction) -> None:
 def _cmd_batch(args: argparse.Namespace) -> int:
     from emorec.batch import BatchSettings, analyze
 
-    settings = BatchSettings(model=args.model, detector=args.detector, yunet_model=args.yunet_model,
-                             min_face_size=args.min_face_size,
-                             min_detection_score=args.min_score, max_faces=args.max_faces,
-                             smoothing=not args.no_smoothing, annotate=args.annotate, baseline=args.baseline)
+    settings = BatchSettings(engine=_engine_config(args), annotate=args.annotate, baseline=args.baseline)
     started = time.perf_counter()
     summary = analyze(args.inputs, args.out, executor="ray" if args.ray else "local", workers=args.workers,
                       ray_address=None if args.ray in (None, "local") else args.ray, settings=settings,
@@ -563,14 +675,13 @@ def _add_batch(sub: argparse._SubParsersAction) -> None:
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="files, folders (searched recursively), globs, or "
                                                               ".txt files listing them one per line")
     p.add_argument("--out", required=True, help="results folder")
-    p.add_argument("--workers", type=int, default=None, help="worker processes (default: one per CPU core)")
+    p.add_argument("--workers", type=whole_number(1), default=None, help="worker processes (default: one per CPU core)")
     p.add_argument("--ray", nargs="?", const="local", default=None, metavar="auto|ADDRESS",
                    help="run on Ray: alone, a local Ray on this machine; 'auto' the cluster `ray start` made here; "
                         "or its address (needs the 'batch' extra)")
     p.add_argument("--annotate", action="store_true", help="also write annotated videos into OUT/videos")
-    p.add_argument("--no-smoothing", action="store_true", help="raw per-frame probabilities (still tracked)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
-    _add_engine_options(p, threads=False)
+    _add_engine_options(p, threads=False, stream=True)
     _add_baseline_options(p)
     p.set_defaults(func=_cmd_batch)
 
@@ -588,7 +699,7 @@ def _cmd_desktop(args: argparse.Namespace) -> int:
         return 2
     rec = _make_recognizer(args)
     baseline = _load_baseline(args, rec)
-    return run_app(rec, source=args.source, out_dir=args.out_dir, smoothing=not args.no_smoothing,
+    return run_app(rec, source=args.source, out_dir=args.out_dir, smoothing=rec.config.smoothing,
                    baseline=baseline)
 
 
@@ -599,22 +710,21 @@ def _add_desktop(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--source", default=None, help="start at once with a webcam index, video or image file, or URL")
     p.add_argument("--out-dir", default="emorec-captures",
                    help="folder for snapshots and recordings (default: %(default)s)")
-    p.add_argument("--no-smoothing", action="store_true", help="raw per-frame probabilities (still tracked)")
-    _add_engine_options(p)
+    _add_engine_options(p, stream=True)
     _add_baseline_options(p)
     p.set_defaults(func=_cmd_desktop)
 
 
 COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
-    _add_train, _add_evaluate, _add_export, _add_serve, _add_predict, _add_video, _add_stream, _add_batch,
-    _add_desktop, _add_calibrate,
+    _add_train, _add_evaluate, _add_scorecard, _add_export, _add_serve, _add_predict, _add_video, _add_stream,
+    _add_batch, _add_desktop, _add_calibrate,
 ]
 
 
 def build_parser() -> argparse.ArgumentParser:
     import emorec
 
-    parser = argparse.ArgumentParser(prog="emorec", description="Real-time facial emotion recognition.")
+    parser = _Parser(prog="emorec", description="Real-time facial emotion recognition.")
     parser.add_argument("--version", action="version", version=f"emorec {emorec.__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     for add in COMMANDS:

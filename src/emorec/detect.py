@@ -30,6 +30,7 @@ from typing import NamedTuple, Protocol
 import cv2
 import numpy as np
 
+from emorec.errors import ConfigError
 from emorec.runtime import open_session
 from emorec.track import iou_matrix
 
@@ -473,10 +474,10 @@ def create_detector(
         return BlazeFaceDetector("short", score_threshold, threads=threads, tile_size=None)
     if key == "yunet":
         if yunet_model is None:
-            raise ValueError("the yunet detector needs the path of a YuNet ONNX file (yunet_model / --yunet-model)")
+            raise ConfigError("the yunet detector needs the path of a YuNet ONNX file (yunet_model / --yunet-model)")
         return YuNetDetector(yunet_model) if score_threshold is None else YuNetDetector(yunet_model, score_threshold)
     if key == "haar":
         return HaarDetector()
     close = difflib.get_close_matches(key, DETECTORS, n=1)
     hint = f"; did you mean {close[0]!r}?" if close else ""
-    raise ValueError(f"unknown detector {name!r}: expected one of {', '.join(DETECTORS)}{hint}")
+    raise ConfigError(f"unknown detector {name!r}: expected one of {', '.join(DETECTORS)}{hint}")

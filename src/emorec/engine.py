@@ -11,7 +11,6 @@ import hashlib
 import os
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -19,11 +18,12 @@ import cv2
 import numpy as np
 
 from emorec.annotators import annotate as draw_faces
-from emorec.calibration import AutoCalibrator, Baseline, BaselineError, apply_baseline
+from emorec.calibration import AutoCalibrator, Baseline, BaselineError, LiveCalibration, apply_baseline
 from emorec.classifier import FACE_SIZE, EmotionClassifier, model_file, read_metadata
-from emorec.detect import Detections, Detector, create_detector
-from emorec.errors import InputError
-from emorec.follow import DEFAULT_DETECT_EVERY, FaceFollower
+from emorec.config import CropGeometry, EngineConfig
+from emorec.detect import Detections, create_detector
+from emorec.errors import ConfigError, InputError, ModelFileError
+from emorec.follow import FaceFollower
 from emorec.labels import EMOTIONS
 from emorec.sources import load_frame, to_bgr
 from emorec.track import FaceTracker
@@ -32,27 +32,7 @@ from emorec.types import Face, FrameResult
 if TYPE_CHECKING:
     from emorec.stream import FrameStream
 
-__all__ = ["BaselineError", "CropGeometry", "EmotionRecognizer", "InputError", "crop_faces"]
-
-
-@dataclass(frozen=True)
-class CropGeometry:
-    """How a detector box becomes a FER2013-like crop: a square ``scale`` times the box's larger side,
-    its centre moved down by ``shift_y`` box heights, turned so that the eyes are level (``level_eyes``,
-    when the detector found them and they tilt by ``MIN_ROLL_DEGREES`` or more).
-
-    Measured for BlazeFace full range with benchmarks/crop_geometry.py (all 3,589 FER2013 PublicTest faces
-    enlarged into photos, the 1,306 the detector found; emonet at 67% PublicTest): (1.2, 0.0) gave 71.8%
-    against 72.2% for the same faces classified directly, the bare box (1.0, 0.0) 70.0%. Mapping each
-    box exactly onto its pasted face would need a median scale of 1.19 and shift of -0.05, but -0.05 read
-    worse (70.2%): trained on random crops, the classifier's best crop is not exactly FER2013's.
-    Short-range boxes match full-range ones; on the lfw_expressions close-ups (a dev set) scales 1.0-1.4
-    scored within a point of top-1 of each other through the pipeline (benchmarks/real_photos.py).
-    """
-
-    scale: float = 1.2
-    shift_y: float = 0.0
-    level_eyes: bool = True
+__all__ = ["BaselineError", "CropGeometry", "EmotionRecognizer", "EngineConfig", "InputError", "crop_faces"]
 
 
 # Smaller tilts are left alone: the classifier reads them nearly as well as upright faces (-1.2 points at
@@ -93,10 +73,12 @@ def _square(bgr: np.ndarray, cx: float, cy: float, side: float, size: int) -> np
 
 
 def crop_faces(
-    bgr: np.ndarray, boxes: np.ndarray, geometry: CropGeometry = CropGeometry(), eyes: np.ndarray | None = None
+    bgr: np.ndarray, boxes: np.ndarray, geometry: CropGeometry | None = None, eyes: np.ndarray | None = None
 ) -> np.ndarray:
     """Grayscale 48x48 uint8 crops (N, 48, 48) of ``boxes`` (N, 4) x1y1x2y2, levelled by ``eyes`` (N, 2, 2)
-    where given (see ``emorec.detect.Detections``) and ``geometry.level_eyes`` asks for it."""
+    where given (see ``emorec.detect.Detections``) and ``geometry.level_eyes`` asks for it (default:
+    ``CropGeometry()``)."""
+    geometry = geometry or CropGeometry()
     crops = np.empty((len(boxes), FACE_SIZE, FACE_SIZE), dtype=np.uint8)
     for i, (x1, y1, x2, y2) in enumerate(np.asarray(boxes, dtype=np.float32)):
         side = max(x2 - x1, y2 - y1) * geometry.scale
@@ -131,62 +113,52 @@ class EmotionRecognizer:
     """Faces and their emotions in images and video frames.
 
     ``rec.process(frame)`` returns a :class:`FrameResult` (faces, per-stage timings, the decoded frame);
-    ``rec(frame)`` just the faces. Faces are tracked and smoothed over time only in streams:
-    ``rec.stream(source)`` runs a file, folder, camera or URL through the engine (see
-    :class:`emorec.stream.FrameStream`), and ``rec.new_stream()`` gives a recognizer with its own tracker for
-    frames you feed yourself. Streams share the loaded models and may run concurrently in different threads.
-    ``rec.calibrate(images)`` makes a person's :class:`~emorec.calibration.Baseline` from photos of their
-    neutral face; ``baseline=`` applies it (``process``, ``__call__``, ``new_stream``), and streams can
-    learn one per track (``auto_calibrate``).
+    ``rec(frame)`` just the faces. Faces are tracked and smoothed over time only in streams: ``rec.stream()``
+    is one (:class:`emorec.stream.FrameStream`) to feed frames to, ``rec.stream(source)`` one that runs a
+    file, folder, camera or URL. Streams share the loaded models and may run concurrently in different
+    threads. ``rec.calibrate(images)`` makes a person's :class:`~emorec.calibration.Baseline` from photos of
+    their neutral face; ``baseline=`` applies it (``process``, ``__call__``, ``stream``), a stream's
+    Calibrate control captures one live (``stream.calibration``), and streams can learn one per track
+    (``auto_calibrate``).
 
-    Args (keyword-only):
-        model: the classifier: a shipped model's name (``emorec.classifier.SHIPPED_MODELS``: ``emonet_fast``,
-            the default, ``emonet_wide``, the most accurate on FER2013), an exported ONNX file, or None for
-            the default.
-        detector: a name from ``emorec.detect.DETECTORS`` or a ready ``Detector`` object.
-        min_face_size: faces whose box is smaller than this many pixels (either side) are dropped:
-            they are mostly false positives, and too small to read an emotion from.
-        min_detection_score: detector score threshold; None for the detector's own default.
-        max_faces: keep only the N largest faces (1 where one face is wanted in a crowd); None keeps all.
-        crop: how detector boxes become FER2013-like crops.
-        yunet_model: the YuNet ONNX file for ``detector="yunet"``.
-        threads: ONNX Runtime intra-op threads per model. 1 is best on a busy 2-core machine and lets
-            concurrent streams use the other core.
-        quantized: use the model's int8 twin (``<name>_int8.onnx`` beside it, made by
-            tools/quantize_classifier.py: ~3x faster, accuracy within 0.3 points); None uses it when it
-            exists and was made from this very model file, True insists on it, False never uses it.
+    Built from one :class:`~emorec.config.EngineConfig` (``rec.config``; every setting is documented there),
+    with any of its settings given as keywords on top: ``EmotionRecognizer(model="emonet_wide")``,
+    ``EmotionRecognizer(config, max_faces=1)``. ``detector`` may also be a ready ``Detector`` object.
+    Bad settings raise :class:`~emorec.errors.ConfigError`, a missing or unusable model
+    :class:`~emorec.errors.ModelFileError`, a misspelt model name :class:`~emorec.errors.UnknownModelError`.
     """
 
-    def __init__(
-        self,
-        *,
-        model: str | os.PathLike | None = None,
-        detector: str | Detector = "auto",
-        min_face_size: int = 24,
-        min_detection_score: float | None = None,
-        max_faces: int | None = None,
-        crop: CropGeometry = CropGeometry(),
-        yunet_model: str | os.PathLike | None = None,
-        threads: int = 1,
-        quantized: bool | None = None,
-    ):
-        float_path = model_file(model)
-        twin = int8_twin(float_path) if quantized is not False else None
-        if quantized and twin is None:
-            raise FileNotFoundError(
-                f"no up-to-date int8 twin of {float_path}; make it with tools/quantize_classifier.py"
-            )
-        self.classifier = EmotionClassifier(twin or float_path, threads=threads)
+    def __init__(self, config: EngineConfig | None = None, /, **settings):
+        if config is not None and not isinstance(config, EngineConfig):
+            raise ConfigError(f"expected an EngineConfig, got {type(config).__name__} "
+                              "(give settings as keywords: EmotionRecognizer(model=...))")
+        detector = settings.pop("detector", None)
+        ready_detector = detector if detector is not None and not isinstance(detector, str) else None
+        if isinstance(detector, str):
+            settings["detector"] = detector
+        config = (config or EngineConfig()).replace(**settings)
+        if ready_detector is not None:
+            config = config.replace(detector=ready_detector.name)
+        self.config = config
+        float_path = model_file(config.model)
+        twin = int8_twin(float_path) if config.quantized is not False else None
+        if config.quantized and twin is None:
+            raise ModelFileError(f"no up-to-date int8 twin of {float_path}; make it with tools/quantize_classifier.py")
+        self.classifier = EmotionClassifier(twin or float_path, threads=config.threads)
         self.quantized = twin is not None
-        self.detector = create_detector(
-            detector, score_threshold=min_detection_score, yunet_model=yunet_model, threads=threads
+        self.detector = ready_detector or create_detector(
+            config.detector, score_threshold=config.min_detection_score, yunet_model=config.yunet_model,
+            threads=config.threads,
         )
-        self.min_face_size = min_face_size
-        self.max_faces = max_faces
-        self.crop = crop
+        self.min_face_size = config.min_face_size
+        self.max_faces = config.max_faces
+        self.crop = config.crop
         self._tracker: FaceTracker | None = None  # only streams track
         self._follower: FaceFollower | None = None  # and follow faces between detections
         self.baseline: Baseline | None = None  # applied to every face unless a call passes its own
+        # Streams only: (track id, baseline) of the person the Calibrate control calibrated, and that control.
+        self.person_baseline: tuple[int | None, Baseline] | None = None
+        self.calibration: LiveCalibration | None = None
         self._auto: AutoCalibrator | None = None
         meta = self.classifier.metadata
         # The int8 twin reads faces as its float model does, so both share the float file's identity.
@@ -208,38 +180,39 @@ class EmotionRecognizer:
             "detector": self.detector.name,
         }
 
-    def new_stream(
+    def _stream_engine(
         self,
-        smoothing: bool = True,
-        smoothing_alpha: float = 0.3,
+        *,
+        smoothing: bool | None = None,
+        smoothing_alpha: float | None = None,
         baseline: Baseline | None = None,
         auto_calibrate: bool | AutoCalibrator = False,
-        detect_every: int = DEFAULT_DETECT_EVERY,
+        detect_every: int | None = None,
     ) -> EmotionRecognizer:
-        """A recognizer for one stream of frames you feed yourself (webcam, WebSocket) sharing this one's
-        models, with its own tracker: faces get stable track ids, and with ``smoothing`` their probabilities
-        are averaged (``smoothing_alpha``: weight of the newest frame).
+        """The engine of one stream (:class:`~emorec.stream.FrameStream` holds it), sharing this one's models,
+        with its own tracker: faces get stable track ids, and with ``smoothing`` their probabilities are
+        averaged (``smoothing_alpha``: weight of the newest frame).
 
         ``detect_every``: the detector runs on every N-th frame, and at once when a face cannot be followed
         or on :meth:`redetect`; in between, faces are followed by optical flow (see :mod:`emorec.follow`).
         1 runs it on every frame. Raises :class:`~emorec.errors.ConfigError` for anything but a whole
-        number >= 1.
+        number >= 1. ``smoothing``, ``smoothing_alpha`` and ``detect_every`` default to ``rec.config``'s.
 
         ``baseline`` calibrates every face of the stream to one person (settable later as
         ``stream.baseline``); ``auto_calibrate`` (True, or a configured :class:`AutoCalibrator`) lets each
         track without such a baseline learn its own from its frames."""
-        follower = FaceFollower(detect_every)
         stream = copy.copy(self)
-        stream._tracker = FaceTracker(alpha=smoothing_alpha if smoothing else 1.0)
+        stream.config = self.config.replace(**{name: value for name, value in (
+            ("smoothing", smoothing), ("smoothing_alpha", smoothing_alpha), ("detect_every", detect_every))
+            if value is not None})
+        follower = FaceFollower(stream.config.detect_every)
+        stream._tracker = FaceTracker(alpha=stream.config.smoothing_alpha if stream.config.smoothing else 1.0)
         stream._follower = follower
         stream.baseline = self.check_baseline(baseline) if baseline is not None else self.baseline
+        stream.person_baseline = None
+        stream.calibration = LiveCalibration(stream)
         stream.auto_calibrate = auto_calibrate
         return stream
-
-    @property
-    def is_stream(self) -> bool:
-        """Whether this recognizer is one stream's (from :meth:`new_stream`): it tracks faces."""
-        return self._tracker is not None
 
     @property
     def auto_calibrate(self) -> bool:
@@ -253,13 +226,14 @@ class EmotionRecognizer:
                 raise BaselineError("the AutoCalibrator was made for another classifier model")
             self._auto = value
         elif value and self._tracker is None:
-            raise ValueError("auto-calibration learns per track: use it on rec.new_stream()")
+            raise ConfigError("auto-calibration learns per track: use it on a stream, rec.stream(auto_calibrate=True)")
         else:
             self._auto = AutoCalibrator(self.model_sha256, self.model_info["name"]) if value else None
 
-    def stream(self, source: str | int | os.PathLike, **options) -> FrameStream:
-        """Run an image, folder, video file, webcam index or stream URL through the engine with tracking:
-        an iterable of :class:`FrameResult` that keep their frame. ``options`` are
+    def stream(self, source: str | int | os.PathLike | None = None, **options) -> FrameStream:
+        """A stream with its own tracking, following, smoothing and calibration: fed frame by frame
+        (``stream.process(frame)``), or, given an image, folder, video file, webcam index or stream URL, an
+        iterable of :class:`FrameResult` that keep their frame. ``options`` are
         :class:`~emorec.stream.FrameStream`'s (smoothing, smoothing_alpha, max_frames, realtime, baseline,
         auto_calibrate, detect_every)."""
         from emorec.stream import FrameStream
@@ -300,7 +274,7 @@ class EmotionRecognizer:
         return Baseline.from_scores(probs, self.model_sha256, self.model_info["name"], **options)
 
     def calibrate(
-        self, images: Iterable[str | os.PathLike | np.ndarray], rgb: bool = False, **options
+        self, images: Iterable[str | os.PathLike | np.ndarray], *, rgb: bool = False, **options
     ) -> Baseline:
         """A person's baseline from a few images (paths or arrays) of their neutral face.
 
@@ -343,13 +317,14 @@ class EmotionRecognizer:
         return self.classifier.predict(faces_48)
 
     def __call__(
-        self, frame: str | os.PathLike | np.ndarray, rgb: bool = False, baseline: Baseline | None = None
+        self, frame: str | os.PathLike | np.ndarray, *, rgb: bool = False, baseline: Baseline | None = None
     ) -> list[Face]:
         return self.process(frame, rgb=rgb, baseline=baseline).faces
 
     def process(
         self,
         frame: str | os.PathLike | np.ndarray,
+        *,
         frame_index: int | None = None,
         rgb: bool = False,
         baseline: Baseline | None = None,
@@ -401,11 +376,15 @@ class EmotionRecognizer:
                 boxes.round().astype(int), probs, scores, track_ids, baselines, strict=True
             )
         ]
+        if self.calibration is not None and self.calibration.capturing:
+            # The stream's Calibrate control hears every frame the stream reads, whoever feeds it.
+            self.calibration.observe(time.monotonic() if time_s is None else time_s, faces)
         timings["total"] = _ms_since(start)
         return FrameResult(faces, (bgr.shape[1], bgr.shape[0]), timings, frame_index, time_s, image=bgr)
 
     def annotate(
-        self, frame: FrameResult | np.ndarray, faces: list[Face] | None = None, rgb: bool = False, bars: bool = False
+        self, frame: FrameResult | np.ndarray, faces: list[Face] | None = None, *, rgb: bool = False,
+        bars: bool = False,
     ) -> np.ndarray:
         """A BGR copy of the frame with each face's box, emotion and confidence (and probability bars).
 
@@ -423,14 +402,20 @@ class EmotionRecognizer:
     def _baselines(
         self, baseline: Baseline | None, track_ids: list[int | None], probs: np.ndarray, time_s: float | None
     ) -> list[Baseline | None]:
-        """Each face's baseline: the call's, else the stream's, else its track's own (auto-calibration)."""
+        """Each face's baseline: the call's, else the stream's (one person's file, for every face), else the
+        person's whom the stream's Calibrate control calibrated (their track only), else its track's own
+        (auto-calibration)."""
         baseline = baseline if baseline is not None else self.baseline
         if baseline is not None:
             return [self.check_baseline(baseline)] * len(track_ids)
         if self._auto is None or not track_ids:
-            return [None] * len(track_ids)
-        # The tracker's smoothed probabilities: the median over seconds does not need single frames.
-        return self._auto.update(track_ids, probs, time.monotonic() if time_s is None else time_s)
+            found: list[Baseline | None] = [None] * len(track_ids)
+        else:  # the tracker's smoothed probabilities: the median over seconds does not need single frames
+            found = self._auto.update(track_ids, probs, time.monotonic() if time_s is None else time_s)
+        if self.person_baseline is not None:
+            person, personal = self.person_baseline
+            found = [personal if track == person else base for track, base in zip(track_ids, found, strict=True)]
+        return found
 
     def _detect(self, bgr: np.ndarray) -> Detections:
         return self._filter(self.detector.detect(bgr), bgr.shape)

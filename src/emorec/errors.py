@@ -24,11 +24,20 @@ class ConfigError(EmorecError, ValueError):
     """Settings that cannot work together (e.g. resuming a run with other settings than it started with)."""
 
 
+class CheckpointError(EmorecError, ValueError):
+    """A training checkpoint that cannot be used: missing, damaged, not emorec's, or holding code."""
+
+
 class UnknownModelError(EmorecError, KeyError):
     """A model name the registry does not know; the message suggests close ones."""
 
     def __str__(self) -> str:  # KeyError would print the message in quotes
         return str(self.args[0]) if self.args else ""
+
+
+class ModelFileError(EmorecError, FileNotFoundError, ValueError):
+    """A model file that is missing or that ONNX Runtime cannot load; the message names it. It is both a
+    ``FileNotFoundError`` and a ``ValueError``, the two built-ins these cases raised before it existed."""
 
 
 class RunExistsError(EmorecError, FileExistsError):

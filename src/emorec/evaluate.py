@@ -14,8 +14,6 @@ from pathlib import Path
 
 import numpy as np
 
-from emorec.classifier import EmotionClassifier, model_file
-from emorec.data import load_fer2013
 from emorec.labels import EMOTIONS, NUM_CLASSES
 
 Predictor = Callable[[np.ndarray], np.ndarray]  # uint8 (N, 48, 48) -> probabilities (N, 7)
@@ -32,6 +30,8 @@ def _model_path(model: str | os.PathLike | None) -> Path:
         if not Path(model).is_file():
             raise FileNotFoundError(f"{model}: no such model file")
         return Path(model)
+    from emorec.classifier import model_file  # ONNX Runtime, only once a model is asked for
+
     return model_file(model)
 
 
@@ -43,6 +43,8 @@ def load_predictor(model: str | os.PathLike | None = None, batch_size: int = 256
     """
     path = _model_path(model)
     if path.suffix == ".onnx":
+        from emorec.classifier import EmotionClassifier
+
         return EmotionClassifier(path).predict
     if path.suffix in (".pt", ".pth"):
         from emorec.train import load_checkpoint, predict_proba
@@ -139,6 +141,8 @@ def evaluate(model: str | os.PathLike | None, data_path: str | os.PathLike, spli
              ferplus: str | os.PathLike | None = None) -> EvaluationReport:
     """Score a model on one FER2013 split (and, with ``ferplus``, on its FER+ majority labels too); with
     ``out_dir``, write report.json and confusion.png there."""
+    from emorec.data import load_fer2013
+
     data = load_fer2013(data_path, ferplus=ferplus)
     rows = np.flatnonzero(data.split_mask(split))
     if limit:

@@ -21,15 +21,9 @@ from dataclasses import dataclass, replace
 import cv2
 import numpy as np
 
+from emorec.config import DEFAULT_DETECT_EVERY, whole_number
 from emorec.detect import Detections
-from emorec.errors import ConfigError
 from emorec.track import iou_matrix
-
-# Chosen with benchmarks/stream_detection.py (real faces moved over photos, two clips): up to this interval
-# face recall stayed at or above detect-every-frame's (a followed face outlives the detector's misses); at 12
-# it fell below on one clip, for 0.5 ms a frame saved. A face that enters waits up to N - 1 frames (a quarter
-# of a second at 30 fps).
-DEFAULT_DETECT_EVERY = 8
 
 # 15-pixel windows on 3 pyramid levels of a frame shrunk to keep faces ~64 pixels follow moves of about half
 # a face a frame; 25 points per face are plenty for a robust fit and keep the flow cheap.
@@ -41,13 +35,6 @@ _LK = {
 _POINTS = 25
 _FACE_PIXELS = 64
 _TEMPLATE = 16  # side of the grey patch a followed face is compared with its detected look
-
-
-def check_detect_every(value: object) -> int:
-    """``value`` as a detection interval (a whole number >= 1); :class:`ConfigError` saying why otherwise."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ConfigError(f"detect_every must be a whole number of frames >= 1 (1 = every frame), got {value!r}")
-    return int(value)
 
 
 @dataclass
@@ -76,7 +63,7 @@ class FaceFollower:
     """
 
     def __init__(self, detect_every: int = DEFAULT_DETECT_EVERY, min_points: int = 6, min_similarity: float = 0.6):
-        self.detect_every = check_detect_every(detect_every)
+        self.detect_every = whole_number(detect_every, "detect_every", 1)
         self.min_points = min_points
         self.min_similarity = min_similarity
         self.detections = 0  # frames the detector ran on

@@ -1,19 +1,22 @@
 """Recording results over time: an annotated video, a CSV timeline of every face, a PNG of each face's
-emotions over time and a summary. Used by ``emorec video`` and by the desktop app's record button.
+emotions over time and a JSON summary (:mod:`emorec.summary`). Used by ``emorec video`` and by the desktop
+app's record button.
 """
 
 from __future__ import annotations
 
 import csv
+import json
 import os
-from collections import Counter, defaultdict
 from pathlib import Path
+from typing import TextIO
 
 import cv2
 import numpy as np
 
 from emorec.errors import RecordingError
 from emorec.labels import EMOTION_COLORS_BGR, EMOTIONS
+from emorec.summary import RecordingSummary
 from emorec.types import FrameResult
 
 TIMELINE_COLUMNS = ("frame", "time_s", "track_id", "x1", "y1", "x2", "y2", "emotion", "confidence", *EMOTIONS)
@@ -24,6 +27,8 @@ FOURCC_BY_SUFFIX = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".avi": "MJP
 # VP9 one: about 240 ms a 640x480 frame). PyAV's wheels carry libx264, which writes H.264 at about 4 ms a
 # frame with one thread; these containers get H.264 whenever PyAV is installed (a dependency of emorec).
 H264_SUFFIXES = {".mp4", ".m4v", ".mov"}
+# Panels of the plot; a crowd's briefly seen faces would make it too tall to read.
+MAX_PLOTTED_TRACKS = 8
 
 
 def video_fourcc(path: str | os.PathLike) -> str:
@@ -103,85 +108,82 @@ def _open_h264(path: Path, fps: float, size: tuple[int, int]):
 
 
 class Timeline:
-    """Every face of every frame, kept per track, written as CSV rows (one per face and frame)."""
+    """Every face of every frame: CSV rows (one per face and frame) as they come, to the file ``csv_path``
+    or to the open text stream ``csv_file`` (left open: the web app keeps its CSV in memory), and per track
+    a :class:`~emorec.summary.RecordingSummary` for the summary and the plot."""
 
-    def __init__(self, csv_path: str | os.PathLike | None = None):
-        self.frames = 0
-        self.frames_with_faces = 0
-        self.times: dict[int, list[float]] = defaultdict(list)
-        self.scores: dict[int, list[np.ndarray]] = defaultdict(list)
-        self.emotions: dict[int, Counter] = defaultdict(Counter)
-        self._file = None
+    def __init__(
+        self,
+        csv_path: str | os.PathLike | None = None,
+        fps: float | None = None,
+        source: str | None = None,
+        csv_file: TextIO | None = None,
+    ):
+        self.summary = RecordingSummary(fps, source)
+        self._file, self._owns_file = csv_file, False
         if csv_path is not None:
             path = Path(csv_path)
             path.parent.mkdir(parents=True, exist_ok=True)
             try:
-                self._file = open(path, "w", newline="", encoding="utf-8")
+                self._file, self._owns_file = open(path, "w", newline="", encoding="utf-8"), True
             except OSError as exc:
                 raise RecordingError(f"{path}: cannot write ({exc.strerror})") from None
+        if self._file is not None:
             self._csv = csv.writer(self._file)
             self._csv.writerow(TIMELINE_COLUMNS)
 
+    @property
+    def frames(self) -> int:
+        return self.summary.frame_count
+
     def add(self, result: FrameResult, time_s: float) -> None:
-        self.frames += 1
-        self.frames_with_faces += bool(result.faces)
+        self.summary.add(result, time_s)
+        if self._file is None:
+            return
         for rank, face in enumerate(result.faces):
-            # Untracked faces (smoothing off) are told apart by their rank in the frame, largest first.
+            # Untracked faces (smoothing off) are told apart by their rank in the frame, as in the summary.
             track = face.track_id if face.track_id is not None else rank + 1
-            self.times[track].append(time_s)
-            self.scores[track].append(face.scores)
-            self.emotions[track][face.emotion] += 1
-            if self._file is not None:
-                self._csv.writerow(
-                    [
-                        result.frame_index,
-                        f"{time_s:.3f}",
-                        track,
-                        *face.box,
-                        face.emotion,
-                        f"{face.confidence:.4f}",
-                        *(f"{p:.4f}" for p in face.scores),
-                    ]
-                )
+            self._csv.writerow(
+                [
+                    result.frame_index,
+                    f"{time_s:.3f}",
+                    track,
+                    *face.box,
+                    face.emotion,
+                    f"{face.confidence:.4f}",
+                    *(f"{p:.4f}" for p in face.scores),
+                ]
+            )
 
-    def summary(self) -> dict:
-        """Frames, frames with faces, and per track: frames seen, time span, most frequent emotion, shares."""
-        tracks = {}
-        for track, counts in self.emotions.items():
-            seen = sum(counts.values())
-            tracks[track] = {
-                "frames": seen,
-                "first_s": round(self.times[track][0], 3),
-                "last_s": round(self.times[track][-1], 3),
-                "dominant": counts.most_common(1)[0][0],
-                "share": {e: round(counts[e] / seen, 3) for e in EMOTIONS if counts[e]},
-            }
-        return {"frames": self.frames, "frames_with_faces": self.frames_with_faces, "tracks": tracks}
-
-    def figure(self, max_tracks: int = 6):
-        """A matplotlib Figure with one panel per face (the ``max_tracks`` seen longest): each emotion's
-        probability over time, one legend above the panels."""
+    def figure(self, max_tracks: int = MAX_PLOTTED_TRACKS):
+        """A matplotlib Figure with one panel per face (the ``max_tracks`` seen longest; a note under the
+        panels counts the others) on one time axis, the whole recording's: each emotion's probability over
+        time, one legend above the panels."""
         from matplotlib.figure import Figure  # no pyplot: no GUI backend, safe off the main thread
 
-        tracks = sorted(self.times, key=lambda t: -len(self.times[t]))[:max_tracks]
+        everyone = self.summary.tracks
+        tracks = everyone[:max_tracks]
         fig = Figure(figsize=(10, 0.6 + 2.4 * max(1, len(tracks))), layout="constrained")
-        axes = fig.subplots(max(1, len(tracks)), 1, squeeze=False)[:, 0]
+        axes = fig.subplots(max(1, len(tracks)), 1, squeeze=False, sharex=True)[:, 0]
         for ax, track in zip(axes, tracks, strict=False):
-            scores = np.stack(self.scores[track])
+            scores = np.stack(track.scores)
             for i, emotion in enumerate(EMOTIONS):
                 b, g, r = EMOTION_COLORS_BGR[emotion]
-                ax.plot(self.times[track], scores[:, i], color=(r / 255, g / 255, b / 255), label=emotion, lw=1.2)
-            ax.set(title=f"face #{track}", ylabel="probability", ylim=(0, 1))
+                ax.plot(track.times_s, scores[:, i], color=(r / 255, g / 255, b / 255), label=emotion, lw=1.2)
+            ax.set(title=f"face #{track.track_id}: {track.emotion}", ylabel="probability", ylim=(0, 1))
         if not tracks:
             axes[0].text(0.5, 0.5, "no faces found", ha="center", va="center", transform=axes[0].transAxes)
-        axes[-1].set_xlabel("time (s)")
+        axes[0].set_xlim(0, max(self.summary.duration_s, 1e-3))
+        left_out = len(everyone) - len(tracks)
+        axes[-1].set_xlabel("time (s)" + (f"; {left_out} more faces, seen more briefly, are not shown: the CSV "
+                                          "and the JSON summary have every face" if left_out else ""))
         if tracks:
             # A figure legend above the panels: constrained layout makes room for it, however many panels.
             fig.legend(*axes[0].get_legend_handles_labels(), ncol=len(EMOTIONS), loc="outside upper center",
                        fontsize="small")
         return fig
 
-    def plot(self, png_path: str | os.PathLike, max_tracks: int = 6) -> Path:
+    def plot(self, png_path: str | os.PathLike, max_tracks: int = MAX_PLOTTED_TRACKS) -> Path:
         """Save :meth:`figure` as a PNG."""
         path = Path(png_path)
         fig = self.figure(max_tracks)
@@ -193,16 +195,22 @@ class Timeline:
         return path
 
     def close(self) -> None:
-        if self._file is not None:
+        if self._owns_file:
             self._file.close()
-            self._file = None
+        self._file = None
 
 
 class Recorder:
-    """Annotated video + CSV timeline + emotion plot of one recording; each output is optional.
+    """Annotated video + CSV timeline + emotion plot + JSON summary of one recording; each output is optional.
 
-    ``write(result, annotated_bgr, time_s)`` per frame, ``close()`` at the end: it writes the plot and
-    returns the summary.
+    ``write(result, annotated_bgr, time_s)`` per frame, ``close()`` at the end: it writes the plot and the
+    summary, and returns the summary (:meth:`emorec.summary.RecordingSummary.to_dict`'s form). ``source``
+    names the recorded video or camera in the summary.
+
+    ``time_s`` counts from the start of the recording, and places each frame in the video: a frame stays on
+    screen until the next one's time, so frames that were never processed (real-time playback drops the
+    ones the engine is too slow for) are filled with the one shown before them. The video thus lasts as
+    long as the recorded source and stays in step with the CSV's ``time_s``.
     """
 
     def __init__(
@@ -211,14 +219,18 @@ class Recorder:
         csv_path: str | os.PathLike | None = None,
         plot: str | os.PathLike | None = None,
         fps: float = 30.0,
+        summary_path: str | os.PathLike | None = None,
+        source: str | None = None,
     ):
         if video is not None:
             video_fourcc(video)  # fail before any frame is processed, not at the first one
         self.video_path = video
         self.plot_path = plot
+        self.summary_path = summary_path
         self.fps = fps
-        self.timeline = Timeline(csv_path)
+        self.timeline = Timeline(csv_path, fps, source)
         self._video: AnnotatedVideoWriter | None = None
+        self._shown: np.ndarray | None = None  # the latest frame, written once the next one's time is known
         self._summary: dict | None = None
 
     def write(self, result: FrameResult, annotated: np.ndarray | None = None, time_s: float | None = None) -> None:
@@ -228,17 +240,32 @@ class Recorder:
         if self.video_path is not None and annotated is not None:
             if self._video is None:  # the size is known only with the first frame
                 self._video = AnnotatedVideoWriter(self.video_path, self.fps, (annotated.shape[1], annotated.shape[0]))
-            self._video.write(annotated)
+            if self._shown is not None:
+                # The previous frame fills every video frame up to this one's; none where two frames fall in
+                # one video frame (a live source faster than the recording's rate): the newer one wins.
+                for _ in range(round(time_s * self.fps) - self._video.frames):
+                    self._video.write(self._shown)
+            self._shown = annotated
 
     def close(self) -> dict:
         """Finish the files (once; later calls only return the summary)."""
         if self._summary is None:
             self.timeline.close()
             if self._video is not None:
+                if self._shown is not None:
+                    self._video.write(self._shown)
+                    self._shown = None
                 self._video.close()
             if self.plot_path is not None:
                 self.timeline.plot(self.plot_path)
-            self._summary = self.timeline.summary()
+            self._summary = self.timeline.summary.to_dict()
+            if self.summary_path is not None:
+                path = Path(self.summary_path)
+                try:
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    path.write_text(json.dumps(self._summary, indent=1), encoding="utf-8")
+                except OSError as exc:
+                    raise RecordingError(f"{path}: cannot write ({exc.strerror})") from None
         return self._summary
 
     def __enter__(self) -> Recorder:

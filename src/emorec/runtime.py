@@ -1,5 +1,5 @@
 """How emorec opens ONNX Runtime sessions: the one home of the session settings of the classifier and the
-detectors, chosen by measurement with ``benchmarks/ort_settings.py`` (figures in the README's Speed section).
+detectors, chosen by measurement with ``benchmarks/ort_settings.py`` (figures in docs/speed.md).
 """
 
 from __future__ import annotations
@@ -8,6 +8,8 @@ import os
 from dataclasses import dataclass
 
 import onnxruntime as ort
+
+from emorec.errors import ModelFileError
 
 OPTIMIZATION_LEVELS = {
     "disabled": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
@@ -21,8 +23,8 @@ OPTIMIZATION_LEVELS = {
 class SessionSettings:
     """ONNX Runtime CPU session settings besides the thread count, which callers choose (``threads=``).
 
-    The defaults are the measured choice (interleaved, on a busy 2-core AVX-512 machine; the README's Speed
-    section has the table):
+    The defaults are the measured choice (interleaved, on a busy 2-core AVX-512 machine; docs/speed.md
+    has the table):
     - ``optimization="all"``: the graph rewrites of the top level (fused int8 and convolution kernels, the
       NCHWc layout) make the classifier and both BlazeFace models several times faster than any lower
       level, with the same answers (tests/test_runtime.py).
@@ -68,9 +70,9 @@ class SessionSettings:
 def open_session(
     path: str | os.PathLike, threads: int, settings: SessionSettings = SessionSettings()
 ) -> ort.InferenceSession:
-    """An ONNX Runtime CPU session for the model at ``path``; ValueError if ORT cannot load the file."""
+    """An ONNX Runtime CPU session for the model at ``path``; ModelFileError if ORT cannot load the file."""
     options = settings.options(threads)
     try:
         return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     except Exception as exc:  # ORT raises several private exception types for bad files
-        raise ValueError(f"{path}: not a usable ONNX model ({exc})") from None
+        raise ModelFileError(f"{path}: not a usable ONNX model ({exc})") from None

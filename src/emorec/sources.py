@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import io
 import os
+import stat
 import threading
 import time
 from collections.abc import Callable, Collection, Iterable, Iterator
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import cv2
 import numpy as np
@@ -141,16 +143,32 @@ def _decode_with_opencv(data: bytes, prefix: str) -> np.ndarray:
     return image
 
 
+def open_file(path: str | os.PathLike) -> BinaryIO:
+    """An input file (an image, a video, a baseline) opened for reading; :class:`InputError` names it and says
+    why it cannot be. Only regular files: opening a FIFO waits for a writer, and reading a device or a socket
+    may never end, so a command given one hung for good. It is opened without waiting and refused once
+    opened (not by looking first), so a file swapped for a FIFO meanwhile is refused too."""
+    path = Path(path)
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))  # no O_NONBLOCK on Windows, nor FIFOs
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such file") from None
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read ({exc.strerror})") from None
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        what = "is a folder" if stat.S_ISDIR(mode) else "is a pipe, device or socket"
+        raise InputError(f"{path}: {what}, not a file")
+    return os.fdopen(fd, "rb")
+
+
 def read_image(path: str | os.PathLike, max_pixels: int = MAX_IMAGE_PIXELS) -> np.ndarray:
     """Decode an image file to BGR uint8 (see :func:`decode_image`), or raise :class:`InputError` saying why
     it cannot be used (including more than ``max_pixels`` pixels, read from the header before decoding)."""
-    path = Path(path)
-    if not path.exists():
-        raise InputError(f"{path}: no such file")
-    if path.is_dir():
-        raise InputError(f"{path}: is a folder, not an image")
     try:
-        data = path.read_bytes()
+        with open_file(path) as file:
+            data = file.read()
     except OSError as exc:
         raise InputError(f"{path}: cannot read ({exc.strerror})") from None
     return decode_image(data, str(path), max_pixels=max_pixels)
@@ -211,11 +229,13 @@ def iter_images(paths: Iterable[str | os.PathLike]) -> Iterator[tuple[Path, np.n
 
 @dataclass
 class Frame:
-    """One video frame: BGR pixels, its index from 0 and its time in seconds from the start."""
+    """One frame: BGR pixels, its index from 0, its time in seconds from the start of its video (None for a
+    photo, which has no place in time) and the file it was read from (photos only)."""
 
     image: np.ndarray
     index: int
-    time_s: float
+    time_s: float | None
+    path: Path | None = None
 
 
 def parse_source(spec: str | int | os.PathLike) -> str | int:
@@ -286,7 +306,7 @@ class Source:
     def __iter__(self) -> Iterator[Frame]:
         if self._images is not None:
             for index, path in enumerate(self._images):
-                yield Frame(read_image(path), index, 0.0)
+                yield Frame(read_image(path), index, None, path)
             return
         if self._reader is not None:
             yield from self._reader

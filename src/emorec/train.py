@@ -15,6 +15,8 @@ import csv
 import json
 import math
 import os
+import pickle
+import re
 import time
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -26,7 +28,7 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm import tqdm
 
 from emorec.data import Fer2013, load_fer2013
-from emorec.errors import ConfigError, RunExistsError
+from emorec.errors import CheckpointError, ConfigError, RunExistsError
 from emorec.evaluate import ferplus_score
 from emorec.models import create_model, get_spec
 from emorec.models.registry import ModelSpec
@@ -201,9 +203,38 @@ def save_atomic(obj: dict, path: Path) -> None:
     os.replace(tmp, path)
 
 
+# What every checkpoint :func:`train` writes holds; last.pt also holds the optimiser's and the run's state.
+CHECKPOINT_KEYS = ("model_name", "spec", "model")
+
+
+def read_checkpoint(path: str | os.PathLike, keys: tuple[str, ...] = CHECKPOINT_KEYS,
+                    device: str | torch.device = "cpu") -> dict:
+    """A checkpoint's contents, read as data only (``weights_only``: tensors, numbers, strings, lists, dicts),
+    so a .pt file from elsewhere cannot run code when it is loaded; it must hold ``keys``. A
+    ``CheckpointError`` says in one line why a file cannot be used."""
+    try:
+        ckpt = torch.load(path, map_location=device, weights_only=True)
+    except pickle.UnpicklingError as exc:
+        code = re.search(r"GLOBAL (\S+)", str(exc))
+        if code:
+            raise CheckpointError(f"{path}: refused: it holds a Python object ({code.group(1)}) that loading would "
+                                  "run; a checkpoint holds only tensors, numbers, strings, lists and dicts") from None
+        raise CheckpointError(f"{path}: not a PyTorch checkpoint") from None
+    except FileNotFoundError:
+        raise CheckpointError(f"{path}: no such file") from None
+    except OSError as exc:
+        raise CheckpointError(f"{path}: cannot read it ({exc.strerror})") from None
+    except (RuntimeError, EOFError, ValueError):  # a truncated or damaged archive
+        raise CheckpointError(f"{path}: damaged or truncated checkpoint") from None
+    missing = [key for key in keys if not isinstance(ckpt, dict) or key not in ckpt]
+    if missing:
+        raise CheckpointError(f"{path}: not a checkpoint of emorec train (no {', '.join(missing)})")
+    return ckpt
+
+
 def load_checkpoint(path: str | os.PathLike) -> tuple[torch.nn.Module, ModelSpec, dict]:
     """Rebuild a model from a checkpoint written by :func:`train`; returns (model in eval mode, spec, checkpoint)."""
-    ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    ckpt = read_checkpoint(path)
     model = create_model(ckpt["model_name"])
     model.load_state_dict(ckpt["model"])
     model.eval()
@@ -332,7 +363,8 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
     start_epoch, best_acc, history = 0, 0.0, []
 
     if resume and last_path.exists():
-        ckpt = torch.load(last_path, map_location=device, weights_only=False)
+        ckpt = read_checkpoint(last_path, (*CHECKPOINT_KEYS, "optimizer", "scheduler", "ema", "generator",
+                                           "torch_rng", "epoch", "best_acc", "history", "config"), device)
         changed = resume_changes(TrainConfig.from_dict(ckpt["config"]), config)
         if changed:
             raise ConfigError(f"{last_path} was started with {', '.join(changed)}; resume with the same settings")

@@ -93,7 +93,8 @@ class FrameResult:
     """All faces of one frame, with the time each stage took (milliseconds).
 
     ``image`` is the BGR frame the faces were found in, kept so that drawing them needs no second decode;
-    ``frame_index`` and ``time_s`` place it in its video (None for a lone image).
+    ``frame_index`` and ``time_s`` place it in its video (``time_s`` is None for photos, ``frame_index`` too
+    for a lone image); ``path`` names the photo a stream of photos read it from.
     """
 
     faces: list[Face]
@@ -101,11 +102,13 @@ class FrameResult:
     timings_ms: dict[str, float] = field(default_factory=dict)
     frame_index: int | None = None
     time_s: float | None = None
+    path: str | None = None
     image: np.ndarray | None = field(default=None, repr=False, compare=False)
 
     def to_dict(self) -> dict:
-        """JSON-ready form (without the pixels)."""
+        """JSON-ready form (without the pixels); ``path`` only where the frame is a photo of a stream."""
         return {
+            **({"path": self.path} if self.path is not None else {}),
             "frame_index": self.frame_index,
             "time_s": None if self.time_s is None else round(self.time_s, 3),
             "width": self.frame_size[0],

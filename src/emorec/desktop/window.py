@@ -180,7 +180,9 @@ class MainWindow(QMainWindow):
         side_layout.addWidget(self.calibration_box)
         side_layout.addWidget(bars_box)
         side_layout.addWidget(plot_box, 1)
-        side.setMinimumWidth(300)
+        # No narrower than its layout's minimum (the calibration buttons' row): squeezed below it, the buttons'
+        # text and the word-wrapped calibration prompt were cut off.
+        side.setMinimumWidth(max(300, side.minimumSizeHint().width()))
         splitter = QSplitter(Qt.Orientation.Horizontal)
         splitter.addWidget(self.view)
         splitter.addWidget(side)
@@ -221,12 +223,14 @@ class MainWindow(QMainWindow):
             return
         self.start(source)
 
-    def start(self, source: str | int | os.PathLike) -> None:
-        """Open ``source`` (camera index, video or image file, stream URL) and run the engine on it."""
+    def start(self, source: str | int | os.PathLike, keep_selection: bool = False) -> None:
+        """Open ``source`` (camera index, video or image file, stream URL) and run the engine on it;
+        ``keep_selection`` keeps following the clicked face (the same photo read again)."""
         self.stop()
         source = parse_source(source)
         self._show_source_in_controls(source)
-        self.selection.clear()
+        if not keep_selection:
+            self.selection.clear()
         self.timeline.clear()
         self.display_rate.reset()
         self.last_frame = None
@@ -280,7 +284,8 @@ class MainWindow(QMainWindow):
     def _set_running(self, running: bool) -> None:
         self.start_button.setText("Stop" if running else "Start")
         self.pause_button.setEnabled(running)
-        self.record_button.setEnabled(running)
+        # Once a frame is shown: before, the source is not open and its frame rate (the video's) unknown.
+        self.record_button.setEnabled(running and self.last_frame is not None)
         self.snapshot_button.setEnabled(self.last_frame is not None)  # something on screen to save
         if not running:
             self._uncheck(self.pause_button)
@@ -291,15 +296,45 @@ class MainWindow(QMainWindow):
     # ----- personal calibration
 
     def start_calibration(self) -> None:
-        """Collect the largest face for a few seconds as the person's neutral face (needs a running source)."""
+        """Collect the largest face for a few seconds as the person's neutral face while the source plays; a
+        photo's followed face at once. Where neither can be had (no source, paused, ended), a dialog says why."""
         if self.engine is None:
             self.error_dialog(self, "Nothing to calibrate with", "Start the camera first, then press Calibrate.")
+            return
+        if not self.engine.isRunning():
+            self._calibrate_from_still()
+            return
+        if self.pause_button.isChecked():
+            # A paused stream processes no frames: the capture would wait at 0% for ever.
+            self.error_dialog(self, "Paused", f"Calibration reads the face for {CALIBRATION_SECONDS:g} seconds "
+                              "while the source plays: press Resume, then Calibrate.")
             return
         self.engine.start_calibration(CALIBRATION_SECONDS)
         self.calibrating = True
         self.calibration_progress.setValue(0)
         self._update_calibration_controls()
         self.calibration_label.setText(f"Look at the camera with a neutral face for {CALIBRATION_SECONDS:g} seconds")
+
+    def _calibrate_from_still(self) -> None:
+        """Calibrate once no more frames come: from a photo's face at once (the one the panel follows); a
+        video or stream that ended gets told why not, since one frame of it is no steady resting face."""
+        source, frame = self.engine.source, self.last_frame
+        name = f"camera {source}" if isinstance(source, int) else Path(source).name
+        if frame is None or frame.result.time_s is not None:
+            self.error_dialog(self, "Nothing to calibrate with",
+                              f"{name} has ended. Calibration reads the face for {CALIBRATION_SECONDS:g} seconds "
+                              "while the source plays: press Start, then Calibrate while the face is neutral.")
+            return
+        face, _ = self.selection.pick(frame.result.faces)
+        if face is None:
+            self.error_dialog(self, "No face to calibrate with",
+                              f"{name}: no face in this image. Open a photo of the person's neutral face.")
+            return
+        scores = face.raw_scores if face.raw_scores is not None else face.scores
+        self.set_baseline(self.recognizer.baseline_from_scores(scores[None]))
+        self.start(source, keep_selection=True)  # read the photo again, against the baseline
+        track = f" #{face.track_id}" if face.track_id is not None else ""
+        self.statusBar().showMessage(f"calibrated to face{track} of {name}: its neutral face now reads neutral")
 
     def set_baseline(self, baseline: Baseline | None) -> None:
         """Read faces against ``baseline`` from now on (None: uncalibrated), for this and later sources."""
@@ -353,7 +388,8 @@ class MainWindow(QMainWindow):
         if self.baseline is None:
             self.calibration_label.setText("Not calibrated: the model's generic reading")
         else:
-            self.calibration_label.setText(f"Calibrated to your neutral face ({self.baseline.samples} frames)")
+            samples = self.baseline.samples
+            self.calibration_label.setText(f"Calibrated to your neutral face ({samples} frame{'s' * (samples != 1)})")
 
     def _on_calibration_progress(self, progress: float) -> None:
         if self._from_current_engine():
@@ -382,10 +418,12 @@ class MainWindow(QMainWindow):
             return
         self.last_frame = processed
         self.snapshot_button.setEnabled(True)
+        self.record_button.setEnabled(self.engine.isRunning())
         self.frames_dropped += processed.dropped_before
         self.display_rate.tick(time.monotonic())
         face = self._render(processed)
-        self.timeline.add(processed.result.time_s, None if face is None else face.scores)
+        if processed.result.time_s is not None:  # photos have no place on a time axis
+            self.timeline.add(processed.result.time_s, None if face is None else face.scores)
         self._update_status(processed)
 
     def _render(self, processed: ProcessedFrame) -> Face | None:
@@ -416,6 +454,7 @@ class MainWindow(QMainWindow):
             hint = "Check the path, and that the file is an image or a video OpenCV can decode."
         self.view.clear("no source")
         self.statusBar().showMessage(message)
+        self.calibrating = False  # this dialog says why a capture stopped; no second one when the thread ends
         self.error_dialog(self, title, f"{message}\n\n{hint}")
 
     def _on_source_ended(self, summary: LoopSummary) -> None:
@@ -437,7 +476,10 @@ class MainWindow(QMainWindow):
     def _on_engine_finished(self) -> None:
         if self._from_current_engine():
             self._finish_recording(self.engine)
+            calibrating = self.calibrating
             self._set_running(False)
+            if calibrating:  # the source ran out before the capture ended (a photo, or a video's last seconds)
+                self._calibrate_from_still()
 
     # ----- user actions
 
@@ -522,7 +564,7 @@ class MainWindow(QMainWindow):
         if summary is not None and self.recording is not None:
             video, timeline = self.recording
             self.statusBar().showMessage(
-                f"recorded {summary['frames']} frames ({summary['frames_with_faces']} with faces) to {video.name}"
+                f"recorded {summary['frame_count']} frames ({summary['frames_with_faces']} with faces) to {video.name}"
                 f" and {timeline.suffix} in {video.parent}"
             )
         self.recording = None

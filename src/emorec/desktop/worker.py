@@ -10,17 +10,15 @@ from __future__ import annotations
 import logging
 import os
 import threading
-import time
 
 from PySide6.QtCore import QObject, QThread, Signal
 
-from emorec.calibration import Baseline, LiveCalibration
+from emorec.calibration import Baseline
 from emorec.desktop.core import LoopSummary, ProcessedFrame
 from emorec.engine import EmotionRecognizer
 from emorec.errors import InputError
 from emorec.recording import Recorder
 from emorec.stream import FrameStream
-from emorec.types import FrameResult
 
 log = logging.getLogger(__name__)
 
@@ -47,8 +45,8 @@ class EngineThread(QThread):
         super().__init__(parent)
         self.source = source
         # Made here, not when the source opens, so that calibration can be started or set at any time.
-        self._engine = recognizer.new_stream(smoothing=smoothing, baseline=baseline)
-        self._calibration = LiveCalibration(self._engine)
+        self._engine = recognizer.stream(smoothing=smoothing, baseline=baseline)
+        self._calibration = self._engine.calibration
         self._annotate = recognizer.annotate
         self._lock = threading.Lock()
         self._recorder_lock = threading.Lock()
@@ -57,11 +55,12 @@ class EngineThread(QThread):
         self._paused = False
         self._latest: ProcessedFrame | None = None
         self._recorder: Recorder | None = None
+        self._recording_start: float | None = None  # the source time of the recording's first frame
         self.fps: float | None = None  # the source's frame rate once open; None for live sources and images
 
     def run(self) -> None:
         try:
-            stream = self._engine.stream(self.source, realtime=True)  # the engine's one frame loop, paced
+            stream = self._engine.play(self.source, realtime=True)  # the engine's one frame loop, paced
         except InputError as exc:
             self.failed.emit(str(exc))
             return
@@ -74,12 +73,14 @@ class EngineThread(QThread):
                 if self._paused:
                     stream.pause()
             summary = LoopSummary()
+            capturing = self._calibration.capturing
             for result in stream:
                 dropped = stream.frames_dropped - summary.frames_dropped
                 summary.frames_dropped = stream.frames_dropped
                 summary.frames_shown += 1
                 summary.frames_with_faces += bool(result.faces)
-                self._calibrate(result)
+                self._calibrate(capturing)
+                capturing = self._calibration.capturing
                 self._deliver(ProcessedFrame(result, self._annotate(result), dropped))
             summary.frames_read, summary.frames_dropped = stream.frames_read, stream.frames_dropped
             if not self._stop_requested:
@@ -92,13 +93,13 @@ class EngineThread(QThread):
         finally:
             stream.close()  # the recording, if any, is finished by whoever started it: see set_recorder
 
-    def _calibrate(self, result: FrameResult) -> None:
-        if self._calibration.state()["state"] != "capturing":
+    def _calibrate(self, capturing: bool) -> None:
+        """Tell the window how the calibration went on this frame (the stream fed it while processing)."""
+        if not capturing:
             return
-        baseline = self._calibration.observe(time.monotonic(), result.faces)
         state = self._calibration.state()
-        if baseline is not None:
-            self.calibrated.emit(baseline)
+        if state["state"] == "on":
+            self.calibrated.emit(self._engine.person_baseline[1])
         elif state["state"] == "capturing":
             self.calibration_progress.emit(state["progress"])
         else:
@@ -117,8 +118,13 @@ class EngineThread(QThread):
         with self._recorder_lock:  # its own lock: a slow video write must not hold up take_frame()
             recorder = self._recorder
             if recorder is not None:
+                time_s = processed.result.time_s
+                if time_s is not None:  # a recording's clock starts at its first frame, wherever the source was
+                    if self._recording_start is None:
+                        self._recording_start = time_s
+                    time_s -= self._recording_start
                 try:
-                    recorder.write(processed.result, processed.annotated, processed.result.time_s)
+                    recorder.write(processed.result, processed.annotated, time_s)
                 except OSError as exc:  # RecordingError, or a full disk
                     self._recorder = None
                     recorder.close()
@@ -136,10 +142,11 @@ class EngineThread(QThread):
         return processed
 
     def set_recorder(self, recorder: Recorder | None) -> dict | None:
-        """Send every processed frame to ``recorder`` from now on (None: stop); closes the previous recorder
-        and returns its summary (None if there was none)."""
+        """Send every processed frame to ``recorder`` from now on (None: stop), timed from the first one;
+        closes the previous recorder and returns its summary (None if there was none)."""
         with self._recorder_lock:
             previous, self._recorder = self._recorder, recorder
+            self._recording_start = None
         return previous.close() if previous is not None else None
 
     def set_paused(self, paused: bool) -> None:

@@ -3,6 +3,4 @@
 from emorec.models import deep, emonet, shallow  # noqa: F401  (registers the architectures)
 from emorec.models.registry import ModelSpec, create_model, get_spec, list_models
 
-DEFAULT_MODEL = "emonet_wide"
-
-__all__ = ["DEFAULT_MODEL", "ModelSpec", "create_model", "get_spec", "list_models"]
+__all__ = ["ModelSpec", "create_model", "get_spec", "list_models"]

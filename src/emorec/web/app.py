@@ -36,12 +36,14 @@ def _limits(overrides: dict) -> WebLimits:
     return WebLimits(**overrides)
 
 
-def create_app(recognizer=None, allowed_origins: tuple[str, ...] = (), **limits) -> Flask:
+def create_app(recognizer=None, allowed_origins: tuple[str, ...] = (), allowed_hosts: tuple[str, ...] = (),
+               **limits) -> Flask:
     """Build the app around ``recognizer`` (an ``EmotionRecognizer``; the shipped model when None).
 
     ``allowed_origins`` are other web origins (``https://host:port``, or ``*``) whose pages may post forms
-    and open the live socket; the server's own origin always may. ``limits`` override ``WebLimits``
-    fields, e.g. ``create_app(max_upload_bytes=2_000_000)``.
+    and open the live socket; the server's own origin always may, under an IP address, localhost or one of
+    ``allowed_hosts`` (the names browsers reach it by). ``limits`` override ``WebLimits`` fields, e.g.
+    ``create_app(max_upload_bytes=2_000_000)``.
     """
     settings = _limits(limits)  # before loading models, so a typo fails fast
     if recognizer is None:
@@ -60,10 +62,11 @@ def create_app(recognizer=None, allowed_origins: tuple[str, ...] = (), **limits)
         recognizer,
         settings,
         tuple(origin.rstrip("/") for origin in allowed_origins),
+        (*security.DEFAULT_ALLOWED_HOSTS, *(host.lower().strip("[]") for host in allowed_hosts)),
         PixelBudget(settings.max_pixels_in_flight, settings.max_large_pixels_per_s, settings.busy_wait_s),
         threading.BoundedSemaphore(settings.max_video_jobs),
     )
-    security.install(app, app.extensions["emorec"].allowed_origins)
+    security.install(app, app.extensions["emorec"].allowed_origins, app.extensions["emorec"].allowed_hosts)
     app.register_blueprint(pages.bp)
     app.register_blueprint(api.bp)
     app.register_error_handler(MediaError, _media_error)

@@ -109,7 +109,8 @@ class LiveHub:
             return
         headers = {name.decode("latin1"): value.decode("latin1") for name, value in scope["headers"]}
         origin = headers.get("origin")
-        if not origin_allowed(origin, scope["scheme"], headers.get("host"), self.state.allowed_origins):
+        if not origin_allowed(origin, scope["scheme"], headers.get("host"), self.state.allowed_origins,
+                              self.state.allowed_hosts):
             log.warning("live connection from origin %s refused", origin)
             await send(_close(POLICY_VIOLATION, "origin not allowed"))  # before accepting: an HTTP 403
             return
@@ -134,8 +135,8 @@ class _Connection:
     def __init__(self, hub: LiveHub, receive, send):
         self.hub, self.receive, self.send = hub, receive, send
         self.limits = hub.state.limits
-        self.stream = hub.state.recognizer.new_stream(smoothing=True)
-        self.calibration = LiveCalibration(self.stream)
+        self.stream = hub.state.recognizer.stream(smoothing=True)
+        self.calibration = self.stream.calibration
         self.replies: list[dict] = []  # answers to bad commands, sent before the next frame's answer
         self.newest: bytes | str | None = None  # the one message kept; older unanswered ones are dropped
         self.dropped = 0
@@ -213,7 +214,6 @@ class _Connection:
         state = self.hub.state
         frame = decode_image(message, self.limits.max_live_pixels, state.pixel_budget)
         result = self.stream.process(frame)
-        self.calibration.observe(time.monotonic(), result.faces)
         answer = {**result.to_dict(), "calibration": self.calibration.state()}
         answer["server_ms"] = round((time.perf_counter() - started) * 1000, 2)
         return answer

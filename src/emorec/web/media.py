@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -25,6 +26,7 @@ IMAGE_FORMATS = ("JPEG", "MPO", "PNG", "WEBP", "BMP")
 # Images up to this size (1920x1080: camera frames, most web photos) decode without waiting for the budget:
 # one costs ~15 MB at most and only as many decode at once as there are threads, so only larger ones count.
 SMALL_IMAGE_PIXELS = 2_100_000
+VIDEO_NAMES = sources.VIDEO_SUFFIXES - {".gif"}  # a .gif is an image to a visitor, whatever OpenCV makes of it
 
 
 class MediaError(InputError):
@@ -84,6 +86,20 @@ class PixelBudget:
 def is_video(data: bytes) -> bool:
     """True for the containers browsers record and phones save: MP4/MOV, WebM/Matroska and AVI."""
     return data[4:8] == b"ftyp" or data[:4] == b"\x1a\x45\xdf\xa3" or (data[:4] == b"RIFF" and data[8:12] == b"AVI ")
+
+
+def unreadable_video(data: bytes, filename: str, mimetype: str) -> MediaError | None:
+    """The error for an upload that its name or type calls a video (``clip.mp4``, ``video/*``) but whose
+    content is neither a video container :func:`is_video` knows nor an image: empty or corrupt. None for
+    anything else. The name only words the message; the content alone decides how a file is read."""
+    named_video = mimetype.startswith("video/") or Path(filename).suffix.lower() in VIDEO_NAMES
+    if not named_video or is_video(data) or _has_image_signature(data) or data[:4] == b"GIF8":
+        return None
+    if not data:
+        return MediaError(f"could not open the video {filename}: the file is empty (0 bytes)")
+    return MediaError(
+        f"could not open the video {filename}: corrupt file, or not a container emorec reads (MP4/MOV, WebM/MKV, AVI)"
+    )
 
 
 def decode_image(data: bytes, max_pixels: int, budget: PixelBudget | None = None) -> np.ndarray:

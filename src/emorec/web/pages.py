@@ -10,11 +10,12 @@ from flask import Blueprint, Response, current_app, render_template, request, st
 from werkzeug.exceptions import BadRequest, RequestEntityTooLarge
 
 from emorec.labels import EMOTION_COLORS_BGR, EMOTIONS
+from emorec.summary import TrackSummary
 from emorec.web.api import model_summary
-from emorec.web.media import MediaError, decode_image, encode_jpeg, is_video
+from emorec.web.media import MediaError, decode_image, encode_jpeg, is_video, unreadable_video
 from emorec.web.security import check_csrf
 from emorec.web.state import current_state, too_large_message
-from emorec.web.video import AnnotatedVideo, FaceSummary, annotate_video, run_to_end
+from emorec.web.video import AnnotatedVideo, annotate_video, run_to_end
 
 bp = Blueprint("pages", __name__)
 PROGRESS_STREAM = "application/x-ndjson"  # what upload.js asks for: progress lines, then the result
@@ -51,14 +52,23 @@ def upload():
     streamed = PROGRESS_STREAM in request.headers.get("Accept", "")
     try:
         check_csrf()
-        media = request.files.get("media")
-        if media is None or not media.filename:
-            raise MediaError("choose an image or a short video to upload")
-        data, filename = media.read(), media.filename
-        if not is_video(data):
-            result = _analyse_image(data, filename)
-            return _stream_result(iter(()), lambda _: result) if streamed else render_template("upload.html", **result)
-        return _analyse_video(data, filename, streamed)
+        files = [media for media in request.files.getlist("media") if media.filename]
+        if not files:
+            raise MediaError("choose photos or a short video to upload")
+        limit = current_state().limits.max_photos
+        if len(files) > limit:
+            raise MediaError(f"{len(files)} files sent; send at most {limit} photos at a time", 413)
+        uploads = [(media.read(), media.filename, media.mimetype) for media in files]
+        for data, filename, mimetype in uploads:
+            video_error = unreadable_video(data, filename, mimetype)
+            if video_error is not None:
+                raise video_error
+        if len(uploads) == 1 and is_video(uploads[0][0]):
+            return _analyse_video(uploads[0][0], uploads[0][1], streamed)
+        if any(is_video(data) for data, _, _ in uploads):
+            raise MediaError("a video is analysed alone: send it by itself, or send only photos")
+        result = {"photos": [_analyse_photo(data, filename, named=len(uploads) > 1) for data, filename, _ in uploads]}
+        return _stream_result(iter(()), lambda _: result) if streamed else render_template("upload.html", **result)
     except MediaError as exc:
         return _error_page(str(exc), exc.status, exc.retry_after_s)
     except RequestEntityTooLarge:
@@ -70,6 +80,16 @@ def upload():
 def _error_page(message: str, status: int, retry_after_s: int | None = None):
     headers = {"Retry-After": str(retry_after_s)} if retry_after_s is not None else {}
     return render_template("upload.html", error=message), status, headers
+
+
+def _analyse_photo(data: bytes, filename: str, named: bool) -> dict:
+    """One photo's result; where it is one of several (``named``), its error names it."""
+    try:
+        return _analyse_image(data, filename)
+    except MediaError as exc:
+        if not named:
+            raise
+        raise MediaError(f"{filename}: {exc}", exc.status, exc.retry_after_s) from None
 
 
 def _analyse_image(data: bytes, filename: str) -> dict:
@@ -135,31 +155,26 @@ def _video_result(video: AnnotatedVideo, filename: str) -> dict:
         "note": video.stopped_because,
         "duration_s": video.duration_s,
         "frame_count": len(video.frames),
-        "tracks": [_track(summary, video.duration_s) for summary in video.faces],
+        "tracks": [_track(track, video.duration_s) for track in video.summary.tracks],
+        # The summary of `emorec video --json`, and every frame's faces.
         "json_url": _data_url(
-            "application/json", json.dumps({"fps": video.fps, "frames": video.frames}).encode()
+            "application/json",
+            json.dumps({**video.summary.to_dict(), "source": filename, "frames": video.frames}).encode(),
         ),
+        "csv_url": _data_url("text/csv", video.timeline_csv.encode()),  # the rows of `emorec video --csv`
     }
 
 
-def _track(summary: FaceSummary, duration_s: float) -> dict:
-    """What the page shows of one tracked face: its mean probabilities and an SVG polyline per emotion."""
+def _track(track: TrackSummary, duration_s: float) -> dict:
+    """What the page shows of one tracked face: its summary and an SVG polyline per emotion."""
     width, height = TIMELINE_SIZE
     span = max(duration_s, 1e-6)
-    xs = [t / span * width for t in summary.times_s]
+    xs = [t / span * width for t in track.times_s]
     lines = {
-        name: " ".join(f"{x:.1f},{(1 - row[i]) * height:.1f}" for x, row in zip(xs, summary.scores, strict=True))
+        name: " ".join(f"{x:.1f},{(1 - row[i]) * height:.1f}" for x, row in zip(xs, track.scores, strict=True))
         for i, name in enumerate(EMOTIONS)
     }
-    return {
-        "track_id": summary.track_id,
-        "emotion": summary.emotion,
-        "scores": summary.mean_scores,
-        "frames": len(summary.times_s),
-        "first_s": summary.times_s[0],
-        "last_s": summary.times_s[-1],
-        "lines": lines,
-    }
+    return {**track.to_dict(), "lines": lines}
 
 
 def _data_url(mime: str, payload: bytes) -> str:

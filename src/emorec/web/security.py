@@ -2,12 +2,16 @@
 
 A page on any other site can make the visitor's browser talk to this server (it may run on their own
 machine), so cross-origin WebSockets and form posts are refused unless ``allowed_origins`` names them.
+The server's own origin is the one the request was sent to, under a host name it knows (``allowed_hosts``)
+or an IP address: a page of attacker.example whose name the attacker then points at this server (DNS
+rebinding) sends Host and Origin attacker.example alike, so matching Origin with Host alone let it in.
 Tools such as curl send no Origin header and are not affected.
 """
 
 from __future__ import annotations
 
 import hmac
+import ipaddress
 import secrets
 from urllib.parse import urlsplit
 
@@ -35,16 +39,27 @@ SECURITY_HEADERS = {
     "Content-Security-Policy": CONTENT_SECURITY_POLICY,
     "X-Content-Type-Options": "nosniff",
     "X-Frame-Options": "DENY",  # frame-ancestors for browsers that predate it
-    "Referrer-Policy": "no-referrer",
+    # Not no-referrer: under it Chromium sends "Origin: null" with the page's own form posts, which the Origin
+    # check must refuse (other sites' pages can send null too). same-origin keeps the referrer from every
+    # other site and lets this one's posts name their origin.
+    "Referrer-Policy": "same-origin",
     "Permissions-Policy": "camera=(self), microphone=(), geolocation=()",
     "Cross-Origin-Opener-Policy": "same-origin",
 }
 
 
-def origin_allowed(origin: str | None, scheme: str, host: str | None, allowed: tuple[str, ...]) -> bool:
-    """True for no Origin (not a browser), the page's own origin, or one of ``allowed`` ('*' allows all).
+# The names the server always answers to (create_app adds them); IP addresses are always its own (they cannot
+# be re-pointed), and serve() adds the name it was told to listen on.
+DEFAULT_ALLOWED_HOSTS = ("localhost",)
 
-    ``scheme`` is http/https (ws/wss count as the same); ``host`` is the Host header the client sent.
+
+def origin_allowed(origin: str | None, scheme: str, host: str | None, allowed: tuple[str, ...],
+                   allowed_hosts: tuple[str, ...]) -> bool:
+    """True for no Origin (not a browser), one of ``allowed`` ('*' allows all), or the server's own origin:
+    the scheme and host:port the request went to (``host``, its Host header), where the host is an IP
+    address or one of ``allowed_hosts`` (lower-case names).
+
+    ``scheme`` is http/https (ws/wss count as the same).
     """
     if origin is None:
         return True
@@ -52,18 +67,29 @@ def origin_allowed(origin: str | None, scheme: str, host: str | None, allowed: t
         return True
     parts = urlsplit(origin)
     own_scheme = {"ws": "http", "wss": "https"}.get(scheme, scheme)
-    return bool(host) and parts.scheme == own_scheme and parts.netloc.lower() == host.lower()
+    if not host or parts.scheme != own_scheme or parts.netloc.lower() != host.lower():
+        return False
+    return (parts.hostname or "") in allowed_hosts or _is_ip_address(parts.hostname or "")
 
 
-def install(app: Flask, allowed_origins: tuple[str, ...]) -> None:
+def _is_ip_address(name: str) -> bool:
+    try:
+        ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    return True
+
+
+def install(app: Flask, allowed_origins: tuple[str, ...], allowed_hosts: tuple[str, ...]) -> None:
     """Security headers on every response, CSRF tokens for the forms, the Origin check on every POST."""
 
     @app.before_request
     def refuse_cross_origin_posts():
         if request.method == "POST" and not origin_allowed(
-            request.headers.get("Origin"), request.scheme, request.host, allowed_origins
+            request.headers.get("Origin"), request.scheme, request.host, allowed_origins, allowed_hosts
         ):
-            abort(403, description=f"requests from {request.headers['Origin']} are not allowed (see --allow-origin)")
+            origin = request.headers["Origin"]
+            abort(403, description=f"requests from {origin} are not allowed (see --allow-origin, --allowed-host)")
 
     @app.after_request
     def add_headers(response: Response) -> Response:

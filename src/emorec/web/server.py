@@ -1,7 +1,7 @@
 """Running the app: Gunicorn's asyncio (ASGI) worker (tests/web_server.py runs it in a child process for the
 tests and benchmarks).
 
-Why this setup (measured with benchmarks/web_load.py, see the README): in Gunicorn's threaded worker each
+Why this setup (measured with benchmarks/web_load.py, see docs/web.md): in Gunicorn's threaded worker each
 open WebSocket, and each client that sends half a request and stalls, holds one of a few threads, so eight
 stalled clients stopped the server; an asyncio worker holds a waiting client as a small object and keeps
 threads for work. The front door below routes the requests: the live socket is served natively
@@ -18,25 +18,33 @@ import ipaddress
 import json
 import logging
 import os
+import ssl
 import sys
 
 import numpy as np
 from a2wsgi import WSGIMiddleware
+from a2wsgi.wsgi import WSGIResponder
 from flask import Flask
+from gunicorn import sock as gunicorn_sock
 from gunicorn.app.base import BaseApplication
+from gunicorn.arbiter import Arbiter
 from gunicorn.asgi import websocket as gunicorn_websocket
 from gunicorn.asgi.protocol import ASGIProtocol
 from gunicorn.asgi.websocket import WebSocketProtocol
 from gunicorn.workers import gasgi
 
+from emorec.config import EngineConfig
+from emorec.errors import EmorecError
 from emorec.web.app import create_app
 from emorec.web.live import LiveHub
+from emorec.web.security import SECURITY_HEADERS
 from emorec.web.state import WebLimits
 from emorec.web.video import remove_stale_workdirs
 
 log = logging.getLogger(__name__)
 LIGHT_THREADS = 4  # pages, static files, health: each takes a millisecond or two
 BODY_TIMEOUT_S = 60.0  # for a whole request body to arrive: a 16 MB upload at 2 Mbit/s
+SEND_TIMEOUT_S = 60.0  # a client that reads nothing of its answer for this long has its request ended
 
 
 class FrontDoor:
@@ -46,8 +54,8 @@ class FrontDoor:
         self.state = flask_app.extensions["emorec"]
         limits = self.state.limits
         self.live = LiveHub(self.state, engine_threads)
-        self.light = WSGIMiddleware(flask_app, workers=LIGHT_THREADS)
-        self.heavy = WSGIMiddleware(flask_app, workers=limits.max_analyses)
+        self.light = WSGIThreads(flask_app, workers=LIGHT_THREADS)
+        self.heavy = WSGIThreads(flask_app, workers=limits.max_analyses)
         self.analysis_slots: asyncio.Semaphore | None = None  # made in the worker's event loop
 
     async def __call__(self, scope: dict, receive, send) -> None:
@@ -101,6 +109,55 @@ class FrontDoor:
             slots.release()
 
 
+class ClientGone(ConnectionError):
+    """Raised in a request's thread when it writes to a client that left (or read nothing for
+    ``SEND_TIMEOUT_S``): the response's iteration stops there, and WSGI's close frees what it holds."""
+
+
+class WSGIThreads(WSGIMiddleware):
+    """a2wsgi's bridge to the Flask app, whose threads stop writing once their request is over."""
+
+    async def __call__(self, scope: dict, receive, send) -> None:
+        if scope["type"] != "http":
+            await super().__call__(scope, receive, send)
+            return
+        try:
+            await _Responder(self.app, self.executor, self.send_queue_size)(scope, receive, send)
+        except ClientGone:
+            pass  # a client that stopped reading: its request ends here, as one that left, without a traceback
+
+
+class _Responder(WSGIResponder):
+    """When a client leaves, Gunicorn cancels its request (3 s later); a2wsgi then stops the task that sends
+    the thread's writes, and the thread's next write waited forever for room in the queue between them. The
+    response was never closed, so a streamed video held its video slot, its upload and a thread until the
+    worker restarted. Here a write after the request ended, or one that waits ``SEND_TIMEOUT_S``, raises
+    ``ClientGone`` in the thread instead."""
+
+    over = False  # the request's task has ended: nothing the thread writes goes anywhere
+
+    async def __call__(self, scope: dict, receive, send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self.over = True
+            while not self.send_queue.empty():  # room for a write already waiting; the next one raises
+                self.send_queue.get_nowait()
+
+    def send(self, message: dict) -> None:
+        asyncio.run_coroutine_threadsafe(self._put(message), self.loop).result()
+
+    async def _put(self, message: dict) -> None:
+        # The status line still goes in (it never waits: the queue is empty then), so that the app returns
+        # its response, whose body write raises; raising in start_response would lose the response unclosed.
+        if self.over and message["type"] == "http.response.body":
+            raise ClientGone("the client left before the response was written")
+        try:
+            await asyncio.wait_for(self.send_queue.put(message), SEND_TIMEOUT_S)
+        except asyncio.TimeoutError:
+            raise ClientGone(f"the client read nothing of the response for {SEND_TIMEOUT_S:.0f} s") from None
+
+
 def _header(scope: dict, name: bytes) -> str | None:
     for key, value in scope["headers"]:
         if key.lower() == name:
@@ -145,7 +202,9 @@ async def _no_body() -> dict:
 
 
 async def _send_json(send, status: int, payload: dict, retry_after_s: int | None = None) -> None:
+    """The front door's own answers (408, 503), with the headers the Flask app puts on every response."""
     headers = [(b"content-type", b"application/json")]
+    headers += [(name.lower().encode(), value.encode()) for name, value in SECURITY_HEADERS.items()]
     if retry_after_s is not None:
         headers.append((b"retry-after", str(retry_after_s).encode()))
     await send({"type": "http.response.start", "status": status, "headers": headers})
@@ -187,7 +246,19 @@ def unmask(_protocol: WebSocketProtocol, payload: bytes, masking_key: bytes) -> 
 
 
 class EmorecWorker(gasgi.ASGIWorker):
-    """Gunicorn's ASGI worker, with the protocol above for every connection and numpy unmasking."""
+    """Gunicorn's ASGI worker, with the protocol above for every connection, numpy unmasking, and TLS that
+    fails closed."""
+
+    def _get_ssl_context(self):
+        # Gunicorn logs a certificate it cannot load and serves plain HTTP instead; ``serve`` checks the pair
+        # before starting, and a worker that still cannot load it (a file changed since) stops the server.
+        if not self.cfg.is_ssl:
+            return None
+        try:
+            return gunicorn_sock.ssl_context(self.cfg)
+        except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
+            self.log.error("refusing to serve without TLS: %s", exc)
+            raise SystemExit(Arbiter.WORKER_BOOT_ERROR) from None
 
     def run(self) -> None:
         gasgi.ASGIProtocol = FirstRequestDeadlineProtocol  # the worker builds its connections from this name
@@ -224,27 +295,40 @@ class EmorecGunicorn(BaseApplication):
 
         options = dict(self.app_options)
         engine_threads = options.pop("engine_threads")
-        recognizer = EmotionRecognizer(**options.pop("recognizer_options"))
+        recognizer = EmotionRecognizer(options.pop("engine_config"))
         return FrontDoor(create_app(recognizer, **options), engine_threads)
 
 
-def engine_problem(recognizer_options: dict) -> str | None:
-    """Why ``EmotionRecognizer(**recognizer_options)`` fails, or None. Checked in a fresh process: models
+def engine_problem(config: EngineConfig) -> str | None:
+    """Why ``EmotionRecognizer(config)`` fails, or None. Checked in a fresh process: models
     loaded in Gunicorn's master would be inherited by the forked workers with thread pools that do not
     exist there, and abort them when they exit."""
     import multiprocessing
 
     with multiprocessing.get_context("spawn").Pool(1) as pool:
-        return pool.apply(_engine_problem, (recognizer_options,))
+        return pool.apply(_engine_problem, (config,))
 
 
-def _engine_problem(recognizer_options: dict) -> str | None:
+def _engine_problem(config: EngineConfig) -> str | None:
     from emorec.engine import EmotionRecognizer
 
     try:
-        EmotionRecognizer(**recognizer_options)
-    except (FileNotFoundError, ValueError) as exc:
+        EmotionRecognizer(config)
+    except EmorecError as exc:
         return str(exc)
+    return None
+
+
+def tls_problem(certfile: str, keyfile: str) -> str | None:
+    """Why ``certfile`` and ``keyfile`` cannot serve TLS (unreadable, not PEM, a key of another certificate),
+    in one line; None when they can."""
+    try:
+        ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(certfile, keyfile)
+    except ssl.SSLError as exc:
+        why = "the key belongs to another certificate" if exc.reason == "KEY_VALUES_MISMATCH" else "not PEM files"
+        return f"--certfile {certfile} and --keyfile {keyfile} cannot serve TLS: {why}"
+    except OSError as exc:
+        return f"cannot read --certfile {certfile} or --keyfile {keyfile} ({exc.strerror})"
     return None
 
 
@@ -264,17 +348,22 @@ def serve(
     max_clients: int = 200,
     certfile: str | None = None,
     keyfile: str | None = None,
-    recognizer_options: dict | None = None,
+    engine_config: EngineConfig | None = None,
     engine_threads: int = 2,
     allowed_origins: tuple[str, ...] = (),
+    allowed_hosts: tuple[str, ...] = (),
     **limits,
 ) -> None:
     """Serve the app until interrupted; each worker process loads its own models.
 
-    ``recognizer_options`` are ``EmotionRecognizer`` arguments (model, detector, thresholds);
-    ``engine_threads`` analyse the live frames; ``limits`` override ``WebLimits`` fields.
+    ``engine_config`` is the engine every worker builds (``EmotionRecognizer(engine_config)``);
+    ``engine_threads`` analyse the live frames; ``allowed_hosts`` are the names browsers reach the server by,
+    besides its IP addresses, localhost and ``host``; ``limits`` override ``WebLimits`` fields.
     """
-    settings = WebLimits(**limits)  # a bad limit fails here, before any worker starts
+    settings = WebLimits(**limits)  # a bad limit or TLS pair fails here, before any worker starts
+    problem = tls_problem(certfile, keyfile) if certfile else None
+    if problem:
+        raise ValueError(problem)
     if not is_loopback(host):
         _warn_exposed(host, port, tls=certfile is not None)
     options = {
@@ -293,8 +382,9 @@ def serve(
         options.update(certfile=certfile, keyfile=keyfile)
     app_options = {
         "engine_threads": engine_threads,
-        "recognizer_options": recognizer_options or {},
+        "engine_config": engine_config or EngineConfig(),
         "allowed_origins": allowed_origins,
+        "allowed_hosts": (host, *allowed_hosts),
         **limits,
     }
     EmorecGunicorn(options, app_options).run()
@@ -309,5 +399,6 @@ def _warn_exposed(host: str, port: int, tls: bool) -> None:
     ]
     if not tls:
         lines.append("Without --certfile/--keyfile, browsers on other machines will not give the page their camera.")
+    lines.append("Pages reached by a host name (not an IP address) work once it is given with --allowed-host NAME.")
     lines.append(bar)
     print("\n".join(lines), file=sys.stderr, flush=True)

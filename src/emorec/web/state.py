@@ -20,7 +20,8 @@ class WebLimits:
     can be changed in ``create_app``."""
 
     max_upload_bytes: int = 16 * 1024 * 1024
-    max_form_parts: int = 16  # the upload form has two
+    max_form_parts: int = 16  # the upload form has its token and a part per file
+    max_photos: int = 10  # per upload; a video goes alone
     max_image_pixels: int = 25_000_000  # a 6000x4000 photo; larger headers are refused before decoding
     # Pixels decoded at once by all requests: one full-size photo, or many small ones; the rest wait.
     max_pixels_in_flight: int = 25_000_000
@@ -53,6 +54,7 @@ class WebState:
     recognizer: Any  # an emorec.engine.EmotionRecognizer, or anything with the same methods
     limits: WebLimits
     allowed_origins: tuple[str, ...]
+    allowed_hosts: tuple[str, ...]  # the server's own host names, lower-case (security.origin_allowed)
     pixel_budget: PixelBudget
     video_slots: threading.BoundedSemaphore
 

@@ -9,20 +9,19 @@ starts (the folder name carries the process id).
 
 from __future__ import annotations
 
+import io
 import os
 import shutil
 import tempfile
 import time
 from collections.abc import Generator, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
-from emorec.labels import EMOTIONS
-from emorec.recording import AnnotatedVideoWriter
+from emorec.recording import AnnotatedVideoWriter, Timeline
 from emorec.sources import InputError, Source
+from emorec.summary import RecordingSummary
 from emorec.web.media import MediaError
 
 WORKDIR_PREFIX = "emorec-upload-"
@@ -67,24 +66,6 @@ def _process_exists(pid: int) -> bool:
 
 
 @dataclass
-class FaceSummary:
-    """One tracked face over the video: when it was seen, its mean probabilities and its timeline."""
-
-    track_id: int | None
-    times_s: list[float] = field(default_factory=list)
-    scores: list[list[float]] = field(default_factory=list)  # one row per frame seen, EMOTIONS order
-
-    @property
-    def mean_scores(self) -> dict[str, float]:
-        return dict(zip(EMOTIONS, np.mean(self.scores, axis=0).round(4).tolist(), strict=True))
-
-    @property
-    def emotion(self) -> str:
-        means = self.mean_scores
-        return max(means, key=means.get)
-
-
-@dataclass
 class AnnotatedVideo:
     webm: bytes
     frames: list[dict]  # FrameResult.to_dict() of each frame, with its time
@@ -92,7 +73,8 @@ class AnnotatedVideo:
     duration_s: float
     size: tuple[int, int]  # (width, height) of the annotated frames
     stopped_because: str | None  # why only part of the video was analysed, None when all of it was
-    faces: list[FaceSummary]
+    summary: RecordingSummary  # per tracked face, as `emorec video --json` gives it
+    timeline_csv: str  # every face of every frame, as `emorec video --csv` writes it
 
 
 def annotate_video(
@@ -118,14 +100,17 @@ def annotate_video(
             scale = min(1.0, WORK_SIZE[0] / width, WORK_SIZE[1] / height)
             size = (max(2, round(width * scale)), max(2, round(height * scale)))
             planned = min(max_frames, source.frame_count or max_frames)
+            rows = io.StringIO()
+            timeline = Timeline(fps=source.fps, csv_file=rows)
             try:
                 frames, stopped = yield from _annotate_frames(
-                    source, recognizer, target, size, planned, max_frames, max_seconds
+                    source, recognizer, target, size, planned, max_frames, max_seconds, timeline
                 )
             except InputError:  # the stream's word for a video that opened but had no decodable frame
                 raise MediaError("no frame of the video could be decoded") from None
         return AnnotatedVideo(
-            target.read_bytes(), frames, source.fps, len(frames) / source.fps, size, stopped, _summaries(frames)
+            target.read_bytes(), frames, source.fps, len(frames) / source.fps, size, stopped, timeline.summary,
+            rows.getvalue(),
         )
 
 
@@ -137,8 +122,9 @@ def run_to_end(steps: Generator[tuple[int, int], None, AnnotatedVideo]) -> Annot
             return done.value
 
 
-def _annotate_frames(source, recognizer, target, size, planned, max_frames, max_seconds):
-    """The engine's frame loop over the upload (frames shrunk to ``size``), each frame drawn into ``target``."""
+def _annotate_frames(source, recognizer, target, size, planned, max_frames, max_seconds, timeline):
+    """The engine's frame loop over the upload (frames shrunk to ``size``), each frame drawn into ``target``
+    and its faces added to ``timeline``."""
     stream = recognizer.stream(source, max_frames=max_frames, resize_to=size)
     writer = AnnotatedVideoWriter(target, source.fps, size)
     frames: list[dict] = []
@@ -146,6 +132,7 @@ def _annotate_frames(source, recognizer, target, size, planned, max_frames, max_
     try:
         for result in stream:
             frames.append(result.to_dict())
+            timeline.add(result, result.time_s)
             writer.write(recognizer.annotate(result))
             if len(frames) % PROGRESS_EVERY == 0:
                 yield len(frames), max(planned, len(frames))
@@ -155,14 +142,3 @@ def _annotate_frames(source, recognizer, target, size, planned, max_frames, max_
         writer.close()
         stream.close()
     return frames, (f"only the first {max_frames} frames are analysed" if stream.truncated else None)
-
-
-def _summaries(frames: list[dict]) -> list[FaceSummary]:
-    """One summary per track, the longest-seen first."""
-    by_track: dict[int | None, FaceSummary] = {}
-    for frame in frames:
-        for face in frame["faces"]:
-            summary = by_track.setdefault(face["track_id"], FaceSummary(face["track_id"]))
-            summary.times_s.append(frame["time_s"])
-            summary.scores.append([face["scores"][name] for name in EMOTIONS])
-    return sorted(by_track.values(), key=lambda s: -len(s.times_s))

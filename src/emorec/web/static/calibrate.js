@@ -51,7 +51,11 @@
       progress.value = calibration.progress;
       note.textContent = `look at the camera with a neutral face for ${SECONDS} seconds`;
     } else if (calibration.state === "on") {
-      note.textContent = `calibrated to your neutral face (${calibration.samples} frames)`;
+      // A capture calibrates one person, the largest face's track: say which, since the others stay generic.
+      const frames = `${calibration.samples} frame${calibration.samples === 1 ? "" : "s"}`;
+      note.textContent = calibration.track_id == null ? `calibrated to your neutral face (${frames})`
+        : `Face ${calibration.track_id} calibrated to its neutral face (${frames}); other faces read as the ` +
+          "model alone reads them";
     } else {
       note.textContent = calibration.error ? `not calibrated: ${calibration.error}` : "not calibrated";
     }

@@ -54,6 +54,17 @@ const camera = {
   },
 };
 
+// What to do when the browser refuses the camera, by the error getUserMedia gave.
+const CAMERA_HELP = {
+  NotAllowedError: "The camera is blocked for this page. To allow it, click the camera or padlock icon at the " +
+    "left of the address bar, set Camera to Allow (in the system settings too if the browser may not use " +
+    "the camera at all), then press Start.",
+  NotFoundError: "No camera was found. Connect one, then press Start.",
+  NotReadableError: "The camera is in use by another program or tab. Close it there, then press Start.",
+  other: "The camera could not be started. Check that it is connected and allowed for this page, then press " +
+    "Start.",
+};
+
 const meters = {
   answerTimes: [],
   record(roundTripMs, serverMs) {
@@ -72,6 +83,18 @@ const meters = {
 
 const faceName = (face) => (face.track_id == null ? "Face" : `Face ${face.track_id}`);
 const percent = (p) => `${(p * 100).toFixed(0)}%`;
+const faceLabel = (face) => `${faceName(face)}: ${face.emotion} ${percent(face.confidence)}`;
+
+// Screen readers hear what changes (how many faces, the followed face's emotion), not every frame's numbers.
+const announcer = {
+  element: $("announcer"),
+  say(faces, shown) {
+    const count = faces.length === 1 ? "1 face" : `${faces.length} faces`;
+    const text = shown ? `${count} in view; ${faceName(shown)} looks ${shown.emotion}` : "no face in view";
+    if (this.element.textContent !== text) this.element.textContent = text;
+  },
+  clear() { this.element.textContent = ""; },
+};
 
 // Boxes and labels over the video; the bars live in the side panel so they never hide a face.
 const overlay = {
@@ -90,17 +113,21 @@ const overlay = {
       const color = COLORS[face.emotion];
       ctx.strokeStyle = color;
       ctx.strokeRect(x1, y1, x2 - x1, y2 - y1);
-      const label = `${faceName(face)}: ${face.emotion} ${percent(face.confidence)}`;
+      const label = faceLabel(face);
       const top = y1 >= 24 ? y1 - 24 : y2;
       ctx.fillStyle = color;
       ctx.fillRect(x1 - 1.5, top, ctx.measureText(label).width + 12, 24);
       ctx.fillStyle = "#111";
       ctx.fillText(label, x1 + 5, top + 17);
     }
+    // The picture's text alternative: what its labels say.
+    const seen = answer.faces.length ? answer.faces.map(faceLabel).join("; ") : "no face in view";
+    canvas.setAttribute("aria-label", `camera picture: ${seen}`);
   },
   clear() {
     this.canvas.getContext("2d").clearRect(0, 0, this.canvas.width, this.canvas.height);
     this.canvas.dataset.faces = 0;
+    this.canvas.setAttribute("aria-label", "camera picture: stopped");
   },
 };
 
@@ -117,7 +144,7 @@ const faceList = {
       item.classList.toggle("followed", face === shown);
       const title = document.createElement("div");
       title.className = "face-title";
-      title.textContent = `${faceName(face)}: ${face.emotion} ${percent(face.confidence)}`;
+      title.textContent = faceLabel(face);
       item.append(title, ...EMOTIONS.map((name) => bar(name, face.scores[name])));
       item.addEventListener("click", () => { this.followed = face.track_id; });
       return item;
@@ -232,6 +259,7 @@ const live = {
       const shown = faceList.pick(answer.faces);
       faceList.render(answer.faces, shown);
       $("timeline-face").textContent = shown ? faceName(shown) : "no face";
+      announcer.say(answer.faces, shown);
       timeline.add(shown ? shown.scores : null);
       for (const listener of answerListeners) listener(answer);
     }
@@ -240,20 +268,27 @@ const live = {
   async start() {
     const reason = camera.unavailableReason();
     if (reason) {
-      $("camera-help").textContent = reason;
-      $("camera-help").hidden = false;
-      status.set("error", "camera unavailable over plain HTTP");
+      this.noCamera("camera unavailable over plain HTTP", reason);
       return;
     }
     status.set("starting", "starting camera...");
+    $("toggle").textContent = "Stop";
+    $("camera-help").hidden = true;
     try {
       await camera.start();
     } catch (error) {
       const why = { NotAllowedError: "permission denied", NotFoundError: "no camera found" }[error.name];
-      status.set("error", `camera unavailable: ${why ?? error.message}`);
+      this.noCamera(`camera unavailable: ${why ?? error.message}`, CAMERA_HELP[error.name] ?? CAMERA_HELP.other);
       return;
     }
     this.connect();
+  },
+  // The camera could not be had: say why and how to get it; the button starts again once that is fixed.
+  noCamera(statusText, help) {
+    status.set("error", statusText);
+    $("camera-help").textContent = help;
+    $("camera-help").hidden = false;
+    $("toggle").textContent = "Start";
   },
   // Stop: close the socket, release the camera (its light goes off) and clear what was drawn.
   stop() {
@@ -267,6 +302,7 @@ const live = {
     this.socket = null;
     camera.stop();
     overlay.clear();
+    announcer.clear();
     faceList.clear();
     meters.clear();
     timeline.clear();

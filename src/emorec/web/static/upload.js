@@ -23,7 +23,13 @@ function fail(message) {
 }
 
 function handleLine(line) {
-  const event = JSON.parse(line);
+  let event;
+  try {
+    event = JSON.parse(line);
+  } catch {
+    fail("the server's answer was cut off or garbled; try again");
+    return;
+  }
   if (event.progress) {
     const [done, total] = event.progress;
     show(done / total, `analysing: frame ${done} of ${total}`);
@@ -47,15 +53,17 @@ form.addEventListener("submit", (submit) => {
     if (event.lengthComputable) show(event.loaded / event.total, `uploading: ${Math.round(100 * event.loaded / event.total)}%`);
   };
   request.upload.onload = () => show(null, "analysing...");
+  // Progress lines come only in a streamed answer; a refusal is an HTML error page, read whole on load.
+  const streamed = () => request.getResponseHeader("Content-Type")?.startsWith("application/x-ndjson");
   // Each complete line is one event; a line may arrive in pieces.
   const readLines = () => {
     const end = request.responseText.lastIndexOf("\n") + 1;
     request.responseText.slice(consumed, end).split("\n").filter(Boolean).forEach(handleLine);
     consumed = end;
   };
-  request.onprogress = readLines;
+  request.onprogress = () => { if (streamed()) readLines(); };
   request.onload = () => {
-    if (request.getResponseHeader("Content-Type")?.startsWith("application/x-ndjson")) {
+    if (streamed()) {
       readLines();
     } else { // an error page: show its message
       const page = new DOMParser().parseFromString(request.responseText, "text/html");
