@@ -179,7 +179,7 @@ class BlazeFaceDetector:
             self._session = open_session(path, threads)
         self._input = self._session.get_inputs()[0].name
         if scan_scale is not None and not isinstance(self._session.get_inputs()[0].shape[2], str):
-            raise ValueError(f"{self.name} has a fixed input size: it cannot scan at scale {scan_scale}")
+            raise ConfigError(f"{self.name} has a fixed input size: it cannot scan at scale {scan_scale}")
         # Anchors per input (height, width); a stream's frames all share one entry.
         self._anchors: dict[tuple[int, int], np.ndarray] = {}
         # Deciding on raw logits skips the sigmoid for the thousands of anchors below threshold.
@@ -275,7 +275,9 @@ class CropCheck:
     """
 
     def __init__(self, looks: list[BlazeFaceDetector], sure: float = 0.75):
-        self.looks = looks
+        if not looks:
+            raise ConfigError("CropCheck needs at least one detector to look with")
+        self.looks = list(looks)
         self.sure = sure
 
     def __call__(self, bgr: np.ndarray, found: Detections) -> Detections:
