@@ -237,11 +237,6 @@ def timings(detectors: list[Detector], frames: list[np.ndarray], repeat: int) ->
     return [float(np.median(spent)) for spent in times]
 
 
-def _named(detector: MergedDetector, name: str) -> MergedDetector:
-    detector.name = name
-    return detector
-
-
 def _ratio(found: tuple[int, int]) -> str:
     return f"{found[0]}/{found[1]}"
 
@@ -267,7 +262,7 @@ def main() -> int:
              BlazeFaceDetector("short", threads=args.threads, tile_size=None, scan_scale=SCAN_SCALE)],
             name="blazeface without CropCheck",
         ),
-        _named(create_detector("auto", threads=args.threads, tile_size=320), "blazeface, tile_size 320"),
+        create_detector("blazeface-tiled", threads=args.threads),
         create_detector("blazeface-full", threads=args.threads),
         create_detector("blazeface-short", threads=args.threads),
         *([create_detector("haar")] if args.haar else []),

@@ -257,6 +257,20 @@ def test_the_default_finds_every_face_of_a_group_sheet(folder, rows, cols, width
     assert len(found.boxes) == len(truth)  # and nothing else
 
 
+def test_the_tiled_default_finds_small_faces_of_a_big_group_photo():
+    # 18 studio portraits with faces of 35-39 px in a corner of a 1280x720 frame: 6 px in full range's one
+    # 192 px pass and 11 in the scan, so the default finds none; full range's tiles see them at 16-18 px.
+    photos = _one_face_photos(DEV / "london", 18)
+    clutter = cv2.cvtColor(data.rocket(), cv2.COLOR_RGB2BGR)
+    group, truth = _sheet(photos, 3, 6, 640, 360, clutter)
+    frame = cv2.resize(clutter, (1280, 720), interpolation=cv2.INTER_AREA)
+    frame[200:560, 300:940] = group
+    truth += np.float32([300, 200, 300, 200])
+    assert len(create_detector("auto").detect(frame).boxes) == 0
+    found = create_detector("blazeface-tiled").detect(frame)
+    assert (iou_matrix(truth, found.boxes).max(axis=1) >= 0.3).all() and len(found.boxes) == len(truth)
+
+
 @pytest.mark.parametrize("photo", ["hubble_deep_field", "chelsea", "stereo_motorcycle", "gravel", "brick"])
 @pytest.mark.parametrize("size", [(640, 480), (1280, 720)])
 def test_the_default_finds_no_face_in_face_free_frames(photo, size):
