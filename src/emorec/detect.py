@@ -104,13 +104,13 @@ SCAN_STRIDE = 16  # short range's coarsest grid: scan inputs are padded to multi
 # CropCheck's crops put the face at this many input pixels (half of short range's, a third of full range's)
 # and its looks must score at least these (see CropCheck).
 CHECK_FACE = 64
+CHECK_SHORT_THRESHOLD = 0.7
+CHECK_FULL_THRESHOLD = 0.5
 # "blazeface-tiled" is the default with full range's tiles from frames over 640 px (tiles of 427 px and 9
 # passes for 1280x720): faces of 32-100 px in 720p group photos, 6-15 px in one 192 px pass, are 10-35 px
 # in a tile. 95.1% instead of 87.7% of benchmarks/group_photos.py's faces >= 32 px, still no false face,
 # for 3 times the time per 1280x720 frame; 640x480 frames are not tiled.
 GROUP_TILE_SIZE = 320
-CHECK_SHORT_THRESHOLD = 0.7
-CHECK_FULL_THRESHOLD = 0.5
 
 
 def _ssd_anchor_centres(spec: BlazeFaceSpec, height: int | None = None, width: int | None = None) -> np.ndarray:
@@ -327,9 +327,9 @@ class MergedDetector:
     given a ``check``, unsure ones confirmed by it.
 
     BlazeFace full range misses faces that fill most of the frame (a webcam at arm's length, a cropped
-    portrait) and short range letterboxed misses small ones, so the default runs both. Where both find a
-    face their boxes agree (median width ratio 1.00 on close-up photos both found), so one crop geometry
-    fits either.
+    portrait) and tight faces side by side, and short range misses small ones, so the default runs both
+    (short range scanning the frame, see ``BlazeFaceDetector``). Where both find a face their boxes agree
+    (median width ratio 1.00 on close-up photos both found), so one crop geometry fits either.
     """
 
     def __init__(
