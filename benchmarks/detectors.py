@@ -194,7 +194,7 @@ def main() -> int:
         f"min face size {args.min_face_size}px, {args.threads} thread(s)"
     )
     configs = [
-        ("blazeface", None, 640),  # the engine's default: full and short range, score >= 0.5, tiles for big photos
+        ("blazeface", None, 640),  # the default: full range, short range scanning at 0.3, second look (detect.py)
         ("blazeface-full", None, 640),
         ("blazeface-full", 0.6, 640),  # MediaPipe's threshold
         ("blazeface-full", 0.45, 640),

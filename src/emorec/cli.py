@@ -363,7 +363,8 @@ def _add_engine_options(p: argparse.ArgumentParser, threads: bool = True, stream
                    help="the classifier: a shipped model (emonet_fast, emonet_wide) or an ONNX file "
                         "(default: the default shipped model)")
     g.add_argument("--detector", default="auto",
-                   help="auto (BlazeFace full and short range), blazeface-full, blazeface-short, yunet or haar")
+                   help="auto (BlazeFace full and short range), blazeface-tiled (also small faces in big group "
+                        "photos, slower), blazeface-full, blazeface-short, yunet or haar")
     g.add_argument("--yunet-model", default=None, help="YuNet ONNX file for --detector yunet")
     g.add_argument("--min-face-size", type=whole_number(0), default=24, help="ignore faces smaller than this (pixels)")
     g.add_argument("--min-detection-score", "--min-score", dest="min_detection_score", type=real_number(0, 1),

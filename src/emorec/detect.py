@@ -8,6 +8,13 @@ The default is Google's BlazeFace (MediaPipe face detection, Apache-2.0), conver
 ``.tflite`` files to ONNX (see ``tools/convert_blazeface.py`` and ``assets/NOTICE``) so that it runs in
 ONNX Runtime, which the classifier needs anyway: no TensorFlow, no LiteRT, no download at run time.
 The anchor layout and box decoding follow MediaPipe's ``face_detection_*_range`` graph configs.
+
+The default runs two passes and merges them in one place (``MergedDetector``): full range on the frame
+letterboxed into 192x192 (plus tiles for big photos), which finds small faces, and short range scanning
+the whole frame shrunk to 0.3 (``SCAN_SCALE``), which finds faces of about 90 pixels up to
+frame-filling ones, side by side in group photos and video-call grids. Faces either pass is unsure of
+get a second look on a crop around them (``CropCheck``). Figures: benchmarks/group_photos.py and
+docs/detection.md.
 """
 
 from __future__ import annotations
@@ -25,8 +32,9 @@ import numpy as np
 
 from emorec.errors import ConfigError
 from emorec.runtime import open_session
+from emorec.track import iou_matrix
 
-DETECTORS = ("auto", "blazeface", "blazeface-full", "blazeface-short", "yunet", "haar")
+DETECTORS = ("auto", "blazeface", "blazeface-tiled", "blazeface-full", "blazeface-short", "yunet", "haar")
 
 
 class Detections(NamedTuple):
@@ -75,20 +83,45 @@ BLAZEFACE = {
     # MediaPipe's 0.6: 39 instead of 33 of 54 real faces, still no false one (benchmarks/detectors.py).
     "full": BlazeFaceSpec("blazeface_full_range.onnx", 192, (4,), False, 0.5),
 }
-# The default detector ("blazeface") takes faces at least this share of the frame's shorter side from short
-# range, smaller ones from full range. Short range alone added 2 wrong boxes (a whole 139-pixel portrait
-# around its 28- or 40-pixel face, 0.25 and 0.29 of the frame) on benchmarks/detectors.py's scenes; 0.3 drops
-# them, and short range still finds >= 97% of lfw_expressions close-ups shrunk to 0.35 of a frame or more,
-# where full range finds about 85%.
-NEAR_MIN_SHARE = 0.3
+# Short range's input size is free (tools/convert_blazeface.py), so the default scans whole frames with it
+# at this scale: faces of 28-160 pixels in its input, i.e. about 93-530 in the frame, are found where they
+# are, however many share the frame. Letterboxing a 1280x720 sheet of 16 faces into 128x128 made them 13-16
+# pixels (1 of 16 found); scanned at 0.3 they are 41-52. 0.3 turns 640x480 into 192x144, 1.7 times short
+# range's 128x128, and keeps its shorter side within SCAN_MAX_FACE (one pass); 1/3 needs a second pass for
+# 640x480, and 0.5 found 12 more of benchmarks/group_photos.py's 324 faces (48-100 px) but also 2 false ones
+# in its 114 face-free frames, at 1.8 times the default's time per 640x480 frame (docs/detection.md).
+SCAN_SCALE = 0.3
+# Scan boxes under this many input pixels are dropped: below it short range finds 34 of 40 tight face crops
+# but boxes grass, gravel and brick textures (benchmarks/group_photos.py's face-free frames).
+SCAN_MIN_FACE = 28
+# A scan's input is at most this long (a 2133-pixel-wide frame at 0.3): huge photos are scanned coarser, and
+# full range's tiles find their small faces.
+SCAN_MAX_SIDE = 640
+# Short range found 39 of 40 tight face crops 144 pixels wide in its input, 38 at 160 and 7 of 60 at 233:
+# frames whose shorter side is longer than this at the scan scale are also letterboxed whole into 128x128.
+SCAN_MAX_FACE = 144
+SCAN_STRIDE = 16  # short range's coarsest grid: scan inputs are padded to multiples of it
+# CropCheck's crops put the face at this many input pixels (half of short range's, a third of full range's)
+# and its looks must score at least these (see CropCheck).
+CHECK_FACE = 64
+CHECK_SHORT_THRESHOLD = 0.7
+CHECK_FULL_THRESHOLD = 0.5
+# "blazeface-tiled" is the default with full range's tiles from frames over 640 px (tiles of 427 px and 9
+# passes for 1280x720): faces of 32-100 px in 720p group photos, 6-15 px in one 192 px pass, are 10-35 px
+# in a tile. 95.1% instead of 87.7% of benchmarks/group_photos.py's faces >= 32 px, still no false face,
+# for 3 times the time per 1280x720 frame; 640x480 frames are not tiled.
+GROUP_TILE_SIZE = 320
 
 
-def _ssd_anchor_centres(spec: BlazeFaceSpec) -> np.ndarray:
-    """Anchor centres (A, 2) in [0, 1], in the model's output order (row, column, anchor).
+def _ssd_anchor_centres(spec: BlazeFaceSpec, height: int | None = None, width: int | None = None) -> np.ndarray:
+    """Anchor centres (A, 2) in input pixels, in the model's output order (row, column, anchor), for an input
+    of ``height`` x ``width`` (default: the model's square input).
 
     MediaPipe's SsdAnchorsCalculator with fixed_anchor_size: consecutive layers with the same stride
     share one grid, each layer adding one anchor (two with an interpolated scale) per cell.
     """
+    height = height or spec.input_size
+    width = width or spec.input_size
     centres = []
     layer = 0
     while layer < len(spec.strides):
@@ -98,8 +131,8 @@ def _ssd_anchor_centres(spec: BlazeFaceSpec) -> np.ndarray:
             same += 1
             layer += 1
         per_cell = same * (2 if spec.interpolated_anchor else 1)
-        grid = -(-spec.input_size // stride)
-        ys, xs = np.meshgrid((np.arange(grid) + 0.5) / grid, (np.arange(grid) + 0.5) / grid, indexing="ij")
+        rows, cols = -(-height // stride), -(-width // stride)
+        ys, xs = np.meshgrid((np.arange(rows) + 0.5) * stride, (np.arange(cols) + 0.5) * stride, indexing="ij")
         cells = np.stack([xs.ravel(), ys.ravel()], axis=1)
         centres.append(np.repeat(cells, per_cell, axis=0))
     return np.concatenate(centres).astype(np.float32)
@@ -121,7 +154,13 @@ class BlazeFaceDetector:
     a 60-pixel face in a 1920x1080 photo. Frames whose long side exceeds twice ``tile_size`` are therefore
     also searched in overlapping ``tile_size`` tiles (one pass per tile; 7 for 1920x1080); None turns
     tiling off. Tiles grow to a third of the long side in huge photos, so that no photo takes more than
-    16 passes. Faces whose box is smaller than ``min_share`` of the frame's shorter side are dropped.
+    16 passes.
+
+    ``scan_scale`` (short range only, whose input size is free) replaces the letterbox where it makes the
+    frame larger than the model's input: the frame is resized by this factor (its long side at most
+    ``SCAN_MAX_SIDE``) and padded right and down to multiples of ``SCAN_STRIDE``. Where the frame's shorter
+    side is then over ``SCAN_MAX_FACE``, the frame is also letterboxed, for faces too large to find at the
+    first scale. Either way boxes under ``SCAN_MIN_FACE`` input pixels are dropped.
     """
 
     def __init__(
@@ -131,7 +170,7 @@ class BlazeFaceDetector:
         iou_threshold: float = 0.3,
         threads: int = 1,
         tile_size: int | None = 640,
-        min_share: float = 0.0,
+        scan_scale: float | None = None,
     ):
         if variant not in BLAZEFACE:
             raise ValueError(f"unknown BlazeFace variant {variant!r}; expected one of {', '.join(BLAZEFACE)}")
@@ -140,22 +179,18 @@ class BlazeFaceDetector:
         self.score_threshold = self.spec.score_threshold if score_threshold is None else float(score_threshold)
         self.iou_threshold = iou_threshold
         self.tile_size = tile_size
-        self.min_share = min_share
+        self.scan_scale = scan_scale
         with resources.as_file(resources.files("emorec") / "assets" / self.spec.asset) as path:
             self._session = open_session(path, threads)
         self._input = self._session.get_inputs()[0].name
-        self._anchors = _ssd_anchor_centres(self.spec)
+        if scan_scale is not None and not isinstance(self._session.get_inputs()[0].shape[2], str):
+            raise ConfigError(f"{self.name} has a fixed input size: it cannot scan at scale {scan_scale}")
+        # Anchors per input (height, width); a stream's frames all share one entry.
+        self._anchors: dict[tuple[int, int], np.ndarray] = {}
         # Deciding on raw logits skips the sigmoid for the thousands of anchors below threshold.
         self._logit_threshold = float(np.log(self.score_threshold / (1.0 - self.score_threshold)))
 
     def detect(self, bgr: np.ndarray) -> Detections:
-        found = self._detect_tiled(bgr)
-        if self.min_share > 0:
-            sides = np.maximum(found.boxes[:, 2] - found.boxes[:, 0], found.boxes[:, 3] - found.boxes[:, 1])
-            found = found.take(np.flatnonzero(sides >= self.min_share * min(bgr.shape[:2])))
-        return found
-
-    def _detect_tiled(self, bgr: np.ndarray) -> Detections:
         height, width = bgr.shape[:2]
         found = self._detect_once(bgr)
         if self.tile_size is None or max(height, width) <= 2 * self.tile_size:
@@ -174,54 +209,160 @@ class BlazeFaceDetector:
 
     def _detect_once(self, bgr: np.ndarray) -> Detections:
         height, width = bgr.shape[:2]
+        whole = self.spec.input_size / max(height, width)  # the scale that fits the frame in the model's input
+        if self.scan_scale is None:
+            return self._run(bgr, whole)
+        scale = min(self.scan_scale, SCAN_MAX_SIDE / max(height, width))
+        if scale <= whole:
+            # A small frame (a close-up photo) is the model's input already: letterboxed, as MediaPipe does,
+            # short range finds tall narrow close-ups that it misses padded on one side only.
+            return self._run(bgr, whole, min_face=SCAN_MIN_FACE)
+        found = self._run(bgr, scale, min_face=SCAN_MIN_FACE, scan=True)
+        if min(height, width) * scale <= SCAN_MAX_FACE:
+            return found
+        # A face filling the frame would be too large for short range at this scale: look at the whole frame too.
+        found = Detections(*(np.concatenate(c) for c in zip(found, self._run(bgr, whole, SCAN_MIN_FACE), strict=True)))
+        return found.take(nms(found.boxes, found.scores, self.iou_threshold))
+
+    def _run(self, bgr: np.ndarray, scale: float, min_face: float = 0, scan: bool = False) -> Detections:
+        """One model pass over the frame resized by ``scale``, letterboxed into the square input or (scan)
+        padded right and down to multiples of SCAN_STRIDE; boxes under ``min_face`` input pixels dropped."""
+        height, width = bgr.shape[:2]
         size = self.spec.input_size
-        # Letterbox like MediaPipe: keep the aspect ratio, centre the frame on a black square.
-        scale = size / max(height, width)
         new_w, new_h = max(1, round(width * scale)), max(1, round(height * scale))
-        pad_x, pad_y = (size - new_w) // 2, (size - new_h) // 2
+        if scan:
+            in_w, in_h = -(-new_w // SCAN_STRIDE) * SCAN_STRIDE, -(-new_h // SCAN_STRIDE) * SCAN_STRIDE
+            pad_x = pad_y = 0
+        else:
+            # Letterbox like MediaPipe: keep the aspect ratio, centre the frame on a black square.
+            in_w = in_h = size
+            pad_x, pad_y = (size - new_w) // 2, (size - new_h) // 2
         resized = _shrink(bgr, new_w, new_h)
-        tensor = np.full((1, 3, size, size), -1.0, dtype=np.float32)
+        tensor = np.full((1, 3, in_h, in_w), -1.0, dtype=np.float32)
         # BGR -> RGB planes, pixels to [-1, 1] as the model was trained.
         tensor[0, :, pad_y : pad_y + new_h, pad_x : pad_x + new_w] = cv2.dnn.blobFromImage(
             resized, 1 / 127.5, mean=(127.5, 127.5, 127.5), swapRB=True
         )[0]
         regressors, logits = self._session.run(None, {self._input: tensor})
         candidates = np.flatnonzero(logits[0, :, 0] > self._logit_threshold)
+        raw = regressors[0, candidates]  # input pixels, relative to the anchor centre
+        if min_face:
+            candidates = candidates[raw[:, 2:4].max(axis=1) >= min_face]
+            raw = regressors[0, candidates]
         if len(candidates) == 0:
             return Detections.none()
-        raw = regressors[0, candidates] / size
-        anchors = self._anchors[candidates]
+        if (in_h, in_w) not in self._anchors:
+            self._anchors[(in_h, in_w)] = _ssd_anchor_centres(self.spec, in_h, in_w)
+        anchors = self._anchors[(in_h, in_w)][candidates]
         centres = anchors + raw[:, :2]
         half = raw[:, 2:4] / 2
-        boxes = np.concatenate([centres - half, centres + half], axis=1) * size
+        boxes = np.concatenate([centres - half, centres + half], axis=1)
         boxes = (boxes - [pad_x, pad_y, pad_x, pad_y]) / scale
         # Keypoints follow the box: the first two of MediaPipe's six are the eyes (the image's left one first).
-        eyes = ((anchors[:, None] + raw[:, 4:8].reshape(-1, 2, 2)) * size - [pad_x, pad_y]) / scale
+        eyes = (anchors[:, None] + raw[:, 4:8].reshape(-1, 2, 2) - [pad_x, pad_y]) / scale
         scores = 1.0 / (1.0 + np.exp(-np.clip(logits[0, candidates, 0], -100, 100)))
         keep = nms(boxes, scores, self.iou_threshold)
         boxes = np.clip(boxes[keep], 0, [width, height, width, height])
         return Detections(boxes.astype(np.float32), scores[keep].astype(np.float32), eyes[keep].astype(np.float32))
 
 
-class MergedDetector:
-    """Several detectors on every frame, their detections pooled and overlapping boxes merged by NMS.
+class CropCheck:
+    """A second look at unsure faces: BlazeFace on a square crop around each, sized so that the face is
+    ``CHECK_FACE`` pixels in the model's input, as in the photos it was trained on.
 
-    BlazeFace full range misses faces that fill most of the frame (a webcam at arm's length, a cropped
-    portrait) and short range misses small ones, so the default runs both. Where both find a face their
-    boxes agree (median width ratio 1.00 on close-up photos both found), so one crop geometry fits either.
+    Faces scored below ``sure`` are kept only if one of the ``looks`` (tried in order, each at its own
+    score threshold) finds a box overlapping theirs (IoU >= 0.3) in the crop, and then as that look found
+    them. On benchmarks/group_photos.py's frames the merged passes propose 285 real and 14 false faces
+    (scores >= 0.5); 38 real and all 14 false ones score under 0.75. Short range's look (>= 0.7) confirmed
+    37 of those 38 and no false one, full range's (>= 0.5) the 38th and no false one; full range's alone
+    would have lost 4. A one-face webcam frame (scores around 0.9) rarely pays for a look; a sheet of 16
+    small faces pays one pass for most of them.
     """
 
-    def __init__(self, detectors: list[Detector], iou_threshold: float = 0.3, name: str | None = None):
+    def __init__(self, looks: list[BlazeFaceDetector], sure: float = 0.75):
+        if not looks:
+            raise ConfigError("CropCheck needs at least one detector to look with")
+        self.looks = list(looks)
+        self.sure = sure
+
+    def __call__(self, bgr: np.ndarray, found: Detections) -> Detections:
+        if max(bgr.shape[:2]) <= min(look.spec.input_size for look in self.looks):
+            # A thumbnail is a face crop already, seen whole at full resolution: a crop of it only blurs
+            # further (7 of 706 close-ups, all under 105 px, were lost to that).
+            return found
+        confirmed = [found.take(np.flatnonzero(found.scores >= self.sure))]
+        for box in found.boxes[found.scores < self.sure]:
+            for look in self.looks:
+                again = self._look_again(look, bgr, box)
+                if len(again.boxes):
+                    confirmed.append(again)
+                    break
+        return Detections(*(np.concatenate(column) for column in zip(*confirmed, strict=True)))
+
+    @staticmethod
+    def _look_again(look: BlazeFaceDetector, bgr: np.ndarray, box: np.ndarray) -> Detections:
+        """The crop's best detection overlapping ``box`` (IoU >= 0.3), or none. Its box and eyes replace the
+        candidate's: the face is at the model's best scale there, and full range's boxes of faces 10-20
+        pixels in its input are rough (a real face's box overlapped the crop's only 0.45)."""
+        context = look.spec.input_size / CHECK_FACE
+        side = max(2, round(context * max(box[2] - box[0], box[3] - box[1])))
+        x0, y0 = round((box[0] + box[2] - side) / 2), round((box[1] + box[3] - side) / 2)
+        crop = bgr[max(0, y0) : max(0, y0 + side), max(0, x0) : max(0, x0 + side)]
+        if crop.size == 0:
+            return Detections.none()
+        # Beyond the frame's edges the crop is grey: a face filling the frame is seen small, in the middle,
+        # rather than again as it was. Of 688 close-ups found, grey kept 685, black 677, the edge repeated 657.
+        top, left = max(0, -y0), max(0, -x0)
+        crop = cv2.copyMakeBorder(
+            crop, top, side - top - crop.shape[0], left, side - left - crop.shape[1], cv2.BORDER_CONSTANT,
+            value=(128, 128, 128),
+        )
+        again = look.detect(crop).shifted(x0, y0)
+        overlap = iou_matrix(again.boxes, box[None])[:, 0] if len(again.boxes) else np.zeros(0)
+        return again.take(np.flatnonzero(overlap >= 0.3)[:1])  # detections come best first
+
+
+class MergedDetector:
+    """Several detectors on every frame, their detections pooled and overlapping boxes merged by NMS, then,
+    given a ``check``, unsure ones confirmed by it.
+
+    BlazeFace full range misses faces that fill most of the frame (a webcam at arm's length, a cropped
+    portrait) and tight faces side by side, and short range misses small ones, so the default runs both
+    (short range scanning the frame, see ``BlazeFaceDetector``). Where both find a face their boxes agree
+    (median width ratio 1.00 on close-up photos both found), so one crop geometry fits either.
+    """
+
+    def __init__(
+        self,
+        detectors: list[Detector],
+        iou_threshold: float = 0.3,
+        name: str | None = None,
+        check: CropCheck | None = None,
+    ):
         if not detectors:
             raise ValueError("MergedDetector needs at least one detector")
         self.detectors = list(detectors)
         self.iou_threshold = iou_threshold
         self.name = name or "+".join(d.name for d in self.detectors)
+        self.check = check
 
     def detect(self, bgr: np.ndarray) -> Detections:
         parts = [detector.detect(bgr) for detector in self.detectors]
-        merged = Detections(*(np.concatenate(column) for column in zip(*parts, strict=True)))
-        return merged.take(nms(merged.boxes, merged.scores, self.iou_threshold))
+        pooled = Detections(*(np.concatenate(column) for column in zip(*parts, strict=True)))
+        kept = pooled.take(nms(pooled.boxes, pooled.scores, self.iou_threshold))
+        if len(kept.boxes):
+            # Where several passes found a face, their eyes are averaged by score (MediaPipe's weighted NMS
+            # does so within one pass): on faces of 100-170 px turned by up to 30 degrees, the worst roll
+            # error of full range's and the scan's eyes was 8-12 degrees, of their average 6.5-10.
+            weights = (iou_matrix(kept.boxes, pooled.boxes) >= self.iou_threshold) * pooled.scores
+            weights = weights * np.isfinite(pooled.eyes).all(axis=(1, 2))  # Haar finds no eyes
+            total = weights.sum(axis=1)[:, None, None]
+            eyes = np.einsum("kn,nij->kij", weights, np.nan_to_num(pooled.eyes)) / np.maximum(total, 1e-9)
+            kept = kept._replace(eyes=np.where(total > 0, eyes, kept.eyes).astype(np.float32))
+        if self.check is None:
+            return kept
+        checked = self.check(bgr, kept)  # a second look may move a box onto another face's
+        return checked.take(nms(checked.boxes, checked.scores, self.iou_threshold))
 
 
 def _shrink(image: np.ndarray, width: int, height: int) -> np.ndarray:
@@ -316,20 +457,26 @@ def create_detector(
 ) -> Detector:
     """A detector by name (see ``DETECTORS``); a ready ``Detector`` object is returned as it is.
 
-    ``auto`` (= ``blazeface``) runs BlazeFace full and short range and merges their boxes, chosen with
-    benchmarks/detectors.py: 39 of 54 real faces, no false one on 18 face-free photos and frames, and a
-    face in 98.1% of the lfw_expressions close-ups. Full range alone finds the same 39 but only 18.7% of
-    the close-ups; short range alone 27 (it misses faces under ~60 px in 640x480) and adds 2 wrong boxes;
-    Haar 24 with 4 false faces, in 440 ms. Running both costs short range's ~2 ms on top of full range's ~4.
+    ``auto`` (= ``blazeface``) runs BlazeFace full range (letterboxed, tiles for big photos) and short range
+    scanning the frame at ``SCAN_SCALE``, merges their boxes and gives unsure ones a second look
+    (``CropCheck``); figures in docs/detection.md. ``blazeface-tiled`` is the same with full range's tiles
+    from ``GROUP_TILE_SIZE`` (group photos and classrooms in 720p and up, where faces are small).
+    ``blazeface-full`` and ``blazeface-short`` are either model alone, letterboxed as MediaPipe does.
     """
     if not isinstance(name, str):
         return name
     key = name.strip().lower()
-    if key in ("auto", "blazeface"):
-        full = BlazeFaceDetector("full", score_threshold, threads=threads, tile_size=tile_size)
-        # Short range keeps only faces of at least NEAR_MIN_SHARE of the frame: smaller ones are full range's.
-        short = BlazeFaceDetector("short", score_threshold, threads=threads, tile_size=None, min_share=NEAR_MIN_SHARE)
-        return MergedDetector([full, short], name="blazeface")
+    if key in ("auto", "blazeface", "blazeface-tiled"):
+        tiled = key == "blazeface-tiled"
+        tiles = GROUP_TILE_SIZE if tiled else tile_size
+        full = BlazeFaceDetector("full", score_threshold, threads=threads, tile_size=tiles)
+        scan = BlazeFaceDetector("short", score_threshold, threads=threads, tile_size=None, scan_scale=SCAN_SCALE)
+        looks = [
+            BlazeFaceDetector(variant, threshold, threads=threads, tile_size=None)
+            for variant, threshold in (("short", CHECK_SHORT_THRESHOLD), ("full", CHECK_FULL_THRESHOLD))
+        ]
+        check = CropCheck(looks)
+        return MergedDetector([full, scan], name="blazeface-tiled" if tiled else "blazeface", check=check)
     if key in ("blazeface-full", "full"):
         return BlazeFaceDetector("full", score_threshold, threads=threads, tile_size=tile_size)
     if key in ("blazeface-short", "short"):
