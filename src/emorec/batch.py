@@ -285,27 +285,62 @@ def _video_writer(target: Path, fps: float, size: tuple[int, int]):
 
 
 class LocalPool:
-    """A process pool on this machine: one engine per worker process."""
+    """A process pool on this machine: one engine per worker process. The workers die with the driver: killed
+    (SIGKILL), it left them re-parented to PID 1, still working and then blocked for good, 263 MB each."""
 
     def __init__(self, workers: int):
+        import multiprocessing
+
         self.workers = workers
+        # spawn: a fresh interpreter per worker, never a fork of a driver that holds threads (tqdm, Ray...).
+        self._context = multiprocessing.get_context("spawn")
 
     def queue(self):
-        """A queue the workers can put on: a manager process's, since the pool's are spawned interpreters."""
-        import multiprocessing
+        """A queue the workers put on, handed to each as it starts. Not a manager's: its socket lay in a
+        ``pymp-*`` folder of the temp directory that a killed driver left behind, with the manager running."""
+        return self._context.Queue()
 
-        self._manager = multiprocessing.get_context("spawn").Manager()
-        return self._manager.Queue()
-
-    def map(self, job: Callable[[Path], dict], paths: list[Path]) -> Iterator[dict]:
-        import multiprocessing
+    def map(self, job: Callable[..., dict], paths: list[Path], frames=None) -> Iterator[dict]:
         from concurrent.futures import ProcessPoolExecutor, as_completed
 
-        # spawn: a fresh interpreter per worker, never a fork of a driver that holds threads (tqdm, Ray...).
-        with ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        with ProcessPoolExecutor(self.workers, mp_context=self._context, initializer=_start_local_worker,
+                                 initargs=(os.getpid(), frames)) as pool:
             futures = [pool.submit(job, path) for path in paths]
             for future in as_completed(futures):
                 yield future.result()
+
+
+_worker_frames = None  # in a LocalPool worker: the queue its frame counts go on (None: no progress bar)
+
+
+def _start_local_worker(driver: int, frames) -> None:
+    global _worker_frames
+    _worker_frames = frames
+    die_with_parent(driver)
+
+
+def die_with_parent(parent: int) -> None:
+    """End this process as soon as ``parent`` (its parent's pid) ends, however it ends. On Linux the kernel
+    sends SIGKILL (prctl PR_SET_PDEATHSIG: also when this process is stuck in native code); elsewhere a
+    thread watches for the re-parenting once a second."""
+    import signal
+    import sys
+    import threading
+
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        pr_set_pdeathsig = 1
+        ctypes.CDLL(None).prctl(pr_set_pdeathsig, signal.SIGKILL)
+    else:
+        def watch() -> None:
+            while os.getppid() == parent:
+                time.sleep(1.0)
+            os._exit(1)
+
+        threading.Thread(target=watch, name="emorec-parent-watch", daemon=True).start()
+    if os.getppid() != parent:  # it ended before the line above took effect
+        os._exit(1)
 
 
 class RayPool:
@@ -327,12 +362,12 @@ class RayPool:
 
         return Queue(actor_options={"num_cpus": 0})
 
-    def map(self, job: Callable[[Path], dict], paths: list[Path]) -> Iterator[dict]:
+    def map(self, job: Callable[..., dict], paths: list[Path], frames=None) -> Iterator[dict]:
         import ray
         from ray.util import ActorPool
 
         actor = ray.remote(num_cpus=WORKER_THREADS)(_RayWorker)
-        actors = [actor.remote(job) for _ in range(min(self.workers, len(paths)))]
+        actors = [actor.remote(job, frames) for _ in range(min(self.workers, len(paths)))]
         try:
             yield from ActorPool(actors).map_unordered(lambda a, path: a.run.remote(path), paths)
         finally:
@@ -341,26 +376,28 @@ class RayPool:
 
 
 class _RayWorker:
-    """One Ray worker process: the job (settings, done keys) arrives once; the engine loads on the first file."""
+    """One Ray worker process: the job (settings, done keys) and the frames queue arrive once; the engine loads
+    on the first file."""
 
-    def __init__(self, job: Callable[[Path], dict]):
-        self.job = job
+    def __init__(self, job: Callable[..., dict], frames):
+        self.job, self.frames = job, frames
 
     def run(self, path: Path) -> dict:
-        return self.job(path)
+        return self.job(path, self.frames)
 
 
 @dataclass(frozen=True)
 class _Job:
-    """analyze_file with everything but the path bound, picklable for both executors."""
+    """analyze_file with everything but the path and the frames queue bound, picklable for both executors."""
 
     settings: BatchSettings
     done: frozenset[str]
     out: str
-    frames: Any = None  # a queue (multiprocessing's or Ray's) that the worker puts frame counts on
 
-    def __call__(self, path: Path) -> dict:
-        return analyze_file(path, self.settings, self.done, self.out, self.frames.put if self.frames else None)
+    def __call__(self, path: Path, frames=None) -> dict:
+        """``frames``: the queue (Ray's) the worker puts frame counts on; a LocalPool worker has its own."""
+        frames = frames or _worker_frames
+        return analyze_file(path, self.settings, self.done, self.out, frames.put if frames else None)
 
 
 # ----------------------------------------------------------------- the driver
@@ -419,8 +456,7 @@ def analyze(
     with tqdm(total=len(files), unit="file", disable=not progress, position=0) as file_bar, \
             tqdm(unit="frame", disable=not progress, position=1) as frame_bar, \
             _FrameCounter(pool.queue() if progress else None, frame_bar) as frames:
-        job = _Job(settings, done, str(out), frames)
-        for result in pool.map(job, files):
+        for result in pool.map(_Job(settings, done, str(out)), files, frames):
             key = result.pop("key", None)
             table = result.pop("faces_table", None)
             if result["status"] == "skipped":
