@@ -64,6 +64,9 @@ def test_export_needs_out_or_install_and_leaves_the_shipped_model_alone(tmp_path
         (["video", "x.mp4", "--threads", "0"], "--threads: expected a whole number >= 1"),
         (["stream", "--max-frames", "-2"], "--max-frames: expected a whole number >= 0"),
         (["batch", "x.mp4", "--out", "o", "--workers", "0"], "--workers: expected a whole number >= 1"),
+        (["batch", "--ray", "clip.mp4", "b.mp4", "--out", "o"], "--ray: expected auto or a cluster's HOST:PORT, "
+                                                                "got 'clip.mp4'"),
+        (["batch", "x.mp4", "--out", "o", "--ray", "host:99999"], "--ray: expected auto or a cluster's HOST:PORT"),
         (["evaluate", "--limit", "-5"], "--limit: expected a whole number >= 0, got '-5'"),
         (["evaluate", "--limit", "9" * 5000], "--limit: expected a whole number >= 0, got '9999"),
         (["export", "a.pt", "--out", "a.onnx", "--prior-correction", "nan"], "--prior-correction: expected a finite"),
@@ -83,6 +86,30 @@ def test_option_ranges_are_checked_by_the_parser(argv, words, capsys):
     assert exit_info.value.code == 2
     err = one_line_error(capsys)
     assert err.startswith(f"emorec {argv[0]}: ") and words in err and err.endswith(f"(see emorec {argv[0]} --help)")
+
+
+def test_ray_that_cannot_be_joined_is_one_line_and_quick(tmp_path, capsys, monkeypatch):
+    """Issue 25: --ray auto without a cluster was a 27-line traceback, and an address where nothing listens
+    was waited on for more than 60 s."""
+    ray = pytest.importorskip("ray", reason="Ray is not installed: pip install 'emorec[batch]'")
+    import socket
+    import time
+
+    if ray.is_initialized():
+        pytest.skip("a Ray of this test session is running")
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    video = tmp_path / "clip.mp4"
+    video.write_bytes(b"not read: the cluster is joined first")
+    with socket.socket() as listener:  # a port nothing listens on
+        listener.bind(("127.0.0.1", 0))
+        port = listener.getsockname()[1]
+    for address, words in [("auto", "--ray auto: no Ray cluster is running on this machine"),
+                           (f"127.0.0.1:{port}", f"--ray 127.0.0.1:{port}: no Ray cluster there")]:
+        started = time.monotonic()
+        assert main(["batch", str(video), "--out", str(tmp_path / "out"), "--ray", address, "--quiet"]) == 2
+        assert time.monotonic() - started < 30
+        err = one_line_error(capsys)
+        assert err.startswith(f"emorec batch: {words}"), err
 
 
 def test_train_run_folder_follows_the_model(monkeypatch, tmp_path):

@@ -352,8 +352,17 @@ class RayPool:
         except ImportError:
             raise ConfigError("--ray needs Ray: pip install 'emorec[batch]'") from None
         if not ray.is_initialized():
-            # address None starts a local Ray (or joins $RAY_ADDRESS); "auto" joins the cluster `ray start` made.
-            ray.init(address=address, include_dashboard=False, log_to_driver=False, configure_logging=False)
+            _check_ray_address(address)
+            try:
+                # address None starts a local Ray (or joins $RAY_ADDRESS); "auto" joins the cluster `ray start` made.
+                ray.init(address=address, include_dashboard=False, log_to_driver=False, configure_logging=False)
+            except (ConnectionError, RuntimeError, TimeoutError, ValueError) as exc:
+                if address == "auto":
+                    raise ConfigError("--ray auto: no Ray cluster is running on this machine (start one with "
+                                      "`ray start --head`, or give --ray alone for a Ray of this job's own)") from None
+                raise ConfigError(f"--ray {address}: cannot join the Ray cluster "
+                                  f"({str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__})"
+                                  ) from None
         self.workers = workers or max(1, int(ray.cluster_resources().get("CPU", 1)) // WORKER_THREADS)
 
     def queue(self):
@@ -373,6 +382,36 @@ class RayPool:
         finally:
             for a in actors:
                 ray.kill(a)
+
+
+RAY_CONNECT_TIMEOUT_S = 5.0  # for a cluster's port to answer; Ray itself kept retrying for over a minute
+
+
+def ray_endpoint(address: str) -> tuple[str, int] | None:
+    """The (host, port) of a Ray cluster's address, ``HOST:PORT`` or Ray Client's ``ray://HOST:PORT``; None for
+    anything else (such as an input file that the command line took for ``--ray``'s value)."""
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    host = host.removeprefix("[").removesuffix("]")  # [IPv6]:PORT
+    if not host or not port.isdigit() or not 0 < int(port) < 65536 or "/" in host:
+        return None
+    return host, int(port)
+
+
+def _check_ray_address(address: str | None) -> None:
+    """Refuse, in one line, an address that is none, or where nothing answers within RAY_CONNECT_TIMEOUT_S."""
+    import socket
+
+    if address in (None, "auto"):
+        return
+    endpoint = ray_endpoint(address)
+    if endpoint is None:
+        raise ConfigError(f"--ray {address}: not a cluster address (expected auto or HOST:PORT)")
+    try:
+        socket.create_connection(endpoint, timeout=RAY_CONNECT_TIMEOUT_S).close()
+    except OSError as exc:
+        why = "no answer" if isinstance(exc, TimeoutError) else exc.strerror or type(exc).__name__
+        raise ConfigError(f"--ray {address}: no Ray cluster there ({why} within "
+                          f"{RAY_CONNECT_TIMEOUT_S:.0f} s)") from None
 
 
 class _RayWorker:
