@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import cv2
+import numpy as np
 import pytest
 from skimage import data
 
@@ -322,3 +323,58 @@ def test_fifos_are_refused_not_waited_on(tmp_path, capsys):
             thread.join(10)
         assert result == [status], (command, capsys.readouterr().err)
         assert says in capsys.readouterr().err, command
+
+
+@pytest.fixture
+def full_disk(tmp_path):
+    """A 64 KB tmpfs filled to the last byte (needs root to mount; skipped elsewhere)."""
+    folder = tmp_path / "full"
+    folder.mkdir()
+    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(folder)],
+                                           capture_output=True).returncode != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    try:
+        with open(folder / "filler", "wb") as filler:
+            try:
+                filler.write(bytes(65536))
+            except OSError:  # ENOSPC: full, as wanted
+                pass
+        yield folder
+    finally:
+        subprocess.run(["umount", "--lazy", str(folder)], check=True)  # lazy: PyAV may still hold a deleted file
+
+
+def test_a_full_disk_is_one_line_and_leaves_no_partial_files(full_disk, tmp_path, capsys, monkeypatch):
+    """Issue 25: `emorec video clip --out` on a full disk segfaulted in libavformat (exit 139), and calibrate
+    left a 0-byte baseline."""
+    from emorec import recording
+    from emorec.errors import RecordingError
+
+    clip = tmp_path / "clip.avi"
+    photo = cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR)
+    writer = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"MJPG"), 10, (320, 240))
+    for i in range(20):
+        writer.write(cv2.resize(np.roll(photo, i, axis=1), (320, 240)))
+    writer.release()
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+    for name in ("out.mp4", "out.avi"):
+        done = subprocess.run([sys.executable, "-m", "emorec.cli", "video", str(clip), "--out",
+                               str(full_disk / name), "--json", str(full_disk / "s.json"), "--quiet"],
+                              env=env, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 2, (done.returncode, done.stderr[-2000:])
+        errors = [line for line in done.stderr.splitlines() if line.startswith("emorec video: ")]
+        assert "Traceback" not in done.stderr and len(errors) == 1 and "cannot write" in errors[0], done.stderr
+        assert sorted(os.listdir(full_disk)) == ["filler"]
+    # Past the free-space check, PyAV's own write error is caught, and PyAV is not used again.
+    monkeypatch.setattr(recording, "MIN_FREE_BYTES", 0)
+    video = recording.AnnotatedVideoWriter(full_disk / "x.mp4", 10, (320, 240))
+    with pytest.raises(RecordingError, match="No space left"):
+        for _ in range(30):
+            video.write(np.zeros((240, 320, 3), np.uint8))
+    video.close()  # nothing left to close: no crash, no file
+    assert sorted(os.listdir(full_disk)) == ["filler"]
+    image = tmp_path / "me.jpg"
+    cv2.imwrite(str(image), photo)
+    assert main(["calibrate", str(image), "--out", str(full_disk / "b.json")]) == 1
+    assert capsys.readouterr().err.splitlines()[-1].endswith("b.json (No space left on device)")
+    assert sorted(os.listdir(full_disk)) == ["filler"]

@@ -38,7 +38,7 @@ from emorec.config import EngineConfig
 from emorec.data import IMAGE_SUFFIXES
 from emorec.errors import ConfigError, EmorecError, InputError
 from emorec.labels import EMOTIONS
-from emorec.outputs import is_inside
+from emorec.outputs import is_inside, write_atomic
 from emorec.sources import VIDEO_SUFFIXES, open_file
 from emorec.summary import RecordingSummary
 
@@ -212,12 +212,10 @@ def analyze_file(
                 on_frames(row["frames"] % PROGRESS_EVERY)
         if writer is not None:
             writer.close()
-            os.replace(writer.path, video_file)
             row["video_file"] = str(video_file.relative_to(out))
     except EmorecError as exc:  # unreadable, corrupt, not a video: the message names the file
         if writer is not None:
-            writer.close()
-            writer.path.unlink(missing_ok=True)
+            writer.discard()
         return {**row, "error": str(exc), "seconds": time.perf_counter() - started, "peak_rss_mib": _peak_rss_mib()}
     tracks = [{"track_id": t.track_id, "frames": t.frames, "dominant": t.emotion}
               for t in sorted(summary.tracks, key=lambda t: t.track_id)]
@@ -278,7 +276,7 @@ def _add_face(columns: dict[str, list], source: str, sha256: str, model: str, re
 def _video_writer(target: Path, fps: float, size: tuple[int, int]):
     from emorec.recording import AnnotatedVideoWriter
 
-    return AnnotatedVideoWriter(target.with_name(f".{target.stem}.partial.mp4"), fps, size)
+    return AnnotatedVideoWriter(target, fps, size)
 
 
 # ----------------------------------------------------------------- executors: where analyze_file runs
@@ -503,9 +501,9 @@ def analyze(
             elif result["status"] == "done":
                 result["faces_file"] = f"faces/{key}.parquet"
                 result["settings"] = json.dumps(asdict(settings), sort_keys=True)
-                _write_atomic(out / result["faces_file"], lambda tmp, t=table: _write_parquet(t, tmp))
+                write_atomic(out / result["faces_file"], lambda tmp, t=table: _write_parquet(t, tmp))
                 # The JSON is written last: it marks the file as done for a rerun.
-                _write_atomic(out / "files" / f"{key}.json",
+                write_atomic(out / "files" / f"{key}.json",
                               lambda tmp, r=result: tmp.write_text(json.dumps(r), encoding="utf-8"))
                 # Only now that the new result is complete do the file's results under other settings go.
                 for old in earlier.get(Path(result["source"]).resolve(), []):
@@ -517,7 +515,7 @@ def analyze(
     order = {str(path): i for i, path in enumerate(files)}
     rows.sort(key=lambda r: order.get(r["source"], len(order)))
     summary = pa.Table.from_pylist(rows, schema=files_schema)
-    _write_atomic(out / "summary.parquet", lambda tmp: _write_parquet(summary, tmp))
+    write_atomic(out / "summary.parquet", lambda tmp: _write_parquet(summary, tmp))
     return summary
 
 
@@ -560,9 +558,3 @@ def _write_parquet(table, path: Path) -> None:
     import pyarrow.parquet as pq
 
     pq.write_table(table, path)
-
-
-def _write_atomic(path: Path, write: Callable[[Path], Any]) -> None:
-    tmp = path.with_name(f".{path.name}.partial")
-    write(tmp)
-    os.replace(tmp, path)
