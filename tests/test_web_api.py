@@ -837,6 +837,32 @@ def test_a_websocket_client_that_reads_nothing_is_dropped():
     assert transport.aborted and transport.unread <= server.MAX_UNREAD_WS_BYTES + 127, sent
 
 
+def test_a_websocket_stops_reading_a_client_that_ignores_its_close():
+    """Gunicorn reads on until the client answers the server's close frame (or 5 s pass): a flood of invalid
+    commands, closed for its rate, kept the event loop parsing its frames all that time."""
+    import asyncio
+
+    from emorec.web import server
+
+    class Transport:
+        def write(self, data: bytes) -> None:
+            pass
+
+        def get_write_buffer_size(self) -> int:
+            return 0
+
+    async def read_after_close() -> int:
+        ws = server.EmorecWebSocket(Transport(), {}, None, logging.getLogger("test"))
+        ws.feed_data(b"\x81\x81\x00\x00\x00\x00x" * 1000)  # text frames "x", masked with zeros
+        await ws._send_close(1008, "too many commands")
+        frames = 0
+        while await ws._read_frame() is not None:
+            frames += 1
+        return frames
+
+    assert asyncio.run(read_after_close()) == server.FRAMES_AFTER_CLOSE
+
+
 def test_live_socket_negotiates_no_compression(server_url):
     """Issue 15, finding 1: compressed messages made the memory attack cheap (992 KB on the wire for 863 MB)."""
     parts = urlsplit(server_url)

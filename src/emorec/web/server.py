@@ -30,7 +30,7 @@ from gunicorn.app.base import BaseApplication
 from gunicorn.arbiter import Arbiter
 from gunicorn.asgi import websocket as gunicorn_websocket
 from gunicorn.asgi.protocol import ASGIProtocol
-from gunicorn.asgi.websocket import OPCODE_PING, WebSocketDisconnected, WebSocketProtocol
+from gunicorn.asgi.websocket import OPCODE_CLOSE, OPCODE_PING, WebSocketDisconnected, WebSocketProtocol
 from gunicorn.workers import gasgi
 
 from emorec.config import EngineConfig
@@ -50,6 +50,7 @@ SEND_TIMEOUT_S = 60.0  # a client that reads nothing of its answer for this long
 # by 570 MB in 60 s.
 MAX_UNREAD_WS_BYTES = 256 * 1024
 PINGS = (2.0, 10)  # RateLimit(per_s, burst) per WebSocket: clients ping every few seconds to keep it open
+FRAMES_AFTER_CLOSE = 16  # read while waiting for the client's answer to our close frame; then stop reading
 
 
 class FrontDoor:
@@ -264,10 +265,18 @@ class EmorecWebSocket(WebSocketProtocol):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self._pings = RateLimit(*PINGS)
+        self._ignored_after_close = 0
 
     async def _read_frame(self):
         frame = await super()._read_frame()
-        if frame is not None and frame[0] == OPCODE_PING and not self._pings.take():
+        if frame is None:
+            return None
+        if self._close_sent and frame[0] != OPCODE_CLOSE:
+            # Gunicorn reads on until the client's close frame arrives (or 5 s pass); a flooding client that
+            # ignores ours kept the event loop parsing its frames all that time.
+            self._ignored_after_close += 1
+            return None if self._ignored_after_close > FRAMES_AFTER_CLOSE else frame
+        if frame[0] == OPCODE_PING and not self._pings.take():
             await self._send_close(POLICY_VIOLATION, f"more than {PINGS[0]:g} pings a second")
             return None  # ends the reading: the connection closes
         return frame
