@@ -21,10 +21,10 @@ import torch.nn as nn
 
 from emorec.classifier import EmotionClassifier
 from emorec.cpu import cpu_summary
-from emorec.data import load_fer2013
-from emorec.export import export_onnx, graph_cost, quantize_int8
 from emorec.labels import NUM_CLASSES
-from emorec.models import create_model, get_spec
+from emorec.training.data import load_fer2013
+from emorec.training.export import export_onnx, graph_cost, quantize_int8
+from emorec.training.models import create_model, get_spec
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "datasets" / "fer2013" / "fer2013.csv.gz"
 

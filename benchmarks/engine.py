@@ -23,8 +23,8 @@ import numpy as np
 from skimage import data
 
 from emorec.cpu import cpu_summary
-from emorec.data import load_fer2013
 from emorec.engine import EmotionRecognizer
+from emorec.training.data import load_fer2013
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "datasets" / "fer2013" / "fer2013.csv.gz"
 

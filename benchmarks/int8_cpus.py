@@ -28,7 +28,7 @@ sys.path.insert(0, str(REPO / "src"))
 
 from emorec.classifier import EmotionClassifier, model_file, shipped_model_path  # noqa: E402
 from emorec.cpu import cpu_summary  # noqa: E402
-from emorec.data import load_fer2013  # noqa: E402
+from emorec.training.data import load_fer2013  # noqa: E402
 
 EMULATED_CPU = "EPYC-Rome"  # AVX2 without AVX-512 or VNNI, as on many AMD servers and laptops
 

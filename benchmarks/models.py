@@ -20,9 +20,9 @@ import numpy as np
 
 from emorec.classifier import DEFAULT_SHIPPED_MODEL, SHIPPED_MODELS, EmotionClassifier, shipped_model_path
 from emorec.cpu import cpu_summary
-from emorec.data import load_fer2013
 from emorec.engine import int8_twin
-from emorec.export import graph_cost
+from emorec.training.data import load_fer2013
+from emorec.training.export import graph_cost
 
 BLOCK = 5
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "datasets" / "fer2013" / "fer2013.csv.gz"

@@ -32,10 +32,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from emorec.classifier import FACE_SIZE, shipped_model_path
+from emorec.classifier import shipped_model_path
 from emorec.cpu import cpu_summary
 from emorec.detect import BLAZEFACE, BlazeFaceDetector
 from emorec.engine import int8_twin
+from emorec.labels import FACE_SIZE
 from emorec.runtime import SessionSettings, open_session
 
 PHOTOS = Path(__file__).resolve().parents[1].parent / "shared" / "datasets" / "expressions_dev" / "lfw_expressions"

@@ -12,7 +12,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from emorec.data import load_fer2013
+from emorec.training.data import load_fer2013
 
 FRAME_SIZE = (640, 480)
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "datasets" / "fer2013" / "fer2013.csv.gz"

@@ -33,7 +33,7 @@ def ferplus_path() -> Path:
 
 @pytest.fixture(scope="session")
 def fer2013(fer2013_path, tmp_path_factory):
-    from emorec.data import load_fer2013
+    from emorec.training.data import load_fer2013
 
     return load_fer2013(fer2013_path, cache_dir=os.environ.get("EMOREC_CACHE", tmp_path_factory.mktemp("cache")))
 

@@ -115,10 +115,10 @@ def test_ray_that_cannot_be_joined_is_one_line_and_quick(tmp_path, capsys, monke
 
 def test_train_run_folder_follows_the_model(monkeypatch, tmp_path):
     pytest.importorskip("torch", reason="training extra (torch) not installed")
-    import emorec.train
+    import emorec.training.train
 
     seen = {}
-    monkeypatch.setattr(emorec.train, "train", lambda config, resume: seen.setdefault("out", config.out))
+    monkeypatch.setattr(emorec.training.train, "train", lambda config, resume: seen.setdefault("out", config.out))
     assert main(["train", "--model", "shallow", "--data", str(tmp_path)]) == 0
     assert seen["out"] == "runs/shallow"
 
@@ -149,7 +149,7 @@ def test_train_errors_are_one_line(tmp_path, capsys, args, message):
 
 def test_train_without_torch_is_one_line(monkeypatch, tmp_path, capsys):
     monkeypatch.setitem(sys.modules, "torch", None)  # `import torch` now raises ImportError
-    monkeypatch.delitem(sys.modules, "emorec.train", raising=False)
+    monkeypatch.delitem(sys.modules, "emorec.training.train", raising=False)
     assert main(["train", "--out", str(tmp_path / "run")]) == 2
     assert "needs PyTorch" in one_line_error(capsys)
 
@@ -185,7 +185,7 @@ def curve_marker_pixels(png: Path) -> int:
 
 def test_one_epoch_curves_show_the_epoch(tmp_path):
     pytest.importorskip("torch", reason="training extra (torch) not installed")
-    from emorec.train import _write_metrics
+    from emorec.training.train import _write_metrics
 
     _write_metrics([{"epoch": 1, "train_loss": 1.8, "train_acc": 0.25, "val_loss": 1.7, "val_acc": 0.3,
                      "lr": 0.01, "seconds": 1.0}], tmp_path)
@@ -274,8 +274,9 @@ def test_a_checkpoint_as_train_writes_it_loads_as_data_only(tmp_path):
 
     from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
-    from emorec.models import create_model, get_spec
-    from emorec.train import TrainConfig, load_checkpoint, read_checkpoint, save_atomic
+    from emorec.training.checkpoint import load_checkpoint, read_checkpoint, save_atomic
+    from emorec.training.models import create_model, get_spec
+    from emorec.training.train import TrainConfig
 
     model = create_model("emonet")
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, nesterov=True)

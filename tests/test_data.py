@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from emorec.cli import main
-from emorec.data import DatasetError, load_fer2013
 from emorec.labels import EMOTIONS
+from emorec.training.data import DatasetError, load_fer2013
 
 HEADER = "emotion,pixels,Usage\n"
 PIXELS = " ".join(["128"] * 2304)

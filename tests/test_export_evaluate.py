@@ -67,8 +67,8 @@ def test_flip_tta_is_symmetric(fer2013):
 
 def test_onnx_export_matches_pytorch_on_real_faces(tmp_path, fer2013):
     torch = pytest.importorskip("torch", reason="training extra (torch) not installed")
-    from emorec.export import InferenceWrapper, export_onnx
-    from emorec.models import create_model, get_spec
+    from emorec.training.export import InferenceWrapper, export_onnx
+    from emorec.training.models import create_model, get_spec
 
     torch.manual_seed(0)
     model, spec = create_model("emonet").eval(), get_spec("emonet")
@@ -85,7 +85,7 @@ def test_onnx_export_matches_pytorch_on_real_faces(tmp_path, fer2013):
 @pytest.mark.slow  # two torch models exported and checked against ONNX Runtime
 def test_export_cli_builds_an_ensemble_of_two_architectures(tmp_path, capsys):
     torch = pytest.importorskip("torch", reason="training extra (torch) not installed")
-    from emorec.models import create_model, get_spec
+    from emorec.training.models import create_model, get_spec
 
     def checkpoint(name: str) -> str:
         path = tmp_path / f"{name}.pt"
@@ -106,7 +106,7 @@ def test_export_cli_builds_an_ensemble_of_two_architectures(tmp_path, capsys):
 
 def test_prior_correction_divides_by_the_training_prior(tmp_path, fer2013_path, fer2013):
     torch = pytest.importorskip("torch", reason="training extra (torch) not installed")
-    from emorec.models import create_model, get_spec
+    from emorec.training.models import create_model, get_spec
 
     torch.manual_seed(0)
     config = {"data": str(fer2013_path), "targets": "fer2013"}
@@ -129,7 +129,7 @@ def test_quantize_int8_keeps_the_float_models_answers(fer2013, tmp_path):
     pytest.importorskip("torch", reason="training extra not installed")
     import onnx
 
-    from emorec.export import quantize_int8
+    from emorec.training.export import quantize_int8
 
     source, twin = shipped_model_path("emonet_fast"), tmp_path / "twin.onnx"
     quantize_int8(source, twin, fer2013.split("Training")[0][:256])

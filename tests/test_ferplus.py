@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from emorec.cli import main
-from emorec.data import FERPLUS_COLUMNS, DatasetError, load_fer2013, load_ferplus_votes
 from emorec.evaluate import evaluate
+from emorec.training.data import FERPLUS_COLUMNS, DatasetError, load_fer2013, load_ferplus_votes
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +33,7 @@ def test_real_join_agrees_as_published_and_a_shifted_join_does_not(joined):
 
 
 def test_majority_rule_drops_single_votes_and_needs_more_than_half():
-    from emorec.data import Fer2013
+    from emorec.training.data import Fer2013
 
     votes = np.array([
         [6, 1, 1, 1, 1, 0, 0, 0, 0, 0],  # neutral: 6 of the 6 votes left once single votes go
@@ -110,7 +110,7 @@ def test_replaced_file_of_the_same_size_and_time_is_parsed_anew(tmp_path, fer201
 
 def test_soft_target_training_uses_the_votes(fer2013_path, ferplus_path, joined, tmp_path):
     torch = pytest.importorskip("torch", reason="training extra (torch) not installed")
-    from emorec.train import TrainConfig, train, training_targets
+    from emorec.training.train import TrainConfig, train, training_targets
 
     rows, mix = training_targets(joined, "mix", 0.25)
     assert not joined.not_a_face()[rows].any() and len(rows) == 28709 - 150
@@ -157,7 +157,7 @@ def test_ferplus_columns_are_the_files_order(ferplus_path):
 
 def test_photo_augmented_run_keeps_the_epoch_with_the_best_ferplus_accuracy(fer2013_path, ferplus_path, tmp_path):
     torch = pytest.importorskip("torch", reason="training extra (torch) not installed")
-    from emorec.train import TrainConfig, train
+    from emorec.training.train import TrainConfig, train
 
     out = tmp_path / "run"
     train(TrainConfig(data=str(fer2013_path), out=str(out), model="emonet_fast", epochs=2, batch_size=64, lr=0.02,
@@ -172,8 +172,9 @@ def test_photo_augmented_run_keeps_the_epoch_with_the_best_ferplus_accuracy(fer2
 
 def test_photo_augmentation_changes_faces_as_photos_do(fer2013):
     torch = pytest.importorskip("torch", reason="training extra (torch) not installed")
-    from emorec.models import get_spec
-    from emorec.train import augment, jpeg_artefacts, normalize
+    from emorec.training.checkpoint import normalize
+    from emorec.training.models import get_spec
+    from emorec.training.train import augment, jpeg_artefacts
 
     spec = get_spec("emonet_fast")
     faces = fer2013.images[:64]

@@ -7,7 +7,7 @@ import pytest
 torch = pytest.importorskip("torch", reason="training extra (torch) not installed")
 
 from emorec.classifier import SHIPPED_MODELS  # noqa: E402
-from emorec.models import create_model, get_spec, list_models  # noqa: E402
+from emorec.training.models import create_model, get_spec, list_models  # noqa: E402
 
 
 @pytest.mark.parametrize("name", list_models())
@@ -37,7 +37,7 @@ def test_unknown_model_suggests_close_names():
 def test_graph_cost_counts_what_the_network_computes(tmp_path):
     from torch.utils.flop_counter import FlopCounterMode
 
-    from emorec.export import export_onnx, graph_cost
+    from emorec.training.export import export_onnx, graph_cost
 
     macs = {}
     for name, width in (("emonet_fast", 24), ("emonet_wide", 48)):

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from emorec.cli import main
-from emorec.data import DatasetError
+from emorec.errors import DatasetError
 from emorec.labels import EMOTIONS
 from emorec.photo_eval import NO_FACE, evaluate_photos, format_photo_report, read_labelled_photos
 

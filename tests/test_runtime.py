@@ -11,9 +11,10 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
-from emorec.classifier import FACE_SIZE, EmotionClassifier, shipped_model_path
+from emorec.classifier import EmotionClassifier, shipped_model_path
 from emorec.detect import BlazeFaceDetector, create_detector
 from emorec.engine import int8_twin
+from emorec.labels import FACE_SIZE
 from emorec.runtime import SessionSettings, open_session
 
 CLOSE_UPS = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "expressions_dev" / "lfw_expressions"

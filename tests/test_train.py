@@ -10,9 +10,9 @@ import pytest
 torch = pytest.importorskip("torch", reason="training extra (torch) not installed")
 pytestmark = pytest.mark.slow  # real training runs
 
-import emorec.train as train_module  # noqa: E402
+import emorec.training.train as train_module  # noqa: E402
 from emorec.cli import main  # noqa: E402
-from emorec.train import TrainConfig, distillation_loss, train  # noqa: E402
+from emorec.training.train import TrainConfig, distillation_loss, train  # noqa: E402
 
 
 def _config(fer2013_path, out, **overrides) -> TrainConfig:

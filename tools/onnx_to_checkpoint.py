@@ -20,10 +20,10 @@ from onnx import numpy_helper
 
 from emorec.classifier import EmotionClassifier, read_metadata
 from emorec.cli import DEFAULT_DATA
-from emorec.data import load_fer2013
-from emorec.models import create_model
-from emorec.models.registry import ModelSpec
-from emorec.train import center_crop, normalize, predict_proba, save_atomic
+from emorec.training.checkpoint import center_crop, normalize, predict_proba, save_atomic
+from emorec.training.data import load_fer2013
+from emorec.training.models import create_model
+from emorec.training.models.registry import ModelSpec
 
 
 def rebuild(onnx_path: Path, faces: np.ndarray) -> tuple[torch.nn.Module, ModelSpec]:

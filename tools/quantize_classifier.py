@@ -28,9 +28,9 @@ import numpy as np
 import onnx
 
 from emorec.classifier import model_file
-from emorec.data import load_fer2013
-from emorec.export import quantize_int8
 from emorec.runtime import open_session
+from emorec.training.data import load_fer2013
+from emorec.training.export import quantize_int8
 
 REPO = Path(__file__).resolve().parents[1]
 MAX_ACCURACY_DROP = 0.003

@@ -35,11 +35,10 @@ from typing import Any
 
 from emorec.calibration import load_baseline
 from emorec.config import EngineConfig
-from emorec.data import IMAGE_SUFFIXES
 from emorec.errors import ConfigError, EmorecError, InputError
 from emorec.labels import EMOTIONS
 from emorec.outputs import is_inside, write_atomic
-from emorec.sources import VIDEO_SUFFIXES, open_file
+from emorec.sources import IMAGE_SUFFIXES, VIDEO_SUFFIXES, open_file
 from emorec.summary import RecordingSummary
 
 __all__ = ["BatchSettings", "analyze", "analyze_file", "expand_inputs", "schemas"]

@@ -36,7 +36,7 @@ import numpy as np
 from emorec.errors import EmorecError, InputError
 from emorec.labels import EMOTIONS, NUM_CLASSES
 from emorec.outputs import write_atomic
-from emorec.types import Face
+from emorec.types import Face, largest_face
 
 if TYPE_CHECKING:  # the engine imports this module
     from emorec.engine import EmotionRecognizer
@@ -346,7 +346,7 @@ class NeutralCapture:
             if face is None:  # the person is out of view (or was lost): their frames only
                 return
         else:
-            face = max(faces, key=lambda f: (f.box[2] - f.box[0]) * (f.box[3] - f.box[1]))
+            face = largest_face(faces)
             self.track_id = face.track_id
         self._rows.append(face.raw_scores if face.raw_scores is not None else face.scores)
 

@@ -15,7 +15,7 @@ import numpy as np
 import onnxruntime as ort
 
 from emorec.errors import ModelFileError, UnknownModelError
-from emorec.labels import EMOTIONS, NUM_CLASSES
+from emorec.labels import EMOTIONS, FACE_SIZE, NUM_CLASSES
 from emorec.runtime import open_session
 
 # The model family that ships in emorec/assets as NAME.onnx (with its int8 twin NAME_int8.onnx), each
@@ -24,7 +24,6 @@ from emorec.runtime import open_session
 # real-photo development sets at least as well, for fewer points on FER2013's PublicTest.
 SHIPPED_MODELS = ("emonet_fast", "emonet_wide")
 DEFAULT_SHIPPED_MODEL = "emonet_fast"
-FACE_SIZE = 48
 
 
 def shipped_model_path(name: str = DEFAULT_SHIPPED_MODEL) -> Path:

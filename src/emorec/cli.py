@@ -68,7 +68,7 @@ class _Parser(argparse.ArgumentParser):
 
 def _cmd_train(args: argparse.Namespace) -> int:
     try:
-        from emorec.train import TrainConfig, train
+        from emorec.training.train import TrainConfig, train
     except ImportError as exc:
         return _fail(args, f"training needs PyTorch ({exc.name} is missing): pip install torch && "
                            "pip install 'emorec[train]'")
@@ -146,7 +146,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def _evaluate_photos(args: argparse.Namespace) -> int:
-    from emorec.data import DatasetError
+    from emorec.errors import DatasetError
     from emorec.photo_eval import evaluate_photos, format_photo_report, write_photo_report
 
     try:
@@ -231,8 +231,9 @@ def _cmd_export(args: argparse.Namespace) -> int:
     if (args.out is None) == (not args.install):
         return _fail(args, "say where the model goes: --out FILE.onnx, or --install to replace the shipped model")
     try:
-        from emorec.export import export_onnx, model_card, prior_shift, update_metadata
-        from emorec.train import load_checkpoint, training_prior
+        from emorec.training.checkpoint import load_checkpoint
+        from emorec.training.export import export_onnx, model_card, prior_shift, update_metadata
+        from emorec.training.train import training_prior
     except ImportError as exc:
         return _fail(args, f"export needs PyTorch and ONNX ({exc.name} is missing): pip install 'emorec[train]'")
     loaded = [load_checkpoint(path) for path in args.checkpoints]

@@ -19,15 +19,15 @@ import numpy as np
 
 from emorec.annotators import annotate as draw_faces
 from emorec.calibration import AutoCalibrator, Baseline, BaselineError, LiveCalibration, apply_baseline
-from emorec.classifier import FACE_SIZE, EmotionClassifier, model_file, read_metadata
+from emorec.classifier import EmotionClassifier, model_file, read_metadata
 from emorec.config import CropGeometry, EngineConfig
 from emorec.detect import Detections, create_detector
 from emorec.errors import ConfigError, InputError, ModelFileError
 from emorec.follow import FaceFollower
-from emorec.labels import EMOTIONS
+from emorec.labels import EMOTIONS, FACE_SIZE
 from emorec.sources import load_frame, to_bgr
 from emorec.track import FaceTracker
-from emorec.types import Face, FrameResult
+from emorec.types import Face, FrameResult, face_sizes
 
 if TYPE_CHECKING:
     from emorec.stream import FrameStream
@@ -421,9 +421,10 @@ class EmotionRecognizer:
         return self._filter(self.detector.detect(bgr), bgr.shape)
 
     def _filter(self, found: Detections, shape: tuple[int, ...]) -> Detections:
-        """Drop boxes below ``min_face_size`` and keep the ``max_faces`` largest, largest first."""
+        """Drop boxes below ``min_face_size`` and keep the ``max_faces`` largest, largest first (by
+        :func:`emorec.types.face_sizes`, the one measure of a face's size)."""
         boxes = np.clip(np.round(found.boxes), 0, [shape[1], shape[0], shape[1], shape[0]])
-        sides = np.minimum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])
+        sides = face_sizes(boxes)
         keep = np.flatnonzero(sides >= max(self.min_face_size, 1))
         keep = keep[np.argsort(-sides[keep], kind="stable")]
         if self.max_faces is not None:

@@ -47,7 +47,7 @@ def load_predictor(model: str | os.PathLike | None = None, batch_size: int = 256
 
         return EmotionClassifier(path).predict
     if path.suffix in (".pt", ".pth"):
-        from emorec.train import load_checkpoint, predict_proba
+        from emorec.training.checkpoint import load_checkpoint, predict_proba  # torch, only for a .pt file
 
         net, spec, _ = load_checkpoint(path)
         return lambda faces: predict_proba(net, faces, spec, batch_size=batch_size)
@@ -141,7 +141,7 @@ def evaluate(model: str | os.PathLike | None, data_path: str | os.PathLike, spli
              ferplus: str | os.PathLike | None = None) -> EvaluationReport:
     """Score a model on one FER2013 split (and, with ``ferplus``, on its FER+ majority labels too); with
     ``out_dir``, write report.json and confusion.png there."""
-    from emorec.data import load_fer2013
+    from emorec.training.data import load_fer2013  # the data set loader: numpy only, no torch
 
     data = load_fer2013(data_path, ferplus=ferplus)
     rows = np.flatnonzero(data.split_mask(split))

@@ -24,6 +24,7 @@ import numpy as np
 from emorec.config import DEFAULT_DETECT_EVERY, whole_number
 from emorec.detect import Detections
 from emorec.track import iou_matrix
+from emorec.types import face_sizes
 
 # 15-pixel windows on 3 pyramid levels of a frame shrunk to keep faces ~64 pixels follow moves of about half
 # a face a frame; 25 points per face are plenty for a robust fit and keep the flow cheap.
@@ -126,7 +127,7 @@ class FaceFollower:
                 np.concatenate([found.scores, np.float32([f.score for f in carried])]),
                 np.concatenate([found.eyes, np.stack([f.eyes for f in carried]) * self._shrink]),
             )
-        sides = np.minimum(found.boxes[:, 2] - found.boxes[:, 0], found.boxes[:, 3] - found.boxes[:, 1])
+        sides = face_sizes(found.boxes)
         # Powers of two: OpenCV shrinks by 2 and 4 on a fast path, by 3 several times slower.
         self._shrink = 1 << int(np.log2(np.clip(sides.min() // _FACE_PIXELS, 1, 4))) if len(sides) else 1
         self._size, self._since, self._faces = gray.shape, 0, []

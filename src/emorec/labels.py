@@ -1,9 +1,13 @@
-"""The seven FER2013 emotions, in the data set's order (ids 0-6), and their display colours."""
+"""The seven FER2013 emotions, in the data set's order (ids 0-6), their display colours, and the size of the
+face the classifiers read."""
 
 from __future__ import annotations
 
 EMOTIONS: tuple[str, ...] = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 NUM_CLASSES = len(EMOTIONS)
+# The classifiers read FACE_SIZE x FACE_SIZE grayscale faces, as FER2013 holds them: the one definition of
+# the crop size (engine, classifier, data loader, export, photo evaluation).
+FACE_SIZE = 48
 
 # BGR colours for OpenCV drawing; chosen to be distinguishable and to read well on video.
 EMOTION_COLORS_BGR: dict[str, tuple[int, int, int]] = {

@@ -22,13 +22,12 @@ import cv2
 import numpy as np
 
 from emorec.cpu import cpu_summary
-from emorec.data import DatasetError
 from emorec.engine import CropGeometry, EmotionRecognizer
-from emorec.labels import EMOTIONS, NUM_CLASSES, emotion_id
+from emorec.errors import DatasetError
+from emorec.labels import EMOTIONS, FACE_SIZE, NUM_CLASSES, emotion_id
 from emorec.sources import InputError, read_image
 
 NO_FACE = -1  # the prediction of a photo in which no face was found (or that could not be read)
-FACE_SIZE = 48
 
 
 @dataclass

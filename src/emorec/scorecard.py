@@ -23,7 +23,6 @@ from pathlib import Path
 
 import numpy as np
 
-from emorec.data import load_fer2013
 from emorec.evaluate import ferplus_score, load_predictor
 from emorec.labels import EMOTIONS
 from emorec.photo_eval import PhotoReport, evaluate_photos
@@ -81,6 +80,8 @@ def scorecard(model: str | os.PathLike | None, data: str | os.PathLike, ferplus:
     FER2013 and FER+ are scored on the float model; the development sets run as the engine would run the
     model (its int8 twin where there is one, unless ``quantized`` is False).
     """
+    from emorec.training.data import load_fer2013  # the data set loader: numpy only, no torch
+
     fer = load_fer2013(data, ferplus=ferplus)
     predict = load_predictor(model)
     majority = fer.ferplus_majority()

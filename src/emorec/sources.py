@@ -24,9 +24,9 @@ import cv2
 import numpy as np
 from PIL import Image, ImageOps
 
-from emorec.data import IMAGE_SUFFIXES
 from emorec.errors import InputError
 
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".pgm", ".webp"}
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv", ".gif"}
 
 

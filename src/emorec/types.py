@@ -6,6 +6,7 @@ Boxes are ``(x1, y1, x2, y2)`` in pixels of the input frame, x to the right and 
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field, fields
 
 import numpy as np
@@ -116,3 +117,23 @@ class FrameResult:
             "faces": [face.to_dict() for face in self.faces],
             "timings_ms": {k: round(v, 3) for k, v in self.timings_ms.items()},
         }
+
+
+def face_sizes(boxes: np.ndarray) -> np.ndarray:
+    """How large each face box (N, 4) ``x1, y1, x2, y2`` is: its shorter side, in pixels.
+
+    The one measure of a face's size: the engine drops faces under ``min_face_size`` and orders the rest by it,
+    largest first (so ``faces[0]`` is the :func:`largest_face`), and the Calibrate capture and the desktop
+    app's side panel follow the largest face by it too.
+    """
+    boxes = np.asarray(boxes).reshape(-1, 4)
+    return np.minimum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])
+
+
+def largest_face(faces: Iterable[Face]) -> Face | None:
+    """The largest of ``faces`` by :func:`face_sizes` (the first of equals, as the engine orders them); None
+    for no faces."""
+    faces = list(faces)
+    if not faces:
+        return None
+    return faces[int(np.argmax(face_sizes(np.array([face.box for face in faces]))))]

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from emorec.types import Face, FrameResult
+from emorec.types import Face, FrameResult, face_sizes, largest_face
 
 
 @dataclass(frozen=True)
@@ -39,16 +39,7 @@ class LoopSummary:
 def face_at(faces: list[Face], x: float, y: float) -> Face | None:
     """The face whose box contains the point; the smallest one where boxes overlap (the one clicked on top)."""
     hits = [f for f in faces if f.box[0] <= x <= f.box[2] and f.box[1] <= y <= f.box[3]]
-    return min(hits, key=_area, default=None)
-
-
-def largest_face(faces: list[Face]) -> Face | None:
-    return max(faces, key=_area, default=None)
-
-
-def _area(face: Face) -> int:
-    x1, y1, x2, y2 = face.box
-    return (x2 - x1) * (y2 - y1)
+    return min(hits, key=lambda face: face_sizes(face.box)[0], default=None)
 
 
 class FaceSelection:

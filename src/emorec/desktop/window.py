@@ -28,13 +28,12 @@ from PySide6.QtWidgets import (
 )
 
 from emorec.calibration import Baseline, BaselineError, load_baseline
-from emorec.data import IMAGE_SUFFIXES
 from emorec.desktop.core import EmotionTimeline, FaceSelection, LoopSummary, ProcessedFrame, RateMeter, camera_indices
 from emorec.desktop.widgets import ProbabilityBars, TimelinePlot, VideoView
 from emorec.desktop.worker import EngineThread
 from emorec.engine import EmotionRecognizer
 from emorec.recording import Recorder
-from emorec.sources import VIDEO_SUFFIXES, is_stream_url, parse_source
+from emorec.sources import IMAGE_SUFFIXES, VIDEO_SUFFIXES, is_stream_url, parse_source
 from emorec.types import Face
 
 ErrorDialog = Callable[[QWidget, str, str], None]

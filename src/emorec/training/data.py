@@ -21,11 +21,9 @@ from pathlib import Path
 import numpy as np
 
 from emorec.errors import DatasetError
-from emorec.labels import EMOTIONS, NUM_CLASSES, emotion_id
+from emorec.labels import EMOTIONS, FACE_SIZE, NUM_CLASSES, emotion_id
 
-IMAGE_SIZE = 48
 SPLITS = ("Training", "PublicTest", "PrivateTest")
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".pgm", ".webp"}
 # Folder names of the image-folder release and of common re-packagings.
 FOLDER_SPLITS = {"train": "Training", "training": "Training", "test": "PublicTest",
                  "val": "PublicTest", "valid": "PublicTest", "validation": "PublicTest",
@@ -213,7 +211,7 @@ def _parse_csv(path: Path) -> Fer2013:
     labels: list[int] = []
     usage: list[str] = []
     pixel_rows: list[str] = []
-    expected = IMAGE_SIZE * IMAGE_SIZE
+    expected = FACE_SIZE * FACE_SIZE
     try:
         with _open_text(path) as stream:
             reader = csv.reader(stream)
@@ -266,11 +264,13 @@ def _parse_csv(path: Path) -> Fer2013:
     if flat.min() < 0 or flat.max() > 255:
         bad = int(np.argmax((flat < 0) | (flat > 255)) // expected)
         raise DatasetError(f"{path}: image row {bad + 1} has a pixel value outside 0-255")
-    images = flat.astype(np.uint8).reshape(-1, IMAGE_SIZE, IMAGE_SIZE)
+    images = flat.astype(np.uint8).reshape(-1, FACE_SIZE, FACE_SIZE)
     return Fer2013(images, np.array(labels, dtype=np.int64), np.array(usage))
 
 
 def _iter_folder_images(root: Path) -> Iterator[tuple[Path, str, int]]:
+    from emorec.sources import IMAGE_SUFFIXES  # sources imports OpenCV and Pillow: only for the image folders
+
     for split_dir in sorted(p for p in root.iterdir() if p.is_dir()):
         split = FOLDER_SPLITS.get(split_dir.name.lower())
         if split is None:
@@ -297,8 +297,8 @@ def _load_image_folder(root: Path) -> Fer2013:
         image = cv2.imread(str(file), cv2.IMREAD_GRAYSCALE)
         if image is None:
             raise DatasetError(f"{file}: not a readable image")
-        if image.shape != (IMAGE_SIZE, IMAGE_SIZE):
-            image = cv2.resize(image, (IMAGE_SIZE, IMAGE_SIZE), interpolation=cv2.INTER_AREA)
+        if image.shape != (FACE_SIZE, FACE_SIZE):
+            image = cv2.resize(image, (FACE_SIZE, FACE_SIZE), interpolation=cv2.INTER_AREA)
         images.append(image)
         labels.append(label)
         usage.append(split)

@@ -20,9 +20,8 @@ import torch
 import torch.nn as nn
 
 from emorec.classifier import read_metadata
-from emorec.data import IMAGE_SIZE
-from emorec.labels import EMOTIONS
-from emorec.models.registry import ModelSpec
+from emorec.labels import EMOTIONS, FACE_SIZE
+from emorec.training.models.registry import ModelSpec
 
 INPUT_NAME = "faces"
 OUTPUT_NAME = "probs"
@@ -47,7 +46,7 @@ class InferenceWrapper(nn.Module):
 
     def forward(self, faces: torch.Tensor) -> torch.Tensor:
         x = (faces / 255.0 - self.spec.mean) / self.spec.std
-        offset = (IMAGE_SIZE - self.spec.input_size) // 2
+        offset = (FACE_SIZE - self.spec.input_size) // 2
         x = x[:, :, offset:offset + self.spec.input_size, offset:offset + self.spec.input_size]
         views = [x, torch.flip(x, dims=[3])] if self.flip_tta else [x]
         probs = [torch.softmax(model(view) - self.logit_shift, dim=1) for model in self.models for view in views]
@@ -78,7 +77,7 @@ def export_onnx(models: Sequence[nn.Module], spec: ModelSpec, path: str | os.Pat
     path.parent.mkdir(parents=True, exist_ok=True)
     models = [model.float().to(memory_format=torch.contiguous_format) for model in models]
     wrapper = InferenceWrapper(models, spec, flip_tta, logit_shift).eval()
-    example = torch.zeros(2, 1, IMAGE_SIZE, IMAGE_SIZE)
+    example = torch.zeros(2, 1, FACE_SIZE, FACE_SIZE)
     batch = torch.export.Dim("batch", min=1, max=4096)
     onnx_program = torch.onnx.export(wrapper, (example,), input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
                                      dynamic_shapes={"faces": {0: batch}}, dynamo=True, verbose=False)
@@ -95,7 +94,7 @@ def export_onnx(models: Sequence[nn.Module], spec: ModelSpec, path: str | os.Pat
     os.replace(tmp, path)
 
     if check_images is None:
-        check_images = np.random.default_rng(0).integers(0, 256, (16, IMAGE_SIZE, IMAGE_SIZE), dtype=np.uint8)
+        check_images = np.random.default_rng(0).integers(0, 256, (16, FACE_SIZE, FACE_SIZE), dtype=np.uint8)
     faces = check_images.astype(np.float32)[:, None]
     with torch.no_grad():
         expected = wrapper(torch.from_numpy(faces)).numpy()
@@ -164,9 +163,9 @@ def model_card(onnx_path: str | os.PathLike, data_path: str | os.PathLike,
     comes from each run's ``last.pt`` beside its checkpoint, which holds every epoch's metrics.
     """
     from emorec.classifier import EmotionClassifier
-    from emorec.data import load_fer2013
     from emorec.evaluate import compute_report, ferplus_score
-    from emorec.train import read_checkpoint
+    from emorec.training.checkpoint import read_checkpoint
+    from emorec.training.data import load_fer2013
 
     data = load_fer2013(data_path, ferplus=ferplus or None)
     classifier = EmotionClassifier(onnx_path)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import torch.nn as nn
 
-from emorec.labels import NUM_CLASSES
-from emorec.models.registry import ModelSpec, register
+from emorec.labels import FACE_SIZE, NUM_CLASSES
+from emorec.training.models.registry import ModelSpec, register
 
 
 def _conv_block(c_in: int, c_out: int, kernel: int, dropout: float) -> nn.Sequential:
@@ -18,7 +18,7 @@ def _conv_block(c_in: int, c_out: int, kernel: int, dropout: float) -> nn.Sequen
     )
 
 
-@register(ModelSpec("shallow", input_size=48))
+@register(ModelSpec("shallow", input_size=FACE_SIZE))
 class ShallowCNN(nn.Module):
     def __init__(self, num_classes: int = NUM_CLASSES, dropout: float = 0.25):
         super().__init__()

@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass
 import torch.nn as nn
 
 from emorec.errors import UnknownModelError
+from emorec.labels import FACE_SIZE
 
 
 @dataclass(frozen=True)
@@ -24,7 +25,7 @@ class ModelSpec:
     """
 
     name: str
-    input_size: int = 48
+    input_size: int = FACE_SIZE
     mean: float = 0.5  # applied to pixels scaled to [0, 1]
     std: float = 0.25
 

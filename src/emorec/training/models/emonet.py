@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch.nn as nn
 
 from emorec.labels import NUM_CLASSES
-from emorec.models.registry import ModelSpec, register
+from emorec.training.models.registry import ModelSpec, register
 
 
 def _stage(c_in: int, c_out: int) -> nn.Sequential:

@@ -14,9 +14,6 @@ from __future__ import annotations
 import csv
 import json
 import math
-import os
-import pickle
-import re
 import time
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -27,11 +24,19 @@ import torch.nn.functional as F
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm import tqdm
 
-from emorec.data import Fer2013, load_fer2013
-from emorec.errors import CheckpointError, ConfigError, RunExistsError
+from emorec.errors import ConfigError, RunExistsError
 from emorec.evaluate import ferplus_score
-from emorec.models import create_model, get_spec
-from emorec.models.registry import ModelSpec
+from emorec.training.checkpoint import (
+    CHECKPOINT_KEYS,
+    load_checkpoint,
+    normalize,
+    predict_proba,
+    read_checkpoint,
+    save_atomic,
+)
+from emorec.training.data import Fer2013, load_fer2013
+from emorec.training.models import create_model, get_spec
+from emorec.training.models.registry import ModelSpec
 
 
 @dataclass
@@ -106,20 +111,7 @@ def training_prior(config: dict) -> np.ndarray:
     return targets.mean(0)
 
 
-# ---------------------------------------------------------------- preprocessing and augmentation
-
-
-def normalize(images: torch.Tensor, spec: ModelSpec) -> torch.Tensor:
-    """uint8 (N, 48, 48) or float 0-255 (N, 1, H, W) faces -> normalised float (N, 1, H, W)."""
-    x = images.float()
-    if x.dim() == 3:
-        x = x.unsqueeze(1)
-    return (x / 255.0 - spec.mean) / spec.std
-
-
-def center_crop(x: torch.Tensor, size: int) -> torch.Tensor:
-    offset = (x.shape[-1] - size) // 2
-    return x[..., offset:offset + size, offset:offset + size]
+# ---------------------------------------------------------------- augmentation
 
 
 def jpeg_artefacts(images: np.ndarray, chance: float, generator: torch.Generator) -> np.ndarray:
@@ -193,54 +185,6 @@ def augment(x: torch.Tensor, size: int, erasing: float, generator: torch.Generat
     return out
 
 
-# ---------------------------------------------------------------- checkpoints
-
-
-def save_atomic(obj: dict, path: Path) -> None:
-    """Write to a temporary file and rename, so a kill mid-write never leaves a broken checkpoint."""
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
-
-
-# What every checkpoint :func:`train` writes holds; last.pt also holds the optimiser's and the run's state.
-CHECKPOINT_KEYS = ("model_name", "spec", "model")
-
-
-def read_checkpoint(path: str | os.PathLike, keys: tuple[str, ...] = CHECKPOINT_KEYS,
-                    device: str | torch.device = "cpu") -> dict:
-    """A checkpoint's contents, read as data only (``weights_only``: tensors, numbers, strings, lists, dicts),
-    so a .pt file from elsewhere cannot run code when it is loaded; it must hold ``keys``. A
-    ``CheckpointError`` says in one line why a file cannot be used."""
-    try:
-        ckpt = torch.load(path, map_location=device, weights_only=True)
-    except pickle.UnpicklingError as exc:
-        code = re.search(r"GLOBAL (\S+)", str(exc))
-        if code:
-            raise CheckpointError(f"{path}: refused: it holds a Python object ({code.group(1)}) that loading would "
-                                  "run; a checkpoint holds only tensors, numbers, strings, lists and dicts") from None
-        raise CheckpointError(f"{path}: not a PyTorch checkpoint") from None
-    except FileNotFoundError:
-        raise CheckpointError(f"{path}: no such file") from None
-    except OSError as exc:
-        raise CheckpointError(f"{path}: cannot read it ({exc.strerror})") from None
-    except (RuntimeError, EOFError, ValueError):  # a truncated or damaged archive
-        raise CheckpointError(f"{path}: damaged or truncated checkpoint") from None
-    missing = [key for key in keys if not isinstance(ckpt, dict) or key not in ckpt]
-    if missing:
-        raise CheckpointError(f"{path}: not a checkpoint of emorec train (no {', '.join(missing)})")
-    return ckpt
-
-
-def load_checkpoint(path: str | os.PathLike) -> tuple[torch.nn.Module, ModelSpec, dict]:
-    """Rebuild a model from a checkpoint written by :func:`train`; returns (model in eval mode, spec, checkpoint)."""
-    ckpt = read_checkpoint(path)
-    model = create_model(ckpt["model_name"])
-    model.load_state_dict(ckpt["model"])
-    model.eval()
-    return model, ModelSpec(**ckpt["spec"]), ckpt
-
-
 def _pick_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -292,26 +236,6 @@ def _load_teacher(path: str, spec: ModelSpec, device: torch.device) -> torch.nn.
     for param in teacher.parameters():
         param.requires_grad_(False)
     return teacher.to(device).to(memory_format=torch.channels_last)
-
-
-# ---------------------------------------------------------------- evaluation during training
-
-
-@torch.no_grad()
-def predict_proba(model: torch.nn.Module, images: np.ndarray, spec: ModelSpec, batch_size: int = 512,
-                  tta: bool = False, device: torch.device | None = None) -> np.ndarray:
-    """Softmax probabilities (N, 7) of a PyTorch model on uint8 (N, 48, 48) faces; centre crop, optional flip TTA."""
-    device = device or next(model.parameters()).device
-    model.eval()
-    out = []
-    for start in range(0, len(images), batch_size):
-        x = normalize(torch.from_numpy(images[start:start + batch_size]), spec).to(device)
-        x = center_crop(x, spec.input_size).contiguous(memory_format=torch.channels_last)
-        probs = F.softmax(model(x).float(), dim=1)
-        if tta:
-            probs = (probs + F.softmax(model(torch.flip(x, dims=[3])).float(), dim=1)) / 2
-        out.append(probs.cpu().numpy())
-    return np.concatenate(out)
 
 
 # ---------------------------------------------------------------- the loop

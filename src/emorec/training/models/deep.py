@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import torch.nn as nn
 
-from emorec.labels import NUM_CLASSES
-from emorec.models.registry import ModelSpec, register
+from emorec.labels import FACE_SIZE, NUM_CLASSES
+from emorec.training.models.registry import ModelSpec, register
 
 
-@register(ModelSpec("deep", input_size=48))
+@register(ModelSpec("deep", input_size=FACE_SIZE))
 class DeepCNN(nn.Module):
     def __init__(self, num_classes: int = NUM_CLASSES, dropout: float = 0.2):
         super().__init__()
