@@ -863,6 +863,65 @@ def test_a_websocket_stops_reading_a_client_that_ignores_its_close():
     assert asyncio.run(read_after_close()) == server.FRAMES_AFTER_CLOSE
 
 
+def _live_connection(idle_s: float, receive, send):
+    """A live connection (``web.live._Connection``) over the given receive and send, with no engine: for what
+    it does with text commands and timeouts."""
+    from types import SimpleNamespace
+
+    from emorec.web.live import _Connection
+    from emorec.web.state import WebLimits
+
+    stream = SimpleNamespace(calibration=None)
+    state = SimpleNamespace(limits=WebLimits(live_idle_timeout_s=idle_s),
+                            recognizer=SimpleNamespace(stream=lambda smoothing: stream))
+    return _Connection(SimpleNamespace(state=state, pool=None), receive, send)
+
+
+def test_live_commands_do_not_reset_the_idle_timeout_and_unread_answers_close():
+    """Issue 25, finding 3: each invalid command reset the idle timer, so a client sending only commands was
+    never closed; and a client that read none of its answers held its connection for good."""
+    import asyncio
+
+    async def commands_only() -> list[dict]:
+        sent: list[dict] = []
+
+        async def receive() -> dict:
+            await asyncio.sleep(0.2)
+            return {"type": "websocket.receive", "text": "not a command"}
+
+        async def send(message: dict) -> None:
+            sent.append(message)
+
+        await asyncio.wait_for(_live_connection(0.5, receive, send).run(), 5)
+        return sent
+
+    sent = asyncio.run(commands_only())
+    assert sent[-1]["type"] == "websocket.close" and sent[-1]["code"] == 1001, sent[-1]
+    assert all("error" in json.loads(m["text"]) for m in sent[:-1])
+
+    async def never_reads() -> list[dict]:
+        sent: list[dict] = []
+        commands = iter([{"type": "websocket.receive", "text": "not a command"}])
+
+        async def receive() -> dict:
+            message = next(commands, None)
+            if message is None:
+                await asyncio.Event().wait()
+            return message
+
+        async def send(message: dict) -> None:
+            sent.append(message)
+            if message["type"] == "websocket.send":
+                await asyncio.Event().wait()  # the client reads nothing
+
+        with pytest.raises(ConnectionAbortedError):
+            await asyncio.wait_for(_live_connection(0.5, receive, send).run(), 5)
+        return sent
+
+    sent = asyncio.run(never_reads())
+    assert sent[-1]["type"] == "websocket.close" and sent[-1]["code"] == 1008 and "unread" in sent[-1]["reason"]
+
+
 def test_live_socket_negotiates_no_compression(server_url):
     """Issue 15, finding 1: compressed messages made the memory attack cheap (992 KB on the wire for 863 MB)."""
     parts = urlsplit(server_url)
