@@ -297,7 +297,7 @@ class LocalPool:
         ``pymp-*`` folder of the temp directory that a killed driver left behind, with the manager running."""
         return self._context.Queue()
 
-    def map(self, job: Callable[..., dict], paths: list[Path], frames=None) -> Iterator[dict]:
+    def map(self, job: Callable[..., dict], paths: list[Path], frames: Any = None) -> Iterator[dict]:
         from concurrent.futures import ProcessPoolExecutor, as_completed
 
         with ProcessPoolExecutor(self.workers, mp_context=self._context, initializer=_start_local_worker,
@@ -310,13 +310,13 @@ class LocalPool:
 _worker_frames = None  # in a LocalPool worker: the queue its frame counts go on (None: no progress bar)
 
 
-def _start_local_worker(driver: int, frames) -> None:
+def _start_local_worker(driver: int, frames: Any) -> None:
     global _worker_frames
     _worker_frames = frames
-    die_with_parent(driver)
+    _die_with_parent(driver)
 
 
-def die_with_parent(parent: int) -> None:
+def _die_with_parent(parent: int) -> None:
     """End this process as soon as ``parent`` (its parent's pid) ends, however it ends. On Linux the kernel
     sends SIGKILL (prctl PR_SET_PDEATHSIG: also when this process is stuck in native code); elsewhere a
     thread watches for the re-parenting once a second."""
@@ -357,9 +357,8 @@ class RayPool:
                 if address == "auto":
                     raise ConfigError("--ray auto: no Ray cluster is running on this machine (start one with "
                                       "`ray start --head`, or give --ray alone for a Ray of this job's own)") from None
-                raise ConfigError(f"--ray {address}: cannot join the Ray cluster "
-                                  f"({str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__})"
-                                  ) from None
+                why = (str(exc).strip() or type(exc).__name__).splitlines()[0]  # Ray's messages run to pages
+                raise ConfigError(f"--ray {address or 'local'}: cannot start or join Ray ({why})") from None
         self.workers = workers or max(1, int(ray.cluster_resources().get("CPU", 1)) // WORKER_THREADS)
 
     def queue(self):
@@ -368,7 +367,7 @@ class RayPool:
 
         return Queue(actor_options={"num_cpus": 0})
 
-    def map(self, job: Callable[..., dict], paths: list[Path], frames=None) -> Iterator[dict]:
+    def map(self, job: Callable[..., dict], paths: list[Path], frames: Any = None) -> Iterator[dict]:
         import ray
         from ray.util import ActorPool
 
@@ -415,7 +414,7 @@ class _RayWorker:
     """One Ray worker process: the job (settings, done keys) and the frames queue arrive once; the engine loads
     on the first file."""
 
-    def __init__(self, job: Callable[..., dict], frames):
+    def __init__(self, job: Callable[..., dict], frames: Any):
         self.job, self.frames = job, frames
 
     def run(self, path: Path) -> dict:
@@ -430,7 +429,7 @@ class _Job:
     done: frozenset[str]
     out: str
 
-    def __call__(self, path: Path, frames=None) -> dict:
+    def __call__(self, path: Path, frames: Any = None) -> dict:
         """``frames``: the queue (Ray's) the worker puts frame counts on; a LocalPool worker has its own."""
         frames = frames or _worker_frames
         return analyze_file(path, self.settings, self.done, self.out, frames.put if frames else None)
