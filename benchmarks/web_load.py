@@ -2,10 +2,13 @@
 
 Honest clients behave like the pages: a live client sends one 480-px JPEG frame, waits for the answer and
 sends the next (--mode live), a REST client posts a photo and waits (--mode rest), a video client uploads a
-short clip through the upload form (--mode video). Attackers, if any, take turns among four kinds (--attacks):
-a client that sends half a request and stalls (reconnecting when closed), one that stalls half-way through
-a request body, a live client that floods 0.9 MB frames without reading answers, and one that posts
-5000x5000 PNGs (24 KB each) in a loop. A prober asks /api/v1/health ten times a second throughout.
+short clip through the upload form (--mode video). Attackers, if any, take turns among the kinds given with
+--attacks: a client that sends half a request and stalls (reconnecting when closed), one that stalls half-way
+through a request body, a live client that floods 0.9 MB frames without reading answers, one that posts
+5000x5000 PNGs (24 KB each) in a loop, one that posts a JPEG of 20,000 scans (scan-bomb), live clients that
+flood pings, invalid commands or 100,000-bracket texts without reading (ping-flood, text-flood, deep-text),
+and, only when asked for, one that opens 1,000 idle connections (connections: it takes every place the
+server admits, the honest clients' too). A prober asks /api/v1/health ten times a second throughout.
 
     python benchmarks/web_load.py --clients 16 --attackers 8 --seconds 20 --compare   # own server, loopback
     python benchmarks/web_load.py --mode rest --clients 4 --url http://127.0.0.1:5000  # a running server
@@ -186,15 +189,17 @@ class RawLiveSocket:
         self.message = self._masked(frame)
 
     @staticmethod
-    def _masked(payload: bytes) -> bytes:
+    def _masked(payload: bytes, opcode: int = 0x2) -> bytes:
+        """A client frame: FIN, ``opcode`` (2 binary, 1 text, 9 ping), masked ``payload``."""
         key = os.urandom(4)
         size = len(payload)
+        first = 0x80 | opcode
         if size < 126:
-            header = bytes([0x82, 0x80 | size])
+            header = bytes([first, 0x80 | size])
         elif size < 65536:
-            header = bytes([0x82, 0x80 | 126]) + size.to_bytes(2, "big")
+            header = bytes([first, 0x80 | 126]) + size.to_bytes(2, "big")
         else:
-            header = bytes([0x82, 0x80 | 127]) + size.to_bytes(8, "big")
+            header = bytes([first, 0x80 | 127]) + size.to_bytes(8, "big")
         masked = np.frombuffer(payload, np.uint8) ^ np.resize(np.frombuffer(key, np.uint8), size)
         return header + key + masked.tobytes()
 
@@ -397,12 +402,103 @@ def _oversized(base_url: str, png: bytes, deadline: float, report: LoadReport) -
             connection.close()
 
 
+def scan_bomb(scans: int = 20_000, size: int = 1448) -> bytes:
+    """A progressive JPEG with ``scans`` near-empty scans spliced in (233 KB): 2.8 s of CPU to decode, were it
+    decoded (the server refuses more than 100 scans from the headers)."""
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (size, size), (90, 120, 200)).save(buffer, "JPEG", progressive=True)
+    data = buffer.getvalue()
+    last = data.rindex(b"\xff\xda")
+    header = data[last : last + 2 + int.from_bytes(data[last + 2 : last + 4], "big")]
+    return data[:-2] + (header + b"\x00") * scans + b"\xff\xd9"
+
+
+def _scan_bomber(base_url: str, bomb: bytes, deadline: float, report: LoadReport) -> None:
+    """Posts the scan bomb, again and again."""
+    while time.monotonic() < deadline:
+        connection = _connection(base_url)
+        try:
+            connection.request("POST", "/api/v1/analyze", body=bomb)
+            response = connection.getresponse()
+            response.read()
+            _count(report, f"scan bombs ({response.status})")
+        except (OSError, http.client.HTTPException):
+            time.sleep(0.2)
+        finally:
+            connection.close()
+
+
+def _socket_flooder(message: bytes, what: str, base_url: str, deadline: float, report: LoadReport) -> None:
+    """A live connection that sends ``message`` (a masked frame) as fast as the socket takes it and never reads
+    what the server sends back; connects again whenever the server closes it."""
+    while time.monotonic() < deadline:
+        try:
+            ws = RawLiveSocket(base_url, b"", timeout=1)
+            _count(report, f"{what} connections")
+            try:
+                while time.monotonic() < deadline:
+                    ws.sock.sendall(message)
+                    _count(report, what)
+            finally:
+                ws.close()
+        except (OSError, ConnectionError):
+            time.sleep(0.2)
+
+
+_ping_flooder = functools.partial(_socket_flooder, RawLiveSocket._masked(b"ping", opcode=0x9), "pings")
+_text_flooder = functools.partial(_socket_flooder, RawLiveSocket._masked(b"not a command", opcode=0x1),
+                                  "invalid commands")
+_deep_text = functools.partial(_socket_flooder, RawLiveSocket._masked(b"[" * 100_000, opcode=0x1),
+                               "100,000-bracket texts")
+
+
+def _connection_hoarder(base_url: str, deadline: float, report: LoadReport, count: int = 1000) -> None:
+    """Opens ``count`` connections that send nothing, and counts those the server admits (it closes them
+    after its first-request deadline) and those it refuses at once with a 503 (beyond --max-clients)."""
+    parts = urlsplit(base_url)
+    held: list[socket.socket] = []
+    try:
+        for _ in range(count):
+            if time.monotonic() > deadline:
+                break
+            try:
+                held.append(socket.create_connection((parts.hostname, parts.port), timeout=1))
+            except OSError:
+                _count(report, "connections not accepted")
+        time.sleep(1)
+        for connection in held:
+            connection.setblocking(False)
+            try:
+                refused = connection.recv(12).startswith(b"HTTP/1.1 503")
+            except BlockingIOError:
+                refused = False
+            except OSError:
+                refused = True
+            _count(report, "connections refused (503)" if refused else "connections admitted")
+        while time.monotonic() < deadline:
+            time.sleep(0.2)
+    finally:
+        for connection in held:
+            connection.close()
+
+
 ATTACKS = {
     "stalled-headers": _stalled_headers,
     "flood": _flooder,
     "stalled-body": _stalled_body,
     "oversized": _oversized,
+    "scan-bomb": _scan_bomber,
+    "ping-flood": _ping_flooder,
+    "text-flood": _text_flooder,
+    "deep-text": _deep_text,
+    # Holds every connection the server admits, honest clients' included: run it alone (--attacks connections).
+    "connections": _connection_hoarder,
 }
+DEFAULT_ATTACKS = [kind for kind in ATTACKS if kind != "connections"]
 
 
 def _attack(
@@ -410,7 +506,7 @@ def _attack(
 ) -> None:
     """``attackers`` hostile clients, taking turns among ``kinds``, until ``deadline``; puts the count of
     each kind of attack made on ``counts``."""
-    payloads = {"flood": (frame,), "oversized": (png,)}
+    payloads = {"flood": (frame,), "oversized": (png,), "scan-bomb": (scan_bomb(),)}
     kinds = [(ATTACKS[kind], payloads.get(kind, ())) for kind in kinds]
     report = LoadReport("attack", 0, attackers, 0)
     threads = []
@@ -487,7 +583,7 @@ def run_load(
     attack_counts = multiprocessing.get_context("fork").Queue()
     attacker_process = multiprocessing.get_context("fork").Process(
         target=_attack,
-        args=(base_url, frame, png, attackers, deadline, attack_counts, attack_kinds or list(ATTACKS)),
+        args=(base_url, frame, png, attackers, deadline, attack_counts, attack_kinds or DEFAULT_ATTACKS),
     )
     if attackers:
         attacker_process.start()
@@ -526,8 +622,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clients", type=int, default=4, help="honest clients")
     parser.add_argument("--attackers", type=int, default=0, help="hostile clients (stalled, flooding, oversized)")
     parser.add_argument("--seconds", type=float, default=10.0)
-    parser.add_argument("--attacks", default=",".join(ATTACKS),
-                        help="kinds of attackers, in turn (default: %(default)s)")
+    parser.add_argument("--attacks", default=",".join(DEFAULT_ATTACKS),
+                        help=f"kinds of attackers, in turn, of {', '.join(ATTACKS)} (default: %(default)s)")
     parser.add_argument("--compare", action="store_true", help="run without attackers first and compare")
     args = parser.parse_args(argv)
     if args.url and urlsplit(args.url).hostname not in ("127.0.0.1", "localhost", "::1"):

@@ -232,6 +232,48 @@ def test_resume_after_sigkill_loses_nothing_already_written(astronaut_bgr, tmp_p
     assert faces_table(out).num_rows == 60 * count
 
 
+def _children(pid: int) -> list[int]:
+    try:
+        return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="reads the process tree from /proc (Linux)")
+def test_workers_die_with_a_killed_driver_and_leave_no_temp_folders(astronaut_bgr, tmp_path):
+    """Issue 25, finding 4: a SIGKILL of the driver left its workers (re-parented to PID 1, 263 MB each) and
+    the manager running, and a pymp-* folder in the temp directory."""
+    folder, temp = tmp_path / "videos", tmp_path / "temp"
+    folder.mkdir()
+    temp.mkdir()
+    for i in range(3):
+        write_face_video(folder / f"clip{i}.avi", np.roll(astronaut_bgr, 8 * i, axis=0), 200)
+    command = [sys.executable, "-m", "emorec.cli", "batch", str(folder), "--out", str(tmp_path / "out"),
+               "--workers", "2"]  # with the progress bars, whose frame counts come back on a queue
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src"), "TMPDIR": str(temp)}
+    driver = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    children: list[int] = []
+    try:
+        deadline = time.monotonic() + 120
+        while len(children) < 3 and time.monotonic() < deadline:  # two workers and the resource tracker
+            time.sleep(0.2)
+            children = _children(driver.pid)
+        assert len(children) >= 3, children
+        driver.kill()
+        driver.wait()
+        deadline = time.monotonic() + 10
+        while (alive := [pid for pid in children if Path(f"/proc/{pid}").exists()]) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not alive, "orphaned: " + ", ".join(Path(f"/proc/{pid}/cmdline").read_text()[:80] for pid in alive)
+        assert not list(temp.glob("pymp-*"))
+    finally:
+        for pid in children:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+
 def test_results_inside_an_input_folder_are_never_read_as_inputs(astronaut_bgr, tmp_path):
     write_face_video(tmp_path / "clip.avi", astronaut_bgr, 6)
     out = tmp_path / "results"

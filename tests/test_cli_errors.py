@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import cv2
+import numpy as np
 import pytest
 from skimage import data
 
@@ -64,6 +65,9 @@ def test_export_needs_out_or_install_and_leaves_the_shipped_model_alone(tmp_path
         (["video", "x.mp4", "--threads", "0"], "--threads: expected a whole number >= 1"),
         (["stream", "--max-frames", "-2"], "--max-frames: expected a whole number >= 0"),
         (["batch", "x.mp4", "--out", "o", "--workers", "0"], "--workers: expected a whole number >= 1"),
+        (["batch", "--ray", "clip.mp4", "b.mp4", "--out", "o"], "--ray: expected auto or a cluster's HOST:PORT, "
+                                                                "got 'clip.mp4'"),
+        (["batch", "x.mp4", "--out", "o", "--ray", "host:99999"], "--ray: expected auto or a cluster's HOST:PORT"),
         (["evaluate", "--limit", "-5"], "--limit: expected a whole number >= 0, got '-5'"),
         (["evaluate", "--limit", "9" * 5000], "--limit: expected a whole number >= 0, got '9999"),
         (["export", "a.pt", "--out", "a.onnx", "--prior-correction", "nan"], "--prior-correction: expected a finite"),
@@ -83,6 +87,30 @@ def test_option_ranges_are_checked_by_the_parser(argv, words, capsys):
     assert exit_info.value.code == 2
     err = one_line_error(capsys)
     assert err.startswith(f"emorec {argv[0]}: ") and words in err and err.endswith(f"(see emorec {argv[0]} --help)")
+
+
+def test_ray_that_cannot_be_joined_is_one_line_and_quick(tmp_path, capsys, monkeypatch):
+    """Issue 25: --ray auto without a cluster was a 27-line traceback, and an address where nothing listens
+    was waited on for more than 60 s."""
+    ray = pytest.importorskip("ray", reason="Ray is not installed: pip install 'emorec[batch]'")
+    import socket
+    import time
+
+    if ray.is_initialized():
+        pytest.skip("a Ray of this test session is running")
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    video = tmp_path / "clip.mp4"
+    video.write_bytes(b"not read: the cluster is joined first")
+    with socket.socket() as listener:  # a port nothing listens on
+        listener.bind(("127.0.0.1", 0))
+        port = listener.getsockname()[1]
+    for address, words in [("auto", "--ray auto: no Ray cluster is running on this machine"),
+                           (f"127.0.0.1:{port}", f"--ray 127.0.0.1:{port}: no Ray cluster there")]:
+        started = time.monotonic()
+        assert main(["batch", str(video), "--out", str(tmp_path / "out"), "--ray", address, "--quiet"]) == 2
+        assert time.monotonic() - started < 30
+        err = one_line_error(capsys)
+        assert err.startswith(f"emorec batch: {words}"), err
 
 
 def test_train_run_folder_follows_the_model(monkeypatch, tmp_path):
@@ -296,3 +324,58 @@ def test_fifos_are_refused_not_waited_on(tmp_path, capsys):
             thread.join(10)
         assert result == [status], (command, capsys.readouterr().err)
         assert says in capsys.readouterr().err, command
+
+
+@pytest.fixture
+def full_disk(tmp_path):
+    """A 64 KB tmpfs filled to the last byte (needs root to mount; skipped elsewhere)."""
+    folder = tmp_path / "full"
+    folder.mkdir()
+    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(folder)],
+                                           capture_output=True).returncode != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    try:
+        with open(folder / "filler", "wb") as filler:
+            try:
+                filler.write(bytes(65536))
+            except OSError:  # ENOSPC: full, as wanted
+                pass
+        yield folder
+    finally:
+        subprocess.run(["umount", "--lazy", str(folder)], check=True)  # lazy: PyAV may still hold a deleted file
+
+
+def test_a_full_disk_is_one_line_and_leaves_no_partial_files(full_disk, tmp_path, capsys, monkeypatch):
+    """Issue 25: `emorec video clip --out` on a full disk segfaulted in libavformat (exit 139), and calibrate
+    left a 0-byte baseline."""
+    from emorec import recording
+    from emorec.errors import RecordingError
+
+    clip = tmp_path / "clip.avi"
+    photo = cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR)
+    writer = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"MJPG"), 10, (320, 240))
+    for i in range(20):
+        writer.write(cv2.resize(np.roll(photo, i, axis=1), (320, 240)))
+    writer.release()
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+    for name in ("out.mp4", "out.avi"):
+        done = subprocess.run([sys.executable, "-m", "emorec.cli", "video", str(clip), "--out",
+                               str(full_disk / name), "--json", str(full_disk / "s.json"), "--quiet"],
+                              env=env, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 2, (done.returncode, done.stderr[-2000:])
+        errors = [line for line in done.stderr.splitlines() if line.startswith("emorec video: ")]
+        assert "Traceback" not in done.stderr and len(errors) == 1 and "cannot write" in errors[0], done.stderr
+        assert sorted(os.listdir(full_disk)) == ["filler"]
+    # Past the free-space check, PyAV's own write error is caught, and PyAV is not used again.
+    monkeypatch.setattr(recording, "MIN_FREE_BYTES", 0)
+    video = recording.AnnotatedVideoWriter(full_disk / "x.mp4", 10, (320, 240))
+    with pytest.raises(RecordingError, match="No space left"):
+        for _ in range(30):
+            video.write(np.zeros((240, 320, 3), np.uint8))
+    video.close()  # nothing left to close: no crash, no file
+    assert sorted(os.listdir(full_disk)) == ["filler"]
+    image = tmp_path / "me.jpg"
+    cv2.imwrite(str(image), photo)
+    assert main(["calibrate", str(image), "--out", str(full_disk / "b.json")]) == 1
+    assert capsys.readouterr().err.splitlines()[-1].endswith("b.json (No space left on device)")
+    assert sorted(os.listdir(full_disk)) == ["filler"]

@@ -176,3 +176,35 @@ def test_the_web_api_reads_16_bit_png_and_mpo(rec, astronaut_rgb):
         assert answer.status_code == 200, answer.get_json()
         (face,) = answer.get_json()["faces"]
         assert iou_matrix([face["box"]], [ASTRONAUT_FACE])[0, 0] > 0.6 and face["emotion"] == "happy"
+
+
+def _progressive_jpeg_with_scans(extra_scans: int, size: int = 1448) -> bytes:
+    """A progressive JPEG with ``extra_scans`` copies of its last scan's header spliced in before its end,
+    each with one byte of data: the issue's scan bomb (a 233 KB file with 20,000 took 2.8 s of CPU)."""
+    data = _encode(Image.new("RGB", (size, size), (90, 120, 200)), "JPEG", progressive=True)
+    last = data.rindex(b"\xff\xda")
+    header = data[last : last + 2 + int.from_bytes(data[last + 2 : last + 4], "big")]
+    return data[:-2] + (header + b"\x00") * extra_scans + b"\xff\xd9"
+
+
+def test_a_jpeg_with_thousands_of_scans_is_refused_before_decoding(astronaut_rgb):
+    """Issue 25, finding 2: decode CPU was unbounded; now the scans are counted from the segment headers."""
+    import time
+
+    from emorec.sources import MAX_JPEG_SCANS, count_jpeg_scans
+
+    bomb = _progressive_jpeg_with_scans(20_000)
+    started = time.process_time()
+    with pytest.raises(InputError, match="more than 100 scans") as info:
+        decode_image(bomb, "bomb.jpg")
+    assert time.process_time() - started < 0.1  # decoding it took 2.8 s
+    assert not isinstance(info.value, (UnsupportedImageError, ImageTooLargeError))
+    with pytest.raises(MediaError, match="scans") as info:
+        web_decode_image(bomb, WEB_LIMIT)
+    assert info.value.status == 400
+    # Ordinary progressive JPEGs (10 scans), and ones with up to the limit, still decode; a baseline JPEG has one.
+    progressive = _encode(astronaut_rgb, "JPEG", progressive=True, quality=90)
+    assert count_jpeg_scans(progressive, MAX_JPEG_SCANS) == 10
+    assert decode_image(progressive).shape == (512, 512, 3)
+    assert decode_image(_progressive_jpeg_with_scans(MAX_JPEG_SCANS - 10, size=64)).shape == (64, 64, 3)
+    assert count_jpeg_scans(_encode(astronaut_rgb, "JPEG", quality=90), MAX_JPEG_SCANS) == 1

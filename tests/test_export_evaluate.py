@@ -139,3 +139,27 @@ def test_quantize_int8_keeps_the_float_models_answers(fer2013, tmp_path):
     assert (float_probs.argmax(1) == int8_probs.argmax(1)).mean() >= 0.95
     # The softmax stays float, so probabilities still sum to 1 rather than to a multiple of 1/255.
     assert np.allclose(int8_probs.sum(1), 1, atol=1e-5)
+
+
+def test_a_model_whose_write_fails_is_left_as_it_was(tmp_path, monkeypatch):
+    """Issue 25: on a full disk export left a 0-byte ``x.tmp.onnx`` beside the model; the model is now written
+    under a partial name that goes when the write fails."""
+    import errno
+    import shutil
+
+    import onnx
+
+    from emorec.training.export import update_metadata
+
+    model = tmp_path / "x.onnx"
+    shutil.copy(shipped_model_path(), model)
+    before = model.read_bytes()
+
+    def full_disk(proto, path, *args, **kwargs) -> None:
+        open(path, "wb").close()  # created, then the disk is full
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(onnx, "save", full_disk)
+    with pytest.raises(OSError, match="No space left"):
+        update_metadata(model, {"note": "never written"})
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["x.onnx"] and model.read_bytes() == before

@@ -731,6 +731,197 @@ def _raw_close_frame(url: str) -> tuple[int, str]:
     return code, frame[4 : 2 + length].decode()
 
 
+def _raw_live_socket(url: str) -> socket.socket:
+    """The live socket opened with a hand-made handshake, the 101 read: for frames simple_websocket won't send."""
+    parts = urlsplit(url)
+    connection = socket.create_connection((parts.hostname, parts.port), timeout=10)
+    connection.sendall(
+        f"GET /ws/live HTTP/1.1\r\nHost: {parts.netloc}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n".encode()
+    )
+    head = b""
+    while b"\r\n\r\n" not in head:
+        head += connection.recv(1)
+    assert head.startswith(b"HTTP/1.1 101"), head
+    return connection
+
+
+def _server_frames(connection: socket.socket, until_s: float = 10) -> list[tuple[int, bytes]]:
+    """The (opcode, payload) of each frame the server sends until it closes the connection (or ``until_s``)."""
+    data, deadline = b"", time.monotonic() + until_s
+    connection.settimeout(1)
+    while time.monotonic() < deadline:
+        try:
+            chunk = connection.recv(65536)
+        except TimeoutError:
+            continue
+        except OSError:  # reset
+            break
+        if not chunk:
+            break
+        data += chunk
+    frames = []
+    while len(data) >= 2:
+        length, start = data[1] & 0x7F, 2
+        if length == 126:
+            length, start = struct.unpack(">H", data[2:4])[0], 4
+        frames.append((data[0] & 0x0F, data[start : start + length]))
+        data = data[start + length :]
+    return frames
+
+
+def test_live_socket_closes_a_client_that_floods_pings(server_url):
+    """Issue 25, finding 3: a ping flood whose pongs were never read added 570 MB to the worker in 60 s."""
+    with _raw_live_socket(server_url) as connection:
+        ping = b"\x89\x84\x00\x00\x00\x00ping"  # FIN + ping, masked with zeros, 4 bytes
+        connection.sendall(ping * 200)
+        frames = _server_frames(connection)
+    pongs = [payload for opcode, payload in frames if opcode == 0xA]
+    assert 1 <= len(pongs) <= 20, f"{len(pongs)} pongs"  # the burst, not 200
+    closes = [payload for opcode, payload in frames if opcode == 0x8]
+    assert closes and struct.unpack(">H", closes[0][:2])[0] == 1008 and b"pings" in closes[0], frames[-3:]
+
+
+def test_live_socket_closes_on_a_deeply_nested_or_flooded_text_message(server_url, astronaut_jpeg):
+    """Issue 25, finding 3: ``"[" * 100000`` killed the socket's reader silently (no answer, no close for 60 s),
+    and invalid commands were answered without limit (356 MB in 100 s)."""
+    ws = _live(server_url, astronaut_jpeg)
+    ws.send("[" * 1000)  # under the length limit, but nested deeper than Python's recursion limit
+    assert "binary JPEG" in json.loads(ws.receive(timeout=10))["error"]
+    ws.send("[" * 100_000)
+    with pytest.raises(ConnectionClosed) as closed:
+        ws.receive(timeout=10)
+    assert closed.value.reason == 1009 and "at most 1024 characters" in closed.value.message
+    ws = _live(server_url, astronaut_jpeg)
+    with pytest.raises(ConnectionClosed) as closed:
+        for _ in range(100):
+            ws.send("not a command")
+            time.sleep(0.01)
+        while ws.receive(timeout=10) is not None:  # the answers sent before the close
+            pass
+    assert closed.value.reason == 1008 and "commands a second" in closed.value.message
+
+
+def test_a_websocket_client_that_reads_nothing_is_dropped():
+    """Issue 25, finding 3: Gunicorn writes pongs without waiting for the client to read them; past
+    MAX_UNREAD_WS_BYTES unread the connection is dropped (a close frame would not be read either)."""
+    import asyncio
+
+    from gunicorn.asgi.websocket import OPCODE_PONG, WebSocketDisconnected
+
+    from emorec.web import server
+
+    class Transport:
+        unread, aborted, written = 0, False, 0
+
+        def get_write_buffer_size(self) -> int:
+            return self.unread
+
+        def write(self, data: bytes) -> None:
+            self.unread += len(data)
+
+        def abort(self) -> None:
+            self.aborted = True
+
+    async def flood() -> tuple[Transport, int]:
+        transport = Transport()
+        ws = server.EmorecWebSocket(transport, {}, None, logging.getLogger("test"))
+        sent = 0
+        with pytest.raises(WebSocketDisconnected):
+            while sent < 1_000_000:
+                await ws._send_frame(OPCODE_PONG, b"x" * 125)
+                sent += 1
+        return transport, sent
+
+    transport, sent = asyncio.run(flood())
+    assert transport.aborted and transport.unread <= server.MAX_UNREAD_WS_BYTES + 127, sent
+
+
+def test_a_websocket_stops_reading_a_client_that_ignores_its_close():
+    """Gunicorn reads on until the client answers the server's close frame (or 5 s pass): a flood of invalid
+    commands, closed for its rate, kept the event loop parsing its frames all that time."""
+    import asyncio
+
+    from emorec.web import server
+
+    class Transport:
+        def write(self, data: bytes) -> None:
+            pass
+
+        def get_write_buffer_size(self) -> int:
+            return 0
+
+    async def read_after_close() -> int:
+        ws = server.EmorecWebSocket(Transport(), {}, None, logging.getLogger("test"))
+        ws.feed_data(b"\x81\x81\x00\x00\x00\x00x" * 1000)  # text frames "x", masked with zeros
+        await ws._send_close(1008, "too many commands")
+        frames = 0
+        while await ws._read_frame() is not None:
+            frames += 1
+        return frames
+
+    assert asyncio.run(read_after_close()) == server.FRAMES_AFTER_CLOSE
+
+
+def _live_connection(idle_s: float, receive, send):
+    """A live connection (``web.live._Connection``) over the given receive and send, with no engine: for what
+    it does with text commands and timeouts."""
+    from types import SimpleNamespace
+
+    from emorec.web.live import _Connection
+    from emorec.web.state import WebLimits
+
+    stream = SimpleNamespace(calibration=None)
+    state = SimpleNamespace(limits=WebLimits(live_idle_timeout_s=idle_s),
+                            recognizer=SimpleNamespace(stream=lambda smoothing: stream))
+    return _Connection(SimpleNamespace(state=state, pool=None), receive, send)
+
+
+def test_live_commands_do_not_reset_the_idle_timeout_and_unread_answers_close():
+    """Issue 25, finding 3: each invalid command reset the idle timer, so a client sending only commands was
+    never closed; and a client that read none of its answers held its connection for good."""
+    import asyncio
+
+    async def commands_only() -> list[dict]:
+        sent: list[dict] = []
+
+        async def receive() -> dict:
+            await asyncio.sleep(0.2)
+            return {"type": "websocket.receive", "text": "not a command"}
+
+        async def send(message: dict) -> None:
+            sent.append(message)
+
+        await asyncio.wait_for(_live_connection(0.5, receive, send).run(), 5)
+        return sent
+
+    sent = asyncio.run(commands_only())
+    assert sent[-1]["type"] == "websocket.close" and sent[-1]["code"] == 1001, sent[-1]
+    assert all("error" in json.loads(m["text"]) for m in sent[:-1])
+
+    async def never_reads() -> list[dict]:
+        sent: list[dict] = []
+        commands = iter([{"type": "websocket.receive", "text": "not a command"}])
+
+        async def receive() -> dict:
+            message = next(commands, None)
+            if message is None:
+                await asyncio.Event().wait()
+            return message
+
+        async def send(message: dict) -> None:
+            sent.append(message)
+            if message["type"] == "websocket.send":
+                await asyncio.Event().wait()  # the client reads nothing
+
+        with pytest.raises(ConnectionAbortedError):
+            await asyncio.wait_for(_live_connection(0.5, receive, send).run(), 5)
+        return sent
+
+    sent = asyncio.run(never_reads())
+    assert sent[-1]["type"] == "websocket.close" and sent[-1]["code"] == 1008 and "unread" in sent[-1]["reason"]
+
+
 def test_live_socket_negotiates_no_compression(server_url):
     """Issue 15, finding 1: compressed messages made the memory attack cheap (992 KB on the wire for 863 MB)."""
     parts = urlsplit(server_url)
@@ -849,6 +1040,29 @@ def test_stalled_clients_neither_block_the_server_nor_stay_open(server_url, astr
     finally:
         for connection in stalled:
             connection.close()
+
+
+def test_max_clients_is_enforced():
+    """Issue 25, finding 3: ``--max-clients 200`` admitted 1,000 connections. Beyond it a connection gets a 503
+    at once, and its place is free again when one closes."""
+    with background_server("--max-clients", "4") as url:
+        parts = urlsplit(url)
+        held = [socket.create_connection((parts.hostname, parts.port), timeout=10) for _ in range(4)]
+        try:
+            time.sleep(0.5)  # the server has counted them
+            for _ in range(3):
+                status, answer, headers = _request(url, "GET", "/api/v1/health")
+                assert status == 503 and "full" in answer["error"] and headers["Retry-After"] == "5"
+        finally:
+            held.pop().close()
+        try:
+            deadline = time.monotonic() + 10
+            while _request(url, "GET", "/api/v1/health")[0] != 200:
+                assert time.monotonic() < deadline, "no place freed by a closed connection"
+                time.sleep(0.1)
+        finally:
+            for connection in held:
+                connection.close()
 
 
 def test_concurrent_videos_get_503_and_leave_nothing_on_disk(server_url, astronaut_bgr, tmp_path):

@@ -37,7 +37,7 @@ from emorec.calibration import load_baseline
 from emorec.config import EngineConfig
 from emorec.errors import ConfigError, EmorecError, InputError
 from emorec.labels import EMOTIONS
-from emorec.outputs import is_inside
+from emorec.outputs import is_inside, write_atomic
 from emorec.sources import IMAGE_SUFFIXES, VIDEO_SUFFIXES, open_file
 from emorec.summary import RecordingSummary
 
@@ -211,12 +211,10 @@ def analyze_file(
                 on_frames(row["frames"] % PROGRESS_EVERY)
         if writer is not None:
             writer.close()
-            os.replace(writer.path, video_file)
             row["video_file"] = str(video_file.relative_to(out))
     except EmorecError as exc:  # unreadable, corrupt, not a video: the message names the file
         if writer is not None:
-            writer.close()
-            writer.path.unlink(missing_ok=True)
+            writer.discard()
         return {**row, "error": str(exc), "seconds": time.perf_counter() - started, "peak_rss_mib": _peak_rss_mib()}
     tracks = [{"track_id": t.track_id, "frames": t.frames, "dominant": t.emotion}
               for t in sorted(summary.tracks, key=lambda t: t.track_id)]
@@ -277,34 +275,69 @@ def _add_face(columns: dict[str, list], source: str, sha256: str, model: str, re
 def _video_writer(target: Path, fps: float, size: tuple[int, int]):
     from emorec.recording import AnnotatedVideoWriter
 
-    return AnnotatedVideoWriter(target.with_name(f".{target.stem}.partial.mp4"), fps, size)
+    return AnnotatedVideoWriter(target, fps, size)
 
 
 # ----------------------------------------------------------------- executors: where analyze_file runs
 
 
 class LocalPool:
-    """A process pool on this machine: one engine per worker process."""
+    """A process pool on this machine: one engine per worker process. The workers die with the driver: killed
+    (SIGKILL), it left them re-parented to PID 1, still working and then blocked for good, 263 MB each."""
 
     def __init__(self, workers: int):
+        import multiprocessing
+
         self.workers = workers
+        # spawn: a fresh interpreter per worker, never a fork of a driver that holds threads (tqdm, Ray...).
+        self._context = multiprocessing.get_context("spawn")
 
     def queue(self):
-        """A queue the workers can put on: a manager process's, since the pool's are spawned interpreters."""
-        import multiprocessing
+        """A queue the workers put on, handed to each as it starts. Not a manager's: its socket lay in a
+        ``pymp-*`` folder of the temp directory that a killed driver left behind, with the manager running."""
+        return self._context.Queue()
 
-        self._manager = multiprocessing.get_context("spawn").Manager()
-        return self._manager.Queue()
-
-    def map(self, job: Callable[[Path], dict], paths: list[Path]) -> Iterator[dict]:
-        import multiprocessing
+    def map(self, job: Callable[..., dict], paths: list[Path], frames: Any = None) -> Iterator[dict]:
         from concurrent.futures import ProcessPoolExecutor, as_completed
 
-        # spawn: a fresh interpreter per worker, never a fork of a driver that holds threads (tqdm, Ray...).
-        with ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        with ProcessPoolExecutor(self.workers, mp_context=self._context, initializer=_start_local_worker,
+                                 initargs=(os.getpid(), frames)) as pool:
             futures = [pool.submit(job, path) for path in paths]
             for future in as_completed(futures):
                 yield future.result()
+
+
+_worker_frames = None  # in a LocalPool worker: the queue its frame counts go on (None: no progress bar)
+
+
+def _start_local_worker(driver: int, frames: Any) -> None:
+    global _worker_frames
+    _worker_frames = frames
+    _die_with_parent(driver)
+
+
+def _die_with_parent(parent: int) -> None:
+    """End this process as soon as ``parent`` (its parent's pid) ends, however it ends. On Linux the kernel
+    sends SIGKILL (prctl PR_SET_PDEATHSIG: also when this process is stuck in native code); elsewhere a
+    thread watches for the re-parenting once a second."""
+    import signal
+    import sys
+    import threading
+
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        pr_set_pdeathsig = 1
+        ctypes.CDLL(None).prctl(pr_set_pdeathsig, signal.SIGKILL)
+    else:
+        def watch() -> None:
+            while os.getppid() == parent:
+                time.sleep(1.0)
+            os._exit(1)
+
+        threading.Thread(target=watch, name="emorec-parent-watch", daemon=True).start()
+    if os.getppid() != parent:  # it ended before the line above took effect
+        os._exit(1)
 
 
 class RayPool:
@@ -316,8 +349,16 @@ class RayPool:
         except ImportError:
             raise ConfigError("--ray needs Ray: pip install 'emorec[batch]'") from None
         if not ray.is_initialized():
-            # address None starts a local Ray (or joins $RAY_ADDRESS); "auto" joins the cluster `ray start` made.
-            ray.init(address=address, include_dashboard=False, log_to_driver=False, configure_logging=False)
+            _check_ray_address(address)
+            try:
+                # address None starts a local Ray (or joins $RAY_ADDRESS); "auto" joins the cluster `ray start` made.
+                ray.init(address=address, include_dashboard=False, log_to_driver=False, configure_logging=False)
+            except (ConnectionError, RuntimeError, TimeoutError, ValueError) as exc:
+                if address == "auto":
+                    raise ConfigError("--ray auto: no Ray cluster is running on this machine (start one with "
+                                      "`ray start --head`, or give --ray alone for a Ray of this job's own)") from None
+                why = (str(exc).strip() or type(exc).__name__).splitlines()[0]  # Ray's messages run to pages
+                raise ConfigError(f"--ray {address or 'local'}: cannot start or join Ray ({why})") from None
         self.workers = workers or max(1, int(ray.cluster_resources().get("CPU", 1)) // WORKER_THREADS)
 
     def queue(self):
@@ -326,12 +367,12 @@ class RayPool:
 
         return Queue(actor_options={"num_cpus": 0})
 
-    def map(self, job: Callable[[Path], dict], paths: list[Path]) -> Iterator[dict]:
+    def map(self, job: Callable[..., dict], paths: list[Path], frames: Any = None) -> Iterator[dict]:
         import ray
         from ray.util import ActorPool
 
         actor = ray.remote(num_cpus=WORKER_THREADS)(_RayWorker)
-        actors = [actor.remote(job) for _ in range(min(self.workers, len(paths)))]
+        actors = [actor.remote(job, frames) for _ in range(min(self.workers, len(paths)))]
         try:
             yield from ActorPool(actors).map_unordered(lambda a, path: a.run.remote(path), paths)
         finally:
@@ -339,27 +380,59 @@ class RayPool:
                 ray.kill(a)
 
 
-class _RayWorker:
-    """One Ray worker process: the job (settings, done keys) arrives once; the engine loads on the first file."""
+RAY_CONNECT_TIMEOUT_S = 5.0  # for a cluster's port to answer; Ray itself kept retrying for over a minute
 
-    def __init__(self, job: Callable[[Path], dict]):
-        self.job = job
+
+def ray_endpoint(address: str) -> tuple[str, int] | None:
+    """The (host, port) of a Ray cluster's address, ``HOST:PORT`` or Ray Client's ``ray://HOST:PORT``; None for
+    anything else (such as an input file that the command line took for ``--ray``'s value)."""
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    host = host.removeprefix("[").removesuffix("]")  # [IPv6]:PORT
+    if not host or not port.isdigit() or not 0 < int(port) < 65536 or "/" in host:
+        return None
+    return host, int(port)
+
+
+def _check_ray_address(address: str | None) -> None:
+    """Refuse, in one line, an address that is none, or where nothing answers within RAY_CONNECT_TIMEOUT_S."""
+    import socket
+
+    if address in (None, "auto"):
+        return
+    endpoint = ray_endpoint(address)
+    if endpoint is None:
+        raise ConfigError(f"--ray {address}: not a cluster address (expected auto or HOST:PORT)")
+    try:
+        socket.create_connection(endpoint, timeout=RAY_CONNECT_TIMEOUT_S).close()
+    except OSError as exc:
+        why = "no answer" if isinstance(exc, TimeoutError) else exc.strerror or type(exc).__name__
+        raise ConfigError(f"--ray {address}: no Ray cluster there ({why} within "
+                          f"{RAY_CONNECT_TIMEOUT_S:.0f} s)") from None
+
+
+class _RayWorker:
+    """One Ray worker process: the job (settings, done keys) and the frames queue arrive once; the engine loads
+    on the first file."""
+
+    def __init__(self, job: Callable[..., dict], frames: Any):
+        self.job, self.frames = job, frames
 
     def run(self, path: Path) -> dict:
-        return self.job(path)
+        return self.job(path, self.frames)
 
 
 @dataclass(frozen=True)
 class _Job:
-    """analyze_file with everything but the path bound, picklable for both executors."""
+    """analyze_file with everything but the path and the frames queue bound, picklable for both executors."""
 
     settings: BatchSettings
     done: frozenset[str]
     out: str
-    frames: Any = None  # a queue (multiprocessing's or Ray's) that the worker puts frame counts on
 
-    def __call__(self, path: Path) -> dict:
-        return analyze_file(path, self.settings, self.done, self.out, self.frames.put if self.frames else None)
+    def __call__(self, path: Path, frames: Any = None) -> dict:
+        """``frames``: the queue (Ray's) the worker puts frame counts on; a LocalPool worker has its own."""
+        frames = frames or _worker_frames
+        return analyze_file(path, self.settings, self.done, self.out, frames.put if frames else None)
 
 
 # ----------------------------------------------------------------- the driver
@@ -418,8 +491,7 @@ def analyze(
     with tqdm(total=len(files), unit="file", disable=not progress, position=0) as file_bar, \
             tqdm(unit="frame", disable=not progress, position=1) as frame_bar, \
             _FrameCounter(pool.queue() if progress else None, frame_bar) as frames:
-        job = _Job(settings, done, str(out), frames)
-        for result in pool.map(job, files):
+        for result in pool.map(_Job(settings, done, str(out)), files, frames):
             key = result.pop("key", None)
             table = result.pop("faces_table", None)
             if result["status"] == "skipped":
@@ -427,9 +499,9 @@ def analyze(
             elif result["status"] == "done":
                 result["faces_file"] = f"faces/{key}.parquet"
                 result["settings"] = json.dumps(asdict(settings), sort_keys=True)
-                _write_atomic(out / result["faces_file"], lambda tmp, t=table: _write_parquet(t, tmp))
+                write_atomic(out / result["faces_file"], lambda tmp, t=table: _write_parquet(t, tmp))
                 # The JSON is written last: it marks the file as done for a rerun.
-                _write_atomic(out / "files" / f"{key}.json",
+                write_atomic(out / "files" / f"{key}.json",
                               lambda tmp, r=result: tmp.write_text(json.dumps(r), encoding="utf-8"))
                 # Only now that the new result is complete do the file's results under other settings go.
                 for old in earlier.get(Path(result["source"]).resolve(), []):
@@ -441,7 +513,7 @@ def analyze(
     order = {str(path): i for i, path in enumerate(files)}
     rows.sort(key=lambda r: order.get(r["source"], len(order)))
     summary = pa.Table.from_pylist(rows, schema=files_schema)
-    _write_atomic(out / "summary.parquet", lambda tmp: _write_parquet(summary, tmp))
+    write_atomic(out / "summary.parquet", lambda tmp: _write_parquet(summary, tmp))
     return summary
 
 
@@ -484,9 +556,3 @@ def _write_parquet(table, path: Path) -> None:
     import pyarrow.parquet as pq
 
     pq.write_table(table, path)
-
-
-def _write_atomic(path: Path, write: Callable[[Path], Any]) -> None:
-    tmp = path.with_name(f".{path.name}.partial")
-    write(tmp)
-    os.replace(tmp, path)

@@ -35,6 +35,7 @@ import numpy as np
 
 from emorec.errors import EmorecError, InputError
 from emorec.labels import EMOTIONS, NUM_CLASSES
+from emorec.outputs import write_atomic
 from emorec.types import Face, largest_face
 
 if TYPE_CHECKING:  # the engine imports this module
@@ -203,7 +204,7 @@ class Baseline:
 
     def save(self, path: str | os.PathLike) -> Path:
         path = Path(path)
-        path.write_text(self.to_json() + "\n", encoding="utf-8")
+        write_atomic(path, lambda partial: partial.write_text(self.to_json() + "\n", encoding="utf-8"))
         return path
 
     @classmethod

@@ -668,6 +668,17 @@ def _cmd_batch(args: argparse.Namespace) -> int:
     return 1 if counts["error"] else 0
 
 
+def _ray_address(text: str) -> str:
+    """An argparse ``type`` for ``--ray``: local, auto or a cluster's HOST:PORT. As its value is optional, an
+    input right after it was taken for the address (``batch --ray clip.mp4 ...``)."""
+    from emorec.batch import ray_endpoint
+
+    if text in ("local", "auto") or ray_endpoint(text) is not None:
+        return text
+    hint = "; put the inputs before --ray" if Path(text).exists() else ""
+    raise argparse.ArgumentTypeError(f"expected auto or a cluster's HOST:PORT, got {text[:80]!r}{hint}")
+
+
 def _add_batch(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("batch", help="analyse many videos and images into Parquet, on this machine or a Ray cluster",
                        description="Every face of every frame of each input into OUT/faces/*.parquet, one summary "
@@ -678,7 +689,7 @@ def _add_batch(sub: argparse._SubParsersAction) -> None:
                                                               ".txt files listing them one per line")
     p.add_argument("--out", required=True, help="results folder")
     p.add_argument("--workers", type=whole_number(1), default=None, help="worker processes (default: one per CPU core)")
-    p.add_argument("--ray", nargs="?", const="local", default=None, metavar="auto|ADDRESS",
+    p.add_argument("--ray", nargs="?", const="local", default=None, metavar="auto|ADDRESS", type=_ray_address,
                    help="run on Ray: alone, a local Ray on this machine; 'auto' the cluster `ray start` made here; "
                         "or its address (needs the 'batch' extra)")
     p.add_argument("--annotate", action="store_true", help="also write annotated videos into OUT/videos")

@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import shutil
 from pathlib import Path
 from typing import TextIO
 
@@ -16,6 +17,7 @@ import numpy as np
 
 from emorec.errors import RecordingError
 from emorec.labels import EMOTION_COLORS_BGR, EMOTIONS
+from emorec.outputs import partial_path, write_atomic
 from emorec.summary import RecordingSummary
 from emorec.types import FrameResult
 
@@ -29,6 +31,9 @@ FOURCC_BY_SUFFIX = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".avi": "MJP
 H264_SUFFIXES = {".mp4", ".m4v", ".mov"}
 # Panels of the plot; a crowd's briefly seen faces would make it too tall to read.
 MAX_PLOTTED_TRACKS = 8
+# Room a video needs on its disk for the next frame, and for the index written at the end (moving it to the
+# front rewrites the file in place).
+MIN_FREE_BYTES = 4 * 2**20
 
 
 def video_fourcc(path: str | os.PathLike) -> str:
@@ -41,10 +46,17 @@ def video_fourcc(path: str | os.PathLike) -> str:
 
 class AnnotatedVideoWriter:
     """Writes BGR frames to ``.mp4``/``.m4v``/``.mov`` (H.264 with PyAV, which browsers play; MPEG-4 part 2
-    with OpenCV where PyAV is missing), ``.avi``/``.mkv`` (Motion JPEG) or ``.webm`` (VP8)."""
+    with OpenCV where PyAV is missing), ``.avi``/``.mkv`` (Motion JPEG) or ``.webm`` (VP8).
+
+    The video is written under a hidden partial name and takes ``path`` at :meth:`close` (:meth:`discard`
+    drops it). A write that fails, or a disk with less than ``MIN_FREE_BYTES`` left, raises
+    :class:`RecordingError` and drops the partial file. PyAV must never be used again after a failed write:
+    on a full disk libavformat crashed the process (SIGSEGV) on the next frame; OpenCV's writer only warns
+    and writes nothing, hence the check of the free space before each frame."""
 
     def __init__(self, path: str | os.PathLike, fps: float, size: tuple[int, int]):
         self.path = Path(path)
+        self.partial = partial_path(self.path)
         fourcc = video_fourcc(self.path)
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -52,38 +64,84 @@ class AnnotatedVideoWriter:
             raise RecordingError(f"{self.path}: cannot create its folder ({exc.strerror})") from None
         self.frames = 0
         self.codec = fourcc
-        self._h264 = _open_h264(self.path, fps, size) if self.path.suffix.lower() in H264_SUFFIXES else None
+        self._writer: cv2.VideoWriter | None = None
+        self._h264 = _open_h264(self.partial, fps, size) if self.path.suffix.lower() in H264_SUFFIXES else None
         if self._h264 is not None:
             self.codec = "h264"
             self.size = (self._h264[1].width, self._h264[1].height)
             return
         self.size = size
-        self._writer = cv2.VideoWriter(str(self.path), cv2.VideoWriter_fourcc(*fourcc), fps, size)
+        self._writer = cv2.VideoWriter(str(self.partial), cv2.VideoWriter_fourcc(*fourcc), fps, size)
         if not self._writer.isOpened():
+            self._writer = None
+            self.partial.unlink(missing_ok=True)
             raise RecordingError(f"{self.path}: OpenCV cannot write this video (folder writable? codec {fourcc})")
 
+    @property
+    def open(self) -> bool:
+        """False once closed, discarded or failed."""
+        return self._h264 is not None or self._writer is not None
+
     def write(self, bgr: np.ndarray) -> None:
+        if not self.open:
+            raise RecordingError(f"{self.path}: the video is already closed")
         if (bgr.shape[1], bgr.shape[0]) != self.size:  # a stream may change resolution mid-way
             bgr = cv2.resize(bgr, self.size, interpolation=cv2.INTER_AREA)
+        free = shutil.disk_usage(self.partial.parent).free
+        if free < MIN_FREE_BYTES:
+            self.discard()
+            raise RecordingError(f"{self.path}: cannot write (the disk is full: {free / 2**20:.1f} MB free)")
         if self._h264 is not None:
             import av
 
             container, stream = self._h264
-            for packet in stream.encode(av.VideoFrame.from_ndarray(bgr, format="bgr24")):
-                container.mux(packet)
+            try:
+                for packet in stream.encode(av.VideoFrame.from_ndarray(bgr, format="bgr24")):
+                    container.mux(packet)
+            except OSError as exc:
+                self._failed(exc)
         else:
             self._writer.write(bgr)
         self.frames += 1
 
     def close(self) -> None:
+        """Finish the video and give it its name (once; later calls do nothing)."""
         if self._h264 is not None:
             container, stream = self._h264
+            try:
+                for packet in stream.encode():  # flush the encoder's delayed frames
+                    container.mux(packet)
+                container.close()
+            except OSError as exc:
+                self._failed(exc)
             self._h264 = None
-            for packet in stream.encode():  # flush the encoder's delayed frames
-                container.mux(packet)
-            container.close()
-        elif hasattr(self, "_writer"):
+        elif self._writer is not None:
             self._writer.release()
+            self._writer = None
+        else:
+            return
+        try:
+            os.replace(self.partial, self.path)
+        except OSError as exc:
+            self.partial.unlink(missing_ok=True)
+            raise RecordingError(f"{self.path}: cannot write ({exc.strerror})") from None
+
+    def discard(self) -> None:
+        """Stop, and leave no file."""
+        if self._h264 is not None:
+            try:
+                self._h264[0].close()  # closing is safe after a failed write; writing again is not
+            except OSError:
+                pass
+            self._h264 = None
+        if self._writer is not None:
+            self._writer.release()
+            self._writer = None
+        self.partial.unlink(missing_ok=True)
+
+    def _failed(self, exc: OSError) -> None:
+        self.discard()
+        raise RecordingError(f"{self.path}: cannot write ({exc.strerror or exc})") from None
 
 
 def _open_h264(path: Path, fps: float, size: tuple[int, int]):
@@ -251,7 +309,7 @@ class Recorder:
         """Finish the files (once; later calls only return the summary)."""
         if self._summary is None:
             self.timeline.close()
-            if self._video is not None:
+            if self._video is not None and self._video.open:  # not after a failed write
                 if self._shown is not None:
                     self._video.write(self._shown)
                     self._shown = None
@@ -263,7 +321,8 @@ class Recorder:
                 path = Path(self.summary_path)
                 try:
                     path.parent.mkdir(parents=True, exist_ok=True)
-                    path.write_text(json.dumps(self._summary, indent=1), encoding="utf-8")
+                    write_atomic(path, lambda partial: partial.write_text(json.dumps(self._summary, indent=1),
+                                                                          encoding="utf-8"))
                 except OSError as exc:
                     raise RecordingError(f"{path}: cannot write ({exc.strerror})") from None
         return self._summary

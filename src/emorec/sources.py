@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import stat
 import threading
 import time
@@ -31,6 +32,12 @@ VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpe
 
 # A 10000x10000 photo; beyond it a small file (a 875 KB PNG of 30000x30000 pixels) could cost gigabytes.
 MAX_IMAGE_PIXELS = 100_000_000
+
+
+# libjpeg writes 10 scans for a progressive colour JPEG and MozJPEG's optimised scripts a few more, but every
+# scan makes the decoder pass over all of the image's coefficients again: a 233 KB JPEG of 1448x1448 pixels
+# holding 20,000 near-empty scans took 2.8 s of CPU to decode, within any pixel limit.
+MAX_JPEG_SCANS = 100
 
 
 class UnsupportedImageError(InputError):
@@ -82,6 +89,9 @@ def decode_image(
         return _decode_with_opencv(data, prefix)
     if formats is not None and image.format not in formats:
         raise UnsupportedImageError(f"{prefix}unsupported image format {image.format} (expected {', '.join(formats)})")
+    if image.format in ("JPEG", "MPO") and count_jpeg_scans(data, MAX_JPEG_SCANS) > MAX_JPEG_SCANS:
+        raise InputError(f"{prefix}progressive JPEG with more than {MAX_JPEG_SCANS} scans, which would take "
+                         "too long to decode")
     width, height = image.size
     if max_pixels is not None and width * height > max_pixels:
         raise ImageTooLargeError(
@@ -104,6 +114,38 @@ def decode_image(
         except Exception:  # a malformed EXIF block costs the orientation, not the photo
             pass
         return _pillow_to_bgr(image)
+
+
+# The next marker after a scan's entropy-coded data: 0xFF bytes (one, or more as fill) and a code other than
+# 0x00 (a stuffed 0xFF data byte) and RST0-7 (restart markers, which are part of the scan).
+_MARKER_AFTER_SCAN = re.compile(rb"\xff+[^\x00\xd0-\xd7\xff]")
+_STANDALONE_MARKERS = {0x01, *range(0xD0, 0xD8)}  # TEM and RST0-7 carry no length
+
+
+def count_jpeg_scans(data: bytes, stop_after: int) -> int:
+    """How many scans (SOS segments) the JPEG in ``data`` has before its end (EOI), counting no further than
+    ``stop_after + 1``: read from the segment headers, skipping each scan's data with one regular-expression
+    search, so it costs microseconds per scan rather than a decoder's pass over the image. Stops quietly at
+    anything malformed, which the decoder then reports; an MPO's further views come after the first one's
+    EOI and are not counted (only the first is decoded)."""
+    scans, pos, end = 0, 2, len(data)  # after SOI
+    while pos + 4 <= end and data[pos] == 0xFF and scans <= stop_after:
+        marker = data[pos + 1]
+        if marker == 0xFF:  # fill byte before a marker
+            pos += 1
+        elif marker == 0xD9:  # EOI
+            break
+        elif marker in _STANDALONE_MARKERS:
+            pos += 2
+        else:
+            pos += 2 + int.from_bytes(data[pos + 2 : pos + 4], "big")
+            if marker == 0xDA:
+                scans += 1
+                found = _MARKER_AFTER_SCAN.search(data, pos)
+                if found is None:
+                    break
+                pos = found.end() - 2
+    return scans
 
 
 _DECODE_BAND_PIXELS = 1_000_000  # pixels copied out of Pillow at a time

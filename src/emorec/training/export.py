@@ -21,6 +21,7 @@ import torch.nn as nn
 
 from emorec.classifier import read_metadata
 from emorec.labels import EMOTIONS, FACE_SIZE
+from emorec.outputs import write_atomic
 from emorec.training.models.registry import ModelSpec
 
 INPUT_NAME = "faces"
@@ -88,10 +89,11 @@ def export_onnx(models: Sequence[nn.Module], spec: ModelSpec, path: str | os.Pat
             "input": f"{INPUT_NAME}: float32 (N,1,48,48) grayscale 0-255", "output": f"{OUTPUT_NAME}: (N,7) softmax"}
     meta.update(metadata or {})
     _set_metadata(proto, meta)
-    tmp = path.with_suffix(".tmp.onnx")
-    onnx.save(proto, tmp)
-    onnx.checker.check_model(str(tmp))
-    os.replace(tmp, path)
+    def save_checked(partial: Path) -> None:
+        onnx.save(proto, partial)
+        onnx.checker.check_model(str(partial))
+
+    write_atomic(path, save_checked)
 
     if check_images is None:
         check_images = np.random.default_rng(0).integers(0, 256, (16, FACE_SIZE, FACE_SIZE), dtype=np.uint8)
@@ -121,9 +123,7 @@ def update_metadata(path: str | os.PathLike, updates: dict) -> None:
     meta = read_metadata(path)
     meta.update(updates)
     _set_metadata(proto, meta)
-    tmp = Path(path).with_suffix(".tmp.onnx")
-    onnx.save(proto, tmp)
-    os.replace(tmp, path)
+    write_atomic(path, lambda partial: onnx.save(proto, partial))
 
 
 def graph_cost(onnx_path: str | os.PathLike) -> dict[str, int]:

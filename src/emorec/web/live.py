@@ -7,6 +7,8 @@ queue them), at most ``max_live_fps`` frames a second are analysed, each message
 the connection count is capped, and the frames of all connections share a few engine threads in turn, those
 of clients that flood last.
 A frame that cannot be decoded closes the connection with a reason; the server never answers with a 500.
+So do other abuses: text messages faster than ``COMMANDS`` allows or longer than ``MAX_COMMAND_CHARS``, and
+answers left unread for ``live_idle_timeout_s`` (pings are policed by the server, ``server.EmorecWebSocket``).
 
 Text messages are commands, run as they arrive (never dropped like frames): ``{"calibrate": {"seconds": 3}}``
 reads the largest face for that long as the person's neutral face, then calibrates every following answer
@@ -42,6 +44,33 @@ TRY_AGAIN_LATER = 1013
 MAX_REASON_BYTES = 123  # a close frame carries at most 125 bytes, 2 of them the code
 CLOSE_CODE_BY_STATUS = {413: MESSAGE_TOO_BIG, 503: TRY_AGAIN_LATER}
 CALIBRATION_SECONDS = (1.0, 10.0)  # the shortest and longest capture a client may ask for
+# The page's commands are a few dozen bytes; a longer text message is no command, and "[" * 100000 made the
+# JSON parser raise RecursionError, which silently ended the connection's reader.
+MAX_COMMAND_CHARS = 1024
+
+
+class RateLimit:
+    """A token bucket that refuses rather than waits: ``take()`` is False once more than ``burst`` events came
+    faster than ``per_s``. One per connection and kind of message, so one client's flood costs only itself."""
+
+    def __init__(self, per_s: float, burst: int):
+        self.per_s, self.burst = per_s, burst
+        self._tokens = float(burst)
+        self._refilled = time.monotonic()
+
+    def take(self) -> bool:
+        now = time.monotonic()
+        self._tokens = min(self.burst, self._tokens + (now - self._refilled) * self.per_s)
+        self._refilled = now
+        if self._tokens < 1:
+            return False
+        self._tokens -= 1
+        return True
+
+
+# Text messages per connection: the page sends one when the person starts or resets calibration. A flood of
+# invalid ones grew a worker by 356 MB in 100 s (each queued an answer) and kept resetting the idle timer.
+COMMANDS = (2.0, 10)  # RateLimit(per_s, burst)
 
 
 def _close(code: int, reason: str) -> dict:
@@ -141,18 +170,30 @@ class _Connection:
         self.newest: bytes | str | None = None  # the one message kept; older unanswered ones are dropped
         self.dropped = 0
         self.arrived = asyncio.Event()
+        self.last_frame = asyncio.get_running_loop().time()  # the idle timeout counts from here; commands don't
         self.closed = False
 
     async def run(self) -> None:
         reader = asyncio.create_task(self._read())
+        answerer = asyncio.create_task(self._answer())
         try:
-            await self._answer()
+            # The reader ends first when the client leaves, or when it closes the connection itself.
+            done, _ = await asyncio.wait((reader, answerer), return_when=asyncio.FIRST_COMPLETED)
         finally:
             reader.cancel()
+            answerer.cancel()
+        failure = reader.exception() if reader in done else None
+        if failure is not None and not isinstance(failure, OSError):  # a bug: logged, and the client told
+            log.error("live connection's reader failed", exc_info=failure)
+            await self.send(_close(INTERNAL_ERROR, "internal error while reading a message"))
+            return
+        for task in done:
+            task.result()  # OSError: the client left while we were sending (LiveHub's to handle)
 
     async def _read(self) -> None:
         loop = asyncio.get_running_loop()
         next_read = loop.time()
+        commands = RateLimit(*COMMANDS)
         while True:
             message = await self.receive()
             if message["type"] == "websocket.disconnect":
@@ -160,7 +201,15 @@ class _Connection:
                 self.arrived.set()
                 return
             if message.get("bytes") is None:
-                problem = _command(message.get("text") or "", self.calibration)
+                text = message.get("text") or ""
+                if len(text) > MAX_COMMAND_CHARS:
+                    await self.send(_close(MESSAGE_TOO_BIG, f"a text message (a command) is at most "
+                                                            f"{MAX_COMMAND_CHARS} characters; send frames as binary"))
+                    return
+                if not commands.take():
+                    await self.send(_close(POLICY_VIOLATION, f"more than {COMMANDS[0]:g} commands a second"))
+                    return
+                problem = _command(text, self.calibration)
                 if problem:
                     self.replies.append({"error": problem})
                     self.arrived.set()
@@ -168,6 +217,7 @@ class _Connection:
             if self.newest is not None:
                 self.dropped += 1
             self.newest = message["bytes"]
+            self.last_frame = loop.time()
             self.arrived.set()
             # Read no faster than max_live_bytes_per_s: a flooding client is then held back by TCP (the server
             # stops reading the socket while messages wait) instead of costing CPU for frames that are dropped.
@@ -178,11 +228,12 @@ class _Connection:
         loop = asyncio.get_running_loop()
         interval = 1.0 / self.limits.max_live_fps
         next_allowed = loop.time()
+        idle_s = self.limits.live_idle_timeout_s
         while True:
             try:
-                await asyncio.wait_for(self.arrived.wait(), self.limits.live_idle_timeout_s)
+                await asyncio.wait_for(self.arrived.wait(), max(0.0, self.last_frame + idle_s - loop.time()))
             except asyncio.TimeoutError:
-                await self.send(_close(GOING_AWAY, f"no frame for {self.limits.live_idle_timeout_s:.0f} s"))
+                await self.send(_close(GOING_AWAY, f"no frame for {idle_s:.0f} s"))
                 return
             # Over-eager clients wait here; frames arriving meanwhile replace the one kept.
             await asyncio.sleep(max(0.0, next_allowed - loop.time()))
@@ -219,14 +270,22 @@ class _Connection:
         return answer
 
     async def _send_json(self, answer: dict) -> None:
-        await self.send({"type": "websocket.send", "text": json.dumps(answer)})
+        # The server waits while the client's unread answers fill its buffers; one that reads nothing for the
+        # idle time is closed, instead of holding its connection (and the frame kept for it) for good.
+        try:
+            await asyncio.wait_for(self.send({"type": "websocket.send", "text": json.dumps(answer)}),
+                                   self.limits.live_idle_timeout_s)
+        except asyncio.TimeoutError:
+            await self.send(_close(POLICY_VIOLATION, f"answers left unread for "
+                                                     f"{self.limits.live_idle_timeout_s:.0f} s"))
+            raise ConnectionAbortedError("the client reads nothing of its answers") from None
 
 
 def _command(text: str, calibration: LiveCalibration) -> str | None:
     """Run a text command; what is wrong with it, or None."""
     try:
         command = json.loads(text)
-    except json.JSONDecodeError:
+    except (ValueError, RecursionError):  # RecursionError: brackets nested deeper than Python's stack allows
         command = None
     if not isinstance(command, dict) or "calibrate" not in command:
         return ('send each frame as a binary JPEG message; text messages are commands: '

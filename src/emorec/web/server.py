@@ -30,13 +30,13 @@ from gunicorn.app.base import BaseApplication
 from gunicorn.arbiter import Arbiter
 from gunicorn.asgi import websocket as gunicorn_websocket
 from gunicorn.asgi.protocol import ASGIProtocol
-from gunicorn.asgi.websocket import WebSocketProtocol
+from gunicorn.asgi.websocket import OPCODE_CLOSE, OPCODE_PING, WebSocketDisconnected, WebSocketProtocol
 from gunicorn.workers import gasgi
 
 from emorec.config import EngineConfig
 from emorec.errors import EmorecError
 from emorec.web.app import create_app
-from emorec.web.live import LiveHub
+from emorec.web.live import POLICY_VIOLATION, LiveHub, RateLimit
 from emorec.web.security import SECURITY_HEADERS
 from emorec.web.state import WebLimits
 from emorec.web.video import remove_stale_workdirs
@@ -45,6 +45,12 @@ log = logging.getLogger(__name__)
 LIGHT_THREADS = 4  # pages, static files, health: each takes a millisecond or two
 BODY_TIMEOUT_S = 60.0  # for a whole request body to arrive: a 16 MB upload at 2 Mbit/s
 SEND_TIMEOUT_S = 60.0  # a client that reads nothing of its answer for this long has its request ended
+# What a WebSocket client may leave unread in the worker: the live answers wait for room (the page's are ~2 KB
+# each), but Gunicorn writes pongs without waiting, and a ping flood whose pongs were never read grew a worker
+# by 570 MB in 60 s.
+MAX_UNREAD_WS_BYTES = 256 * 1024
+PINGS = (2.0, 10)  # RateLimit(per_s, burst) per WebSocket: clients ping every few seconds to keep it open
+FRAMES_AFTER_CLOSE = 16  # read while waiting for the client's answer to our close frame; then stop reading
 
 
 class FrontDoor:
@@ -223,31 +229,75 @@ def return_freed_memory_to_the_os() -> None:
     libc.mallopt(m_mmap_threshold, 1024 * 1024)
 
 
-class FirstRequestDeadlineProtocol(ASGIProtocol):
-    """Gunicorn's asyncio protocol gives a kept-alive connection ``keepalive`` seconds to send its next
-    request's headers, but waits forever for the first: a client that connects and stalls would hold its
-    connection for good. Arming the same timer on connect closes such clients too (it is cancelled as soon
-    as the headers are complete, as for later requests)."""
+class EmorecProtocol(ASGIProtocol):
+    """Gunicorn's asyncio protocol (one per connection) with two limits it lacks.
+
+    Gunicorn's asyncio worker counts its open connections but admits every one, whatever ``worker_connections``
+    (``--max-clients``) says: with 200, it held 1,000. One beyond the limit gets a 503 and is closed at once.
+    And it gives a kept-alive connection ``keepalive`` seconds to send its next request's headers, but waits
+    forever for the first: a client that connects and stalls would hold its connection for good. Arming the
+    same timer on connect closes such clients too (it is cancelled as soon as the headers are complete, as
+    for later requests)."""
 
     def connection_made(self, transport) -> None:
         super().connection_made(transport)
-        if hasattr(self, "_arm_keepalive_timer") and not self._closed:
+        if self.worker.nr_conns > self.worker.worker_connections:
+            transport.write(SERVER_FULL_RESPONSE)
+            self._close_transport()  # connection_lost still counts it out
+        elif hasattr(self, "_arm_keepalive_timer") and not self._closed:
             self._arm_keepalive_timer()
 
 
-def unmask(_protocol: WebSocketProtocol, payload: bytes, masking_key: bytes) -> bytes:
-    """A client frame's payload XORed with its 4-byte mask, four bytes at a time in numpy. Gunicorn does it one
-    byte at a time in a Python generator on the event loop: a client flooding 0.9 MB frames froze every other
-    connection (/api/v1/health took 2 s at p95 with four attackers)."""
-    size = len(payload)
-    padded = payload + bytes(-size % 4)
-    words = np.frombuffer(padded, np.uint32) ^ np.frombuffer(masking_key, np.uint32)[0]
-    return words.tobytes()[:size]
+_SERVER_FULL = json.dumps({"error": "the server is full; try again in a few seconds"}).encode()
+SERVER_FULL_RESPONSE = (
+    b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nRetry-After: 5\r\n"
+    b"Connection: close\r\nContent-Length: %d\r\n\r\n%s" % (len(_SERVER_FULL), _SERVER_FULL)
+)
+
+
+class EmorecWebSocket(WebSocketProtocol):
+    """Gunicorn's WebSocket connection, with the bounds every client gets: pings rate-limited (``PINGS``; more
+    close it with 1008), at most ``MAX_UNREAD_WS_BYTES`` left unread (more drop it: such a client reads
+    nothing, not even a close frame), and payloads unmasked four bytes at a time in numpy. Gunicorn unmasks
+    one byte at a time in a Python generator on the event loop: a client flooding 0.9 MB frames froze every
+    other connection (/api/v1/health took 2 s at p95 with four attackers)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._pings = RateLimit(*PINGS)
+        self._ignored_after_close = 0
+
+    async def _read_frame(self):
+        frame = await super()._read_frame()
+        if frame is None:
+            return None
+        if self._close_sent and frame[0] != OPCODE_CLOSE:
+            # Gunicorn reads on until the client's close frame arrives (or 5 s pass); a flooding client that
+            # ignores ours kept the event loop parsing its frames all that time.
+            self._ignored_after_close += 1
+            return None if self._ignored_after_close > FRAMES_AFTER_CLOSE else frame
+        if frame[0] == OPCODE_PING and not self._pings.take():
+            await self._send_close(POLICY_VIOLATION, f"more than {PINGS[0]:g} pings a second")
+            return None  # ends the reading: the connection closes
+        return frame
+
+    async def _send_frame(self, opcode: int, payload: bytes) -> None:
+        if self.transport.get_write_buffer_size() > MAX_UNREAD_WS_BYTES:
+            self.closed = True
+            self._close_event.set()
+            self.transport.abort()
+            raise WebSocketDisconnected(f"the client left more than {MAX_UNREAD_WS_BYTES} bytes unread")
+        await super()._send_frame(opcode, payload)
+
+    def _unmask(self, payload: bytes, masking_key: bytes) -> bytes:
+        size = len(payload)
+        padded = payload + bytes(-size % 4)
+        words = np.frombuffer(padded, np.uint32) ^ np.frombuffer(masking_key, np.uint32)[0]
+        return words.tobytes()[:size]
 
 
 class EmorecWorker(gasgi.ASGIWorker):
-    """Gunicorn's ASGI worker, with the protocol above for every connection, numpy unmasking, and TLS that
-    fails closed."""
+    """Gunicorn's ASGI worker, with the connection and WebSocket classes above, and TLS that fails closed."""
 
     def _get_ssl_context(self):
         # Gunicorn logs a certificate it cannot load and serves plain HTTP instead; ``serve`` checks the pair
@@ -261,8 +311,9 @@ class EmorecWorker(gasgi.ASGIWorker):
             raise SystemExit(Arbiter.WORKER_BOOT_ERROR) from None
 
     def run(self) -> None:
-        gasgi.ASGIProtocol = FirstRequestDeadlineProtocol  # the worker builds its connections from this name
-        WebSocketProtocol._unmask = unmask
+        # The worker builds its connections, and they their WebSockets, from these names.
+        gasgi.ASGIProtocol = EmorecProtocol
+        gunicorn_websocket.WebSocketProtocol = EmorecWebSocket
         # Gunicorn stops reading a WebSocket once this many messages wait for the app; its 32 let one client
         # park 32 MB here. The live socket reads each message as it comes, or holds the client back on purpose.
         gunicorn_websocket.RECEIVE_QUEUE_HIGH_WATER = 2
