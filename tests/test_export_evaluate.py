@@ -11,18 +11,23 @@ from emorec.classifier import SHIPPED_MODELS, EmotionClassifier, read_metadata, 
 from emorec.cli import main
 from emorec.evaluate import compute_report, evaluate, predict_with_tta
 
-# Measured on the original FER2013 pixels; these floors stop a regression of either shipped model.
-PRIVATE_TEST_FLOOR = {"emonet_wide": 0.715, "emonet_fast": 0.70}
+# The shipping rule's floor on FER2013 PrivateTest (docs/models.md), and each shipped model's FER+ PrivateTest
+# majority-label top-1 a little under what it measured: they stop a regression of either.
+PRIVATE_TEST_FLOOR = {"emonet_wide": 0.69, "emonet_fast": 0.69}
+FERPLUS_PRIVATE_TEST_FLOOR = {"emonet_wide": 0.75, "emonet_fast": 0.735}
 
 
 @pytest.mark.parametrize("name", SHIPPED_MODELS)
-def test_shipped_model_meets_its_card_on_a_fixed_privatetest_subset(fer2013_path, name):
+def test_shipped_model_meets_its_card_on_a_fixed_privatetest_subset(fer2013_path, ferplus_path, name):
     card = read_metadata(shipped_model_path(name))
     assert card["model"] == name
     assert card["classes"] == ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]
     assert card["accuracy"]["PrivateTest"] >= PRIVATE_TEST_FLOOR[name]
-    report = evaluate(name, fer2013_path, split="PrivateTest", limit=1000)
-    assert report.accuracy >= card["accuracy"]["PrivateTest_first1000"] - 1e-6
+    assert card["ferplus_accuracy"]["PrivateTest"] >= FERPLUS_PRIVATE_TEST_FLOOR[name]
+    report = evaluate(name, fer2013_path, split="PrivateTest", limit=1000, ferplus=ferplus_path)
+    # The card rounds to 4 decimals.
+    assert report.accuracy >= card["accuracy"]["PrivateTest_first1000"] - 5e-5
+    assert report.ferplus["accuracy"] >= card["ferplus_accuracy"]["PrivateTest_first1000"] - 5e-5
 
 
 def test_evaluate_cli_writes_report_and_confusion_matrix(fer2013_path, tmp_path, capsys):

@@ -3,7 +3,9 @@
 The export folds each batch norm into its convolution (weight and bias), so the checkpoint gives every
 batch norm the statistics its convolution actually produces on real faces (the training split) and the
 scale and shift that make it an identity on them: the rebuilt model computes what the ONNX file computes,
-and batch statistics in training mode start close to the running ones.
+and batch statistics in training mode start close to the running ones. A two-view export (``--flip-tta``)
+is not folded: its tensors are read back as they are. The check runs the rebuilt network with the file's
+own views and prior correction (its metadata), which the checkpoint leaves out: export them again.
 
     python tools/onnx_to_checkpoint.py src/emorec/assets/emonet_wide.onnx runs/shipped/best.pt
 """
@@ -20,21 +22,27 @@ from onnx import numpy_helper
 
 from emorec.classifier import EmotionClassifier, read_metadata
 from emorec.cli import DEFAULT_DATA
-from emorec.training.checkpoint import center_crop, normalize, predict_proba, save_atomic
+from emorec.training.checkpoint import center_crop, normalize, save_atomic
 from emorec.training.data import load_fer2013
+from emorec.training.export import InferenceWrapper, prior_shift
 from emorec.training.models import create_model
 from emorec.training.models.registry import ModelSpec
 
 
 def rebuild(onnx_path: Path, faces: np.ndarray) -> tuple[torch.nn.Module, ModelSpec]:
     meta = read_metadata(onnx_path)
-    if meta.get("ensemble", 1) != 1 or meta.get("flip_tta"):
-        raise SystemExit(f"{onnx_path}: only a single-model, single-view export can be rebuilt")
+    if meta.get("ensemble", 1) != 1:
+        raise SystemExit(f"{onnx_path}: only a single-model export can be rebuilt")
     spec = ModelSpec(**meta["spec"])
     weights = {t.name.removeprefix("models.0."): numpy_helper.to_array(t)
                for t in onnx.load(str(onnx_path)).graph.initializer}
     model = create_model(spec.name)
     state = model.state_dict()
+    floating = [name for name, tensor in state.items() if tensor.is_floating_point()]
+    if all(name in weights for name in floating):
+        # An export that kept every tensor by name (a two-view graph is not folded): the weights as they are.
+        model.load_state_dict({**state, **{name: torch.from_numpy(weights[name].copy()) for name in floating}})
+        return model.eval(), spec
     convs = [name for name, module in model.named_modules() if isinstance(module, torch.nn.Conv2d)]
     norms = [name for name, module in model.named_modules() if isinstance(module, torch.nn.BatchNorm2d)]
     for conv, norm in zip(convs, norms, strict=True):
@@ -80,8 +88,16 @@ def main() -> None:
     faces = train_faces[np.random.default_rng(0).choice(len(train_faces), 2048, replace=False)]
     model, spec = rebuild(args.onnx, faces)
 
+    # The export's own views and prior correction, around the rebuilt network, must compute what the file does;
+    # the checkpoint keeps the network alone (export them again with --flip-tta / --prior-correction).
+    meta = read_metadata(args.onnx)
+    correction = meta.get("prior_correction")
+    shift = prior_shift(np.array(correction["training_prior"]), correction["strength"]) if correction else None
+    wrapper = InferenceWrapper([model], spec, flip_tta=bool(meta.get("flip_tta")), logit_shift=shift).eval()
     check = data.split("PublicTest")[0][:256]
-    diff = float(np.abs(predict_proba(model, check, spec) - EmotionClassifier(args.onnx).predict(check)).max())
+    with torch.no_grad():
+        rebuilt = wrapper(torch.from_numpy(check).float().unsqueeze(1)).numpy()
+    diff = float(np.abs(rebuilt - EmotionClassifier(args.onnx).predict(check)).max())
     if diff > 1e-4:
         raise SystemExit(f"the rebuilt model differs from {args.onnx} by {diff:.2e}")
     args.out.parent.mkdir(parents=True, exist_ok=True)

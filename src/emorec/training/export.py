@@ -192,7 +192,9 @@ def model_card(onnx_path: str | os.PathLike, data_path: str | os.PathLike,
         history = read_checkpoint(last_path, ("history",))["history"] if last_path.exists() else []
         runs.append({"best_epoch": checkpoint.get("epoch"), "epochs_trained": len(history),
                      "training_minutes": round(sum(r["seconds"] for r in history) / 60, 1),
-                     "train_config": checkpoint.get("config", {})})
+                     "train_config": checkpoint.get("config", {}),
+                     # A weight-space blend (tools/interpolate_checkpoints.py): which two and in what share.
+                     **({"interpolated": checkpoint["interpolated"]} if "interpolated" in checkpoint else {})})
     chosen_on = {run["train_config"].get("select", "fer2013") for run in runs}
     labels_used = "FER+ majority labels" if chosen_on == {"ferplus"} else "FER2013 labels"
     card = {"accuracy": accuracy, "macro_f1": macro_f1,
