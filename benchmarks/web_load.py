@@ -31,6 +31,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -387,19 +388,23 @@ def huge_png() -> bytes:
     return cv2.imencode(".png", np.zeros((5000, 5000, 3), np.uint8), [cv2.IMWRITE_PNG_COMPRESSION, 9])[1].tobytes()
 
 
-def _oversized(base_url: str, png: bytes, deadline: float, report: LoadReport) -> None:
-    """Posts a 5000x5000 PNG, again and again."""
-    while time.monotonic() < deadline:
-        connection = _connection(base_url)
-        try:
-            connection.request("POST", "/api/v1/analyze", body=png)
-            response = connection.getresponse()
-            response.read()
-            _count(report, "5000x5000 PNGs " + ("analysed" if response.status == 200 else f"({response.status})"))
-        except (OSError, http.client.HTTPException):
-            time.sleep(0.2)
-        finally:
-            connection.close()
+def _poster(label: str) -> Callable[[str, bytes, float, LoadReport], None]:
+    """An attacker that posts one body to the REST endpoint again and again, counting answers under ``label``."""
+
+    def post(base_url: str, body: bytes, deadline: float, report: LoadReport) -> None:
+        while time.monotonic() < deadline:
+            connection = _connection(base_url)
+            try:
+                connection.request("POST", "/api/v1/analyze", body=body)
+                response = connection.getresponse()
+                response.read()
+                _count(report, f"{label} ({response.status})")
+            except (OSError, http.client.HTTPException):
+                time.sleep(0.2)
+            finally:
+                connection.close()
+
+    return post
 
 
 def scan_bomb(scans: int = 20_000, size: int = 1448) -> bytes:
@@ -415,21 +420,6 @@ def scan_bomb(scans: int = 20_000, size: int = 1448) -> bytes:
     last = data.rindex(b"\xff\xda")
     header = data[last : last + 2 + int.from_bytes(data[last + 2 : last + 4], "big")]
     return data[:-2] + (header + b"\x00") * scans + b"\xff\xd9"
-
-
-def _scan_bomber(base_url: str, bomb: bytes, deadline: float, report: LoadReport) -> None:
-    """Posts the scan bomb, again and again."""
-    while time.monotonic() < deadline:
-        connection = _connection(base_url)
-        try:
-            connection.request("POST", "/api/v1/analyze", body=bomb)
-            response = connection.getresponse()
-            response.read()
-            _count(report, f"scan bombs ({response.status})")
-        except (OSError, http.client.HTTPException):
-            time.sleep(0.2)
-        finally:
-            connection.close()
 
 
 def _socket_flooder(message: bytes, what: str, base_url: str, deadline: float, report: LoadReport) -> None:
@@ -490,8 +480,8 @@ ATTACKS = {
     "stalled-headers": _stalled_headers,
     "flood": _flooder,
     "stalled-body": _stalled_body,
-    "oversized": _oversized,
-    "scan-bomb": _scan_bomber,
+    "oversized": _poster("5000x5000 PNGs"),
+    "scan-bomb": _poster("scan bombs"),
     "ping-flood": _ping_flooder,
     "text-flood": _text_flooder,
     "deep-text": _deep_text,

@@ -711,17 +711,8 @@ def test_live_socket_closes_on_an_oversized_message(server_url, astronaut_jpeg):
 def _raw_close_frame(url: str) -> tuple[int, str]:
     """Open the live socket with a hand-made handshake and read the server's first frame, which must be a
     close frame: (code, reason). A reset or anything else fails."""
-    parts = urlsplit(url)
-    with socket.create_connection((parts.hostname, parts.port), timeout=10) as connection:
-        connection.sendall(
-            f"GET /ws/live HTTP/1.1\r\nHost: {parts.netloc}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-            "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n".encode()
-        )
-        data = b""
-        while b"\r\n\r\n" not in data:
-            data += connection.recv(4096)
-        head, frame = data.split(b"\r\n\r\n", 1)
-        assert head.startswith(b"HTTP/1.1 101"), head
+    with _raw_live_socket(url) as connection:
+        frame = b""
         while len(frame) < 2 or len(frame) < 2 + (frame[1] & 0x7F):
             chunk = connection.recv(4096)
             assert chunk, "the server closed the connection without a close frame"

@@ -261,7 +261,9 @@ def test_live_page_works_over_https(browser, tmp_path_factory):
     """A phone on the LAN needs HTTPS for its camera: the page and the socket (wss://) work over TLS."""
     folder = tmp_path_factory.mktemp("tls")
     cert, key = self_signed_certificate(folder, "emorec.test", "DNS:emorec.test,IP:127.0.0.1")
-    with background_server("--certfile", str(cert), "--keyfile", str(key), scheme="https") as url:
+    # The name the phone reaches the server by must be allowed: other names' pages are refused (DNS rebinding).
+    with background_server("--certfile", str(cert), "--keyfile", str(key), "--allowed-host", "emorec.test",
+                           scheme="https") as url:
         context = browser.new_context(ignore_https_errors=True)  # the self-signed certificate, accepted once
         page = context.new_page()
         page.goto(url.replace("127.0.0.1", "emorec.test"))
