@@ -1,13 +1,15 @@
-"""Keeping faces apart over time: IoU matching of boxes to tracks and EMA smoothing of their probabilities.
+"""Keeping faces apart over time: matching boxes to tracks (overlap, then distance, where each track is
+expected to be) and EMA smoothing of their probabilities.
 
-Labels then do not flicker from frame to frame, and each face keeps one ``track_id`` while it stays in view.
+Labels then do not flicker from frame to frame, and each face keeps one ``track_id`` while it stays in view
+and through short spells out of sight (behind someone, or missed by the detector between detections).
 """
 
 from __future__ import annotations
 
 import itertools
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -29,22 +31,42 @@ class Track:
     box: np.ndarray  # (4,) last matched box
     probs: np.ndarray  # (7,) smoothed probabilities
     missed: int = 0  # frames since the face was last seen
+    velocity: np.ndarray = field(default_factory=lambda: np.zeros(2, np.float32))  # centre shift per frame
+
+    def predicted(self) -> np.ndarray:
+        """Where the face is expected now: its last box moved on at its recent speed, for a few frames at
+        most, since people who move out of sight seldom keep going straight."""
+        return self.box + np.tile(self.velocity * min(self.missed + 1, _COAST), 2)
+
+
+# Frames a lost face's box is moved on at its last speed before it is assumed to stay put.
+_COAST = 8
+
+
+def _centres(boxes: np.ndarray) -> np.ndarray:
+    return (boxes[:, :2] + boxes[:, 2:]) / 2
 
 
 class FaceTracker:
-    """Greedy IoU tracker with an exponential moving average of each track's probabilities.
+    """Greedy tracker with an exponential moving average of each track's probabilities.
 
-    ``alpha`` is the weight of the newest frame (1.0 = no smoothing); a track survives ``max_missed``
-    frames without a matching face, so a face lost for a blink keeps its id and its history.
-    One tracker per video stream; ``update`` is guarded by a lock so a stream may be fed from any thread.
+    A face is matched to the track whose predicted box (the last one moved on at the track's speed) it
+    overlaps most, at IoU >= ``iou_threshold``; a face left over then goes to the nearest track left over
+    whose predicted centre is within ``reach`` of its size, reach that grows while the track is lost (a face
+    that moved fast, or came back from behind someone, overlaps its old box little or not at all), if the
+    two are of similar size. ``alpha`` is the weight of the newest frame (1.0 = no smoothing); a track
+    survives ``max_missed`` frames without a matching face, so a face lost for a while keeps its id and its
+    history. One tracker per video stream; ``update`` is guarded by a lock so a stream may be fed from any
+    thread.
     """
 
-    def __init__(self, alpha: float = 0.3, iou_threshold: float = 0.3, max_missed: int = 15):
+    def __init__(self, alpha: float = 0.3, iou_threshold: float = 0.3, max_missed: int = 45, reach: float = 0.5):
         if not 0.0 < alpha <= 1.0:
             raise ValueError(f"smoothing alpha must be in (0, 1], got {alpha}")
         self.alpha = alpha
         self.iou_threshold = iou_threshold
         self.max_missed = max_missed
+        self.reach = reach
         self._tracks: list[Track] = []
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
@@ -69,6 +91,10 @@ class FaceTracker:
                     track = Track(next(self._ids), boxes[face], probs[face].copy())
                     self._tracks.append(track)
                 else:
+                    shift = (_centres(boxes[face : face + 1]) - _centres(track.box[None]))[0] / (track.missed + 1)
+                    # A lost face's speed is only known roughly: the new one counts less.
+                    weight = 0.5 / (track.missed + 1)
+                    track.velocity = weight * shift + (1.0 - weight) * track.velocity
                     track.box = boxes[face]
                     track.probs = self.alpha * probs[face] + (1.0 - self.alpha) * track.probs
                     track.missed = 0
@@ -82,15 +108,33 @@ class FaceTracker:
         return ids, smoothed
 
     def _match(self, boxes: np.ndarray) -> list[Track | None]:
-        """Greedy matching, best IoU first: enough for the few faces of a frame and stable in practice."""
+        """Greedy matching, best IoU first, then nearest first: enough for the few faces of a frame."""
         assignment: list[Track | None] = [None] * len(boxes)
         if not self._tracks or not len(boxes):
             return assignment
-        iou = iou_matrix(np.stack([t.box for t in self._tracks]), boxes)
+        predicted = np.stack([t.predicted() for t in self._tracks])
+        taken: set[int] = set()
+        iou = iou_matrix(predicted, boxes)
         for flat in np.argsort(-iou, axis=None):
             t, f = divmod(int(flat), iou.shape[1])
             if iou[t, f] < self.iou_threshold:
                 break
-            if assignment[f] is None and all(a is not self._tracks[t] for a in assignment):
+            if assignment[f] is None and t not in taken:
                 assignment[f] = self._tracks[t]
+                taken.add(t)
+        # Distance in face sizes (the track's), so that the same reach suits near and far faces.
+        sides = np.sqrt(np.prod(predicted[:, 2:] - predicted[:, :2], axis=1))
+        face_sides = np.sqrt(np.prod(boxes[:, 2:] - boxes[:, :2], axis=1))
+        distance = np.linalg.norm(_centres(predicted)[:, None] - _centres(boxes)[None], axis=2) / sides[:, None]
+        ratio = face_sides[None] / sides[:, None]
+        missed = np.float32([t.missed for t in self._tracks])
+        reach = self.reach * np.minimum(1.0 + missed / 4, 4.0)
+        distance[(distance > reach[:, None]) | (ratio < 0.7) | (ratio > 1.4)] = np.inf
+        for flat in np.argsort(distance, axis=None):
+            t, f = divmod(int(flat), distance.shape[1])
+            if not np.isfinite(distance[t, f]):
+                break
+            if assignment[f] is None and t not in taken:
+                assignment[f] = self._tracks[t]
+                taken.add(t)
         return assignment
