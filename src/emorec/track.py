@@ -41,6 +41,9 @@ class Track:
 
 # Frames a lost face's box is moved on at its last speed before it is assumed to stay put.
 _COAST = 8
+# How much a face's size may change from one frame to the next (log of the ratio); the last box of a face
+# that went behind someone is only its part still in sight.
+_SIZES = float(np.log(1.5))
 
 
 def _centres(boxes: np.ndarray) -> np.ndarray:
@@ -52,12 +55,12 @@ class FaceTracker:
 
     A face is matched to the track whose predicted box (the last one moved on at the track's speed) it
     overlaps most, at IoU >= ``iou_threshold``; a face left over then goes to the nearest track left over
-    whose predicted centre is within ``reach`` of its size, reach that grows while the track is lost (a face
-    that moved fast, or came back from behind someone, overlaps its old box little or not at all), if the
-    two are of similar size. ``alpha`` is the weight of the newest frame (1.0 = no smoothing); a track
-    survives ``max_missed`` frames without a matching face, so a face lost for a while keeps its id and its
-    history. One tracker per video stream; ``update`` is guarded by a lock so a stream may be fed from any
-    thread.
+    whose predicted centre is within ``reach`` of its size, if the two are of similar size; both bounds widen
+    while the track is lost (a face that moved fast, or came back from behind someone, overlaps its old box
+    little or not at all, and may have come nearer or gone farther meanwhile). A track survives
+    ``max_missed`` frames without a matching face, so a face lost for a while keeps its id and its history.
+    ``alpha`` is the weight of the newest frame (1.0 = no smoothing). One tracker per video stream;
+    ``update`` is guarded by a lock so a stream may be fed from any thread.
     """
 
     def __init__(self, alpha: float = 0.3, iou_threshold: float = 0.3, max_missed: int = 45, reach: float = 0.5):
@@ -122,17 +125,19 @@ class FaceTracker:
             if assignment[f] is None and t not in taken:
                 assignment[f] = self._tracks[t]
                 taken.add(t)
-        # Distance in face sizes (the track's), so that the same reach suits near and far faces.
-        sides = np.sqrt(np.prod(predicted[:, 2:] - predicted[:, :2], axis=1))
-        face_sides = np.sqrt(np.prod(boxes[:, 2:] - boxes[:, :2], axis=1))
-        distance = np.linalg.norm(_centres(predicted)[:, None] - _centres(boxes)[None], axis=2) / sides[:, None]
-        ratio = face_sides[None] / sides[:, None]
-        missed = np.float32([t.missed for t in self._tracks])
-        reach = self.reach * np.minimum(1.0 + missed / 4, 4.0)
-        distance[(distance > reach[:, None]) | (ratio < 0.7) | (ratio > 1.4)] = np.inf
-        for flat in np.argsort(distance, axis=None):
-            t, f = divmod(int(flat), distance.shape[1])
-            if not np.isfinite(distance[t, f]):
+        # Distance in face sizes (of the two, on average), so that the same reach suits near and far faces; the
+        # size mismatch adds to it, so that of two lost faces the one of the right size is taken.
+        sides = np.sqrt(np.prod(predicted[:, 2:] - predicted[:, :2], axis=1))[:, None]
+        face_sides = np.sqrt(np.prod(boxes[:, 2:] - boxes[:, :2], axis=1))[None]
+        distance = np.linalg.norm(_centres(predicted)[:, None] - _centres(boxes)[None], axis=2)
+        distance /= np.sqrt(sides * face_sides)
+        mismatch = np.abs(np.log(face_sides / sides))
+        widen = np.minimum(1.0 + np.float32([t.missed for t in self._tracks]) / 4, 4.0)[:, None]
+        cost = np.where((distance > self.reach * widen) | (mismatch > _SIZES * np.sqrt(widen)), np.inf,
+                        distance + mismatch)
+        for flat in np.argsort(cost, axis=None):
+            t, f = divmod(int(flat), cost.shape[1])
+            if not np.isfinite(cost[t, f]):
                 break
             if assignment[f] is None and t not in taken:
                 assignment[f] = self._tracks[t]
