@@ -63,7 +63,7 @@ class FaceTracker:
     ``update`` is guarded by a lock so a stream may be fed from any thread.
     """
 
-    def __init__(self, alpha: float = 0.3, iou_threshold: float = 0.3, max_missed: int = 45, reach: float = 0.5):
+    def __init__(self, alpha: float = 0.3, iou_threshold: float = 0.3, max_missed: int = 45, reach: float = 0.75):
         if not 0.0 < alpha <= 1.0:
             raise ValueError(f"smoothing alpha must be in (0, 1], got {alpha}")
         self.alpha = alpha
