@@ -25,6 +25,13 @@ def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return inter / np.maximum(area_a + area_b - inter, 1e-6)
 
 
+# Frames a lost face's box is moved on at its last speed before it is assumed to stay put.
+_COAST = 8
+# How much a face's size may change from one frame to the next (log of the ratio); the last box of a face
+# that went behind someone is only its part still in sight.
+_SIZES = float(np.log(1.5))
+
+
 @dataclass
 class Track:
     track_id: int
@@ -39,13 +46,6 @@ class Track:
         return self.box + np.tile(self.velocity * min(self.missed + 1, _COAST), 2)
 
 
-# Frames a lost face's box is moved on at its last speed before it is assumed to stay put.
-_COAST = 8
-# How much a face's size may change from one frame to the next (log of the ratio); the last box of a face
-# that went behind someone is only its part still in sight.
-_SIZES = float(np.log(1.5))
-
-
 def _centres(boxes: np.ndarray) -> np.ndarray:
     return (boxes[:, :2] + boxes[:, 2:]) / 2
 
@@ -55,7 +55,7 @@ class FaceTracker:
 
     A face is matched to the track whose predicted box (the last one moved on at the track's speed) it
     overlaps most, at IoU >= ``iou_threshold``; a face left over then goes to the nearest track left over
-    whose predicted centre is within ``reach`` of its size, if the two are of similar size; both bounds widen
+    whose predicted centre is within ``reach`` face sizes of it, if the two are of similar size; both bounds widen
     while the track is lost (a face that moved fast, or came back from behind someone, overlaps its old box
     little or not at all, and may have come nearer or gone farther meanwhile). A track survives
     ``max_missed`` frames without a matching face, so a face lost for a while keeps its id and its history.
