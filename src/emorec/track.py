@@ -127,8 +127,9 @@ class FaceTracker:
                 taken.add(t)
         # Distance in face sizes (of the two, on average), so that the same reach suits near and far faces; the
         # size mismatch adds to it, so that of two lost faces the one of the right size is taken.
-        sides = np.sqrt(np.prod(predicted[:, 2:] - predicted[:, :2], axis=1))[:, None]
-        face_sides = np.sqrt(np.prod(boxes[:, 2:] - boxes[:, :2], axis=1))[None]
+        # At least a pixel: an empty box must not divide by zero.
+        sides = np.sqrt(np.maximum(np.prod(predicted[:, 2:] - predicted[:, :2], axis=1), 1.0))[:, None]
+        face_sides = np.sqrt(np.maximum(np.prod(boxes[:, 2:] - boxes[:, :2], axis=1), 1.0))[None]
         distance = np.linalg.norm(_centres(predicted)[:, None] - _centres(boxes)[None], axis=2)
         distance /= np.sqrt(sides * face_sides)
         mismatch = np.abs(np.log(face_sides / sides))
