@@ -33,6 +33,7 @@ from scenes import backgrounds
 
 from emorec.cpu import cpu_summary
 from emorec.engine import EmotionRecognizer
+from emorec.stream import FrameStream
 from emorec.track import iou_matrix
 
 LFW = Path(__file__).resolve().parents[1].parent / "shared" / "datasets" / "expressions_dev" / "lfw_expressions"
@@ -72,7 +73,7 @@ class Mode:
     """One way of running the stream, with what it measured."""
 
     name: str
-    stream: EmotionRecognizer
+    stream: FrameStream
     found: int = 0
     ious: list[float] = field(default_factory=list)
     stray: int = 0
@@ -214,7 +215,7 @@ def main() -> int:
     for mode in modes:
         both = [key for key in mode.labels if key in reference.labels]
         agree = np.mean([mode.labels[k] == reference.labels[k] for k in both]) if both else float("nan")
-        follower = mode.stream._follower
+        follower = mode.stream.engine._follower
         print(f"{mode.name:34} {mode.found / total_faces:7.1%} {np.mean(mode.ious):5.3f} "
               f"{follower.detections / follower.frames:9.1%} {mode.stray:5d} {agree:6.1%}   "
               + " ".join(f"{mode.ms[s] / len(frames):8.2f}" for s in STAGES))

@@ -261,6 +261,21 @@ def test_a_track_survives_short_gaps_only():
     assert tracker.update(box, probs)[0] == [2]
 
 
+def test_a_face_lost_while_moving_keeps_its_track_where_it_went_and_a_stranger_gets_a_new_one():
+    tracker = FaceTracker()
+    probs = np.full((1, 7), 1 / 7, np.float32)
+
+    def box(x: float) -> np.ndarray:
+        return np.array([[x, 100, x + 100, 200]], np.float32)
+
+    for t in range(6):  # 12 px a frame
+        assert tracker.update(box(12 * t), probs)[0] == [1]
+    for _ in range(10):  # hidden: it comes back 132 px on, clear of its last box
+        tracker.update(np.zeros((0, 4)), np.zeros((0, 7)))
+    assert tracker.update(box(12 * 16), probs)[0] == [1]
+    assert tracker.update(np.concatenate([box(12 * 17), box(500)]), np.repeat(probs, 2, axis=0))[0] == [1, 2]
+
+
 def test_streams_run_concurrently_in_threads(rec, background):
     frames = _moving_astronaut(background, 10)
     alone = rec.stream(smoothing=False)  # one stream alone, detecting and following as its threads will

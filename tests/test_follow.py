@@ -93,6 +93,23 @@ def best_iou(faces, box) -> float:
     return float(iou_matrix(np.float32([box]), np.float32([f.box for f in faces])).max()) if faces else 0.0
 
 
+def matched_tracks(faces, truths) -> list[int | None]:
+    """Each true box's face's track id, None where no face covers it at IoU >= 0.5 (greedy, best first) or
+    where the face is hidden: its box overlaps a face drawn after it."""
+    ids: list[int | None] = [None] * len(truths)
+    if not faces:
+        return ids
+    hidden = np.triu(iou_matrix(np.float32(truths), np.float32(truths)) > 0.1, k=1).any(axis=1)
+    iou = iou_matrix(np.float32(truths), np.float32([f.box for f in faces]))
+    for flat in np.argsort(-iou, axis=None):
+        t, f = divmod(int(flat), iou.shape[1])
+        if iou[t, f] < 0.5:
+            break
+        if ids[t] is None and faces[f].track_id not in ids:
+            ids[t] = faces[f].track_id
+    return [None if h else i for i, h in zip(ids, hidden, strict=True)]
+
+
 def test_faces_are_followed_between_detections_with_boxes_close_to_the_truth(rec, detector, people, background):
     photo, face = people[0]
     every, frames = 5, 24
@@ -205,3 +222,27 @@ def test_cli_detect_every(people, background, tmp_path, capsys):
             main(["video", str(path), "--detect-every", bad, "--quiet"])
         assert exit_info.value.code == 2
         assert "--detect-every: expected a whole number of frames >= 1" in capsys.readouterr().err
+
+
+
+def test_each_person_keeps_one_track_through_crossing_and_a_brief_occlusion(rec, people, background):
+    """Three people: one hidden for a third of a second behind a panel while moving on, and two crossing in
+    one lane, the front one hiding the other. Lost and found again, each keeps their track."""
+    (first, first_face), (second, second_face), (third, third_face) = people
+    panel = cv2.resize(background[:240, :200], (200, 240))  # the top half: the first person's lane
+    for every in (8, 1):
+        stream = rec.stream(detect_every=every)
+        tracks: list[set[int]] = [set(), set(), set()]
+        for t in range(56):
+            # placement() moves every photo right by 8 px a frame: the second one starts right, moving left.
+            frame, truths = render(background, [(first, first_face, t, 100, 120), (third, third_face, t, 40, 360),
+                                                (second, second_face, t, 580 - 16 * t, 360)])
+            if 12 <= t < 22:
+                left = int(truths[0][0] + truths[0][2]) // 2 - 100
+                frame[:240, left : left + 200] = panel
+            matched = matched_tracks(stream(frame), truths)
+            for ids, track in zip(tracks, matched, strict=True):
+                ids.update([track] if track is not None else [])
+            if t >= 52:  # the crossing over, everyone is in sight again
+                assert None not in matched, (every, t)
+        assert all(len(ids) == 1 for ids in tracks) and len(set.union(*tracks)) == 3, (every, tracks)

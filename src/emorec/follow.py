@@ -112,10 +112,15 @@ class FaceFollower:
 
     def _blinked(self, found: Detections) -> list[_Face]:
         """The faces just followed well that a scheduled detection missed: the detector's own misses come and
-        go from frame to frame, so such a face is kept, once; the next detection must find it."""
+        go from frame to frame, so such a face is kept, once; the next detection must find it. A face with a
+        detection centred in its box was found, its followed box having slid off it (kept, it would be the
+        same face twice)."""
         boxes = np.stack([face.box for face in self._faces]) * self._shrink if self._faces else np.zeros((0, 4))
-        overlap = iou_matrix(boxes, found.boxes).max(axis=1) if len(found.boxes) else np.zeros(len(boxes))
-        return [face for face, iou in zip(self._faces, overlap, strict=True) if iou < 0.3 and not face.carried]
+        overlap = iou_matrix(boxes, found.boxes) >= 0.3
+        centres = (found.boxes[:, :2] + found.boxes[:, 2:]) / 2
+        inside = np.all((centres[None] >= boxes[:, None, :2]) & (centres[None] <= boxes[:, None, 2:]), axis=2)
+        missed = ~(overlap | inside).any(axis=1)
+        return [face for face, lost in zip(self._faces, missed, strict=True) if lost and not face.carried]
 
     def _seed(self, gray: np.ndarray, found: Detections, carried: list[_Face]) -> Detections:
         """Start following the faces just detected and those ``carried`` over, on a grey frame shrunk so that
