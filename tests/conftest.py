@@ -48,6 +48,20 @@ def fer2013(fer2013_path, tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def recognizer():
+    """The engine with the shipped defaults, loaded once for the whole run: tests that need other settings make
+    their own, and streams (``recognizer.stream()``) keep their state to themselves."""
+    from emorec.engine import EmotionRecognizer
+
+    return EmotionRecognizer()
+
+
+@pytest.fixture(scope="session")
+def rec(recognizer):
+    return recognizer
+
+
+@pytest.fixture(scope="session")
 def astronaut_bgr() -> np.ndarray:
     """scikit-image's public-domain portrait of astronaut Eileen Collins (512x512, one face)."""
     import cv2

@@ -40,11 +40,6 @@ def angry_rest() -> Baseline:
     return Baseline.from_scores([[0.6, 0.02, 0.05, 0.03, 0.1, 0.02, 0.18]], "model-sha")
 
 
-@pytest.fixture(scope="module")
-def rec() -> EmotionRecognizer:
-    return EmotionRecognizer()
-
-
 # ----- the maths
 
 

@@ -21,11 +21,6 @@ WEB_LIMIT = 40_000_000
 
 
 @pytest.fixture(scope="module")
-def rec() -> EmotionRecognizer:
-    return EmotionRecognizer()
-
-
-@pytest.fixture(scope="module")
 def astronaut_rgb() -> Image.Image:
     from skimage import data
 

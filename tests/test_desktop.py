@@ -68,11 +68,6 @@ def faces_image(faces_frame, tmp_path_factory) -> Path:
     return path
 
 
-@pytest.fixture(scope="module")
-def recognizer() -> EmotionRecognizer:
-    return EmotionRecognizer()
-
-
 @pytest.fixture
 def dialogs() -> list[tuple[str, str]]:
     """(title, text) of every error dialog the window would have shown."""

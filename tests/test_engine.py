@@ -21,11 +21,6 @@ HAPPY = EMOTIONS.index("happy")
 
 
 @pytest.fixture(scope="module")
-def rec() -> EmotionRecognizer:
-    return EmotionRecognizer()
-
-
-@pytest.fixture(scope="module")
 def background() -> np.ndarray:
     return cv2.resize(cv2.cvtColor(data.rocket(), cv2.COLOR_RGB2BGR), (640, 480))
 

@@ -21,11 +21,6 @@ FRAMES, FPS = 12, 10.0
 
 
 @pytest.fixture(scope="module")
-def rec() -> EmotionRecognizer:
-    return EmotionRecognizer()
-
-
-@pytest.fixture(scope="module")
 def astronaut_video(astronaut_bgr, tmp_path_factory):
     path = tmp_path_factory.mktemp("video") / "astronaut.avi"
     face = cv2.resize(astronaut_bgr, (320, 320))

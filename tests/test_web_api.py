@@ -86,13 +86,6 @@ def _assert_one_astronaut_face(answer: dict) -> None:
 
 
 @pytest.fixture(scope="module")
-def recognizer():
-    from emorec.engine import EmotionRecognizer
-
-    return EmotionRecognizer()
-
-
-@pytest.fixture(scope="module")
 def client(recognizer):
     return create_app(recognizer, max_upload_bytes=UPLOAD_LIMIT_MB * 2**20).test_client()
 

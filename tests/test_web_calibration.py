@@ -17,18 +17,12 @@ from simple_websocket import Client  # noqa: E402
 from web_server import background_server  # noqa: E402
 
 from emorec.calibration import Baseline  # noqa: E402
-from emorec.engine import EmotionRecognizer  # noqa: E402
 from emorec.labels import EMOTIONS  # noqa: E402
 from emorec.web import create_app  # noqa: E402
 
 
 def _jpeg(bgr: np.ndarray) -> bytes:
     return cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, 90])[1].tobytes()
-
-
-@pytest.fixture(scope="module")
-def recognizer() -> EmotionRecognizer:
-    return EmotionRecognizer()
 
 
 @pytest.fixture(scope="module")

@@ -8,6 +8,8 @@ threads for work. The front door below routes the requests: the live socket is s
 (``live.LiveHub``), the Flask pages and API run in threads through a2wsgi. Cheap requests (GET) and
 analyses (POST) get separate thread pools, and a POST gets an analysis slot only once its whole body has
 arrived, so slow or stalled uploads hold no thread and ``/api/v1/health`` never waits behind analyses.
+Some of this reaches into Gunicorn's own classes, which are not a public API: pyproject.toml pins the web
+extra to Gunicorn 27, where the tests ran, so a new major version is taken on only after they pass with it.
 """
 
 from __future__ import annotations
