@@ -1,10 +1,10 @@
-"""benchmarks/peers.py, emorec beside the `fer` package: it skips with a message where `fer` is missing, and
-where it is installed (``EMOREC_PEER_PYTHON``) it prints the ratios of both on the same real frames."""
+"""benchmarks/peers.py, emorec beside the `fer` package: it skips with a message where `fer` is missing. The
+comparison itself needs an interpreter with `fer` and TensorFlow (``EMOREC_PEER_PYTHON``), which neither CI
+nor the test environment installs: it is a benchmark (docs/speed.md), not a test that would always skip."""
 
 from __future__ import annotations
 
 import os
-import re
 import subprocess
 import sys
 from pathlib import Path
@@ -44,19 +44,3 @@ def test_skips_with_a_message_where_fer_is_missing(tmp_path):
     missing = _run("--peer-python", str(tmp_path / "no-such-python"), "--frames", "2")
     assert missing.returncode == 0, missing.stderr
     assert f"peer interpreter {tmp_path / 'no-such-python'} does not exist" in missing.stdout
-
-
-def test_prints_ratios_against_fer_on_the_same_frames():
-    python = os.environ.get("EMOREC_PEER_PYTHON")
-    if not python:
-        pytest.skip("set EMOREC_PEER_PYTHON to an interpreter with `fer` installed (see benchmarks/peers.py)")
-    done = _run("--frames", "4", "--repeats", "1", "--shots", "1", peer=python)
-    assert done.returncode == 0, done.stderr
-    assert "CPU: " in done.stdout and "avx2" in done.stdout
-    rows = {m[1]: float(m[2]) for m in re.finditer(r"^\| ([a-z0-9, ]+) \|[^\n]*\| ([0-9.]+)x \|$", done.stdout, re.M)}
-    assert set(rows) == {"end to end", "video stream, end to end", "detector", "classifier, 1 face",
-                         "classifier, 32 faces"}, done.stdout
-    # A Haar cascade costs far more than BlazeFace on a 640x480 frame, whatever the machine's load.
-    assert rows["end to end"] > 2 and rows["detector"] > 2, done.stdout
-    found = re.search(r"frames with a face found \(end to end\) \| (\d+) of 4", done.stdout)
-    assert found and int(found[1]) >= 3, done.stdout
