@@ -357,6 +357,49 @@ def test_several_photos_in_one_upload(browser, server_url, happy_frame, tmp_path
     page.close()
 
 
+DROP_FILES = """([content, name, type]) => {
+  const bytes = Uint8Array.from(atob(content), (c) => c.charCodeAt(0));
+  const transfer = new DataTransfer();
+  transfer.items.add(new File([bytes], name, {type}));
+  const target = document.querySelector("h1");  // off the form: the whole page takes drops
+  const drag = (kind) => target.dispatchEvent(
+    new DragEvent(kind, {bubbles: true, cancelable: true, dataTransfer: transfer}));
+  drag("dragenter");
+  drag("dragover");
+  const highlighted = document.getElementById("upload-form").classList.contains("dropping");
+  const taken = !drag("drop");  // the page called preventDefault: the browser does not open the file itself
+  return {highlighted, taken};
+}"""
+
+
+def test_a_photo_dropped_on_the_upload_page_is_analysed(browsers, server_url, astronaut_bgr):
+    """Issue 26, item 11: drag and drop. A drop event carrying a real photo fills the form's file input and
+    sends it; the file input stays reachable from the keyboard."""
+    import base64
+
+    photo = base64.b64encode(cv2.imencode(".jpg", astronaut_bgr)[1].tobytes()).decode("ascii")
+    browser = browsers.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+    try:
+        page = browser.new_page()
+        errors = _watch_console(page)
+        page.goto(server_url + "/upload")
+        assert page.is_visible("#drop-hint")
+        for _ in range(10):  # Tab from the top of the page reaches the file input
+            page.keyboard.press("Tab")
+            if page.evaluate("document.activeElement.id") == "media":
+                break
+        assert page.evaluate("document.activeElement.id") == "media"
+        assert page.evaluate(DROP_FILES, [photo, "astronaut.jpg", "image/jpeg"]) == {"highlighted": True, "taken": True}
+        page.wait_for_selector("#result", timeout=30_000)
+        assert page.text_content("#result h2") == "astronaut.jpg"
+        assert len(page.query_selector_all("#faces li[data-emotion]")) == 1
+        assert page.evaluate("document.getElementById('media').files[0].name") == "astronaut.jpg"
+        assert not page.evaluate("document.getElementById('upload-form').classList.contains('dropping')")
+        assert not errors, errors
+    finally:
+        browser.close()
+
+
 def test_a_denied_camera_resets_the_button_and_says_how_to_allow_it(browsers, server_url):
     args = [arg for arg in CHROMIUM_ARGS if arg != "--use-fake-ui-for-media-stream"] + ["--deny-permission-prompts"]
     browser = browsers.chromium.launch(executable_path=CHROMIUM, args=args)
