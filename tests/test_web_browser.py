@@ -414,6 +414,55 @@ def test_a_denied_camera_resets_the_button_and_says_how_to_allow_it(browsers, se
         browser.close()
 
 
+# ----- accessibility: axe-core (npm) in the real pages
+
+
+AXE = Path(__file__).resolve().parents[1] / "node_modules" / "axe-core" / "axe.min.js"
+WCAG_21_AA = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
+RUN_AXE = """async (tags) => {
+  const result = await axe.run(document, {runOnly: {type: "tag", values: tags}});
+  return result.violations.filter((v) => v.impact === "serious" || v.impact === "critical")
+    .map((v) => `${v.id} (${v.impact}): ${v.help} at ${v.nodes.map((n) => n.target.join(" ")).join(", ")}`);
+}"""
+
+
+def _axe_violations(page) -> list[str]:
+    page.add_script_tag(path=str(AXE))
+    return page.evaluate(RUN_AXE, WCAG_21_AA)
+
+
+@pytest.mark.skipif(not AXE.exists(), reason="needs axe-core: make install-test (npm install axe-core)")
+def test_pages_have_no_serious_accessibility_violations(browsers, server_url, astronaut_bgr, tmp_path):
+    """Issue 26, item 12: WCAG 2.1 A and AA rules of axe-core, on the live page streaming from the camera, the
+    upload page before and after a result, and the API page. (The injected script is inline, so this context
+    bypasses the pages' Content-Security-Policy; the other tests keep it.)"""
+    photo = tmp_path / "astronaut.jpg"
+    cv2.imwrite(str(photo), astronaut_bgr)
+    browser = browsers.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)  # the fake camera's pattern
+    try:
+        context = browser.new_context(bypass_csp=True, viewport={"width": 1200, "height": 860})
+        page = context.new_page()
+        found = {}
+        page.goto(server_url)
+        _wait_until(page, "document.getElementById('toggle').textContent === 'Stop'", 15_000)
+        found["live"] = _axe_violations(page)
+        page.goto(server_url + "/upload")
+        found["upload"] = _axe_violations(page)
+        page.set_input_files("input[name=media]", str(photo))
+        page.click("button[type=submit]")
+        page.wait_for_selector("#result", timeout=30_000)
+        found["upload result"] = _axe_violations(page)
+        page.goto(server_url + "/docs")
+        found["docs"] = _axe_violations(page)
+        page.set_viewport_size({"width": 390, "height": 844})  # a phone: code blocks scroll sideways
+        for path in ("/", "/upload", "/docs"):
+            page.goto(server_url + path)
+            found[f"{path} on a phone"] = _axe_violations(page)
+        assert found == dict.fromkeys(found, []), found
+    finally:
+        browser.close()
+
+
 # ----- personal calibration: a real person whose resting face the model misreads (see conftest)
 
 
