@@ -653,6 +653,15 @@ def _health_ms(url: str, count: int = 20) -> float:
     return float(np.percentile(times, 95))
 
 
+def test_real_server_analyses_a_video_through_the_api(server_url, astronaut_bgr, tmp_path):
+    clip = _clip(astronaut_bgr, tmp_path / "clip.mp4")
+    status, answer, _ = _request(server_url, "POST", "/api/v1/video", clip, {"Content-Type": "video/mp4"})
+    assert status == 200 and answer["source"] == "upload" and answer["frame_count"] == 12
+    assert [track["frames"] for track in answer["tracks"]] == [12]
+    status, answer, _ = _request(server_url, "POST", "/api/v1/video", b"this is not a video" * 100)
+    assert status == 400 and "could not open the video" in answer["error"]
+
+
 def test_real_server_answers_and_survives_every_bad_input(server_url, astronaut_jpeg, fuzzed_images):
     status, answer, _ = _request(server_url, "POST", "/api/v1/analyze", astronaut_jpeg)
     assert status == 200
