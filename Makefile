@@ -11,7 +11,9 @@ BIN := $(VENV)/bin
 DEBIAN_DESKTOP_PACKAGES := libegl1 libgl1 libxkbcommon0 libxkbcommon-x11-0 libfontconfig1 libdbus-1-3 libglib2.0-0 \
 	libxcb1 libxcb-cursor0 libxcb-icccm4 libxcb-image0 libxcb-keysyms1 libxcb-randr0 libxcb-render-util0 \
 	libxcb-shape0 libxcb-xkb1
-DEBIAN_TEST_PACKAGES := chromium fonts-liberation fonts-dejavu-core xvfb $(DEBIAN_DESKTOP_PACKAGES)
+DEBIAN_TEST_PACKAGES := chromium fonts-liberation fonts-dejavu-core xvfb npm $(DEBIAN_DESKTOP_PACKAGES)
+# axe-core, the accessibility checker the browser test injects into the pages (node_modules/, not committed).
+AXE_CORE := axe-core@4.14.1
 
 .PHONY: run test test-fast install install-test debian-test-packages
 
@@ -36,6 +38,7 @@ debian-test-packages:
 install-test: $(BIN)/python debian-test-packages
 	$(BIN)/pip install -q torch==2.13.0
 	$(BIN)/pip install -q -e ".[train,web,desktop,batch,test]"
+	npm install --no-save --no-package-lock --no-audit --no-fund $(AXE_CORE)
 
 test: install-test
 	$(BIN)/ruff check src tests benchmarks

@@ -529,6 +529,67 @@ def test_second_concurrent_video_gets_503_with_retry_after(client, astronaut_bgr
     assert _upload(client, clip, "clip.mp4").status_code == 200  # the slot is free again
 
 
+def test_video_api_gives_the_upload_pages_summary_for_raw_and_multipart_bodies(client, astronaut_bgr, tmp_path):
+    """Issue 26, item 11: a REST endpoint for video, answering with the schema of the upload page's JSON
+    download (the summary of `emorec video --json` plus every frame's faces)."""
+    clip = _clip(astronaut_bgr, tmp_path / "clip.mp4", frames=20)
+    page = _upload(client, clip, "clip.mp4")
+    web = json.loads(_data_url_payload(page.get_data(as_text=True), "application/json"))
+    multipart = client.post("/api/v1/video", data={"video": (io.BytesIO(clip), "clip.mp4")})
+    raw = client.post("/api/v1/video", data=clip, content_type="video/mp4")
+    assert (multipart.status_code, raw.status_code) == (200, 200)
+    assert multipart.mimetype == raw.mimetype == "application/json"
+    untimed = [_without_timings(answer) for answer in (web, multipart.json, raw.json)]
+    assert untimed[1] == untimed[0]
+    assert untimed[2]["source"] == "upload" and {**untimed[2], "source": "clip.mp4"} == untimed[0]
+    assert "Emorec-Note" not in raw.headers
+    (track,) = raw.json["tracks"]
+    assert track["frames"] == 20 and raw.json["frame_count"] == 20 and len(raw.json["frames"]) == 20
+    assert track["emotion"] == max(track["scores"], key=track["scores"].get)
+
+
+def _without_timings(summary: dict) -> dict:
+    """A video summary without each frame's ``timings_ms``, the one part that differs between runs."""
+    frames = [{key: value for key, value in frame.items() if key != "timings_ms"} for frame in summary["frames"]]
+    return {**summary, "frames": frames}
+
+
+def test_video_api_says_where_it_stopped_a_long_video(recognizer, astronaut_bgr, tmp_path):
+    short = create_app(recognizer, max_video_frames=5).test_client()
+    answer = short.post("/api/v1/video", data=_clip(astronaut_bgr, tmp_path / "clip.mp4"))
+    assert answer.status_code == 200 and answer.json["frame_count"] == 5
+    assert answer.headers["Emorec-Note"] == "only the first 5 frames are analysed"
+
+
+@pytest.mark.parametrize(
+    ("content", "words"),
+    [(b"", "empty"), (b"this is not a video" * 100, "could not open the video"),
+     (b"\x00\x00\x00\x18ftypmp42" + b"\x00" * 4000, "could not open the video")],
+    ids=["zero-byte", "garbage", "corrupt-mp4"],
+)
+def test_video_api_refuses_an_unreadable_video_with_one_line_of_json(client, content, words):
+    for answer in (client.post("/api/v1/video", data=content),
+                   client.post("/api/v1/video", data={"video": (io.BytesIO(content), "clip.mp4")})):
+        assert answer.status_code == 400 and answer.mimetype == "application/json"
+        assert list(answer.json) == ["error"] and words in answer.json["error"] and "\n" not in answer.json["error"]
+
+
+def test_video_api_limits_body_size_and_video_slots(client, astronaut_bgr, tmp_path):
+    too_big = b"\x00\x00\x00\x18ftypmp42" + bytes(UPLOAD_LIMIT_MB * 2**20)
+    answer = client.post("/api/v1/video", data=too_big)
+    assert answer.status_code == 413 and f"larger than the {UPLOAD_LIMIT_MB} MB limit" in answer.json["error"]
+    state = client.application.extensions["emorec"]
+    clip = _clip(astronaut_bgr, tmp_path / "clip.mp4")
+    assert state.video_slots.acquire(blocking=False)  # another client's video is being analysed
+    try:
+        busy = client.post("/api/v1/video", data=clip)
+    finally:
+        state.video_slots.release()
+    assert busy.status_code == 503 and int(busy.headers["Retry-After"]) > 0 and "another video" in busy.json["error"]
+    assert client.post("/api/v1/video", data=clip).status_code == 200  # the slot is free again
+    assert client.post("/api/v1/video", data={"video": (io.BytesIO(clip), "clip.mp4")}).status_code == 200
+
+
 def test_video_work_folders_are_removed_even_after_a_crash(client, astronaut_bgr, tmp_path):
     """Issue 15, finding 5: a killed worker left the visitor's video in /tmp/emorec-upload-* for good."""
     import subprocess
@@ -562,7 +623,8 @@ def test_upload_page_explains_a_rejected_file(client):
 def test_pages_render(client):
     assert 'id="overlay"' in client.get("/").get_data(as_text=True)
     docs = client.get("/docs").get_data(as_text=True)
-    for endpoint in ("POST /api/v1/analyze", "GET /api/v1/health", "GET /api/v1/model", "/ws/live"):
+    endpoints = ("POST /api/v1/analyze", "POST /api/v1/video", "GET /api/v1/health", "GET /api/v1/model", "/ws/live")
+    for endpoint in endpoints:
         assert endpoint in docs
 
 
@@ -589,6 +651,15 @@ def _health_ms(url: str, count: int = 20) -> float:
         times.append((time.perf_counter() - started) * 1000)
         time.sleep(0.05)
     return float(np.percentile(times, 95))
+
+
+def test_real_server_analyses_a_video_through_the_api(server_url, astronaut_bgr, tmp_path):
+    clip = _clip(astronaut_bgr, tmp_path / "clip.mp4")
+    status, answer, _ = _request(server_url, "POST", "/api/v1/video", clip, {"Content-Type": "video/mp4"})
+    assert status == 200 and answer["source"] == "upload" and answer["frame_count"] == 12
+    assert [track["frames"] for track in answer["tracks"]] == [12]
+    status, answer, _ = _request(server_url, "POST", "/api/v1/video", b"this is not a video" * 100)
+    assert status == 400 and "could not open the video" in answer["error"]
 
 
 def test_real_server_answers_and_survives_every_bad_input(server_url, astronaut_jpeg, fuzzed_images):

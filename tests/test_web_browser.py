@@ -357,6 +357,49 @@ def test_several_photos_in_one_upload(browser, server_url, happy_frame, tmp_path
     page.close()
 
 
+DROP_FILES = """([content, name, type]) => {
+  const bytes = Uint8Array.from(atob(content), (c) => c.charCodeAt(0));
+  const transfer = new DataTransfer();
+  transfer.items.add(new File([bytes], name, {type}));
+  const target = document.querySelector("h1");  // off the form: the whole page takes drops
+  const drag = (kind) => target.dispatchEvent(
+    new DragEvent(kind, {bubbles: true, cancelable: true, dataTransfer: transfer}));
+  drag("dragenter");
+  drag("dragover");
+  const highlighted = document.getElementById("upload-form").classList.contains("dropping");
+  const taken = !drag("drop");  // the page called preventDefault: the browser does not open the file itself
+  return {highlighted, taken};
+}"""
+
+
+def test_a_photo_dropped_on_the_upload_page_is_analysed(browsers, server_url, astronaut_bgr):
+    """Issue 26, item 11: drag and drop. A drop event carrying a real photo fills the form's file input and
+    sends it; the file input stays reachable from the keyboard."""
+    import base64
+
+    photo = base64.b64encode(cv2.imencode(".jpg", astronaut_bgr)[1].tobytes()).decode("ascii")
+    browser = browsers.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+    try:
+        page = browser.new_page()
+        errors = _watch_console(page)
+        page.goto(server_url + "/upload")
+        assert page.is_visible("#drop-hint")
+        for _ in range(10):  # Tab from the top of the page reaches the file input
+            page.keyboard.press("Tab")
+            if page.evaluate("document.activeElement.id") == "media":
+                break
+        assert page.evaluate("document.activeElement.id") == "media"
+        assert page.evaluate(DROP_FILES, [photo, "astronaut.jpg", "image/jpeg"]) == {"highlighted": True, "taken": True}
+        page.wait_for_selector("#result", timeout=30_000)
+        assert page.text_content("#result h2") == "astronaut.jpg"
+        assert len(page.query_selector_all("#faces li[data-emotion]")) == 1
+        assert page.evaluate("document.getElementById('media').files[0].name") == "astronaut.jpg"
+        assert not page.evaluate("document.getElementById('upload-form').classList.contains('dropping')")
+        assert not errors, errors
+    finally:
+        browser.close()
+
+
 def test_a_denied_camera_resets_the_button_and_says_how_to_allow_it(browsers, server_url):
     args = [arg for arg in CHROMIUM_ARGS if arg != "--use-fake-ui-for-media-stream"] + ["--deny-permission-prompts"]
     browser = browsers.chromium.launch(executable_path=CHROMIUM, args=args)
@@ -367,6 +410,55 @@ def test_a_denied_camera_resets_the_button_and_says_how_to_allow_it(browsers, se
         assert "Allow" in help_box.text_content() and "address bar" in help_box.text_content()
         assert page.text_content("#status") == "camera unavailable: permission denied"
         assert page.text_content("#toggle") == "Start", "nothing runs: the button offers to start again"
+    finally:
+        browser.close()
+
+
+# ----- accessibility: axe-core (npm) in the real pages
+
+
+AXE = Path(__file__).resolve().parents[1] / "node_modules" / "axe-core" / "axe.min.js"
+WCAG_21_AA = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
+RUN_AXE = """async (tags) => {
+  const result = await axe.run(document, {runOnly: {type: "tag", values: tags}});
+  return result.violations.filter((v) => v.impact === "serious" || v.impact === "critical")
+    .map((v) => `${v.id} (${v.impact}): ${v.help} at ${v.nodes.map((n) => n.target.join(" ")).join(", ")}`);
+}"""
+
+
+def _axe_violations(page) -> list[str]:
+    page.add_script_tag(path=str(AXE))
+    return page.evaluate(RUN_AXE, WCAG_21_AA)
+
+
+@pytest.mark.skipif(not AXE.exists(), reason="needs axe-core: make install-test (npm install axe-core)")
+def test_pages_have_no_serious_accessibility_violations(browsers, server_url, astronaut_bgr, tmp_path):
+    """Issue 26, item 12: WCAG 2.1 A and AA rules of axe-core, on the live page streaming from the camera, the
+    upload page before and after a result, and the API page. (The injected script is inline, so this context
+    bypasses the pages' Content-Security-Policy; the other tests keep it.)"""
+    photo = tmp_path / "astronaut.jpg"
+    cv2.imwrite(str(photo), astronaut_bgr)
+    browser = browsers.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)  # the fake camera's pattern
+    try:
+        context = browser.new_context(bypass_csp=True, viewport={"width": 1200, "height": 860})
+        page = context.new_page()
+        found = {}
+        page.goto(server_url)
+        _wait_until(page, "document.getElementById('toggle').textContent === 'Stop'", 15_000)
+        found["live"] = _axe_violations(page)
+        page.goto(server_url + "/upload")
+        found["upload"] = _axe_violations(page)
+        page.set_input_files("input[name=media]", str(photo))
+        page.click("button[type=submit]")
+        page.wait_for_selector("#result", timeout=30_000)
+        found["upload result"] = _axe_violations(page)
+        page.goto(server_url + "/docs")
+        found["docs"] = _axe_violations(page)
+        page.set_viewport_size({"width": 390, "height": 844})  # a phone: code blocks scroll sideways
+        for path in ("/", "/upload", "/docs"):
+            page.goto(server_url + path)
+            found[f"{path} on a phone"] = _axe_violations(page)
+        assert found == dict.fromkeys(found, []), found
     finally:
         browser.close()
 

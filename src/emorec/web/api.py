@@ -1,12 +1,14 @@
-"""REST API, version 1: analyze an image, report health and the model. Errors are ``{"error": message}``."""
+"""REST API, version 1: analyze an image or a short video, report health and the model. Errors are
+``{"error": message}``."""
 
 from __future__ import annotations
 
 from flask import Blueprint, jsonify, request
 
 from emorec.calibration import Baseline, BaselineError
-from emorec.web.media import MediaError, decode_image
+from emorec.web.media import MediaError, decode_image, is_video
 from emorec.web.state import current_state
+from emorec.web.video import annotate_video, run_to_end
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
@@ -14,12 +16,18 @@ bp = Blueprint("api", __name__, url_prefix="/api/v1")
 def request_image_bytes() -> bytes:
     """The first file of a multipart form, or else the raw body whatever its declared type
     (``curl --data-binary`` calls an image ``application/x-www-form-urlencoded``)."""
+    return _request_file("image", "-F image=@photo.jpg")[0]
+
+
+def _request_file(kind: str, example: str) -> tuple[bytes, str | None]:
+    """(content, file name) of the first file of a multipart form (other than the baseline), or else of the
+    raw body, which has no name."""
     if request.mimetype == "multipart/form-data":
-        images = [f for name, f in request.files.items() if name != BASELINE_FIELD]
-        if not images:
-            raise MediaError("the multipart form has no file: send the image as a file field, e.g. -F image=@photo.jpg")
-        return images[0].read()
-    return request.get_data(cache=False, parse_form_data=False)
+        files = [f for name, f in request.files.items() if name != BASELINE_FIELD]
+        if not files:
+            raise MediaError(f"the multipart form has no file: send the {kind} as a file field, e.g. {example}")
+        return files[0].read(), files[0].filename or None
+    return request.get_data(cache=False, parse_form_data=False), None
 
 
 BASELINE_FIELD = "baseline"
@@ -46,6 +54,44 @@ def analyze():
     except BaselineError as exc:
         return jsonify(error=str(exc)), 400  # names the field or says the baseline is another model's
     return jsonify(state.recognizer.process(frame, baseline=baseline).to_dict())
+
+
+RAW_VIDEO_NAME = "upload"  # the summary's "source" for a video sent as the raw body
+NOTE_HEADER = "Emorec-Note"  # why only part of a video was analysed (its frame or time limit)
+
+
+@bp.post("/video")
+def video():
+    """A short video -> the summary the upload page's JSON download and ``emorec video --json`` give (per
+    tracked face: frames, first and last time, dominant emotion, mean probabilities), with every frame's
+    faces. One video at a time per worker (``max_video_jobs``): another gets 503 with ``Retry-After``."""
+    state = current_state()
+    limits = state.limits
+    data, filename = _request_file("video", "-F video=@clip.mp4")
+    if not data:
+        raise MediaError("the request body is empty: send a video (MP4/MOV, WebM/MKV or AVI)")
+    if not is_video(data):
+        raise MediaError(
+            "could not open the video: corrupt file, or not a container emorec reads (MP4/MOV, WebM/MKV, AVI); "
+            "send photos to /api/v1/analyze"
+        )
+    if not state.video_slots.acquire(blocking=False):
+        raise MediaError("the server is analysing another video; try again in a few seconds", 503, 10)
+    try:
+        steps = annotate_video(
+            data, state.recognizer, limits.max_video_frames, limits.max_video_pixels, limits.max_video_seconds,
+            draw=False,
+        )
+        try:
+            result = run_to_end(steps)
+        finally:
+            steps.close()
+    finally:
+        state.video_slots.release()
+    response = jsonify({**result.summary.to_dict(), "source": filename or RAW_VIDEO_NAME, "frames": result.frames})
+    if result.stopped_because:
+        response.headers[NOTE_HEADER] = result.stopped_because
+    return response
 
 
 @bp.get("/health")

@@ -78,10 +78,11 @@ class AnnotatedVideo:
 
 
 def annotate_video(
-    data: bytes, recognizer, max_frames: int, max_pixels: int, max_seconds: float
+    data: bytes, recognizer, max_frames: int, max_pixels: int, max_seconds: float, draw: bool = True
 ) -> Generator[tuple[int, int], None, AnnotatedVideo]:
     """Yields (frames done, frames planned) as it goes and returns the result (``yield from`` it, or
-    ``run_to_end``). MediaError for a video that cannot be read or is too large."""
+    ``run_to_end``). MediaError for a video that cannot be read or is too large. Without ``draw`` (the
+    REST API, which returns only JSON) no annotated video is written and ``webm`` is empty."""
     with private_workdir() as folder:
         upload, target = folder / "upload", folder / "annotated.webm"
         upload.write_bytes(data)
@@ -104,13 +105,13 @@ def annotate_video(
             timeline = Timeline(fps=source.fps, csv_file=rows)
             try:
                 frames, stopped = yield from _annotate_frames(
-                    source, recognizer, target, size, planned, max_frames, max_seconds, timeline
+                    source, recognizer, target if draw else None, size, planned, max_frames, max_seconds, timeline
                 )
             except InputError:  # the stream's word for a video that opened but had no decodable frame
                 raise MediaError("no frame of the video could be decoded") from None
         return AnnotatedVideo(
-            target.read_bytes(), frames, source.fps, len(frames) / source.fps, size, stopped, timeline.summary,
-            rows.getvalue(),
+            target.read_bytes() if draw else b"", frames, source.fps, len(frames) / source.fps, size, stopped,
+            timeline.summary, rows.getvalue(),
         )
 
 
@@ -124,21 +125,23 @@ def run_to_end(steps: Generator[tuple[int, int], None, AnnotatedVideo]) -> Annot
 
 def _annotate_frames(source, recognizer, target, size, planned, max_frames, max_seconds, timeline):
     """The engine's frame loop over the upload (frames shrunk to ``size``), each frame drawn into ``target``
-    and its faces added to ``timeline``."""
+    and its faces added to ``timeline``; nothing is drawn when ``target`` is None."""
     stream = recognizer.stream(source, max_frames=max_frames, resize_to=size)
-    writer = AnnotatedVideoWriter(target, source.fps, size)
+    writer = AnnotatedVideoWriter(target, source.fps, size) if target is not None else None
     frames: list[dict] = []
     deadline = time.monotonic() + max_seconds
     try:
         for result in stream:
             frames.append(result.to_dict())
             timeline.add(result, result.time_s)
-            writer.write(recognizer.annotate(result))
+            if writer is not None:
+                writer.write(recognizer.annotate(result))
             if len(frames) % PROGRESS_EVERY == 0:
                 yield len(frames), max(planned, len(frames))
             if time.monotonic() > deadline:
                 return frames, f"analysis stops after {max_seconds:g} s; it reached {result.time_s:.1f} s of the video"
     finally:
-        writer.close()
+        if writer is not None:
+            writer.close()
         stream.close()
     return frames, (f"only the first {max_frames} frames are analysed" if stream.truncated else None)

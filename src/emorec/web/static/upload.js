@@ -1,6 +1,7 @@
 // Upload page: sends the form with XMLHttpRequest to show progress (the upload's bytes, then the frames the
 // server has analysed, read from its progress lines), then puts the result section in the page. Without
-// this script the form still works: the server answers with the whole page.
+// this script the form still works: the server answers with the whole page. Files dragged onto the page are
+// put into the form's file input (which stays the keyboard's way to choose them) and sent at once.
 "use strict";
 
 const form = document.getElementById("upload-form");
@@ -9,6 +10,7 @@ const bar = document.getElementById("progress-bar");
 const text = document.getElementById("progress-text");
 const errorBox = document.getElementById("upload-error");
 const slot = document.getElementById("result-slot");
+const input = document.getElementById("media");
 
 function show(fraction, message) {
   progress.hidden = false;
@@ -73,4 +75,36 @@ form.addEventListener("submit", (submit) => {
   request.onerror = () => fail("the upload failed: the connection to the server was lost");
   request.send(new FormData(form));
   show(0, "uploading: 0%");
+});
+
+// Drag and drop: anywhere on the page, so that a file dropped a little off the form is not opened by the
+// browser in place of the page. Only drags that carry files are taken; others (text, links) are left alone.
+document.getElementById("drop-hint").hidden = false; // said only where dropping works
+let dragDepth = 0; // dragenter and dragleave fire for each child element crossed
+const carriesFiles = (event) => Array.from(event.dataTransfer?.types || []).includes("Files");
+
+document.addEventListener("dragenter", (event) => {
+  if (!carriesFiles(event)) return;
+  event.preventDefault();
+  dragDepth += 1;
+  form.classList.add("dropping");
+});
+document.addEventListener("dragover", (event) => {
+  if (!carriesFiles(event)) return;
+  event.preventDefault(); // the page takes the drop
+  event.dataTransfer.dropEffect = "copy";
+});
+document.addEventListener("dragleave", (event) => {
+  if (!carriesFiles(event)) return;
+  dragDepth = Math.max(0, dragDepth - 1);
+  if (dragDepth === 0) form.classList.remove("dropping");
+});
+document.addEventListener("drop", (event) => {
+  if (!carriesFiles(event)) return;
+  event.preventDefault();
+  dragDepth = 0;
+  form.classList.remove("dropping");
+  if (event.dataTransfer.files.length === 0) return;
+  input.files = event.dataTransfer.files; // the input shows what is being sent, as if chosen there
+  form.requestSubmit(); // the submit handler above: progress, then the result (or the server's refusal)
 });
