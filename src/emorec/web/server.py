@@ -198,7 +198,7 @@ class BodyBudget:
     length reserves it before a byte is read (a client that does not fit waits for room, its body held back
     by TCP, then gets 503); one without reserves each chunk as it comes, and gets 503 at once if it does not
     fit. A body comes back to the budget when its request ends, however it ends; once large bodies were
-    freed, the C heap is trimmed, since bodies arrive in ~64 KB chunks that glibc keeps for reuse: 40
+    freed, the C heap is trimmed, since bodies arrive in small chunks that glibc keeps for reuse: 40
     clients stalling half-way through 15 MB uploads left a worker 280 MB larger for good."""
 
     class Full(Exception):
