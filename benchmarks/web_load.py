@@ -4,7 +4,8 @@ Honest clients behave like the pages: a live client sends one 480-px JPEG frame,
 sends the next (--mode live), a REST client posts a photo and waits (--mode rest), a video client uploads a
 short clip through the upload form (--mode video). Attackers, if any, take turns among the kinds given with
 --attacks: a client that sends half a request and stalls (reconnecting when closed), one that stalls half-way
-through a request body, a live client that floods 0.9 MB frames without reading answers, one that posts
+through a request body, one that sends half of a 15 MB upload and stalls (stalled-large-body), a live client
+that floods 0.9 MB frames without reading answers, one that posts
 5000x5000 PNGs (24 KB each) in a loop, one that posts a JPEG of 20,000 scans (scan-bomb), live clients that
 flood pings, invalid commands or 100,000-bracket texts without reading (ping-flood, text-flood, deep-text),
 and, only when asked for, one that opens 1,000 idle connections (connections: it takes every place the
@@ -69,6 +70,8 @@ class LoadReport:
     health_failures: int = 0
     attacks: dict[str, int] = field(default_factory=dict)
     peak_rss_mb: float = 0.0
+    rss_after_mb: float = 0.0  # once the attackers left: when it came under SETTLED_RSS_MB, or after SETTLE_S
+    rss_settle_s: float = 0.0  # how long after the attackers left that took
     worker_cpu_s: float = 0.0
     machine_busy: float = 0.0  # share of all cores busy during the run, every process counted
     load_before: tuple[float, float, float] = (0.0, 0.0, 0.0)
@@ -105,6 +108,8 @@ class LoadReport:
             f"({100 * self.worker_cpu_s / self.seconds:.0f}% of one core), machine {100 * self.machine_busy:.0f}% busy "
             f"({os.cpu_count()} cores; load average before {self.load_before[0]:.2f}), "
             f"{self.left_on_disk} upload folders left on disk, "
+            + (f"worker RSS {self.rss_after_mb:.0f} MB {self.rss_settle_s:.0f} s after the attackers left, "
+               if self.attackers else "") +
             f"worker replaced: {'yes' if self.worker_replaced else 'no'}"
         )
         lines += [f"failure: {failure}" for failure in self.failures[:20]]
@@ -367,6 +372,34 @@ _stalled_body = functools.partial(
 )
 
 
+def _stalled_large_body(base_url: str, deadline: float, report: LoadReport, size: int = 15 * 2**20) -> None:
+    """Sends half of a ``size`` upload and waits; connects again whenever the server answers or closes it."""
+    parts = urlsplit(base_url)
+    head = (b"POST /api/v1/analyze HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/octet-stream\r\n"
+            b"Content-Length: %d\r\n\r\n" % size)
+    half = bytes(size // 2)
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection((parts.hostname, parts.port), timeout=1) as connection:
+                connection.sendall(head)
+                _count(report, "stalled large bodies")
+                sent = 0
+                connection.setblocking(False)
+                while time.monotonic() < deadline:
+                    if sent < len(half):
+                        try:
+                            sent += connection.send(half[sent : sent + 256 * 1024])
+                        except BlockingIOError:
+                            pass
+                    try:
+                        connection.recv(100)
+                        break  # answered (503) or closed: start again
+                    except BlockingIOError:
+                        time.sleep(0.05)
+        except OSError:
+            time.sleep(0.2)
+
+
 def _flooder(base_url: str, frame: bytes, deadline: float, report: LoadReport) -> None:
     """A live client that sends 0.9 MB frames as fast as the socket takes them and never reads an answer."""
     heavy = frame + bytes(900_000 - len(frame))
@@ -480,6 +513,7 @@ ATTACKS = {
     "stalled-headers": _stalled_headers,
     "flood": _flooder,
     "stalled-body": _stalled_body,
+    "stalled-large-body": _stalled_large_body,
     "oversized": _poster("5000x5000 PNGs"),
     "scan-bomb": _poster("scan bombs"),
     "ping-flood": _ping_flooder,
@@ -529,6 +563,9 @@ def _prober(base_url: str, stop: threading.Event, report: LoadReport) -> None:
             else:
                 report.health_failures += 1
         stop.wait(0.1)
+
+
+SETTLED_RSS_MB, SETTLE_S = 300, 60  # issue 25's target: the worker back under 300 MB within 60 s
 
 
 def _cpu_ticks(pid: int) -> int:
@@ -600,6 +637,14 @@ def run_load(
     report.worker_cpu_s = (
         (sum(_cpu_ticks(pid) for pid in worker_pids if pid in live_workers) - ticks) / os.sysconf("SC_CLK_TCK")
     )
+    if attackers:  # the memory the attack took should come back
+        left = time.monotonic()
+        while True:
+            report.rss_after_mb = sum(rss for _, rss in server_processes(base_url)[1]) / 1024
+            report.rss_settle_s = time.monotonic() - left
+            if report.rss_after_mb < SETTLED_RSS_MB or report.rss_settle_s > SETTLE_S:
+                break
+            time.sleep(0.5)
     time.sleep(1)  # let attackers' last requests finish before counting leftovers
     report.left_on_disk = len(list(workdir_root().glob(f"{WORKDIR_PREFIX}*")))
     return report

@@ -764,6 +764,53 @@ def test_live_socket_holds_back_a_flooding_client(server_url, astronaut_jpeg):
     assert rss_during - rss_before < 100, f"the worker grew by {rss_during - rss_before:.0f} MB"
 
 
+def test_stalled_large_uploads_hold_bounded_memory_and_give_it_back(astronaut_jpeg):
+    """Issue 25, finding 3: 40 clients that each sent half of a 15 MB upload and stalled took the worker from
+    104 MB to 404 MB, and it stayed at 387 MB after they left. Now the bodies the worker holds are bounded
+    together (96 MB by default; the others wait, then get 503 before their body is read), an honest request
+    still gets through, and the C heap is trimmed once the bodies are freed."""
+    clients, size = 40, 15 * 2**20
+    with background_server() as url:
+        parts = urlsplit(url)
+
+        def analyse() -> None:
+            honest = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
+            honest.request("POST", "/api/v1/analyze", body=astronaut_jpeg,
+                           headers={"Content-Type": "application/octet-stream"})
+            answer = honest.getresponse()
+            assert answer.status == 200 and "faces" in json.loads(answer.read())
+            honest.close()
+
+        analyse()  # the first analysis sets up the models' memory: idle is measured after it
+        rss_idle = _worker_rss_mb(url)
+        stalled = []
+        try:
+            for _ in range(clients):
+                connection = socket.create_connection((parts.hostname, parts.port), timeout=10)
+                stalled.append(connection)
+                connection.sendall(b"POST /api/v1/analyze HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                                   b"Content-Type: application/octet-stream\r\nContent-Length: %d\r\n\r\n" % size)
+                connection.settimeout(0.05)  # a client the server holds back fills the socket buffers, then stops
+                try:
+                    connection.sendall(bytes(size // 2))
+                except OSError:
+                    pass
+            time.sleep(1)
+            rss_stalled = _worker_rss_mb(url)
+            analyse()  # an honest request still gets through
+            # The last client never got room: it is told so (the server's busy wait is 10 s), body unread.
+            stalled[-1].settimeout(20)
+            assert stalled[-1].recv(100).startswith(b"HTTP/1.1 503")
+        finally:
+            for connection in stalled:
+                connection.close()
+        assert rss_stalled - rss_idle < 150, f"40 stalled uploads grew the worker by {rss_stalled - rss_idle:.0f} MB"
+        deadline = time.monotonic() + 20
+        while _worker_rss_mb(url) - rss_idle > 30 and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert _worker_rss_mb(url) - rss_idle <= 30, f"{_worker_rss_mb(url) - rss_idle:.0f} MB not given back"
+
+
 def test_live_socket_closes_on_an_oversized_message(server_url, astronaut_jpeg):
     ws = _live(server_url, astronaut_jpeg)
     ws.send(b"\xff\xd8" + bytes(2 * 2**20))  # over the 1 MB message limit

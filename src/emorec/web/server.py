@@ -7,7 +7,8 @@ stalled clients stopped the server; an asyncio worker holds a waiting client as 
 threads for work. The front door below routes the requests: the live socket is served natively
 (``live.LiveHub``), the Flask pages and API run in threads through a2wsgi. Cheap requests (GET) and
 analyses (POST) get separate thread pools, and a POST gets an analysis slot only once its whole body has
-arrived, so slow or stalled uploads hold no thread and ``/api/v1/health`` never waits behind analyses.
+arrived, so slow or stalled uploads hold no thread and ``/api/v1/health`` never waits behind analyses. The
+bodies so held are bounded together (``BodyBudget``), and the memory is given back once they are freed.
 Some of this reaches into Gunicorn's own classes, which are not a public API: pyproject.toml pins the web
 extra to Gunicorn 27, where the tests ran, so a new major version is taken on only after they pass with it.
 """
@@ -65,6 +66,7 @@ class FrontDoor:
         self.light = WSGIThreads(flask_app, workers=LIGHT_THREADS)
         self.heavy = WSGIThreads(flask_app, workers=limits.max_analyses)
         self.analysis_slots: asyncio.Semaphore | None = None  # made in the worker's event loop
+        self.body_budget = BodyBudget(max(limits.max_buffered_body_bytes, limits.max_upload_bytes))
 
     async def __call__(self, scope: dict, receive, send) -> None:
         kind = scope["type"]
@@ -96,10 +98,28 @@ class FrontDoor:
             # Flask says why (413 page or JSON) without reading the body.
             await self.heavy(scope, _no_body, send)
             return
+        budget = self.body_budget
+        held = [int(declared) if declared is not None else 0]  # bytes of the budget this request holds
+        if not await budget.reserve(held[0], limits.busy_wait_s):
+            await _send_json(send, 503, {"error": "the server is receiving too many uploads; try again shortly"},
+                             retry_after_s=max(1, round(limits.busy_wait_s / 2)))
+            return
         try:
-            body = await asyncio.wait_for(_read_body(receive, limits.max_upload_bytes), BODY_TIMEOUT_S)
+            await self._post_within_budget(scope, receive, send, held)
+        finally:
+            budget.release(held[0])
+
+    async def _post_within_budget(self, scope: dict, receive, send, held: list[int]) -> None:
+        limits = self.state.limits
+        try:
+            body = await asyncio.wait_for(_read_body(receive, limits.max_upload_bytes, self.body_budget, held),
+                                          BODY_TIMEOUT_S)
         except asyncio.TimeoutError:
             body = None
+        except BodyBudget.Full:
+            await _send_json(send, 503, {"error": "the server is receiving too many uploads; try again shortly"},
+                             retry_after_s=max(1, round(limits.busy_wait_s / 2)))
+            return
         if body is None:
             await _send_json(send, 408, {"error": f"the request body did not arrive within {BODY_TIMEOUT_S:.0f} s"})
             return
@@ -173,32 +193,94 @@ def _header(scope: dict, name: bytes) -> str | None:
     return None
 
 
-async def _read_body(receive, limit: int) -> bytes | None:
+class BodyBudget:
+    """The bytes of request bodies one worker holds at once, all clients together. A body with a declared
+    length reserves it before a byte is read (a client that does not fit waits for room, its body held back
+    by TCP, then gets 503); one without reserves each chunk as it comes, and gets 503 at once if it does not
+    fit. A body comes back to the budget when its request ends, however it ends; once large bodies were
+    freed, the C heap is trimmed, since bodies arrive in small chunks that glibc keeps for reuse: 40
+    clients stalling half-way through 15 MB uploads left a worker 280 MB larger for good."""
+
+    class Full(Exception):
+        pass
+
+    TRIM_AFTER_BYTES = 4 * 1024 * 1024  # freed since the last trim
+    TRIM_DELAY_S = 0.5  # one trim for a burst of frees
+
+    def __init__(self, limit: int):
+        self.limit, self.held, self._freed = limit, 0, 0
+        self._room: asyncio.Event | None = None  # made in the worker's event loop
+        self._trim_pending = False
+
+    async def reserve(self, size: int, wait_s: float) -> bool:
+        """Holds ``size`` bytes, waiting up to ``wait_s`` for room; False if there was none."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait_s
+        self._room = self._room or asyncio.Event()
+        while self.held + size > self.limit:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return False
+            self._room.clear()
+            try:
+                await asyncio.wait_for(self._room.wait(), remaining)
+            except asyncio.TimeoutError:
+                return False
+        self.held += size
+        return True
+
+    def take(self, size: int) -> None:
+        """Holds ``size`` more bytes now, or raises ``Full``."""
+        if self.held + size > self.limit:
+            raise BodyBudget.Full
+        self.held += size
+
+    def release(self, size: int) -> None:
+        if size <= 0:
+            return
+        self.held -= size
+        if self._room is not None:
+            self._room.set()
+        self._freed += size
+        if self._freed >= self.TRIM_AFTER_BYTES and not self._trim_pending:
+            self._trim_pending = True
+            asyncio.get_running_loop().call_later(self.TRIM_DELAY_S, self._trim)
+
+    def _trim(self) -> None:
+        self._trim_pending, self._freed = False, 0
+        trim_the_c_heap()
+
+
+async def _read_body(receive, limit: int, budget: BodyBudget | None = None, held: list[int] | None = None
+                     ) -> bytearray | None:
     """The whole body; None when the client went away or stalled (Gunicorn ends a body that stops arriving
     for ``timeout`` seconds). A body without a declared length stops once it passes ``limit``: Flask then
-    refuses it with its 413 page or JSON."""
-    chunks, size = [], 0
+    refuses it with its 413 page or JSON. Bytes beyond ``held[0]`` (what the request already holds of
+    ``budget``) are taken from it as they come, and added to ``held[0]``; ``BodyBudget.Full`` if they do
+    not fit. The body grows in one buffer, so no chunk outlives its copy into it."""
+    body = bytearray()
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
             return None
         chunk = message.get("body", b"")
-        size += len(chunk)
-        chunks.append(chunk)
-        if size > limit:
-            return b"".join(chunks)
-        if not message.get("more_body", False):
-            return b"".join(chunks)
+        if budget is not None and held is not None and len(body) + len(chunk) > held[0]:
+            extra = len(body) + len(chunk) - held[0]
+            budget.take(extra)
+            held[0] += extra
+        body += chunk
+        if len(body) > limit or not message.get("more_body", False):
+            return body
 
 
-def _replay(body: bytes):
+def _replay(body: bytes | bytearray):
     sent = False
 
     async def receive() -> dict:
-        nonlocal sent
+        nonlocal sent, body
         if not sent:
-            sent = True
-            return {"type": "http.request", "body": body, "more_body": False}
+            sent, whole, body = True, body, b""  # the app's copy is the only one left
+            return {"type": "http.request", "body": whole, "more_body": False}
         await asyncio.Event().wait()  # nothing more: like a client that keeps the connection open
         return {"type": "http.disconnect"}
 
@@ -217,6 +299,15 @@ async def _send_json(send, status: int, payload: dict, retry_after_s: int | None
         headers.append((b"retry-after", str(retry_after_s).encode()))
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": json.dumps(payload).encode()})
+
+
+def trim_the_c_heap() -> None:
+    """glibc's ``malloc_trim(0)``: gives the free pages inside its heaps back to the OS (the small blocks a
+    body arrives in are freed there, among blocks still in use, and the heap never shrinks by itself)."""
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
 
 
 def return_freed_memory_to_the_os() -> None:
