@@ -16,6 +16,8 @@ import logging
 import re
 import socket
 import struct
+import subprocess
+import sys
 import time
 import urllib.request
 import zlib
@@ -660,6 +662,50 @@ def test_real_server_analyses_a_video_through_the_api(server_url, astronaut_bgr,
     assert [track["frames"] for track in answer["tracks"]] == [12]
     status, answer, _ = _request(server_url, "POST", "/api/v1/video", b"this is not a video" * 100)
     assert status == 400 and "could not open the video" in answer["error"]
+
+
+@pytest.mark.slow
+def test_serve_says_which_address_to_open_once_it_listens():
+    from emorec.web.server import page_url
+
+    assert page_url("0.0.0.0", 5000, tls=False) == "http://127.0.0.1:5000/"
+    assert page_url("::", 8443, tls=True) == "https://[::1]:8443/"
+    port = free_port()
+    server = subprocess.Popen([sys.executable, "-m", "emorec.cli", "serve", "--port", str(port)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline, lines = time.monotonic() + 60, []
+        while time.monotonic() < deadline and not any("open http" in line for line in lines):
+            lines.append(server.stderr.readline())
+        assert f"emorec serve: open http://127.0.0.1:{port}/ in a browser (Ctrl-C stops the server)\n" in lines
+    finally:
+        server.terminate()
+        server.wait(timeout=15)
+
+
+def test_real_server_reads_a_chunked_upload(server_url, astronaut_jpeg):
+    """A body sent with Transfer-Encoding: chunked (no Content-Length, as streaming clients send) is the same
+    photo: it used to reach the app as an empty body."""
+    def post_chunked(body: bytes) -> tuple[int, dict]:
+        parts = urlsplit(server_url)
+        connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=60)
+        try:
+            chunks = (body[i : i + 65536] for i in range(0, len(body), 65536))
+            try:
+                connection.request("POST", "/api/v1/analyze", body=chunks, encode_chunked=True,
+                                   headers={"Transfer-Encoding": "chunked", "Content-Type": "image/jpeg"})
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # the server answered before the whole body was sent (too large): read what it said
+            response = connection.getresponse()
+            return response.status, json.loads(response.read())
+        finally:
+            connection.close()
+
+    status, answer = post_chunked(astronaut_jpeg)
+    assert status == 200, answer
+    _assert_one_astronaut_face(answer)
+    status, answer = post_chunked(astronaut_jpeg + bytes(17 * 2**20))  # over the 16 MB default limit
+    assert status == 413, answer
 
 
 def test_real_server_answers_and_survives_every_bad_input(server_url, astronaut_jpeg, fuzzed_images):

@@ -132,7 +132,7 @@ class FrontDoor:
                              retry_after_s=max(1, round(limits.busy_wait_s / 2)))
             return
         try:
-            await self.heavy(scope, _replay(body), send)
+            await self.heavy(_with_length(scope, len(body)), _replay(body), send)
         finally:
             slots.release()
 
@@ -271,6 +271,14 @@ async def _read_body(receive, limit: int, budget: BodyBudget | None = None, held
         body += chunk
         if len(body) > limit or not message.get("more_body", False):
             return body
+
+
+def _with_length(scope: dict, length: int) -> dict:
+    """The request as the app sees it once its whole body has arrived: with a Content-Length, since WSGI
+    reads a body without one (a chunked upload) as empty."""
+    headers = [(key, value) for key, value in scope["headers"]
+               if key.lower() not in (b"content-length", b"transfer-encoding")]
+    return {**scope, "headers": [*headers, (b"content-length", str(length).encode())]}
 
 
 def _replay(body: bytes | bytearray):
@@ -524,6 +532,7 @@ def serve(
     }
     if certfile:
         options.update(certfile=certfile, keyfile=keyfile)
+    options["when_ready"] = lambda _arbiter: _say_where(host, port, tls=certfile is not None)
     app_options = {
         "engine_threads": engine_threads,
         "engine_config": engine_config or EngineConfig(),
@@ -532,6 +541,18 @@ def serve(
         **limits,
     }
     EmorecGunicorn(options, app_options).run()
+
+
+def page_url(host: str, port: int, tls: bool) -> str:
+    """The address to open in a browser on this machine: a server bound to every interface is reached through
+    the loopback one, which browsers also trust with the camera over plain http."""
+    shown = {"0.0.0.0": "127.0.0.1", "::": "[::1]", "": "127.0.0.1"}.get(host, f"[{host}]" if ":" in host else host)
+    return f"{'https' if tls else 'http'}://{shown}:{port}/"
+
+
+def _say_where(host: str, port: int, tls: bool) -> None:
+    print(f"emorec serve: open {page_url(host, port, tls)} in a browser (Ctrl-C stops the server)",
+          file=sys.stderr, flush=True)
 
 
 def _warn_exposed(host: str, port: int, tls: bool) -> None:
