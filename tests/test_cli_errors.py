@@ -379,3 +379,17 @@ def test_a_full_disk_is_one_line_and_leaves_no_partial_files(full_disk, tmp_path
     assert main(["calibrate", str(image), "--out", str(full_disk / "b.json")]) == 1
     assert capsys.readouterr().err.splitlines()[-1].endswith("b.json (No space left on device)")
     assert sorted(os.listdir(full_disk)) == ["filler"]
+
+
+def test_scorecard_checks_its_output_before_scoring_and_never_writes_over_an_input(fer2013_path, tmp_path, capsys):
+    model = shipped_model_path("emonet_fast")
+    before = model.read_bytes()
+    assert main(["scorecard", "--model", str(model), "--out", str(model)]) == 2
+    assert "would overwrite the input" in one_line_error(capsys)
+    assert model.read_bytes() == before
+    assert main(["scorecard", "--out", str(tmp_path), "--dev", str(tmp_path / "none")]) == 2
+    assert one_line_error(capsys) == f"emorec scorecard: {tmp_path} is a folder: give the name of the file to write"
+    assert main(["scorecard", "--data", str(fer2013_path), "--dev", str(tmp_path / "none"),
+                 "--out", str(tmp_path / "s.json")]) == 2
+    assert "lfw_expressions/labels.csv: no such file" in one_line_error(capsys)
+    assert not (tmp_path / "s.json").exists()

@@ -191,19 +191,23 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_scorecard(args: argparse.Namespace) -> int:
+    from emorec.outputs import refuse_overwriting, write_atomic
     from emorec.scorecard import format_scorecards, scorecard
 
+    # The output is checked before minutes of scoring, never written over a model or data file.
+    refuse_overwriting([*(args.model or []), args.data, args.ferplus], [args.out], "--out")
+    out = _writable(args.out)
     cards = []
     for model in args.model or [None]:
-        try:
-            cards.append(scorecard(model, args.data, args.ferplus, args.dev, quantized=False if args.float else None))
-        except (FileNotFoundError, ValueError) as exc:
-            return _fail(args, str(exc))
+        cards.append(scorecard(model, args.data, args.ferplus, args.dev, quantized=False if args.float else None))
         print(f"scored {cards[-1].model}: {cards[-1].score:.4f}", file=sys.stderr, flush=True)
     print(format_scorecards(cards))
-    if args.out:
-        out = _writable(args.out)
-        out.write_text(json.dumps([card.to_dict() for card in cards], indent=2))
+    if out is not None:
+        report = json.dumps([card.to_dict() for card in cards], indent=2)
+        try:
+            write_atomic(out, lambda partial: partial.write_text(report, encoding="utf-8"))
+        except OSError as exc:
+            return _fail(args, f"{out}: cannot write ({exc.strerror})")
         print(f"wrote {out}")
     return 0
 
@@ -414,6 +418,8 @@ def _writable(path: str | None) -> Path | None:
     from emorec.errors import RecordingError
 
     target = Path(path)
+    if target.is_dir():
+        raise RecordingError(f"{target} is a folder: give the name of the file to write")
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
