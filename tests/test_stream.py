@@ -63,6 +63,7 @@ def test_constructor_takes_a_config_or_keywords_and_has_no_shared_tracker(rec, a
     config = EngineConfig(max_faces=1, detect_every=2)
     assert EmotionRecognizer(config).config == config
     assert EmotionRecognizer(config, max_faces=None).config == EngineConfig(detect_every=2)
+    assert config.describe() == "max_faces=1, detect_every=2" and EngineConfig().describe() == "defaults"
     assert rec.stream().config.detect_every == rec.config.detect_every
     assert rec.stream(detect_every=3).config.detect_every == 3 and rec.config.detect_every != 3
     # The engine itself never tracks, so unrelated callers (web requests) cannot share track ids.

@@ -11,7 +11,7 @@ from __future__ import annotations
 import difflib
 import math
 import os
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields, replace
 
 from emorec.errors import ConfigError
 
@@ -104,9 +104,6 @@ class EngineConfig:
                 hint = f"; did you mean {close[0]!r}?" if close else ""
                 raise ConfigError(f"unknown engine setting {name!r}{hint} (settings: {', '.join(known)})")
         return replace(self, **changes)
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
     def describe(self) -> str:
         """One line naming every setting that differs from the shipped defaults ('defaults' if none)."""

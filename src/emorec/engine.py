@@ -150,9 +150,6 @@ class EmotionRecognizer:
             config.detector, score_threshold=config.min_detection_score, yunet_model=config.yunet_model,
             threads=config.threads,
         )
-        self.min_face_size = config.min_face_size
-        self.max_faces = config.max_faces
-        self.crop = config.crop
         self._tracker: FaceTracker | None = None  # only streams track
         self._follower: FaceFollower | None = None  # and follow faces between detections
         self.baseline: Baseline | None = None  # applied to every face unless a call passes its own
@@ -297,7 +294,7 @@ class EmotionRecognizer:
                 continue
             if len(found.boxes) > 1:
                 crowded.append(name)
-            crops.append(crop_faces(bgr, found.boxes[:1], self.crop, found.eyes[:1])[0])
+            crops.append(crop_faces(bgr, found.boxes[:1], self.config.crop, found.eyes[:1])[0])
         notes = [f"skipped {len(no_face)} image(s) without a face: {', '.join(no_face)}"] if no_face else []
         notes += [f"skipped {problem}" for problem in unreadable]
         if crowded:
@@ -354,7 +351,7 @@ class EmotionRecognizer:
         boxes, scores = found.boxes, found.scores
 
         mark = time.perf_counter()
-        faces_48 = crop_faces(bgr, boxes, self.crop, found.eyes)
+        faces_48 = crop_faces(bgr, boxes, self.config.crop, found.eyes)
         timings["crop"] = _ms_since(mark)
 
         mark = time.perf_counter()
@@ -425,10 +422,10 @@ class EmotionRecognizer:
         :func:`emorec.types.face_sizes`, the one measure of a face's size)."""
         boxes = np.clip(np.round(found.boxes), 0, [shape[1], shape[0], shape[1], shape[0]])
         sides = face_sizes(boxes)
-        keep = np.flatnonzero(sides >= max(self.min_face_size, 1))
+        keep = np.flatnonzero(sides >= max(self.config.min_face_size, 1))
         keep = keep[np.argsort(-sides[keep], kind="stable")]
-        if self.max_faces is not None:
-            keep = keep[: self.max_faces]
+        if self.config.max_faces is not None:
+            keep = keep[: self.config.max_faces]
         return found._replace(boxes=boxes).take(keep)
 
 
