@@ -43,7 +43,7 @@ import numpy as np
 from emorec.web.video import WORKDIR_PREFIX, workdir_root
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from web_server import background_server, server_processes  # noqa: E402  (the test suite's child-process server)
+from web_server import background_server, server_processes, video_form  # noqa: E402  (the test suite's child-process server)
 
 ANSWER_TIMEOUT_S = 10.0
 CSRF_TOKEN = "web-load-benchmark-token"  # the upload form's double-submit pair: this cookie, this field
@@ -162,13 +162,8 @@ def _connection(base_url: str, timeout: float = 60.0) -> http.client.HTTPConnect
 
 
 def _upload_body(clip: bytes) -> tuple[bytes, dict]:
-    boundary = "webloadboundary"
-    body = (
-        f'--{boundary}\r\nContent-Disposition: form-data; name="csrf_token"\r\n\r\n{CSRF_TOKEN}\r\n'
-        f'--{boundary}\r\nContent-Disposition: form-data; name="media"; filename="clip.mp4"\r\n\r\n'
-    ).encode() + clip + f"\r\n--{boundary}--\r\n".encode()
-    headers = {"Content-Type": f"multipart/form-data; boundary={boundary}", "Cookie": f"emorec_csrf={CSRF_TOKEN}"}
-    return body, headers
+    body, content_type = video_form(CSRF_TOKEN, clip)
+    return body, {"Content-Type": content_type, "Cookie": f"emorec_csrf={CSRF_TOKEN}"}
 
 
 class RawLiveSocket:

@@ -34,7 +34,13 @@ pytest.importorskip("simple_websocket", reason="the live tests need the 'test' e
 
 from simple_websocket import Client, ConnectionClosed  # noqa: E402
 from simple_websocket import ConnectionError as HandshakeRefused  # noqa: E402
-from web_server import background_server, free_port, self_signed_certificate, server_processes  # noqa: E402
+from web_server import (  # noqa: E402
+    background_server,
+    free_port,
+    self_signed_certificate,
+    server_processes,
+    video_form,
+)
 
 from emorec.classifier import read_metadata, shipped_model_path  # noqa: E402
 from emorec.labels import EMOTIONS  # noqa: E402
@@ -1357,12 +1363,8 @@ def test_a_visitor_who_leaves_mid_upload_frees_the_video_slot(astronaut_bgr, tmp
         headers = {"Cookie": cookie, "Accept": "application/x-ndjson"}
 
         def form(clip: bytes) -> tuple[bytes, dict]:
-            boundary = "emorecboundary"
-            body = (
-                f'--{boundary}\r\nContent-Disposition: form-data; name="csrf_token"\r\n\r\n{token}\r\n'
-                f'--{boundary}\r\nContent-Disposition: form-data; name="media"; filename="clip.mp4"\r\n\r\n'
-            ).encode() + clip + f"\r\n--{boundary}--\r\n".encode()
-            return body, {**headers, "Content-Type": f"multipart/form-data; boundary={boundary}"}
+            body, content_type = video_form(token, clip)
+            return body, {**headers, "Content-Type": content_type}
 
         def upload_works_within(seconds: float) -> bool:
             body, form_headers = form(short_clip)

@@ -62,6 +62,16 @@ def _wait_until_healthy(url: str, process: subprocess.Popen, log_file, timeout_s
     raise RuntimeError(f"emorec serve did not answer on {url} within {timeout_s:.0f} s")
 
 
+def video_form(token: str, clip: bytes) -> tuple[bytes, str]:
+    """The upload form posting ``clip`` as ``clip.mp4`` with its CSRF ``token``: (body, Content-Type)."""
+    boundary = "emorecboundary"
+    body = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="csrf_token"\r\n\r\n{token}\r\n'
+        f'--{boundary}\r\nContent-Disposition: form-data; name="media"; filename="clip.mp4"\r\n\r\n'
+    ).encode() + clip + f"\r\n--{boundary}--\r\n".encode()
+    return body, f"multipart/form-data; boundary={boundary}"
+
+
 def server_processes(url: str) -> tuple[int, list[tuple[int, int]]]:
     """The master's pid and each worker's (pid, resident memory in KB) of the ``emorec serve`` on ``url``'s
     port, read from /proc (Linux): for tests and benchmarks that watch what the server costs."""
