@@ -115,6 +115,17 @@ def ferplus_score(probs: np.ndarray, majority: np.ndarray) -> dict:
     return {"accuracy": accuracy, "n": int(scored.sum()), "left_out": int((~scored).sum()), "rule": FERPLUS_RULE}
 
 
+def score_test_splits(predict: Predictor, data) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray | None]]:
+    """PublicTest's and PrivateTest's (probabilities, FER2013 labels, FER+ majority labels) for a loaded data
+    set (``emorec.training.data.load_fer2013``); the majority labels are None where FER+ was not joined."""
+    majority = data.ferplus_majority() if data.ferplus is not None else None
+    scored = {}
+    for split in ("PublicTest", "PrivateTest"):
+        rows = data.split_mask(split)
+        scored[split] = (predict(data.images[rows]), data.labels[rows], None if majority is None else majority[rows])
+    return scored
+
+
 def plot_confusion(report: EvaluationReport, path: str | os.PathLike, title: str = "") -> None:
     """Save counts and row-normalised confusion matrices side by side, class names on both axes."""
     import matplotlib

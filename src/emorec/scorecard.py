@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from emorec.evaluate import ferplus_score, load_predictor
+from emorec.evaluate import ferplus_score, load_predictor, score_test_splits
 from emorec.labels import EMOTIONS
 from emorec.photo_eval import PhotoReport, evaluate_photos
 
@@ -82,15 +82,11 @@ def scorecard(model: str | os.PathLike | None, data: str | os.PathLike, ferplus:
     """
     from emorec.training.data import load_fer2013  # the data set loader: numpy only, no torch
 
-    fer = load_fer2013(data, ferplus=ferplus)
-    predict = load_predictor(model)
-    majority = fer.ferplus_majority()
     fer2013, ferplus_top1 = {}, {}
-    for split in ("PublicTest", "PrivateTest"):
-        rows = fer.split_mask(split)
-        probs = predict(fer.images[rows])
-        fer2013[split] = float(np.mean(probs.argmax(1) == fer.labels[rows]))
-        ferplus_top1[split] = ferplus_score(probs, majority[rows])["accuracy"]
+    scored = score_test_splits(load_predictor(model), load_fer2013(data, ferplus=ferplus))
+    for split, (probs, labels, majority) in scored.items():
+        fer2013[split] = float(np.mean(probs.argmax(1) == labels))
+        ferplus_top1[split] = ferplus_score(probs, majority)["accuracy"]
     dev_root = Path(dev_root)
     dev = {name: evaluate_photos(dev_root / name, model, classifier_only=mode == "classifier only",
                                  quantized=quantized)

@@ -163,26 +163,21 @@ def model_card(onnx_path: str | os.PathLike, data_path: str | os.PathLike,
     comes from each run's ``last.pt`` beside its checkpoint, which holds every epoch's metrics.
     """
     from emorec.classifier import EmotionClassifier
-    from emorec.evaluate import compute_report, ferplus_score
+    from emorec.evaluate import compute_report, ferplus_score, score_test_splits
     from emorec.training.checkpoint import read_checkpoint
     from emorec.training.data import load_fer2013
 
     data = load_fer2013(data_path, ferplus=ferplus or None)
-    classifier = EmotionClassifier(onnx_path)
     accuracy, macro_f1, ferplus_accuracy = {}, {}, {}
-    for split in ("PublicTest", "PrivateTest"):
-        rows = data.split_mask(split)
-        faces, labels = data.images[rows], data.labels[rows]
-        probs = classifier.predict(faces)
+    for split, (probs, labels, majority) in score_test_splits(EmotionClassifier(onnx_path).predict, data).items():
         report = compute_report(probs, labels, split)
         accuracy[split], macro_f1[split] = round(report.accuracy, 4), round(report.macro_f1, 4)
-        if ferplus:
-            majority = data.ferplus_majority()[rows]
+        if majority is not None:
             ferplus_accuracy[split] = round(ferplus_score(probs, majority)["accuracy"], 4)
         if split == "PrivateTest":
             sub = compute_report(probs[:subset], labels[:subset], split)
             accuracy[f"PrivateTest_first{subset}"] = round(sub.accuracy, 4)
-            if ferplus:
+            if majority is not None:
                 first = ferplus_score(probs[:subset], majority[:subset])["accuracy"]
                 ferplus_accuracy[f"PrivateTest_first{subset}"] = round(first, 4)
     runs = []
