@@ -10,6 +10,7 @@ from types import SimpleNamespace
 import numpy as np
 
 from emorec.calibration import NeutralCapture
+from emorec.config import EngineConfig
 from emorec.desktop.core import FaceSelection, face_at  # Qt-free
 from emorec.detect import Detections
 from emorec.engine import EmotionRecognizer
@@ -37,7 +38,7 @@ def test_face_size_is_the_shorter_side():
 
 def test_engine_capture_and_desktop_pick_the_same_face():
     found = Detections(np.float32([TALL, SQUARE]), np.float32([0.9, 0.9]), np.zeros((2, 2, 2), np.float32))
-    settings = SimpleNamespace(min_face_size=0, max_faces=1)
+    settings = SimpleNamespace(config=EngineConfig(min_face_size=0, max_faces=1))
     kept = EmotionRecognizer._filter(settings, found, (480, 640, 3))
     assert kept.boxes.tolist() == [list(SQUARE)]  # the engine keeps the largest first
 
