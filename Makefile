@@ -7,11 +7,12 @@ VENV := .venv
 BIN := $(VENV)/bin
 # Debian packages: Chromium for the browser test; the libraries Qt's platform plugins load (offscreen, and xcb
 # for a real X display: a minimal Debian lacks libxcb-icccm4 and libxcb-keysyms1, and Qt then aborts); Xvfb, the
-# X server tests/test_desktop_x11.py runs the desktop app on.
+# X server tests/test_desktop_x11.py runs the desktop app on. npm is installed only where no npm runs: Debian's npm
+# package conflicts with a Node.js from NodeSource, which carries its own npm, and apt then refuses the whole install.
 DEBIAN_DESKTOP_PACKAGES := libegl1 libgl1 libxkbcommon0 libxkbcommon-x11-0 libfontconfig1 libdbus-1-3 libglib2.0-0 \
 	libxcb1 libxcb-cursor0 libxcb-icccm4 libxcb-image0 libxcb-keysyms1 libxcb-randr0 libxcb-render-util0 \
 	libxcb-shape0 libxcb-xkb1
-DEBIAN_TEST_PACKAGES := chromium fonts-liberation fonts-dejavu-core xvfb npm $(DEBIAN_DESKTOP_PACKAGES)
+DEBIAN_TEST_PACKAGES := chromium fonts-liberation fonts-dejavu-core xvfb $(DEBIAN_DESKTOP_PACKAGES)
 # axe-core, the accessibility checker the browser test injects into the pages (node_modules/, not committed).
 AXE_CORE := axe-core@4.14.1
 
@@ -29,6 +30,7 @@ run: install
 
 debian-test-packages:
 	@missing=$$(for p in $(DEBIAN_TEST_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	command -v npm >/dev/null || missing="$$missing npm"; \
 	if [ -n "$$missing" ]; then \
 		SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
 		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing; \
