@@ -12,7 +12,7 @@ pytestmark = pytest.mark.slow  # real training runs
 
 import emorec.training.train as train_module  # noqa: E402
 from emorec.cli import main  # noqa: E402
-from emorec.training.train import TrainConfig, distillation_loss, train  # noqa: E402
+from emorec.training.train import TrainConfig, distillation_loss, ensemble_logits, train  # noqa: E402
 
 
 def _config(fer2013_path, out, **overrides) -> TrainConfig:
@@ -79,12 +79,25 @@ def test_distillation_loss_is_zero_only_when_student_matches_teacher():
     assert distillation_loss(student, teacher, temperature=2.0).item() == pytest.approx(expected.item(), rel=1e-5)
 
 
+def test_an_ensemble_of_teachers_gives_the_mean_of_their_soft_targets():
+    first = torch.tensor([[2.0, 0.5, -1.0, 0.0, 0.0, 1.0, -0.5]])
+    second = torch.tensor([[-1.0, 0.0, 3.0, 0.5, 0.0, -2.0, 1.0]])
+    mean = (torch.softmax(first / 2.0, dim=1) + torch.softmax(second / 2.0, dim=1)) / 2
+    torch.testing.assert_close(torch.softmax(ensemble_logits([first, second], 2.0) / 2.0, dim=1), mean)
+    assert ensemble_logits([first], 2.0) is first
+
+
+def test_runs_recorded_with_one_teacher_path_still_load():
+    assert TrainConfig.from_dict({"data": "x", "teacher": "t.pt"}).teachers == ("t.pt",)
+    assert TrainConfig.from_dict({"data": "x", "teacher": ""}).teachers == ()
+
+
 def test_distillation_with_weight_averaging_scores_and_saves_the_average(fer2013_path, tmp_path):
     teacher = train(_config(fer2013_path, tmp_path / "teacher", epochs=1))
 
     def distil(name: str, **extra) -> Path:
         return train(_config(fer2013_path, tmp_path / name, epochs=1, init=str(teacher / "best.pt"),
-                             teacher=str(teacher / "best.pt"), distill_weight=0.7, ema=0.9, **extra))
+                             teachers=(str(teacher / "best.pt"),), distill_weight=0.7, ema=0.9, **extra))
 
     student = distil("student")
     last = torch.load(student / "last.pt", weights_only=True)
@@ -106,4 +119,4 @@ def test_distillation_with_weight_averaging_scores_and_saves_the_average(fer2013
 def test_teacher_with_other_preprocessing_is_refused(fer2013_path, tmp_path):
     teacher = train(_config(fer2013_path, tmp_path / "teacher", model="shallow", epochs=1))
     with pytest.raises(ValueError, match="preprocesses faces differently"):
-        train(_config(fer2013_path, tmp_path / "student", teacher=str(teacher / "best.pt")))
+        train(_config(fer2013_path, tmp_path / "student", teachers=(str(teacher / "best.pt"),)))

@@ -77,7 +77,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
                          batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay,
                          label_smoothing=args.label_smoothing, mixup=args.mixup, erasing=args.erasing,
                          seed=args.seed, device=args.device, precision=args.precision, limit=args.limit,
-                         init=args.init or "", teacher=args.teacher or "", distill_weight=args.distill_weight,
+                         init=args.init or "", teachers=tuple(args.teacher or ()), distill_weight=args.distill_weight,
                          distill_temperature=args.distill_temperature, teacher_flip=args.teacher_flip,
                          ema=args.ema, ferplus=args.ferplus or "", targets=args.targets,
                          ferplus_weight=args.ferplus_weight, photo_augment=args.photo_augment,
@@ -106,7 +106,9 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--precision", default="auto", choices=["auto", "bf16", "fp32"])
     p.add_argument("--limit", type=whole_number(0), default=0, help="train on the first N images only (smoke tests)")
     p.add_argument("--init", default=None, help="start from this checkpoint's weights (fine-tuning)")
-    p.add_argument("--teacher", default=None, help="distil from this checkpoint (knowledge distillation)")
+    p.add_argument("--teacher", action="append", default=None,
+                   help="distil from this checkpoint (knowledge distillation); repeat it to distil from an "
+                        "ensemble, whose softened probabilities are averaged")
     p.add_argument("--distill-weight", type=real_number(0, 1), default=0.5,
                    help="share of the teacher's soft targets in the loss (default: %(default)s)")
     p.add_argument("--distill-temperature", type=real_number(above=0), default=2.0)

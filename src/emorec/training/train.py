@@ -56,7 +56,9 @@ class TrainConfig:
     precision: str = "auto"  # "bf16" (autocast) or "fp32"; auto picks bf16 where the hardware has it
     limit: int = 0  # use only the first N training images (smoke tests)
     init: str = ""  # start from this checkpoint's weights (fine-tuning); optimiser and schedule start afresh
-    teacher: str = ""  # distil from this checkpoint's model, run on the same augmented batch; "" turns it off
+    # Distil from these checkpoints' models, run on the same augmented batch; several are an ensemble whose
+    # softened probabilities are averaged; none turns distillation off.
+    teachers: tuple[str, ...] = ()
     distill_weight: float = 0.5  # share of the distillation term in the loss; the rest is the label loss
     distill_temperature: float = 2.0
     teacher_flip: bool = False  # the teacher reads each face and its mirror and averages the two (its flip TTA)
@@ -69,6 +71,11 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, values: dict) -> TrainConfig:
+        values = dict(values)
+        if "teacher" in values:  # runs recorded before ensembles of teachers held one path, "" for none
+            legacy = values.pop("teacher")
+            values.setdefault("teachers", [legacy] if legacy else [])
+        values["teachers"] = tuple(values.get("teachers", ()))
         known = {f.name for f in fields(cls)}
         unknown = set(values) - known
         if unknown:
@@ -229,6 +236,15 @@ def distillation_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor
                     log_target=True, reduction="batchmean") * temperature ** 2
 
 
+def ensemble_logits(teacher_logits: list[torch.Tensor], temperature: float) -> torch.Tensor:
+    """Logits whose softmax at ``temperature`` is the mean of the teachers' softmaxes at that temperature, so an
+    ensemble's averaged soft targets go through :func:`distillation_loss` like one teacher's."""
+    if len(teacher_logits) == 1:
+        return teacher_logits[0]
+    log_probs = torch.stack([F.log_softmax(t / temperature, dim=1) for t in teacher_logits])
+    return temperature * (torch.logsumexp(log_probs, dim=0) - math.log(len(teacher_logits)))
+
+
 def _load_teacher(path: str, spec: ModelSpec, device: torch.device) -> torch.nn.Module:
     teacher, teacher_spec, _ = load_checkpoint(path)
     if teacher_spec.preprocessing != spec.preprocessing:
@@ -278,7 +294,7 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
         optimizer, max_lr=config.lr, epochs=config.epochs, steps_per_epoch=steps_per_epoch,
         pct_start=max(0.1, 2 / (config.epochs * steps_per_epoch)), anneal_strategy="cos", div_factor=10,
         final_div_factor=100)
-    teacher = _load_teacher(config.teacher, spec, device) if config.teacher else None
+    teachers = [_load_teacher(path, spec, device) for path in config.teachers]
     # The average starts as a copy of the weights; batch-norm statistics are averaged with them.
     ema = (AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(config.ema), use_buffers=True)
            if config.ema else None)
@@ -345,12 +361,14 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
                 with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
                     logits = model(x)
                 loss = F.cross_entropy(logits.float(), target, label_smoothing=config.label_smoothing)
-                if teacher is not None:
+                if teachers:
                     with torch.no_grad(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
-                        teacher_logits = teacher(x)
+                        teacher_logits = [teacher(x).float() for teacher in teachers]
                         if config.teacher_flip:
-                            teacher_logits = (teacher_logits + teacher(torch.flip(x, dims=[3]))) / 2
-                    soft = distillation_loss(logits.float(), teacher_logits.float(), config.distill_temperature)
+                            teacher_logits = [(t + teacher(torch.flip(x, dims=[3])).float()) / 2
+                                              for t, teacher in zip(teacher_logits, teachers, strict=True)]
+                    temperature = config.distill_temperature
+                    soft = distillation_loss(logits.float(), ensemble_logits(teacher_logits, temperature), temperature)
                     loss = (1 - config.distill_weight) * loss + config.distill_weight * soft
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
