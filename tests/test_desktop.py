@@ -586,7 +586,7 @@ def test_seeking_in_a_real_video_lands_where_asked(qtbot, window, pyfeat_video, 
 
 
 @pytest.mark.slow
-def test_every_frame_analyses_each_frame_of_a_real_video(qtbot, window, pyfeat_video, dialogs):
+def test_every_frame_analyses_each_frame_of_a_real_video(qtbot, window, pyfeat_video, dialogs, tmp_path):
     assert not window.every_frame.isVisible(), "a camera has no frames to wait for"
     window.kind.setCurrentIndex(window.kind.findData("video"))
     assert window.every_frame.isVisible()
@@ -597,6 +597,53 @@ def test_every_frame_analyses_each_frame_of_a_real_video(qtbot, window, pyfeat_v
     assert summary.frames_dropped == 0 and summary.frames_shown == summary.frames_read == 472
     assert window.last_frame.result.frame_index == 471
     assert "0 dropped" in window.statusBar().currentMessage() and not dialogs
+
+    # Its export is the summary `emorec video --json` gives for the file: the same rule, the same faces.
+    from emorec.cli import main
+
+    exported = window.export_summary(tmp_path / "desktop.json")
+    assert main(["video", str(pyfeat_video), "--json", str(tmp_path / "cli.json"), "--quiet"]) == 0
+    desktop, cli = (json.loads((tmp_path / name).read_text()) for name in ("desktop.json", "cli.json"))
+    assert exported is not None and desktop["frame_count"] == cli["frame_count"] == 472
+    assert desktop["duration_s"] == cli["duration_s"] and desktop["tracks"], "a face is seen"
+    assert [(t["track_id"], t["frames"], t["emotion"]) for t in desktop["tracks"]] == \
+        [(t["track_id"], t["frames"], t["emotion"]) for t in cli["tracks"]]
+    for ours, theirs in zip(desktop["tracks"], cli["tracks"], strict=True):
+        assert ours["scores"] == pytest.approx(theirs["scores"], abs=0.002)
+
+
+def test_export_saves_the_summary_and_the_timeline_never_over_the_video(qtbot, window, faces_video, dialogs,
+                                                                         tmp_path):
+    assert not window.export_button.isEnabled() and window.export_summary(tmp_path / "early.json") is None
+    assert dialogs.pop()[0] == "Nothing to export"
+    window.start(faces_video)
+    wait_until_idle(qtbot, window)
+    assert window.export_button.isEnabled(), "what a video showed can be exported after it ended"
+    shown = window.engine.summary.frames_shown
+    summary = json.loads(window.export_summary(tmp_path / "out" / "faces.json").read_text())
+    assert summary["source"] == str(faces_video) and summary["frame_count"] == shown
+    assert summary["fps"] == VIDEO_FPS and len(summary["tracks"]) == 2
+    happy = max(summary["tracks"], key=lambda t: t["scores"]["happy"])
+    assert happy["emotion"] == "happy" and sum(happy["scores"].values()) == pytest.approx(1.0, abs=0.01)
+    with open(window.export_summary(tmp_path / "faces.csv"), newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert len({row["frame"] for row in rows}) == shown and {row["track_id"] for row in rows} == {"1", "2"}
+    assert not dialogs
+
+    before = faces_video.read_bytes()
+    sneaky = tmp_path / "link.json"
+    sneaky.symlink_to(faces_video)
+    for path, says in ((faces_video.parent / ".." / faces_video.parent.name / faces_video.name,
+                        "export as .json"),
+                       (sneaky, "would overwrite the input"),
+                       (tmp_path / "out", "export as .json"),
+                       (tmp_path / "a-folder.json", "cannot write")):
+        if path.name == "a-folder.json":
+            path.mkdir()
+        assert window.export_summary(path) is None
+        title, text = dialogs.pop()
+        assert title == "Cannot export" and says in text, text
+    assert faces_video.read_bytes() == before
 
 
 def test_every_frame_stream_keeps_the_late_frames(recognizer, faces_video, monkeypatch):

@@ -30,10 +30,19 @@ from PySide6.QtWidgets import (
 )
 
 from emorec.calibration import Baseline, BaselineError, load_baseline
-from emorec.desktop.core import EmotionTimeline, FaceSelection, LoopSummary, ProcessedFrame, RateMeter, camera_indices
+from emorec.desktop.core import (
+    EXPORT_SUFFIXES,
+    EmotionTimeline,
+    FaceSelection,
+    LoopSummary,
+    ProcessedFrame,
+    RateMeter,
+    camera_indices,
+)
 from emorec.desktop.widgets import ProbabilityBars, SeekBar, TimelinePlot, VideoView
 from emorec.desktop.worker import EngineThread
 from emorec.engine import EmotionRecognizer
+from emorec.errors import RecordingError
 from emorec.recording import Recorder
 from emorec.sources import IMAGE_SUFFIXES, VIDEO_SUFFIXES, is_stream_url, parse_source
 from emorec.types import Face
@@ -125,6 +134,12 @@ class MainWindow(QMainWindow):
         self.record_button = QPushButton("Record")
         self.record_button.setCheckable(True)
         self.record_button.toggled.connect(self._on_record_toggled)
+        self.export_button = QPushButton("Export...")
+        self.export_button.setToolTip(
+            "Save what this source has shown so far: each face's summary as JSON (its dominant emotion and mean "
+            "probabilities, as emorec video --json) or every face of every frame as CSV (as emorec video --csv)"
+        )
+        self.export_button.clicked.connect(self._export_dialog)
         self.every_frame = QCheckBox("Every frame")
         self.every_frame.setToolTip(
             "Analyse every frame of a video file, however long it takes; unticked, the video keeps its own pace "
@@ -145,6 +160,7 @@ class MainWindow(QMainWindow):
             self.pause_button,
             self.snapshot_button,
             self.record_button,
+            self.export_button,
         ):
             row.addWidget(widget)
         row.setStretchFactor(self.path, 1)
@@ -262,6 +278,7 @@ class MainWindow(QMainWindow):
         self.display_rate.reset()
         self.last_frame = None
         self.snapshot_button.setEnabled(False)
+        self.export_button.setEnabled(False)
         self.frames_dropped = 0
         self.bars.show_face(None)
         self.view.clear(f"opening {source if isinstance(source, str) else f'camera {source}'}...")
@@ -317,6 +334,7 @@ class MainWindow(QMainWindow):
         # Once a frame is shown: before, the source is not open and its frame rate (the video's) unknown.
         self.record_button.setEnabled(running and self.last_frame is not None)
         self.snapshot_button.setEnabled(self.last_frame is not None)  # something on screen to save
+        self.export_button.setEnabled(self.last_frame is not None)  # frames analysed, whether or not it still runs
         if not running:
             self._uncheck(self.pause_button)
             self.pause_button.setText("Pause")
@@ -448,6 +466,7 @@ class MainWindow(QMainWindow):
             return
         self.last_frame = processed
         self.snapshot_button.setEnabled(True)
+        self.export_button.setEnabled(True)
         self.record_button.setEnabled(self.engine.isRunning())
         self.frames_dropped += processed.dropped_before
         self.display_rate.tick(time.monotonic())
@@ -609,6 +628,39 @@ class MainWindow(QMainWindow):
             return None
         self.statusBar().showMessage(f"saved {path}")
         return path
+
+    def export_summary(self, path: str | os.PathLike) -> Path | None:
+        """Save the faces analysed since the source started: ``.json`` the summary per tracked face (as
+        ``emorec video --json``), ``.csv`` every face of every frame (as ``--csv``). Never over the source
+        file; a dialog says why nothing was saved (returns None)."""
+        session = self.engine.session if self.engine is not None else None
+        if session is None or not session.frames:
+            self.error_dialog(self, "Nothing to export", "Start a source first: the export holds the faces it shows.")
+            return None
+        source = self.engine.source
+        inputs = [source] if isinstance(source, str) and not is_stream_url(source) else []
+        try:
+            saved = session.export(path, inputs)
+        except RecordingError as exc:
+            self.error_dialog(self, "Cannot export", str(exc))
+            return None
+        self.statusBar().showMessage(f"exported {session.frames} frames to {saved.name} in {saved.parent}")
+        return saved
+
+    def _export_dialog(self) -> None:
+        source = self.engine.source if self.engine is not None else 0
+        if isinstance(source, int):
+            stem = f"camera-{source}"
+        else:
+            stem = "stream" if is_stream_url(source) else Path(source).stem
+        filters = {f"{'Summary' if suffix == '.json' else 'Timeline'} {suffix[1:].upper()} (*{suffix})": suffix
+                   for suffix in EXPORT_SUFFIXES}
+        path, chosen = QFileDialog.getSaveFileName(self, "Export the faces", str(self.out_dir / f"{stem}-summary.json"),
+                                                   ";;".join(filters))
+        if path:
+            if Path(path).suffix.lower() not in EXPORT_SUFFIXES:  # typed without one: the chosen type's
+                path += filters.get(chosen, ".json")
+            self.export_summary(path)
 
     def _on_record_toggled(self, on: bool) -> None:
         if self.engine is None:

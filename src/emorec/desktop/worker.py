@@ -15,7 +15,7 @@ import threading
 from PySide6.QtCore import QObject, QThread, Signal
 
 from emorec.calibration import Baseline
-from emorec.desktop.core import LoopSummary, ProcessedFrame
+from emorec.desktop.core import LoopSummary, ProcessedFrame, SessionLog
 from emorec.engine import EmotionRecognizer
 from emorec.errors import InputError
 from emorec.recording import Recorder
@@ -63,6 +63,7 @@ class EngineThread(QThread):
         self._last_seek_s = 0.0
         self._playing = False  # run() is playing the source, or about to play it again
         self.summary = LoopSummary()  # every play of the source since the thread was made
+        self.session: SessionLog | None = None  # every face of every frame analysed, once the source is open
         self.fps: float | None = None  # the source's frame rate once open; None for live sources and images
         self.frame_count: int | None = None  # a video file's frames once open; None for live sources
         self.seekable = False  # a video file, once open
@@ -92,6 +93,8 @@ class EngineThread(QThread):
         try:
             self.fps, self.frame_count = stream.fps, stream.source.frame_count
             self.seekable = stream.source.seekable
+            if self.session is None:
+                self.session = SessionLog(stream.source.name, stream.fps)
             if start_s is not None:
                 stream.seek(start_s)
             with self._lock:
@@ -109,6 +112,7 @@ class EngineThread(QThread):
                 summary.frames_with_faces += bool(result.faces)
                 self._calibrate(capturing)
                 capturing = self._calibration.capturing
+                self.session.add(result)
                 self._deliver(ProcessedFrame(result, self._annotate(result), dropped))
             summary.frames_read += stream.frames_read
             summary.frames_dropped += stream.frames_dropped
