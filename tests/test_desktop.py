@@ -536,3 +536,133 @@ def test_calibrate_after_a_video_ended_or_on_a_faceless_image_says_why(qtbot, wi
 def test_calibrating_without_a_source_says_what_to_do(window, dialogs):
     window.start_calibration()
     assert dialogs == [("Nothing to calibrate with", "Start the camera first, then press Calibrate.")]
+
+
+# ----- a real video file: seeking, and every frame analysed
+
+
+def decoded_frame(path: Path, index: int) -> np.ndarray:
+    """Frame ``index`` of a video, decoded from the start (no seeking), to check where a seek landed."""
+    capture = cv2.VideoCapture(str(path))
+    for _ in range(index + 1):
+        ok, frame = capture.read()
+        assert ok
+    capture.release()
+    return frame
+
+
+def test_seeking_in_a_real_video_lands_where_asked(qtbot, window, pyfeat_video, dialogs):
+    window.start(pyfeat_video)
+    qtbot.waitUntil(lambda: window.seek_row.isVisible(), timeout=WAIT_MS)
+    assert window.seek_bar.maximum() == 471 and window.position_label.text().endswith("/ 0:19.7")
+    window.pause_button.click()
+    qtbot.wait(300)  # a frame in flight arrives
+
+    window.seek(12.0)  # paused: the frame there is shown, and the video stays paused
+    qtbot.waitUntil(lambda: window.last_frame.result.frame_index == round(12.0 * 23.976), timeout=WAIT_MS)
+    shown = window.last_frame.result
+    assert shown.time_s == pytest.approx(12.0, abs=0.05) and window.position_label.text().startswith("0:12.0 /")
+    assert window.seek_bar.value() == shown.frame_index
+    assert np.abs(shown.image.astype(int) - decoded_frame(pyfeat_video, shown.frame_index)).mean() < 1.0
+    qtbot.wait(500)
+    assert window.last_frame.result.frame_index == shown.frame_index, "still paused"
+
+    # A click on the seek bar's groove, a quarter of the way along, goes to about a quarter of the video.
+    bar = window.seek_bar
+    qtbot.mouseClick(bar, Qt.MouseButton.LeftButton, pos=QPoint(bar.width() // 4, bar.height() // 2))
+    qtbot.waitUntil(lambda: window.last_frame.result.frame_index < 200, timeout=WAIT_MS)
+    assert abs(window.last_frame.result.time_s - 19.7 / 4) < 1.0
+
+    window.pause_button.click()  # resume: it plays on from there to the end
+    wait_until_idle(qtbot, window)
+    window.seek(18.0)  # after the end: played again from there
+    assert window.start_button.text() == "Stop"
+    qtbot.waitUntil(lambda: window.last_frame.result.time_s is not None and window.last_frame.result.time_s < 18.5,
+                    timeout=WAIT_MS)
+    assert window.last_frame.result.time_s >= 17.9
+    wait_until_idle(qtbot, window)
+    assert window.last_frame.result.frame_index > 18.0 * 23.976
+    assert not dialogs
+
+
+@pytest.mark.slow
+def test_every_frame_analyses_each_frame_of_a_real_video(qtbot, window, pyfeat_video, dialogs, tmp_path):
+    assert not window.every_frame.isVisible(), "a camera has no frames to wait for"
+    window.kind.setCurrentIndex(window.kind.findData("video"))
+    assert window.every_frame.isVisible()
+    window.every_frame.setChecked(True)
+    window.start(pyfeat_video)
+    qtbot.waitUntil(lambda: window.start_button.text() == "Start", timeout=180_000)
+    summary = window.engine.summary
+    assert summary.frames_dropped == 0 and summary.frames_shown == summary.frames_read == 472
+    assert window.last_frame.result.frame_index == 471
+    assert "0 dropped" in window.statusBar().currentMessage() and not dialogs
+
+    # Its export is the summary `emorec video --json` gives for the file: the same rule, the same faces.
+    from emorec.cli import main
+
+    exported = window.export_summary(tmp_path / "desktop.json")
+    assert main(["video", str(pyfeat_video), "--json", str(tmp_path / "cli.json"), "--quiet"]) == 0
+    desktop, cli = (json.loads((tmp_path / name).read_text()) for name in ("desktop.json", "cli.json"))
+    assert exported is not None and desktop["frame_count"] == cli["frame_count"] == 472
+    assert desktop["duration_s"] == cli["duration_s"] and desktop["tracks"], "a face is seen"
+    assert [(t["track_id"], t["frames"], t["emotion"]) for t in desktop["tracks"]] == \
+        [(t["track_id"], t["frames"], t["emotion"]) for t in cli["tracks"]]
+    for ours, theirs in zip(desktop["tracks"], cli["tracks"], strict=True):
+        assert ours["scores"] == pytest.approx(theirs["scores"], abs=0.002)
+
+
+def test_export_saves_the_summary_and_the_timeline_never_over_the_video(qtbot, window, faces_video, dialogs,
+                                                                         tmp_path):
+    assert not window.export_button.isEnabled() and window.export_summary(tmp_path / "early.json") is None
+    assert dialogs.pop()[0] == "Nothing to export"
+    window.start(faces_video)
+    wait_until_idle(qtbot, window)
+    assert window.export_button.isEnabled(), "what a video showed can be exported after it ended"
+    shown = window.engine.summary.frames_shown
+    summary = json.loads(window.export_summary(tmp_path / "out" / "faces.json").read_text())
+    assert summary["source"] == str(faces_video) and summary["frame_count"] == shown
+    assert summary["fps"] == VIDEO_FPS and len(summary["tracks"]) == 2
+    happy = max(summary["tracks"], key=lambda t: t["scores"]["happy"])
+    assert happy["emotion"] == "happy" and sum(happy["scores"].values()) == pytest.approx(1.0, abs=0.01)
+    with open(window.export_summary(tmp_path / "faces.csv"), newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert len({row["frame"] for row in rows}) == shown and {row["track_id"] for row in rows} == {"1", "2"}
+    assert not dialogs
+
+    before = faces_video.read_bytes()
+    sneaky = tmp_path / "link.json"
+    sneaky.symlink_to(faces_video)
+    for path, says in ((faces_video.parent / ".." / faces_video.parent.name / faces_video.name,
+                        "export as .json"),
+                       (sneaky, "would overwrite the input"),
+                       (tmp_path / "out", "export as .json"),
+                       (tmp_path / "a-folder.json", "cannot write")):
+        if path.name == "a-folder.json":
+            path.mkdir()
+        assert window.export_summary(path) is None
+        title, text = dialogs.pop()
+        assert title == "Cannot export" and says in text, text
+    assert faces_video.read_bytes() == before
+
+
+def test_every_frame_stream_keeps_the_late_frames(recognizer, faces_video, monkeypatch):
+    """The stream under "Every frame": an engine at 4 fps against a 10 fps video processes all 40 frames,
+    and never faster than the video's rate when it could go faster."""
+    stream = recognizer.stream(faces_video, realtime=True, drop_late=False)
+    process = stream.engine.process
+    slow = [True]
+
+    def engine(*args, **kwargs):
+        if slow[0]:
+            time.sleep(0.25)
+        return process(*args, **kwargs)
+
+    monkeypatch.setattr(stream.engine, "process", engine)
+    shown = []
+    for result in stream:
+        shown.append((result.frame_index, time.monotonic()))
+        slow[0] = result.frame_index < 20  # the second half: an engine faster than the video
+    assert [index for index, _ in shown] == list(range(VIDEO_FRAMES)) and stream.frames_dropped == 0
+    # Frames 21 to 39 come at the video's pace, not at the engine's: 18 frame periods apart.
+    assert shown[-1][1] - shown[21][1] >= (VIDEO_FRAMES - 1 - 21) / VIDEO_FPS - 0.05, "held to the video's pace"

@@ -31,6 +31,32 @@ def test_a_video_file_yields_every_frame_in_order(numbered_video):
     assert [round(float(f.image.mean()) / 6) for f in frames] == list(range(40))
 
 
+def test_a_video_file_seeks_while_it_is_read(numbered_video, tmp_path):
+    """Forwards, backwards, past the end (its last frame), and just as its last frame was read."""
+    got = []
+    with Source(numbered_video) as source:
+        assert source.seekable
+        for frame in source:
+            got.append((frame.index, round(float(frame.image.mean()) / 6), frame.time_s))
+            if len(got) == 3:
+                source.seek(1.5)
+            elif len(got) == 5:
+                source.seek(0.2)
+            elif len(got) == 7:
+                source.seek(99.0)
+            elif len(got) == 8:
+                source.seek(1.0)  # after the last frame: the next read goes there, not to the end
+            elif len(got) == 10:
+                break
+    assert [index for index, _, _ in got] == [0, 1, 2, 30, 31, 4, 5, 39, 20, 21]
+    assert all(index == shown for index, shown, _ in got), "each frame is the one its index says"
+    assert got[3][2] == pytest.approx(1.5)
+    photo = tmp_path / "photo.png"
+    cv2.imwrite(str(photo), np.zeros((8, 8, 3), np.uint8))
+    with Source(photo) as still, pytest.raises(InputError, match="only a video file can be sought"):
+        still.seek(1.0)
+
+
 def test_a_live_reader_hands_a_slow_consumer_only_the_newest_frames(numbered_video):
     reader = _LatestFrameReader(cv2.VideoCapture(str(numbered_video)), "test capture")
     got = []

@@ -15,7 +15,7 @@ import emorec
 from emorec import ConfigError, EmorecError, EmotionRecognizer, EngineConfig, Face, FrameResult, InputError
 from emorec.labels import EMOTIONS
 from emorec.recording import MAX_PLOTTED_TRACKS, AnnotatedVideoWriter, Recorder, Timeline
-from emorec.summary import dominant_emotion
+from emorec.summary import RecordingSummary, dominant_emotion
 
 FRAMES, FPS = 12, 10.0
 
@@ -175,6 +175,16 @@ def test_a_track_is_named_by_the_argmax_of_its_mean_probabilities(tmp_path):
     assert (track["track_id"], track["frames"], track["first_s"], track["last_s"]) == (1, 5, 0.0, 0.4)
     assert summary["duration_s"] == pytest.approx(0.5) and summary["source"] == "clip.avi"
     assert json.loads((tmp_path / "summary.json").read_text()) == summary
+
+
+def test_a_summary_spans_its_earliest_to_latest_frame_whatever_their_order():
+    """A desktop session that went back in a video adds frames out of time order."""
+    summary = RecordingSummary(fps=FPS)
+    for time_s in (5.0, 6.0, 1.0, 2.0):
+        summary.add(FrameResult([_face(1, happy=0.9)], (100, 100)), time_s)
+    (track,) = summary.to_dict()["tracks"]
+    assert (track["first_s"], track["last_s"]) == (1.0, 6.0) and track["frames"] == 4
+    assert summary.duration_s == pytest.approx(6.0 + 1 / FPS)
 
 
 def test_recorded_video_holds_each_frame_until_the_next_ones_time(tmp_path):

@@ -1,11 +1,17 @@
-"""Personal calibration in the web app: a baseline sent with a REST request, and the live socket's
-"calibrate" command (the page's control is tested in a real browser in test_web_browser.py)."""
+"""Personal calibration in the web app: a baseline sent with a REST request or with the upload page's form,
+and the live socket's "calibrate" command (the page's control is tested in a real browser in
+test_web_browser.py)."""
 
 from __future__ import annotations
 
+import html
+import http.client
 import io
 import json
+import re
 import time
+import urllib.request
+from urllib.parse import urlsplit
 
 import cv2
 import numpy as np
@@ -14,10 +20,11 @@ import pytest
 pytest.importorskip("gunicorn", reason="the web app needs the 'web' extra: pip install 'emorec[web]'")
 
 from simple_websocket import Client  # noqa: E402
-from web_server import background_server  # noqa: E402
+from web_server import background_server, video_form  # noqa: E402
 
 from emorec.calibration import Baseline  # noqa: E402
 from emorec.labels import EMOTIONS  # noqa: E402
+from emorec.recording import AnnotatedVideoWriter  # noqa: E402
 from emorec.web import create_app  # noqa: E402
 
 
@@ -134,3 +141,89 @@ def test_live_calibration_without_a_face_says_so(server_url):
         assert "saw a face in 0 frame(s)" in answer["calibration"]["error"]
     finally:
         ws.close()
+
+
+# ----- the upload page's baseline field, through the real server
+
+
+def _upload(url: str, media: bytes, filename: str, baseline: bytes | None = None, baseline_name: str = "me.json",
+            path: str = "/upload") -> tuple[int, str]:
+    """Post the upload form as a browser without JavaScript does (its cookie and token from the page first):
+    (status, page)."""
+    page = urllib.request.urlopen(url + "/upload", timeout=30)
+    cookie = page.headers["Set-Cookie"].split(";")[0]
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page.read().decode()).group(1)
+    body, content_type = video_form(token, media, filename=filename, baseline=baseline, baseline_name=baseline_name)
+    parts = urlsplit(url)
+    connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=120)
+    try:
+        connection.request("POST", path, body=body, headers={"Cookie": cookie, "Content-Type": content_type})
+        response = connection.getresponse()
+        return response.status, response.read().decode()
+    finally:
+        connection.close()
+
+
+def _page_text(page: str) -> str:
+    return " ".join(html.unescape(re.sub(r"<[^>]+>", " ", page)).split())
+
+
+@pytest.fixture(scope="module")
+def resting_clip(resting, tmp_path_factory) -> bytes:
+    """1.5 s at 10 fps of the resting face, sitting still with sensor noise."""
+    _, rest = resting
+    path = tmp_path_factory.mktemp("clip") / "resting.mp4"
+    rng = np.random.default_rng(0)
+    writer = AnnotatedVideoWriter(path, 10.0, (rest.shape[1], rest.shape[0]))
+    for _ in range(15):
+        writer.write(np.clip(rest + rng.normal(0, 3, rest.shape), 0, 255).astype(np.uint8))
+    writer.close()
+    return path.read_bytes()
+
+
+def test_upload_page_reads_photos_and_videos_against_a_sent_baseline(server_url, recognizer, resting, resting_clip):
+    image, rest = resting
+    baseline = recognizer.calibrate([rest]).to_json().encode()
+    status, plain = _upload(server_url, image, "rest.jpg")
+    generic = re.search(r"Face 1: (\w+)", plain).group(1)
+    assert status == 200 and generic in ("angry", "sad") and "against your baseline" not in plain
+    # A browser sends the baseline field left empty as a nameless, empty file: no baseline, no error.
+    status, empty = _upload(server_url, image, "rest.jpg", b"", baseline_name="")
+    assert status == 200 and re.search(r"Face 1: (\w+)", empty).group(1) == generic
+
+    status, page = _upload(server_url, image, "rest.jpg", baseline)
+    text = _page_text(page)
+    assert status == 200 and "Face 1: neutral" in text, text
+    assert f"against your baseline; without it {generic}" in text
+
+    status, page = _upload(server_url, resting_clip, "resting.mp4", baseline)
+    text = _page_text(page)
+    assert status == 200 and "15 frames" in text and "each read against your baseline" in text, text
+    assert "Face 1: mostly neutral" in text
+    # The REST endpoint for videos takes the same field, as `emorec video --baseline` does.
+    status, answer = _upload(server_url, resting_clip, "resting.mp4", baseline, path="/api/v1/video")
+    tracks = json.loads(answer)["tracks"]
+    assert status == 200 and [track["emotion"] for track in tracks] == ["neutral"]
+    status, answer = _upload(server_url, resting_clip, "resting.mp4", path="/api/v1/video")
+    assert status == 200 and json.loads(answer)["tracks"][0]["emotion"] in ("angry", "sad")
+
+
+@pytest.mark.parametrize(
+    "baseline, says",
+    [
+        (b"{broken", "baseline: not JSON"),
+        (b"\xff\xd8\xff\xe0 a photo", "baseline: not JSON"),
+        (b'{"format": "emorec-baseline", "version": 1, "classes": ["happy"]}', "baseline: classes"),
+        (b"OTHER", "another classifier"),
+        (b"[" * 30_000 + b"]" * 30_000, "baseline: not a baseline (nested too deep)"),
+        (b" " * 70_000, "a baseline is at most"),
+    ],
+    ids=["broken", "a photo", "wrong classes", "another model", "nested", "too large"],
+)
+def test_upload_page_refuses_a_bad_baseline_in_one_line(server_url, resting, baseline, says):
+    if baseline == b"OTHER":
+        baseline = Baseline.from_scores(np.full((1, 7), 1 / 7), "0" * 64, "someone else's model").to_json().encode()
+    status, page = _upload(server_url, resting[0], "rest.jpg", baseline)
+    error = html.unescape(re.search(r'id="upload-error"[^>]*>([^<]*)<', page).group(1)).strip()
+    assert status == 400 and says in error and "\n" not in error and len(error) < 300, error
+    assert "Traceback" not in page and "Face 1" not in page

@@ -62,14 +62,24 @@ def _wait_until_healthy(url: str, process: subprocess.Popen, log_file, timeout_s
     raise RuntimeError(f"emorec serve did not answer on {url} within {timeout_s:.0f} s")
 
 
-def video_form(token: str, clip: bytes) -> tuple[bytes, str]:
-    """The upload form posting ``clip`` as ``clip.mp4`` with its CSRF ``token``: (body, Content-Type)."""
+def video_form(
+    token: str, clip: bytes, *, filename: str = "clip.mp4", baseline: bytes | None = None,
+    baseline_name: str = "me.json",
+) -> tuple[bytes, str]:
+    """The upload form posting ``clip`` as ``filename`` (a video, or a photo) with its CSRF ``token``, and the
+    file ``baseline`` in its baseline field where given (``b""`` with ``baseline_name=""`` is what a browser
+    sends for the field left empty): (body, Content-Type)."""
     boundary = "emorecboundary"
     body = (
         f'--{boundary}\r\nContent-Disposition: form-data; name="csrf_token"\r\n\r\n{token}\r\n'
-        f'--{boundary}\r\nContent-Disposition: form-data; name="media"; filename="clip.mp4"\r\n\r\n'
-    ).encode() + clip + f"\r\n--{boundary}--\r\n".encode()
-    return body, f"multipart/form-data; boundary={boundary}"
+        f'--{boundary}\r\nContent-Disposition: form-data; name="media"; filename="{filename}"\r\n\r\n'
+    ).encode() + clip
+    if baseline is not None:
+        body += (
+            f'\r\n--{boundary}\r\nContent-Disposition: form-data; name="baseline"; filename="{baseline_name}"\r\n'
+            "Content-Type: application/json\r\n\r\n"
+        ).encode() + baseline
+    return body + f"\r\n--{boundary}--\r\n".encode(), f"multipart/form-data; boundary={boundary}"
 
 
 def server_processes(url: str) -> tuple[int, list[tuple[int, int]]]:

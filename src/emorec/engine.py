@@ -231,8 +231,8 @@ class EmotionRecognizer:
         """A stream with its own tracking, following, smoothing and calibration: fed frame by frame
         (``stream.process(frame)``), or, given an image, folder, video file, webcam index or stream URL, an
         iterable of :class:`FrameResult` that keep their frame. ``options`` are
-        :class:`~emorec.stream.FrameStream`'s (smoothing, smoothing_alpha, max_frames, realtime, baseline,
-        auto_calibrate, detect_every)."""
+        :class:`~emorec.stream.FrameStream`'s (smoothing, smoothing_alpha, max_frames, realtime, drop_late,
+        baseline, auto_calibrate, detect_every)."""
         from emorec.stream import FrameStream
 
         return FrameStream(self, source, **options)

@@ -165,6 +165,18 @@ def _open_h264(path: Path, fps: float, size: tuple[int, int]):
     return container, stream
 
 
+def write_text(path: str | os.PathLike, text: str) -> Path:
+    """A summary JSON or timeline CSV written whole or not at all (its folder made if need be);
+    :class:`RecordingError` says why it could not be."""
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(path, lambda partial: partial.write_text(text, encoding="utf-8"))
+    except OSError as exc:
+        raise RecordingError(f"{path}: cannot write ({exc.strerror or exc})") from None
+    return path
+
+
 class Timeline:
     """Every face of every frame: CSV rows (one per face and frame) as they come, to the file ``csv_path``
     or to the open text stream ``csv_file`` (left open: the web app keeps its CSV in memory), and per track
@@ -318,13 +330,7 @@ class Recorder:
                 self.timeline.plot(self.plot_path)
             self._summary = self.timeline.summary.to_dict()
             if self.summary_path is not None:
-                path = Path(self.summary_path)
-                try:
-                    path.parent.mkdir(parents=True, exist_ok=True)
-                    write_atomic(path, lambda partial: partial.write_text(json.dumps(self._summary, indent=1),
-                                                                          encoding="utf-8"))
-                except OSError as exc:
-                    raise RecordingError(f"{path}: cannot write ({exc.strerror})") from None
+                write_text(self.summary_path, json.dumps(self._summary, indent=1))
         return self._summary
 
     def __enter__(self) -> Recorder:

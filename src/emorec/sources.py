@@ -298,7 +298,8 @@ class Source:
 
     Opening checks the source and raises :class:`InputError` naming it. Iterate for :class:`Frame` objects;
     close it (or use ``with``) to release the device. ``fps`` is the rate a video file should be played at;
-    None for live sources and still images, whose frames come when they come.
+    None for live sources and still images, whose frames come when they come. A video file can
+    :meth:`seek` while it is iterated.
     """
 
     def __init__(self, spec: str | int | os.PathLike):
@@ -311,6 +312,8 @@ class Source:
         self._images: list[Path] | None = None
         self._capture: cv2.VideoCapture | None = None
         self._reader: _LatestFrameReader | None = None
+        self._seek_lock = threading.Lock()
+        self._seek_to: int | None = None  # the frame the next read starts from (a seek not yet done)
         if not self.live:
             path = Path(self.spec)
             if path.is_dir():
@@ -345,6 +348,33 @@ class Source:
         """Whether the frames are photos (an image file or a folder of them), each unrelated to the last."""
         return self._images is not None
 
+    @property
+    def seekable(self) -> bool:
+        """Whether :meth:`seek` works: a video file, not a live source nor photos."""
+        return self._capture is not None and not self.live
+
+    def seek(self, time_s: float) -> None:
+        """Go to ``time_s`` seconds into a video file (clamped to its frames): the next frame iterated is the
+        one at that time. May be called from another thread than the one iterating; the seek happens before
+        that thread's next read. :class:`InputError` for a source that is not a video file."""
+        if not self.seekable:
+            raise InputError(f"{self.name}: only a video file can be sought")
+        index = max(0, round(time_s * self.fps))
+        if self.frame_count:
+            index = min(index, self.frame_count - 1)
+        with self._seek_lock:
+            self._seek_to = index
+
+    @property
+    def seek_pending(self) -> bool:
+        """A seek was asked for and not done yet: the frame read last is from before it."""
+        return self._seek_to is not None
+
+    def _take_seek(self) -> int | None:
+        with self._seek_lock:
+            index, self._seek_to = self._seek_to, None
+        return index
+
     def __iter__(self) -> Iterator[Frame]:
         if self._images is not None:
             for index, path in enumerate(self._images):
@@ -353,14 +383,21 @@ class Source:
         if self._reader is not None:
             yield from self._reader
             return
-        index = 0
+        index = decoded = 0
         while True:
+            target = self._take_seek()
+            if target is not None:
+                self._capture.set(cv2.CAP_PROP_POS_FRAMES, target)
+                index = int(self._capture.get(cv2.CAP_PROP_POS_FRAMES))  # where the decoder landed
             ok, image = self._capture.read()
             if not ok:
+                if self.seek_pending:  # asked for while the last frame was being read: go there
+                    continue
                 break
             yield Frame(image, index, index / self.fps)
             index += 1
-        if index == 0:
+            decoded += 1
+        if decoded == 0:
             raise InputError(f"{self.name}: no frame could be decoded (corrupt or unsupported video)")
 
     def close(self) -> None:

@@ -51,6 +51,9 @@ class FrameStream:
             when it is read is dropped (counted in ``frames_dropped``) instead of being processed late, and
             a frame that is ready early is held back until its time. Live sources already hand over only
             their newest frame; they are never held back.
+        drop_late: with ``realtime``, False processes a late frame all the same and lets the clock slip
+            instead: every frame of the file is analysed, never faster than its rate (settable while the
+            stream runs, as ``stream.drop_late``).
         baseline: one person's :class:`~emorec.calibration.Baseline`, applied to every face (settable later
             as ``stream.baseline``).
         auto_calibrate: True (or a configured ``AutoCalibrator``) lets each track without a baseline learn
@@ -60,7 +63,8 @@ class FrameStream:
         resize_to: (width, height) every frame is shrunk to before the engine sees it, to bound the cost of
             large videos (the web app's uploads); results and their ``image`` are in that size.
 
-    ``pause``, ``resume`` and ``stop`` may be called from any thread; the clock stands still while paused.
+    ``pause``, ``resume``, ``seek`` and ``stop`` may be called from any thread; the clock stands still while
+    paused.
     A stream is iterated once: the source is closed when the iteration ends, or by ``close()`` / ``with``.
     """
 
@@ -73,6 +77,7 @@ class FrameStream:
         smoothing_alpha: float | None = None,
         max_frames: int | None = None,
         realtime: bool = False,
+        drop_late: bool = True,
         baseline: Baseline | None = None,
         auto_calibrate: bool | AutoCalibrator = False,
         resize_to: tuple[int, int] | None = None,
@@ -87,6 +92,7 @@ class FrameStream:
         self.max_frames = max_frames
         self.resize_to = resize_to
         self._period = 1.0 / self.source.fps if realtime and self.source is not None and self.source.fps else 0.0
+        self.drop_late = drop_late
         self.frames_read = 0
         self.frames_dropped = 0
         self.truncated = False
@@ -94,6 +100,9 @@ class FrameStream:
         self._stopped = threading.Event()
         self._running = threading.Event()  # cleared while paused
         self._running.set()
+        self._lock = threading.Lock()  # a seek against the loop's look at it
+        self._sought = False  # a seek was asked for: the clock starts again at the frame it lands on
+        self._step = False  # that seek came while paused: yield its one frame, then pause again
 
     @property
     def fps(self) -> float | None:
@@ -117,7 +126,7 @@ class FrameStream:
 
     def play(self, source: str | int | os.PathLike | Source, **options) -> FrameStream:
         """The frames of ``source`` through this stream, keeping its state (``options``: max_frames,
-        realtime, resize_to); iterate the result."""
+        realtime, drop_late, resize_to); iterate the result."""
         return FrameStream(self, source, **options)
 
     @property
@@ -169,14 +178,28 @@ class FrameStream:
                     start += time.monotonic() - paused_at
                 if self._stopped.is_set():
                     return
+                with self._lock:
+                    if self.source.seek_pending:  # read before the seek: the next read is the sought frame
+                        continue
+                    sought, self._sought = self._sought, False
+                    if sought and self._step:  # paused: this one frame is shown, then the stream waits again
+                        self._step = False
+                        self._running.clear()
                 if self.max_frames is not None and self.frames_read == self.max_frames:
                     self.truncated = True
                     return
                 self.frames_read += 1
+                if sought:  # a cut: the clock restarts at this frame, and faces are detected afresh
+                    start = time.monotonic() - (frame.time_s or 0.0)
+                    self.engine.redetect()
                 due = start + (frame.time_s or 0.0)
-                if self._period and time.monotonic() > due + self._period:
-                    self.frames_dropped += 1
-                    continue
+                late = time.monotonic() - due
+                if self._period and late > self._period:
+                    if self.drop_late:
+                        self.frames_dropped += 1
+                        continue
+                    start += late  # every frame wanted: this one is processed now, and the clock follows it
+                    due += late
                 image = frame.image
                 if self.resize_to is not None and (image.shape[1], image.shape[0]) != self.resize_to:
                     image = cv2.resize(image, self.resize_to, interpolation=cv2.INTER_AREA)
@@ -194,10 +217,28 @@ class FrameStream:
             self.close()
 
     def pause(self) -> None:
-        self._running.clear()
+        with self._lock:
+            self._step = False
+            self._running.clear()
 
     def resume(self) -> None:
-        self._running.set()
+        with self._lock:
+            self._step = False
+            self._running.set()
+
+    def seek(self, time_s: float) -> None:
+        """Jump to ``time_s`` seconds into the video file: the next frame yielded is the one at that time, the
+        clock goes on from there, and faces are detected afresh on it (tracks are kept, so a face keeps its
+        id). While paused, that one frame is yielded and the stream stays paused, so a paused player shows
+        where it went. :class:`InputError` for a source that is not a video file."""
+        if self.source is None:
+            raise InputError("this stream has no source to seek in")
+        with self._lock:
+            self.source.seek(time_s)
+            self._sought = True
+            if not self._running.is_set():
+                self._step = True
+                self._running.set()
 
     def stop(self) -> None:
         """End the iteration at the next frame; a live source is closed at once, which wakes a loop waiting

@@ -9,7 +9,9 @@ video upload all collect their tracks with :class:`RecordingSummary`. Its JSON f
                  "scores": {"angry": 0.01, ..., "neutral": 0.12}}]}
 
 ``tracks`` come longest-seen first; ``scores`` are the mean probabilities over the track's frames, in
-FER2013 order, and ``emotion`` is the most probable of them.
+FER2013 order, and ``emotion`` is the most probable of them. ``first_s`` and ``last_s`` are the earliest and
+latest times a track was seen, whatever the order its frames came in (a desktop session that went back in a
+video).
 """
 
 from __future__ import annotations
@@ -59,8 +61,8 @@ class TrackSummary:
         return {
             "track_id": self.track_id,
             "frames": self.frames,
-            "first_s": round(self.times_s[0], 3),
-            "last_s": round(self.times_s[-1], 3),
+            "first_s": round(min(self.times_s), 3),
+            "last_s": round(max(self.times_s), 3),
             "emotion": self.emotion,
             "scores": self.mean_scores,
         }
@@ -86,7 +88,7 @@ class RecordingSummary:
         """One frame's faces, seen at ``time_s`` seconds from the start."""
         self.frame_count += 1
         self.frames_with_faces += bool(result.faces)
-        self._last_s = time_s
+        self._last_s = max(self._last_s, time_s)
         for rank, face in enumerate(result.faces):
             track_id = face.track_id if face.track_id is not None else rank + 1
             track = self._tracks.setdefault(track_id, TrackSummary(track_id))
@@ -96,11 +98,11 @@ class RecordingSummary:
     @property
     def tracks(self) -> list[TrackSummary]:
         """Every track, the longest-seen first (ties: the first to appear)."""
-        return sorted(self._tracks.values(), key=lambda t: (-t.frames, t.times_s[0], t.track_id))
+        return sorted(self._tracks.values(), key=lambda t: (-t.frames, min(t.times_s), t.track_id))
 
     @property
     def duration_s(self) -> float:
-        """From the start to the end of the last frame."""
+        """From the start to the end of the latest frame."""
         if not self.frame_count:
             return 0.0
         return self._last_s + (1.0 / self.fps if self.fps else 0.0)

@@ -1,5 +1,6 @@
 """Qt-free core of the desktop app: what a shown frame carries, which face the side panel follows, the rolling
-emotion timeline and the frame-rate meter. The frame loop itself is the engine's (``EmotionRecognizer.stream``).
+emotion timeline, the frame-rate meter and the session's faces for the summary export. The frame loop itself is
+the engine's (``EmotionRecognizer.stream``).
 
 Nothing here imports Qt, so the logic is testable and reusable without a display; widgets only draw it.
 """
@@ -7,13 +8,24 @@ Nothing here imports Qt, so the logic is testable and reusable without a display
 from __future__ import annotations
 
 import glob
+import io
+import json
+import os
 import sys
+import threading
 from collections import deque
+from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
+from emorec.errors import RecordingError
+from emorec.outputs import refuse_overwriting
+from emorec.recording import Timeline, write_text
 from emorec.types import Face, FrameResult, face_sizes, largest_face
+
+EXPORT_SUFFIXES = {".json": "the summary of each face", ".csv": "every face of every frame"}
 
 
 @dataclass(frozen=True)
@@ -117,6 +129,50 @@ class RateMeter:
         if len(self._ticks) < 2 or self._ticks[-1] <= self._ticks[0]:
             return 0.0
         return (len(self._ticks) - 1) / (self._ticks[-1] - self._ticks[0])
+
+
+class SessionLog:
+    """Every face of every frame analysed since a source was started, for the summary export: the
+    :class:`~emorec.recording.Timeline` that ``emorec video`` fills, so the export is its ``--json`` summary
+    (per tracked face: frames, first and last time, dominant emotion, mean probabilities) or its ``--csv``
+    rows. Filled by the engine thread and exported from the GUI thread, hence the lock. It grows with the
+    session (a CSV row per face and frame), as a recording's CSV does on disk.
+    """
+
+    def __init__(self, source: str, fps: float | None):
+        self._rows = io.StringIO()
+        self._timeline = Timeline(fps=fps, source=source, csv_file=self._rows)
+        self._lock = threading.Lock()
+
+    def add(self, result: FrameResult) -> None:
+        """One analysed frame; a photo, which has no time, counts as at 0 s."""
+        with self._lock:
+            self._timeline.add(result, result.time_s if result.time_s is not None else 0.0)
+
+    @property
+    def frames(self) -> int:
+        return self._timeline.frames
+
+    def summary(self) -> dict:
+        """:meth:`emorec.summary.RecordingSummary.to_dict` of the session so far."""
+        with self._lock:
+            return self._timeline.summary.to_dict()
+
+    def export(self, path: str | os.PathLike, inputs: Iterable[str | os.PathLike] = ()) -> Path:
+        """Write the summary JSON (a ``.json`` path) or the timeline CSV (``.csv``), whole or not at all.
+        :class:`RecordingError` for another suffix, a path that is one of ``inputs`` (the video analysed),
+        or a file that cannot be written."""
+        path = Path(path)
+        if path.suffix.lower() not in EXPORT_SUFFIXES:
+            choices = "; ".join(f"{suffix} for {what}" for suffix, what in EXPORT_SUFFIXES.items())
+            raise RecordingError(f"{path}: export as {choices}")
+        refuse_overwriting(inputs, [path], "the export")
+        with self._lock:
+            if path.suffix.lower() == ".json":
+                text = json.dumps(self._timeline.summary.to_dict(), indent=1)
+            else:
+                text = self._rows.getvalue()
+        return write_text(path, text)
 
 
 def camera_indices(limit: int = 10) -> list[int]:

@@ -1,4 +1,5 @@
-"""The desktop app's panel widgets: the live view, the probability bars and the rolling emotion timeline.
+"""The desktop app's panel widgets: the live view, the probability bars, the rolling emotion timeline and the
+seek bar.
 
 They only draw what they are given; what to show is decided in core.py and window.py.
 """
@@ -8,7 +9,17 @@ from __future__ import annotations
 import numpy as np
 from PySide6.QtCore import QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import QColor, QFontMetrics, QImage, QMouseEvent, QPainter, QPainterPath, QPaintEvent, QPen
-from PySide6.QtWidgets import QGridLayout, QLabel, QProgressBar, QSizePolicy, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (
+    QGridLayout,
+    QLabel,
+    QProgressBar,
+    QSizePolicy,
+    QSlider,
+    QStyle,
+    QStyleOptionSlider,
+    QVBoxLayout,
+    QWidget,
+)
 
 from emorec.desktop.core import EmotionTimeline
 from emorec.labels import EMOTION_COLORS_BGR, EMOTIONS
@@ -201,3 +212,28 @@ class TimelinePlot(QWidget):
                     pen_down = True
             painter.setPen(QPen(emotion_color(name), 2))
             painter.drawPath(path)
+
+
+class SeekBar(QSlider):
+    """A horizontal slider over a video's frames. A click on the groove jumps there (a plain QSlider steps a
+    page towards it, which is not what a video player's bar does), and ``valueChanged`` comes once the user
+    lets go of the handle, not for every pixel it is dragged."""
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(Qt.Orientation.Horizontal, parent)
+        self.setTracking(False)
+
+    def mousePressEvent(self, event: QMouseEvent) -> None:  # noqa: N802 (Qt's name)
+        if event.button() == Qt.MouseButton.LeftButton:
+            option = QStyleOptionSlider()
+            self.initStyleOption(option)
+            style = self.style()
+            handle = style.subControlRect(QStyle.ComplexControl.CC_Slider, option,
+                                          QStyle.SubControl.SC_SliderHandle, self)
+            if not handle.contains(event.position().toPoint()):
+                groove = style.subControlRect(QStyle.ComplexControl.CC_Slider, option,
+                                              QStyle.SubControl.SC_SliderGroove, self)
+                span = max(1, groove.width() - handle.width())
+                x = round(event.position().x()) - groove.x() - handle.width() // 2
+                self.setValue(QStyle.sliderValueFromPosition(self.minimum(), self.maximum(), x, span))
+        super().mousePressEvent(event)  # the handle, now under the pointer, can be dragged on from here

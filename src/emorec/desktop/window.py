@@ -1,5 +1,6 @@
-"""The main window: source chooser and controls on top, live view on the left, probabilities and timeline on
-the right, frame rate and latency in the status bar. It only wires widgets to the engine thread."""
+"""The main window: source chooser and controls on top, a video file's seek bar under them, live view on the
+left, probabilities and timeline on the right, frame rate and latency in the status bar. It only wires widgets
+to the engine thread."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import cv2
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QCloseEvent
 from PySide6.QtWidgets import (
+    QCheckBox,
     QComboBox,
     QFileDialog,
     QGroupBox,
@@ -28,10 +30,19 @@ from PySide6.QtWidgets import (
 )
 
 from emorec.calibration import Baseline, BaselineError, load_baseline
-from emorec.desktop.core import EmotionTimeline, FaceSelection, LoopSummary, ProcessedFrame, RateMeter, camera_indices
-from emorec.desktop.widgets import ProbabilityBars, TimelinePlot, VideoView
+from emorec.desktop.core import (
+    EXPORT_SUFFIXES,
+    EmotionTimeline,
+    FaceSelection,
+    LoopSummary,
+    ProcessedFrame,
+    RateMeter,
+    camera_indices,
+)
+from emorec.desktop.widgets import ProbabilityBars, SeekBar, TimelinePlot, VideoView
 from emorec.desktop.worker import EngineThread
 from emorec.engine import EmotionRecognizer
+from emorec.errors import RecordingError
 from emorec.recording import Recorder
 from emorec.sources import IMAGE_SUFFIXES, VIDEO_SUFFIXES, is_stream_url, parse_source
 from emorec.types import Face
@@ -51,6 +62,12 @@ def show_error(parent: QWidget, title: str, text: str) -> None:
 
 def _file_filter(label: str, suffixes: set[str]) -> str:
     return f"{label} ({' '.join('*' + s for s in sorted(suffixes))});;All files (*)"
+
+
+def clock(seconds: float) -> str:
+    """A time in a video as players show it: 1:05.3 (minutes, seconds to a tenth)."""
+    minutes, rest = divmod(max(0.0, seconds), 60)
+    return f"{int(minutes)}:{rest:04.1f}"
 
 
 def _timestamp() -> str:
@@ -117,6 +134,18 @@ class MainWindow(QMainWindow):
         self.record_button = QPushButton("Record")
         self.record_button.setCheckable(True)
         self.record_button.toggled.connect(self._on_record_toggled)
+        self.export_button = QPushButton("Export...")
+        self.export_button.setToolTip(
+            "Save what this source has shown so far: each face's summary as JSON (its dominant emotion and mean "
+            "probabilities, as emorec video --json) or every face of every frame as CSV (as emorec video --csv)"
+        )
+        self.export_button.clicked.connect(self._export_dialog)
+        self.every_frame = QCheckBox("Every frame")
+        self.every_frame.setToolTip(
+            "Analyse every frame of a video file, however long it takes; unticked, the video keeps its own pace "
+            "and the frames the engine is too slow for are skipped"
+        )
+        self.every_frame.toggled.connect(self._on_every_frame_toggled)
         self.controls = QWidget()
         row = QHBoxLayout(self.controls)
         row.setContentsMargins(6, 6, 6, 0)
@@ -126,13 +155,27 @@ class MainWindow(QMainWindow):
             self.camera,
             self.path,
             self.browse_button,
+            self.every_frame,
             self.start_button,
             self.pause_button,
             self.snapshot_button,
             self.record_button,
+            self.export_button,
         ):
             row.addWidget(widget)
         row.setStretchFactor(self.path, 1)
+        self.seek_bar = SeekBar()
+        self.seek_bar.setAccessibleName("Position in the video")
+        self.seek_bar.setToolTip("Click or drag to go to another place in the video")
+        self.seek_bar.valueChanged.connect(self._on_seek_bar_released)
+        self.seek_bar.sliderMoved.connect(self._show_position)
+        self.position_label = QLabel()
+        self.seek_row = QWidget()
+        row = QHBoxLayout(self.seek_row)
+        row.setContentsMargins(6, 0, 6, 0)
+        row.addWidget(self.seek_bar, 1)
+        row.addWidget(self.position_label)
+        self.seek_row.setVisible(False)  # until a video file is open: its length is known then
 
     def _build_calibration(self) -> None:
         self.calibrate_button = QPushButton("Calibrate")
@@ -191,6 +234,7 @@ class MainWindow(QMainWindow):
         layout = QVBoxLayout(central)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.controls)
+        layout.addWidget(self.seek_row)
         layout.addWidget(splitter, 1)
         self.setCentralWidget(central)
 
@@ -234,10 +278,13 @@ class MainWindow(QMainWindow):
         self.display_rate.reset()
         self.last_frame = None
         self.snapshot_button.setEnabled(False)
+        self.export_button.setEnabled(False)
         self.frames_dropped = 0
         self.bars.show_face(None)
         self.view.clear(f"opening {source if isinstance(source, str) else f'camera {source}'}...")
-        engine = EngineThread(self.recognizer, source, smoothing=self.smoothing, baseline=self.baseline, parent=self)
+        self.seek_row.setVisible(False)
+        engine = EngineThread(self.recognizer, source, smoothing=self.smoothing, baseline=self.baseline,
+                              every_frame=self.every_frame.isChecked(), parent=self)
         engine.frame_ready.connect(self._show_latest_frame)
         engine.failed.connect(self._on_failed)
         engine.recording_failed.connect(self._on_recording_failed)
@@ -258,6 +305,7 @@ class MainWindow(QMainWindow):
             engine.stop()
             self._finish_recording(engine)
             engine.deleteLater()
+        self.seek_row.setVisible(False)
         self._set_running(False)
 
     def _show_source_in_controls(self, source: str | int) -> None:
@@ -286,6 +334,7 @@ class MainWindow(QMainWindow):
         # Once a frame is shown: before, the source is not open and its frame rate (the video's) unknown.
         self.record_button.setEnabled(running and self.last_frame is not None)
         self.snapshot_button.setEnabled(self.last_frame is not None)  # something on screen to save
+        self.export_button.setEnabled(self.last_frame is not None)  # frames analysed, whether or not it still runs
         if not running:
             self._uncheck(self.pause_button)
             self.pause_button.setText("Pause")
@@ -417,9 +466,11 @@ class MainWindow(QMainWindow):
             return
         self.last_frame = processed
         self.snapshot_button.setEnabled(True)
+        self.export_button.setEnabled(True)
         self.record_button.setEnabled(self.engine.isRunning())
         self.frames_dropped += processed.dropped_before
         self.display_rate.tick(time.monotonic())
+        self._update_seek_bar(processed)
         face = self._render(processed)
         if processed.result.time_s is not None:  # photos have no place on a time axis
             self.timeline.add(processed.result.time_s, None if face is None else face.scores)
@@ -488,6 +539,7 @@ class MainWindow(QMainWindow):
         self.path.setVisible(kind != CAMERA)
         self.path.setPlaceholderText(PLACEHOLDERS.get(kind, ""))
         self.browse_button.setVisible(kind in (VIDEO, IMAGE))
+        self.every_frame.setVisible(kind == VIDEO)
 
     def _browse(self) -> None:
         if self.kind.currentData() == IMAGE:
@@ -510,6 +562,47 @@ class MainWindow(QMainWindow):
         if self.engine is not None:
             self.engine.set_paused(paused)
         self.pause_button.setText("Resume" if paused else "Pause")
+
+    def _on_every_frame_toggled(self, every_frame: bool) -> None:
+        if self.engine is not None:
+            self.engine.set_every_frame(every_frame)
+
+    # ----- position in a video file
+
+    def seek(self, time_s: float) -> None:
+        """Go to ``time_s`` seconds of the video file open: it plays on from there (paused: its frame there
+        is shown), and one that has ended plays again from there. Does nothing for other sources."""
+        engine = self.engine
+        if engine is None or not engine.seekable:
+            return
+        self.timeline.clear()  # the rolling plot runs forwards in time
+        if not engine.seek(time_s):
+            engine.start()
+            self._set_running(True)
+        self.statusBar().showMessage(f"to {clock(time_s)} of {Path(engine.source).name}")
+
+    def _update_seek_bar(self, processed: ProcessedFrame) -> None:
+        engine = self.engine
+        if not engine.seekable or not engine.frame_count or processed.result.time_s is None:
+            self.seek_row.setVisible(False)
+            return
+        if not self.seek_row.isVisible():
+            self.seek_bar.setRange(0, engine.frame_count - 1)
+            self.seek_bar.setPageStep(max(1, round(5 * engine.fps)))  # 5 s with Page Up/Down
+            self.seek_row.setVisible(True)
+        if not self.seek_bar.isSliderDown():  # not under the user's hand
+            self.seek_bar.blockSignals(True)
+            self.seek_bar.setValue(processed.result.frame_index)
+            self.seek_bar.blockSignals(False)
+            self._show_position(processed.result.frame_index)
+
+    def _show_position(self, frame_index: int) -> None:
+        fps, count = self.engine.fps, self.engine.frame_count
+        self.position_label.setText(f"{clock(frame_index / fps)} / {clock(count / fps)}")
+
+    def _on_seek_bar_released(self, frame_index: int) -> None:
+        if self.engine is not None and self.engine.fps:
+            self.seek(frame_index / self.engine.fps)
 
     def _on_frame_clicked(self, x: float, y: float) -> None:
         if self.last_frame is None:
@@ -535,6 +628,39 @@ class MainWindow(QMainWindow):
             return None
         self.statusBar().showMessage(f"saved {path}")
         return path
+
+    def export_summary(self, path: str | os.PathLike) -> Path | None:
+        """Save the faces analysed since the source started: ``.json`` the summary per tracked face (as
+        ``emorec video --json``), ``.csv`` every face of every frame (as ``--csv``). Never over the source
+        file; a dialog says why nothing was saved (returns None)."""
+        session = self.engine.session if self.engine is not None else None
+        if session is None or not session.frames:
+            self.error_dialog(self, "Nothing to export", "Start a source first: the export holds the faces it shows.")
+            return None
+        source = self.engine.source
+        inputs = [source] if isinstance(source, str) and not is_stream_url(source) else []
+        try:
+            saved = session.export(path, inputs)
+        except RecordingError as exc:
+            self.error_dialog(self, "Cannot export", str(exc))
+            return None
+        self.statusBar().showMessage(f"exported {session.frames} frames to {saved.name} in {saved.parent}")
+        return saved
+
+    def _export_dialog(self) -> None:
+        source = self.engine.source if self.engine is not None else 0
+        if isinstance(source, int):
+            stem = f"camera-{source}"
+        else:
+            stem = "stream" if is_stream_url(source) else Path(source).stem
+        filters = {f"{'Summary' if suffix == '.json' else 'Timeline'} {suffix[1:].upper()} (*{suffix})": suffix
+                   for suffix in EXPORT_SUFFIXES}
+        path, chosen = QFileDialog.getSaveFileName(self, "Export the faces", str(self.out_dir / f"{stem}-summary.json"),
+                                                   ";;".join(filters))
+        if path:
+            if Path(path).suffix.lower() not in EXPORT_SUFFIXES:  # typed without one: the chosen type's
+                path += filters.get(chosen, ".json")
+            self.export_summary(path)
 
     def _on_record_toggled(self, on: bool) -> None:
         if self.engine is None:

@@ -2,7 +2,8 @@
 
 It runs the engine's frame loop (``EmotionRecognizer.stream`` in real time) over the source, feeds a recording,
 and hands the GUI only the newest processed frame: if the GUI has not taken the previous one yet, it is
-replaced, not queued.
+replaced, not queued. A video file can be sought while it plays, and again once it has ended (the thread then
+plays it from there, through the same stream: its tracks, smoothing and calibration go on).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import threading
 from PySide6.QtCore import QObject, QThread, Signal
 
 from emorec.calibration import Baseline
-from emorec.desktop.core import LoopSummary, ProcessedFrame
+from emorec.desktop.core import LoopSummary, ProcessedFrame, SessionLog
 from emorec.engine import EmotionRecognizer
 from emorec.errors import InputError
 from emorec.recording import Recorder
@@ -40,6 +41,7 @@ class EngineThread(QThread):
         source: str | int | os.PathLike,
         smoothing: bool = True,
         baseline: Baseline | None = None,
+        every_frame: bool = False,
         parent: QObject | None = None,
     ):
         super().__init__(parent)
@@ -56,41 +58,77 @@ class EngineThread(QThread):
         self._latest: ProcessedFrame | None = None
         self._recorder: Recorder | None = None
         self._recording_start: float | None = None  # the source time of the recording's first frame
+        self._every_frame = every_frame
+        self._start_s: float | None = None  # where the next play of the source starts (a seek after its end)
+        self._last_seek_s = 0.0
+        self._playing = False  # run() is playing the source, or about to play it again
+        self.summary = LoopSummary()  # every play of the source since the thread was made
+        self.session: SessionLog | None = None  # every face of every frame analysed, once the source is open
         self.fps: float | None = None  # the source's frame rate once open; None for live sources and images
+        self.frame_count: int | None = None  # a video file's frames once open; None for live sources
+        self.seekable = False  # a video file, once open
 
     def run(self) -> None:
+        with self._lock:
+            self._playing = True
+        again = True
+        while again:
+            played = self._play()
+            with self._lock:
+                again = played and self._start_s is not None and not self._stop_requested
+                self._playing = again
+        if played and not self._stop_requested:
+            self.source_ended.emit(self.summary)
+
+    def _play(self) -> bool:
+        """One play of the source, from where a seek asked for; False if it failed (and said why)."""
+        with self._lock:
+            start_s, self._start_s = self._start_s, None
         try:
-            stream = self._engine.play(self.source, realtime=True)  # the engine's one frame loop, paced
+            # The engine's one frame loop, paced to the video's rate.
+            stream = self._engine.play(self.source, realtime=True, drop_late=not self._every_frame)
         except InputError as exc:
             self.failed.emit(str(exc))
-            return
+            return False
         try:
-            self.fps = stream.fps
+            self.fps, self.frame_count = stream.fps, stream.source.frame_count
+            self.seekable = stream.source.seekable
+            if self.session is None:
+                self.session = SessionLog(stream.source.name, stream.fps)
+            if start_s is not None:
+                stream.seek(start_s)
             with self._lock:
                 if self._stop_requested:
-                    return
+                    return True
                 self._stream = stream
                 if self._paused:
                     stream.pause()
-            summary = LoopSummary()
+            summary = self.summary
             capturing = self._calibration.capturing
+            dropped_so_far = 0
             for result in stream:
-                dropped = stream.frames_dropped - summary.frames_dropped
-                summary.frames_dropped = stream.frames_dropped
+                dropped, dropped_so_far = stream.frames_dropped - dropped_so_far, stream.frames_dropped
                 summary.frames_shown += 1
                 summary.frames_with_faces += bool(result.faces)
                 self._calibrate(capturing)
                 capturing = self._calibration.capturing
+                self.session.add(result)
                 self._deliver(ProcessedFrame(result, self._annotate(result), dropped))
-            summary.frames_read, summary.frames_dropped = stream.frames_read, stream.frames_dropped
-            if not self._stop_requested:
-                self.source_ended.emit(summary)
+            summary.frames_read += stream.frames_read
+            summary.frames_dropped += stream.frames_dropped
+            return True
         except InputError as exc:  # e.g. a video whose frames cannot be decoded
             self.failed.emit(str(exc))
+            return False
         except Exception as exc:  # a thread has no caller to raise to: report it rather than die silently
             log.exception("engine thread failed on %s", self.source)
             self.failed.emit(f"{self.source}: unexpected error: {exc}")
+            return False
         finally:
+            with self._lock:
+                self._stream = None
+                if stream.source.seek_pending and self._start_s is None:  # asked for as the video ended
+                    self._start_s = self._last_seek_s
             stream.close()  # the recording, if any, is finished by whoever started it: see set_recorder
 
     def _calibrate(self, capturing: bool) -> None:
@@ -148,6 +186,25 @@ class EngineThread(QThread):
             previous, self._recorder = self._recorder, recorder
             self._recording_start = None
         return previous.close() if previous is not None else None
+
+    def seek(self, time_s: float) -> bool:
+        """Go to ``time_s`` seconds of the video file (see ``FrameStream.seek``). False where the thread has
+        finished: ``start()`` it again to play the video from there."""
+        with self._lock:
+            self._last_seek_s = time_s
+            if self._stream is not None:
+                self._stream.seek(time_s)
+                return True
+            self._start_s = time_s
+            return self._playing
+
+    def set_every_frame(self, every_frame: bool) -> None:
+        """Analyse every frame of a video file (True), however long it takes, or drop the frames the engine is
+        too slow for to keep to the video's rate (False); from the next frame on."""
+        with self._lock:
+            self._every_frame = every_frame
+            if self._stream is not None:
+                self._stream.drop_late = not every_frame
 
     def set_paused(self, paused: bool) -> None:
         with self._lock:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from flask import Blueprint, jsonify, request
 
-from emorec.calibration import Baseline, BaselineError
+from emorec.calibration import MAX_BASELINE_BYTES, Baseline, BaselineError
 from emorec.web.media import MediaError, decode_image, is_video
 from emorec.web.state import current_state
 from emorec.web.video import annotate_video, run_to_end
@@ -34,14 +34,21 @@ BASELINE_FIELD = "baseline"
 
 
 def request_baseline(recognizer) -> Baseline | None:
-    """A person's baseline (``emorec calibrate``'s JSON) sent as the multipart field ``baseline`` (a file or
-    a plain field), checked against the served model; used for this request only, never stored."""
+    """A person's baseline (``emorec calibrate``'s JSON, or the live page's Calibrate's) sent as the multipart
+    field ``baseline`` (a file or a plain field), checked against the served model; used for this request
+    only, never stored. A form's file input left empty (no name, no bytes) is no baseline. BaselineError,
+    naming the field, for anything that is not one."""
     if request.mimetype != "multipart/form-data":
         return None
     sent = request.files.get(BASELINE_FIELD)
-    text = sent.read() if sent is not None else request.form.get(BASELINE_FIELD)
-    if text is None:
-        return None
+    if sent is not None:
+        text = sent.read(MAX_BASELINE_BYTES + 1)  # from_json refuses more
+        if not text and not sent.filename:
+            return None
+    else:
+        text = request.form.get(BASELINE_FIELD)
+        if text is None:
+            return None
     return recognizer.check_baseline(Baseline.from_json(text, source=BASELINE_FIELD))
 
 
@@ -75,12 +82,16 @@ def video():
             "could not open the video: corrupt file, or not a container emorec reads (MP4/MOV, WebM/MKV, AVI); "
             "send photos to /api/v1/analyze"
         )
+    try:
+        baseline = request_baseline(state.recognizer)
+    except BaselineError as exc:
+        return jsonify(error=str(exc)), 400
     if not state.video_slots.acquire(blocking=False):
         raise MediaError("the server is analysing another video; try again in a few seconds", 503, 10)
     try:
         steps = annotate_video(
             data, state.recognizer, limits.max_video_frames, limits.max_video_pixels, limits.max_video_seconds,
-            draw=False,
+            draw=False, baseline=baseline,
         )
         try:
             result = run_to_end(steps)

@@ -9,9 +9,10 @@ from dataclasses import asdict
 from flask import Blueprint, Response, current_app, render_template, request, stream_with_context
 from werkzeug.exceptions import BadRequest, RequestEntityTooLarge
 
+from emorec.calibration import Baseline, BaselineError
 from emorec.labels import EMOTION_COLORS_BGR, EMOTIONS
 from emorec.summary import TrackSummary
-from emorec.web.api import model_summary
+from emorec.web.api import model_summary, request_baseline
 from emorec.web.media import MediaError, decode_image, encode_jpeg, is_video, unreadable_video
 from emorec.web.security import check_csrf
 from emorec.web.state import current_state, too_large_message
@@ -58,16 +59,23 @@ def upload():
         limit = current_state().limits.max_photos
         if len(files) > limit:
             raise MediaError(f"{len(files)} files sent; send at most {limit} photos at a time", 413)
+        try:
+            baseline = request_baseline(current_state().recognizer)
+        except BaselineError as exc:  # its one line names the field and what is wrong
+            raise MediaError(str(exc)) from None
         uploads = [(media.read(), media.filename, media.mimetype) for media in files]
         for data, filename, mimetype in uploads:
             video_error = unreadable_video(data, filename, mimetype)
             if video_error is not None:
                 raise video_error
         if len(uploads) == 1 and is_video(uploads[0][0]):
-            return _analyse_video(uploads[0][0], uploads[0][1], streamed)
+            return _analyse_video(uploads[0][0], uploads[0][1], streamed, baseline)
         if any(is_video(data) for data, _, _ in uploads):
             raise MediaError("a video is analysed alone: send it by itself, or send only photos")
-        result = {"photos": [_analyse_photo(data, filename, named=len(uploads) > 1) for data, filename, _ in uploads]}
+        result = {
+            "photos": [_analyse_photo(data, filename, len(uploads) > 1, baseline) for data, filename, _ in uploads],
+            "calibrated": baseline is not None,
+        }
         return _stream_result(iter(()), lambda _: result) if streamed else render_template("upload.html", **result)
     except MediaError as exc:
         return _error_page(str(exc), exc.status, exc.retry_after_s)
@@ -82,20 +90,20 @@ def _error_page(message: str, status: int, retry_after_s: int | None = None):
     return render_template("upload.html", error=message), status, headers
 
 
-def _analyse_photo(data: bytes, filename: str, named: bool) -> dict:
+def _analyse_photo(data: bytes, filename: str, named: bool, baseline: Baseline | None) -> dict:
     """One photo's result; where it is one of several (``named``), its error names it."""
     try:
-        return _analyse_image(data, filename)
+        return _analyse_image(data, filename, baseline)
     except MediaError as exc:
         if not named:
             raise
         raise MediaError(f"{filename}: {exc}", exc.status, exc.retry_after_s) from None
 
 
-def _analyse_image(data: bytes, filename: str) -> dict:
+def _analyse_image(data: bytes, filename: str, baseline: Baseline | None) -> dict:
     state = current_state()
     frame = decode_image(data, state.limits.max_image_pixels, state.pixel_budget)
-    result = state.recognizer.process(frame)
+    result = state.recognizer.process(frame, baseline=baseline)
     annotated = state.recognizer.annotate(frame, result.faces, bars=True)
     return {
         "filename": filename,
@@ -105,7 +113,7 @@ def _analyse_image(data: bytes, filename: str) -> dict:
     }
 
 
-def _analyse_video(data: bytes, filename: str, streamed: bool):
+def _analyse_video(data: bytes, filename: str, streamed: bool, baseline: Baseline | None):
     """One video at a time per worker (``max_video_jobs``): the next visitor gets a 503 that says when to
     retry, rather than a page that takes minutes."""
     state = current_state()
@@ -113,15 +121,17 @@ def _analyse_video(data: bytes, filename: str, streamed: bool):
     if not state.video_slots.acquire(blocking=False):
         raise MediaError("the server is analysing another video; try again in a few seconds", 503, 10)
     steps = annotate_video(
-        data, state.recognizer, limits.max_video_frames, limits.max_video_pixels, limits.max_video_seconds
+        data, state.recognizer, limits.max_video_frames, limits.max_video_pixels, limits.max_video_seconds,
+        baseline=baseline,
     )
+    calibrated = baseline is not None
     if not streamed:
         try:
-            return render_template("upload.html", **_video_result(run_to_end(steps), filename))
+            return render_template("upload.html", **_video_result(run_to_end(steps), filename, calibrated))
         finally:
             steps.close()
             state.video_slots.release()
-    response = _stream_result(steps, lambda video: _video_result(video, filename))
+    response = _stream_result(steps, lambda video: _video_result(video, filename, calibrated))
     response.call_on_close(state.video_slots.release)  # also when the visitor leaves half-way
     return response
 
@@ -148,9 +158,10 @@ def _stream_result(steps, result_of) -> Response:
     return Response(stream_with_context(lines()), mimetype=PROGRESS_STREAM, headers={"Cache-Control": "no-store"})
 
 
-def _video_result(video: AnnotatedVideo, filename: str) -> dict:
+def _video_result(video: AnnotatedVideo, filename: str, calibrated: bool) -> dict:
     return {
         "filename": filename,
+        "calibrated": calibrated,
         "video_url": _data_url("video/webm", video.webm),
         "note": video.stopped_because,
         "duration_s": video.duration_s,

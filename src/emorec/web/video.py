@@ -19,6 +19,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from emorec.calibration import Baseline
 from emorec.recording import AnnotatedVideoWriter, Timeline
 from emorec.sources import InputError, Source
 from emorec.summary import RecordingSummary
@@ -78,11 +79,13 @@ class AnnotatedVideo:
 
 
 def annotate_video(
-    data: bytes, recognizer, max_frames: int, max_pixels: int, max_seconds: float, draw: bool = True
+    data: bytes, recognizer, max_frames: int, max_pixels: int, max_seconds: float, draw: bool = True,
+    baseline: Baseline | None = None,
 ) -> Generator[tuple[int, int], None, AnnotatedVideo]:
     """Yields (frames done, frames planned) as it goes and returns the result (``yield from`` it, or
     ``run_to_end``). MediaError for a video that cannot be read or is too large. Without ``draw`` (the
-    REST API, which returns only JSON) no annotated video is written and ``webm`` is empty."""
+    REST API, which returns only JSON) no annotated video is written and ``webm`` is empty. ``baseline``
+    reads every face against one person's neutral face, as ``emorec video --baseline`` does."""
     with private_workdir() as folder:
         upload, target = folder / "upload", folder / "annotated.webm"
         upload.write_bytes(data)
@@ -105,7 +108,8 @@ def annotate_video(
             timeline = Timeline(fps=source.fps, csv_file=rows)
             try:
                 frames, stopped = yield from _annotate_frames(
-                    source, recognizer, target if draw else None, size, planned, max_frames, max_seconds, timeline
+                    source, recognizer, target if draw else None, size, planned, max_frames, max_seconds, timeline,
+                    baseline,
                 )
             except InputError:  # the stream's word for a video that opened but had no decodable frame
                 raise MediaError("no frame of the video could be decoded") from None
@@ -123,10 +127,10 @@ def run_to_end(steps: Generator[tuple[int, int], None, AnnotatedVideo]) -> Annot
             return done.value
 
 
-def _annotate_frames(source, recognizer, target, size, planned, max_frames, max_seconds, timeline):
+def _annotate_frames(source, recognizer, target, size, planned, max_frames, max_seconds, timeline, baseline):
     """The engine's frame loop over the upload (frames shrunk to ``size``), each frame drawn into ``target``
     and its faces added to ``timeline``; nothing is drawn when ``target`` is None."""
-    stream = recognizer.stream(source, max_frames=max_frames, resize_to=size)
+    stream = recognizer.stream(source, max_frames=max_frames, resize_to=size, baseline=baseline)
     writer = AnnotatedVideoWriter(target, source.fps, size) if target is not None else None
     frames: list[dict] = []
     deadline = time.monotonic() + max_seconds
