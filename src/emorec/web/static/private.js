@@ -15,6 +15,8 @@ window.emorecPrivate = (() => {
     return Math.abs(v % 1) === 0.5 && r % 2 ? r - 1 : r;
   };
   const clamp = (v, lo, hi) => Math.min(Math.max(v, lo), hi);
+  // The engine's crop arithmetic is float32 (NumPy boxes): a crop corner at x.5 rounds by it.
+  const f32 = Math.fround;
 
   // Images are {width, height, channels, data}: RGBA frames as canvases give them, or one grey channel.
   const image = (width, height, channels) => ({ width, height, channels, data: new Uint8ClampedArray(width * height * channels) });
@@ -34,7 +36,8 @@ window.emorecPrivate = (() => {
     return out;
   }
 
-  // OpenCV's INTER_LINEAR (half-pixel centres, edge pixels repeated, 11-bit fixed-point weights).
+  // OpenCV's INTER_LINEAR (half-pixel centres, edge pixels repeated, 11-bit fixed-point weights, and the
+  // rounding of its SIMD vertical pass), so that the detector sees the pixels it sees in Python.
   function linearTaps(srcLength, dstLength) {
     const scale = srcLength / dstLength, index = new Int32Array(dstLength), weight = new Int32Array(dstLength);
     for (let d = 0; d < dstLength; d++) {
@@ -66,7 +69,7 @@ window.emorecPrivate = (() => {
       horizontal(rowA, s);
       horizontal(rowB, Math.min(s + 1, src.height - 1));
       for (let i = 0; i < width * c; i++) {
-        out.data[y * width * c + i] = (rowA[i] * (2048 - w) + rowB[i] * w + (1 << 21)) >> 22;
+        out.data[y * width * c + i] = ((((rowA[i] >> 4) * (2048 - w)) >> 16) + (((rowB[i] >> 4) * w) >> 16) + 2) >> 2;
       }
     }
     return out;
@@ -80,12 +83,13 @@ window.emorecPrivate = (() => {
 
   // OpenCV's INTER_AREA on one grey channel: each output pixel the mean of the source area it covers.
   function resizeArea(src, size) {
+    if (src.width === 2 * size && src.height === 2 * size) return halve(src); // OpenCV's own rounding there
     const scaleX = src.width / size, scaleY = src.height / size;
     const taps = (scale, length) => Array.from({ length: size }, (_, d) => {
       const start = d * scale, end = Math.min((d + 1) * scale, length), parts = [];
       for (let s = Math.floor(start); s < end; s++) {
         const w = Math.min(s + 1, end) - Math.max(s, start);
-        if (w > 1e-9) parts.push([s, w / scale]);
+        if (w > 1e-9) parts.push([s, w / (end - start)]);
       }
       return parts;
     });
@@ -102,7 +106,7 @@ window.emorecPrivate = (() => {
 
   // engine._square: the grey square of `side` pixels around (cx, cy), edges repeated, shrunk to `size`.
   function square(frame, cx, cy, side, size) {
-    const left = roundEven(cx - side / 2), top = roundEven(cy - side / 2);
+    const left = roundEven(f32(cx - f32(side / 2))), top = roundEven(f32(cy - f32(side / 2)));
     const length = Math.max(1, roundEven(side));
     const x0 = Math.max(left, 0), y0 = Math.max(top, 0);
     const x1 = Math.min(left + length, frame.width), y1 = Math.min(top + length, frame.height);
@@ -127,20 +131,25 @@ window.emorecPrivate = (() => {
     return clamp(angle, -maxRoll, maxRoll);
   }
 
-  // cv2.warpAffine of a grey square turned by `angle` degrees about its middle (getRotationMatrix2D(-angle)),
-  // bilinear at OpenCV's 1/32-pixel steps, edges repeated.
+  // cv2.warpAffine of a grey square turned by `angle` degrees about its middle (getRotationMatrix2D(-angle)):
+  // OpenCV's fixed point (source positions in 1/32 pixels, 15-bit bilinear weights), edges repeated.
   function turn(src, angle) {
     const n = src.width, middle = (n - 1) / 2, out = image(n, n, 1);
     const a = Math.cos(-angle * Math.PI / 180), b = Math.sin(-angle * Math.PI / 180);
+    // The inverse of [[a, b, tx], [-b, a, ty]] (cv2.invertAffineTransform): where each output pixel comes from.
+    const tx = (1 - a) * middle - b * middle, ty = b * middle + (1 - a) * middle, det = 1 / (a * a + b * b);
+    const inv = [a * det, -b * det, 0, b * det, a * det, 0];
+    inv[2] = -inv[0] * tx - inv[1] * ty;
+    inv[5] = -inv[3] * tx - inv[4] * ty;
+    const at = (px, py) => src.data[clamp(py, 0, n - 1) * n + clamp(px, 0, n - 1)];
     for (let y = 0; y < n; y++) {
+      const x0 = Math.round((inv[1] * y + inv[2]) * 1024) + 16, y0 = Math.round((inv[4] * y + inv[5]) * 1024) + 16;
       for (let x = 0; x < n; x++) {
-        // The inverse of the rotation: where this output pixel comes from.
-        const dx = x - middle, dy = y - middle;
-        const sx = Math.round((a * dx - b * dy + middle) * 32) / 32, sy = Math.round((b * dx + a * dy + middle) * 32) / 32;
-        const fx = Math.floor(sx), fy = Math.floor(sy), wx = sx - fx, wy = sy - fy;
-        const at = (px, py) => src.data[clamp(py, 0, n - 1) * n + clamp(px, 0, n - 1)];
-        const top = at(fx, fy) * (1 - wx) + at(fx + 1, fy) * wx, bottom = at(fx, fy + 1) * (1 - wx) + at(fx + 1, fy + 1) * wx;
-        out.data[y * n + x] = roundEven(top * (1 - wy) + bottom * wy);
+        const X = (x0 + Math.round(inv[0] * x * 1024)) >> 5, Y = (y0 + Math.round(inv[3] * x * 1024)) >> 5;
+        const sx = X >> 5, sy = Y >> 5, fx = (X & 31) / 32, fy = (Y & 31) / 32;
+        const w = [(1 - fy) * (1 - fx), (1 - fy) * fx, fy * (1 - fx), fy * fx].map((v) => Math.round(v * 32768));
+        const sum = at(sx, sy) * w[0] + at(sx + 1, sy) * w[1] + at(sx, sy + 1) * w[2] + at(sx + 1, sy + 1) * w[3];
+        out.data[y * n + x] = (sum + (1 << 14)) >> 15;
       }
     }
     return out;
@@ -148,11 +157,11 @@ window.emorecPrivate = (() => {
 
   // engine.crop_faces: FER2013-like 48x48 grey crops, levelled by the eyes where they tilt enough.
   function cropFace(frame, [x1, y1, x2, y2], eyes, crop) {
-    const side = Math.max(x2 - x1, y2 - y1) * crop.scale;
-    const cx = (x1 + x2) / 2, cy = (y1 + y2) / 2 + crop.shift_y * (y2 - y1);
+    const side = f32(Math.max(x2 - x1, y2 - y1) * f32(crop.scale));
+    const cx = f32((x1 + x2) / 2), cy = f32(f32((y1 + y2) / 2) + f32(f32(crop.shift_y) * (y2 - y1)));
     const angle = crop.level_eyes ? rollDegrees(eyes, crop.max_roll) : 0;
     if (Math.abs(angle) < crop.min_roll) return square(frame, cx, cy, side, crop.face_size);
-    const wide = turn(square(frame, cx, cy, side * crop.turn_size / crop.face_size, crop.turn_size), angle);
+    const wide = turn(square(frame, cx, cy, f32(f32(side * crop.turn_size) / crop.face_size), crop.turn_size), angle);
     const margin = (crop.turn_size - crop.face_size) >> 1, out = image(crop.face_size, crop.face_size, 1);
     for (let y = 0; y < crop.face_size; y++) {
       out.data.set(wide.data.subarray((y + margin) * wide.width + margin, (y + margin) * wide.width + margin + crop.face_size), y * crop.face_size);
