@@ -75,10 +75,17 @@ window.emorecPrivate = (() => {
     return out;
   }
 
-  // detect._shrink: exact halvings by pixel averaging, then bilinear for the last factor under 2.
-  function shrink(src, width, height) {
-    while (src.width >= 2 * width && src.height >= 2 * height && !((src.width | src.height) & 1)) src = halve(src);
-    return resizeLinear(src, width, height);
+  // detect._shrink: exact halvings by pixel averaging, then bilinear for the last factor under 2. Kept with the
+  // frame: full range's letterbox and the short-range scan of a 640x480 frame are the same 192x144 picture.
+  function shrink(frame, width, height) {
+    const key = `${width}x${height}`;
+    frame.shrunk ??= new Map();
+    if (!frame.shrunk.has(key)) {
+      let src = frame;
+      while (src.width >= 2 * width && src.height >= 2 * height && !((src.width | src.height) & 1)) src = halve(src);
+      frame.shrunk.set(key, resizeLinear(src, width, height));
+    }
+    return frame.shrunk.get(key);
   }
 
   // OpenCV's INTER_AREA on one grey channel: each output pixel the mean of the source area it covers.
