@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import base64
 import csv
+import json
+import re
 import subprocess
 import sys
 import time
@@ -255,3 +257,32 @@ def test_exported_site_works_from_a_static_server_and_offline_after_load(chromiu
     assert not traffic.errors, traffic.errors
     context.close()
 
+
+
+def test_the_server_offers_its_pipeline_or_says_why_not(recognizer, monkeypatch):
+    """The live page is told where to fetch the pipeline (its numbers are the engine's, its classifier the
+    file the engine runs), or, where ONNX Runtime Web is missing or the detector runs only on servers, why
+    it sends frames to the server instead."""
+    import emorec.browser
+    from emorec.engine import EmotionRecognizer
+    from emorec.web import create_app
+
+    def page_config(app) -> dict:
+        page = app.test_client().get("/").get_data(as_text=True)
+        return json.loads(re.search(r'id="emorec-config">(.*?)</script>', page).group(1))["private"]
+
+    client = create_app(recognizer).test_client()
+    if ort_web_dir() is not None:
+        assert page_config(client.application) == {"base": "private/"}
+        served = client.get("/private/pipeline.json").get_json()
+        assert served == pipeline_config(recognizer.config, "emonet_fast", recognizer.model_sha256)
+        assert client.get("/private/classifier.onnx").data == recognizer.classifier.path.read_bytes()
+    assert client.get("/private/../engine.py").status_code == 404
+    assert client.get("/private/nothing.onnx").status_code == 404
+
+    other = EmotionRecognizer(detector="blazeface-full")
+    assert "runs only on the server" in page_config(create_app(other))["unavailable"]
+    monkeypatch.setattr(emorec.browser, "ort_web_dir", lambda: None)
+    app = create_app(recognizer)
+    assert "make web-ort" in page_config(app)["unavailable"]
+    assert app.test_client().get("/private/pipeline.json").status_code == 404
