@@ -19,7 +19,8 @@ window.emorecPrivate = (() => {
   const f32 = Math.fround;
 
   // Images are {width, height, channels, data}: RGBA frames as canvases give them, or one grey channel.
-  const image = (width, height, channels) => ({ width, height, channels, data: new Uint8ClampedArray(width * height * channels) });
+  const image = (width, height, channels) =>
+    ({ width, height, channels, data: new Uint8ClampedArray(width * height * channels) });
 
   // OpenCV's INTER_AREA for an exact halving: each pixel the rounded mean of four.
   function halve(src) {
@@ -29,7 +30,8 @@ window.emorecPrivate = (() => {
       for (let x = 0; x < out.width; x++) {
         const a = ((2 * y) * width + 2 * x) * c, b = a + width * c;
         for (let k = 0; k < c; k++) {
-          out.data[(y * out.width + x) * c + k] = (src.data[a + k] + src.data[a + c + k] + src.data[b + k] + src.data[b + c + k] + 2) >> 2;
+          const sum = src.data[a + k] + src.data[a + c + k] + src.data[b + k] + src.data[b + c + k];
+          out.data[(y * out.width + x) * c + k] = (sum + 2) >> 2;
         }
       }
     }
@@ -124,7 +126,8 @@ window.emorecPrivate = (() => {
       for (let x = 0; x < length; x++) {
         const i = (row + clamp(left + x, x0, x1 - 1)) * c;
         // OpenCV's BGR2GRAY: 0.299 R + 0.587 G + 0.114 B in 14-bit fixed point.
-        grey.data[y * length + x] = (frame.data[i] * 4899 + frame.data[i + 1] * 9617 + frame.data[i + 2] * 1868 + 8192) >> 14;
+        const [r, g, b] = frame.data.subarray(i, i + 3);
+        grey.data[y * length + x] = (r * 4899 + g * 9617 + b * 1868 + 8192) >> 14;
       }
     }
     return resizeArea(grey, size);
@@ -171,14 +174,16 @@ window.emorecPrivate = (() => {
     const wide = turn(square(frame, cx, cy, f32(f32(side * crop.turn_size) / crop.face_size), crop.turn_size), angle);
     const margin = (crop.turn_size - crop.face_size) >> 1, out = image(crop.face_size, crop.face_size, 1);
     for (let y = 0; y < crop.face_size; y++) {
-      out.data.set(wide.data.subarray((y + margin) * wide.width + margin, (y + margin) * wide.width + margin + crop.face_size), y * crop.face_size);
+      const from = (y + margin) * wide.width + margin;
+      out.data.set(wide.data.subarray(from, from + crop.face_size), y * crop.face_size);
     }
     return out;
   }
 
   // track.iou_matrix for two boxes.
   function iou(a, b) {
-    const w = Math.max(0, Math.min(a[2], b[2]) - Math.max(a[0], b[0])), h = Math.max(0, Math.min(a[3], b[3]) - Math.max(a[1], b[1]));
+    const w = Math.max(0, Math.min(a[2], b[2]) - Math.max(a[0], b[0]));
+    const h = Math.max(0, Math.min(a[3], b[3]) - Math.max(a[1], b[1]));
     const inter = w * h, union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter;
     return inter / Math.max(union, 1e-6);
   }
@@ -221,7 +226,8 @@ window.emorecPrivate = (() => {
     async run(frame, scale, minFace = 0, scan = false) {
       const size = this.spec.input_size, stride = this.config.scan.stride;
       const newW = Math.max(1, roundEven(frame.width * scale)), newH = Math.max(1, roundEven(frame.height * scale));
-      const inW = scan ? Math.ceil(newW / stride) * stride : size, inH = scan ? Math.ceil(newH / stride) * stride : size;
+      const inW = scan ? Math.ceil(newW / stride) * stride : size;
+      const inH = scan ? Math.ceil(newH / stride) * stride : size;
       const padX = scan ? 0 : (size - newW) >> 1, padY = scan ? 0 : (size - newH) >> 1;
       const resized = shrink(frame, newW, newH), c = resized.channels, plane = inW * inH;
       const tensor = new Float32Array(3 * plane).fill(-1);
@@ -242,12 +248,16 @@ window.emorecPrivate = (() => {
         const raw = regressors.subarray(a * per, a * per + 8);
         if (minFace && Math.max(raw[2], raw[3]) < minFace) continue;
         const [ax, ay] = anchors[a], cx = ax + raw[0], cy = ay + raw[1];
-        const box = [cx - raw[2] / 2 - padX, cy - raw[3] / 2 - padY, cx + raw[2] / 2 - padX, cy + raw[3] / 2 - padY].map((v) => v / scale);
-        const eyes = [[ax + raw[4] - padX, ay + raw[5] - padY], [ax + raw[6] - padX, ay + raw[7] - padY]].map(([x, y]) => [x / scale, y / scale]);
+        const box = [cx - raw[2] / 2 - padX, cy - raw[3] / 2 - padY, cx + raw[2] / 2 - padX, cy + raw[3] / 2 - padY]
+          .map((v) => v / scale);
+        // The keypoints follow the box: the first two of MediaPipe's six are the eyes.
+        const eyes = [[ax + raw[4] - padX, ay + raw[5] - padY], [ax + raw[6] - padX, ay + raw[7] - padY]]
+          .map(([x, y]) => [x / scale, y / scale]);
         found.push({ box, eyes, score: 1 / (1 + Math.exp(-clamp(logits[a], -100, 100))) });
       }
       const [w, h] = [frame.width, frame.height];
-      return nms(found, this.config.iou_threshold).map((d) => ({ ...d, box: d.box.map((v, i) => clamp(v, 0, i % 2 ? h : w)) }));
+      const inside = (d) => ({ ...d, box: d.box.map((v, i) => clamp(v, 0, i % 2 ? h : w)) });
+      return nms(found, this.config.iou_threshold).map(inside);
     }
 
     // BlazeFaceDetector._detect_once: letterboxed whole, or (the short-range scan) scanned at the scan scale.
@@ -279,13 +289,15 @@ window.emorecPrivate = (() => {
     }
     if (!inside) return null;
     for (const d of await look.detect(crop)) {
-      const moved = { ...d, box: d.box.map((v, i) => v + (i % 2 ? y0 : x0)), eyes: d.eyes.map(([x, y]) => [x + x0, y + y0]) };
+      const moved = { ...d, box: d.box.map((v, i) => v + (i % 2 ? y0 : x0)),
+        eyes: d.eyes.map(([x, y]) => [x + x0, y + y0]) };
       if (iou(moved.box, box) >= check.overlap) return moved;
     }
     return null;
   }
 
-  // detect.MergedDetector with its CropCheck: full range and the short-range scan, merged, unsure faces looked at again.
+  // detect.MergedDetector with its CropCheck: full range and the short-range scan, merged, unsure faces looked at
+  // again.
   async function detectFaces(detectors, frame, config) {
     const pooled = [...await detectors.full.detect(frame), ...await detectors.short.detect(frame, true)];
     const threshold = config.iou_threshold;
@@ -293,7 +305,8 @@ window.emorecPrivate = (() => {
     const kept = nms(pooled, threshold).map((k) => {
       const near = pooled.filter((p) => iou(k.box, p.box) >= threshold);
       const total = near.reduce((sum, p) => sum + p.score, 0);
-      const eyes = [0, 1].map((e) => [0, 1].map((j) => near.reduce((sum, p) => sum + p.eyes[e][j] * p.score, 0) / Math.max(total, 1e-9)));
+      const mean = (e, j) => near.reduce((sum, p) => sum + p.eyes[e][j] * p.score, 0) / Math.max(total, 1e-9);
+      const eyes = [[mean(0, 0), mean(0, 1)], [mean(1, 0), mean(1, 1)]];
       return { ...k, eyes: total > 0 ? eyes : k.eyes };
     });
     const check = config.check;
@@ -339,7 +352,9 @@ window.emorecPrivate = (() => {
         const distance = Math.hypot(px - bx, py - by) / Math.sqrt(side(p) * side(b));
         const mismatch = Math.abs(Math.log(side(b) / side(p)));
         const widen = Math.min(1 + this.tracks[t].missed / 4, 4);
-        if (distance <= this.reach * widen && mismatch <= this.sizes * Math.sqrt(widen)) near.push([distance + mismatch, t, f]);
+        if (distance <= this.reach * widen && mismatch <= this.sizes * Math.sqrt(widen)) {
+          near.push([distance + mismatch, t, f]);
+        }
       }));
       assign(near);
       return assignment;
@@ -353,7 +368,8 @@ window.emorecPrivate = (() => {
         } else {
           const [nx, ny] = Tracker.centre(boxes[f]), [ox, oy] = Tracker.centre(track.box);
           const weight = 0.5 / (track.missed + 1);
-          track.velocity = [nx - ox, ny - oy].map((shift, i) => weight * shift / (track.missed + 1) + (1 - weight) * track.velocity[i]);
+          track.velocity = [nx - ox, ny - oy]
+            .map((shift, i) => weight * shift / (track.missed + 1) + (1 - weight) * track.velocity[i]);
           track.box = boxes[f];
           track.probs = track.probs.map((p, i) => this.alpha * probs[f][i] + (1 - this.alpha) * p);
           track.missed = 0;
@@ -376,7 +392,8 @@ window.emorecPrivate = (() => {
     // calibration.apply_baseline: softmax(log p - strength * (baseline - reference)).
     apply(probs, neutral) {
       const { strength, neutral_margin: margin } = this.settings;
-      const logits = this.logs(probs).map((v, i) => v - strength * (this.person.logProbs[i] - (i === neutral ? margin : 0)));
+      const reference = (i) => (i === neutral ? margin : 0);
+      const logits = this.logs(probs).map((v, i) => v - strength * (this.person.logProbs[i] - reference(i)));
       const top = Math.max(...logits), exp = logits.map((v) => Math.exp(v - top)), sum = exp.reduce((a, b) => a + b, 0);
       return exp.map((v) => v / sum);
     }
@@ -387,7 +404,8 @@ window.emorecPrivate = (() => {
       capture.start ??= timeS;
       capture.elapsed = timeS - capture.start;
       if (faces.length) {
-        const face = capture.rows.length && capture.trackId !== null ? faces.find((f) => f.track_id === capture.trackId) : faces[0];
+        const following = capture.rows.length && capture.trackId !== null;
+        const face = following ? faces.find((f) => f.track_id === capture.trackId) : faces[0];
         if (face) {
           if (!capture.rows.length || capture.trackId === null) capture.trackId = face.track_id;
           capture.rows.push(face.raw);
@@ -396,18 +414,21 @@ window.emorecPrivate = (() => {
       if (capture.elapsed < capture.seconds) return;
       this.capture = null;
       if (capture.rows.length < this.settings.min_faces) {
-        this.error = `saw a face in ${capture.rows.length} frame(s) of ${capture.seconds} s, need ${this.settings.min_faces}: ` +
-          "look at the camera, with your face lit, and try again";
+        this.error = `saw a face in ${capture.rows.length} frame(s) of ${capture.seconds} s, ` +
+          `need ${this.settings.min_faces}: look at the camera, with your face lit, and try again`;
         return;
       }
       const sums = capture.rows.map((p) => this.logs(p)).reduce((a, b) => a.map((v, i) => v + b[i]));
-      this.person = { trackId: capture.trackId, samples: capture.rows.length, logProbs: sums.map((v) => v / capture.rows.length) };
+      const samples = capture.rows.length;
+      this.person = { trackId: capture.trackId, samples, logProbs: sums.map((v) => v / samples) };
     }
     state() {
       if (this.capture) {
-        return { state: "capturing", progress: Math.min(1, Math.max(0, this.capture.elapsed / this.capture.seconds)), seconds: this.capture.seconds };
+        const { elapsed, seconds } = this.capture;
+        return { state: "capturing", progress: clamp(elapsed / seconds, 0, 1), seconds };
       }
-      const state = this.person ? { state: "on", samples: this.person.samples, track_id: this.person.trackId } : { state: "off" };
+      const person = this.person;
+      const state = person ? { state: "on", samples: person.samples, track_id: person.trackId } : { state: "off" };
       return this.error ? { ...state, error: this.error } : state;
     }
   }
@@ -433,14 +454,17 @@ window.emorecPrivate = (() => {
     ort.env.wasm.wasmPaths = `${base}ort/`;
     // Threads need SharedArrayBuffer, which browsers give only to cross-origin isolated pages.
     ort.env.wasm.numThreads = self.crossOriginIsolated ? Math.min(4, navigator.hardwareConcurrency || 1) : 1;
-    const open = (file) => ort.InferenceSession.create(`${base}${file}`, { executionProviders: ["wasm"], graphOptimizationLevel: "all" });
+    const options = { executionProviders: ["wasm"], graphOptimizationLevel: "all" };
+    const open = (file) => ort.InferenceSession.create(`${base}${file}`, options);
     const sessions = {};
     for (const file of new Set([config.model.file, config.detector.full.model, config.detector.short.model])) {
       sessions[file] = await open(file); // one at a time: the WebAssembly runtime initialises once
     }
     const blazeface = (spec) => new BlazeFace(sessions[spec.model], spec, config.detector);
     const detectors = {
-      full: blazeface(config.detector.full), short: blazeface(config.detector.short), looks: config.detector.check.looks.map(blazeface),
+      full: blazeface(config.detector.full),
+      short: blazeface(config.detector.short),
+      looks: config.detector.check.looks.map(blazeface),
     };
     return new Engine(config, detectors, sessions[config.model.file], ort.env.wasm.numThreads);
   }
@@ -470,7 +494,9 @@ window.emorecPrivate = (() => {
       const lap = (name) => { const now = performance.now(); timings[name] = now - mark; mark = now; };
       let rgba = { width: frame.width, height: frame.height, channels: 4, data: frame.data };
       const longest = this.config.detector.max_side, long = Math.max(rgba.width, rgba.height);
-      if (long > longest) rgba = shrink(rgba, roundEven(rgba.width * longest / long), roundEven(rgba.height * longest / long));
+      if (long > longest) {
+        rgba = shrink(rgba, roundEven(rgba.width * longest / long), roundEven(rgba.height * longest / long));
+      }
       const found = this.filter(await detectFaces(this.detectors, rgba, this.config.detector), rgba);
       lap("detect");
       const size = this.config.crop.face_size, batch = new Float32Array(found.length * size * size);
@@ -479,7 +505,8 @@ window.emorecPrivate = (() => {
       let probs = [];
       if (found.length) {
         const input = new ort.Tensor("float32", batch, [found.length, 1, size, size]);
-        const output = (await this.classifier.run({ [this.classifier.inputNames[0]]: input }))[this.classifier.outputNames[0]].data;
+        const outputs = await this.classifier.run({ [this.classifier.inputNames[0]]: input });
+        const output = outputs[this.classifier.outputNames[0]].data;
         probs = found.map((_, i) => Array.from(output.subarray(i * 7, i * 7 + 7)));
       }
       lap("classify");
@@ -489,12 +516,14 @@ window.emorecPrivate = (() => {
       let faces = found.map((d, i) => {
         const raw = tracks[i].probs, person = !still && calibration.person;
         const scores = person && person.trackId === tracks[i].id ? calibration.apply(raw, neutral) : raw;
-        return { box: d.box, scores, raw: person && scores !== raw ? raw : null, score: d.score, track_id: tracks[i].id };
+        const calibrated = person && scores !== raw;
+        return { box: d.box, scores, raw: calibrated ? raw : null, score: d.score, track_id: tracks[i].id };
       });
       if (!still) calibration.observe(performance.now() / 1000, faces.map((f) => ({ ...f, raw: f.raw ?? f.scores })));
       faces = faces.map((f) => this.toDict(f));
       timings.total = performance.now() - start;
-      return { width: rgba.width, height: rgba.height, faces, timings_ms: timings, ...(still ? {} : { calibration: calibration.state() }) };
+      const answer = { width: rgba.width, height: rgba.height, faces, timings_ms: timings };
+      return still ? answer : { ...answer, calibration: calibration.state() };
     }
 
     // EmotionRecognizer._filter: boxes rounded into the frame, the small dropped, the largest first.
@@ -512,10 +541,15 @@ window.emorecPrivate = (() => {
       const named = (p) => Object.fromEntries(this.emotions.map((name, i) => [name, Math.round(p[i] * 1e4) / 1e4]));
       const best = (p) => p.indexOf(Math.max(...p));
       const data = {
-        box: face.box, emotion: this.emotions[best(face.scores)], confidence: Math.round(Math.max(...face.scores) * 1e4) / 1e4,
-        scores: named(face.scores), detection_score: Math.round(face.score * 1e4) / 1e4, track_id: face.track_id,
+        box: face.box,
+        emotion: this.emotions[best(face.scores)],
+        confidence: Math.round(Math.max(...face.scores) * 1e4) / 1e4,
+        scores: named(face.scores),
+        detection_score: Math.round(face.score * 1e4) / 1e4,
+        track_id: face.track_id,
       };
-      return face.raw ? { ...data, calibrated: true, raw_emotion: this.emotions[best(face.raw)], raw_scores: named(face.raw) } : data;
+      if (!face.raw) return data;
+      return { ...data, calibrated: true, raw_emotion: this.emotions[best(face.raw)], raw_scores: named(face.raw) };
     }
   }
 
