@@ -22,16 +22,14 @@ window.emorecPrivate = (() => {
   const image = (width, height, channels) =>
     ({ width, height, channels, data: new Uint8ClampedArray(width * height * channels) });
 
-  // OpenCV's INTER_AREA for an exact halving: each pixel the rounded mean of four.
+  // OpenCV's INTER_AREA for an exact halving: each pixel the rounded mean of four. (Alpha, unused, stays 0.)
   function halve(src) {
-    const { width, height, channels: c } = src;
-    const out = image(width >> 1, height >> 1, c);
-    for (let y = 0; y < out.height; y++) {
-      for (let x = 0; x < out.width; x++) {
-        const a = ((2 * y) * width + 2 * x) * c, b = a + width * c;
-        for (let k = 0; k < c; k++) {
-          const sum = src.data[a + k] + src.data[a + c + k] + src.data[b + k] + src.data[b + c + k];
-          out.data[(y * out.width + x) * c + k] = (sum + 2) >> 2;
+    const { width, channels: c, data } = src, out = image(width >> 1, src.height >> 1, c);
+    const colours = Math.min(c, 3), row = width * c;
+    for (let y = 0, o = 0; y < out.height; y++) {
+      for (let x = 0, a = 2 * y * row; x < out.width; x++, a += 2 * c, o += c) {
+        for (let k = 0; k < colours; k++) {
+          out.data[o + k] = (data[a + k] + data[a + c + k] + data[a + row + k] + data[a + row + c + k] + 2) >> 2;
         }
       }
     }
