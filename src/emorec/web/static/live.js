@@ -278,9 +278,16 @@ const live = {
     while (this.running && run === this.runs) {
       if (!camera.video.videoWidth) { await nextFrame(); continue; }
       this.sentAt = performance.now();
-      const answer = await this.engine.analyse(camera.pixels());
+      let answer;
+      try {
+        answer = await this.engine.analyse(camera.pixels());
+      } catch (error) {
+        this.halt();
+        status.set("error", `analysis failed: ${error.message}`);
+        return;
+      }
       if (!this.running || run !== this.runs) return;
-      this.onAnswer({ ...answer, server_ms: answer.timings_ms.total });
+      this.show({ ...answer, server_ms: answer.timings_ms.total });
       await nextFrame();
     }
   },
@@ -313,7 +320,6 @@ const live = {
   },
   onAnswer(answer) {
     if (!this.running) return;
-    if (this.private) { this.show(answer); return; }
     if (answer.error) {
       status.set("error", answer.error);
     } else {
@@ -405,7 +411,6 @@ window.emorecLive = {
   start: () => live.start(),
   stop: () => live.stop(),
   get running() { return live.running; },
-  get mode() { return live.private ? "private" : "server"; },
   onAnswer(listener) { answerListeners.push(listener); }, // called with each answer that has faces
   send(text) { // a text command (see /docs), to the page's engine or on the open connection; false when neither runs
     if (live.private && live.running) { live.engine.command(text); return true; }
