@@ -15,8 +15,14 @@ DEBIAN_DESKTOP_PACKAGES := libegl1 libgl1 libxkbcommon0 libxkbcommon-x11-0 libfo
 DEBIAN_TEST_PACKAGES := chromium fonts-liberation fonts-dejavu-core xvfb $(DEBIAN_DESKTOP_PACKAGES)
 # axe-core, the accessibility checker the browser test injects into the pages (node_modules/, not committed).
 AXE_CORE := axe-core@4.14.1
+# ONNX Runtime Web, which runs the models in the live page's private mode and in `emorec export-web` sites: the
+# npm package's WebAssembly build, copied into the package's static files (not committed; docs/private_mode.md).
+ORT_WEB := onnxruntime-web@1.31.1
+ORT_WEB_DIR := src/emorec/web/static/ort
+# One npm install for both: an install with --no-save removes the packages it does not name.
+NPM_PACKAGES := $(AXE_CORE) $(ORT_WEB)
 
-.PHONY: run test test-fast install install-test debian-test-packages
+.PHONY: run test test-fast install install-test debian-test-packages web-ort
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +30,14 @@ $(BIN)/python:
 
 install: $(BIN)/python
 	$(BIN)/pip install -q -e ".[web]"
+	@if command -v npm >/dev/null; then $(MAKE) --no-print-directory web-ort; \
+	else echo "npm not found: the live page runs in server mode only (install npm, then make web-ort)"; fi
+
+# The files of ONNX Runtime Web the page loads (emorec.browser.ORT_WEB_FILES; its LICENSE is committed there).
+web-ort:
+	npm install --no-save --no-package-lock --no-audit --no-fund $(NPM_PACKAGES)
+	cp node_modules/onnxruntime-web/dist/ort.wasm.min.js node_modules/onnxruntime-web/dist/ort-wasm-simd-threaded.mjs \
+		node_modules/onnxruntime-web/dist/ort-wasm-simd-threaded.wasm $(ORT_WEB_DIR)/
 
 run: install
 	$(BIN)/emorec serve
@@ -40,7 +54,7 @@ debian-test-packages:
 install-test: $(BIN)/python debian-test-packages
 	$(BIN)/pip install -q torch==2.13.0
 	$(BIN)/pip install -q -e ".[train,web,desktop,batch,test]"
-	npm install --no-save --no-package-lock --no-audit --no-fund $(AXE_CORE)
+	$(MAKE) --no-print-directory web-ort
 
 test: install-test
 	$(BIN)/ruff check src tests benchmarks

@@ -137,7 +137,7 @@ def live_page(browser, server_url):
     """The live page open in chromium, its camera showing the two happy faces."""
     page = browser.new_page(viewport={"width": 1200, "height": 860})
     page.console_errors = _watch_console(page)
-    page.goto(server_url)
+    page.goto(server_url + "/?mode=server")  # these tests follow frames to the server; test_private_mode the rest
     # Two faces listed means: camera -> socket -> engine -> page all worked, at least once.
     _wait_until(page, "document.querySelectorAll('#faces li').length === 2", timeout=30_000)
     yield page
@@ -466,9 +466,10 @@ def test_pages_have_no_serious_accessibility_violations(browsers, server_url, as
 # ----- personal calibration: a real person whose resting face the model misreads (see conftest)
 
 
-@pytest.fixture(scope="module")
-def resting_page(browsers, resting_face, server_url, tmp_path_factory):
-    """The live page, its camera filming the resting face (sitting still: a pixel or two of movement)."""
+@pytest.fixture(scope="module", params=["server", "private"])
+def resting_page(request, browsers, resting_face, server_url, tmp_path_factory):
+    """The live page, its camera filming the resting face (sitting still: a pixel or two of movement), in
+    server mode and in private mode (calibration in the page itself; issue 27)."""
     _, (rest, *_), _, _ = resting_face
     rng = np.random.default_rng(0)
     frames = [np.roll(rest, tuple(rng.integers(-2, 3, 2)), axis=(0, 1)) for _ in range(20)]
@@ -479,8 +480,9 @@ def resting_page(browsers, resting_face, server_url, tmp_path_factory):
     )
     try:
         page = browser.new_page(viewport={"width": 1100, "height": 820})
-        page.goto(server_url)
-        _wait_until(page, "document.querySelectorAll('#faces li').length === 1", timeout=30_000)
+        page.goto(server_url + ("/?mode=server" if request.param == "server" else "/"))
+        _wait_until(page, "document.querySelectorAll('#faces li').length === 1", timeout=60_000)
+        assert page.get_attribute("#mode", "data-mode") == request.param
         yield page
     finally:
         browser.close()

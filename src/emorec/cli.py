@@ -359,6 +359,31 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_cmd_serve)
 
 
+def _cmd_export_web(args: argparse.Namespace) -> int:
+    try:
+        import jinja2  # noqa: F401  (the live page's template is rendered with it)
+    except ImportError:
+        return _fail(args, "needs the 'web' extra (jinja2 is missing): pip install 'emorec[web]'")
+    from emorec.browser import export_site
+
+    size = export_site(args.folder, _engine_config(args))
+    print(f"wrote the live page in private mode to {args.folder} ({size / 1e6:.1f} MB); serve it from any static "
+          f"host, e.g. python -m http.server --directory {args.folder}")
+    return 0
+
+
+def _add_export_web(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "export-web", help="write the live page as a static site that runs the models in the visitor's browser",
+        description="A self-contained static site (the live page, the ONNX models, ONNX Runtime Web and the "
+        "pipeline's settings) for any static host; frames never leave the visitor's browser, and once loaded it "
+        "works offline. Needs ONNX Runtime Web: make web-ort (docs/private_mode.md).",
+    )
+    p.add_argument("folder", help="a new or empty folder to write the site into")
+    _add_engine_options(p, threads=False)
+    p.set_defaults(func=_cmd_export_web)
+
+
 def _add_engine_options(p: argparse.ArgumentParser, threads: bool = True, stream: bool = False) -> None:
     """The flags of :class:`emorec.config.EngineConfig`, each named after its setting (``--min-detection-score``
     is ``min_detection_score``); ``stream`` adds the settings of streams (detect-every, smoothing)."""
@@ -738,7 +763,7 @@ def _add_desktop(sub: argparse._SubParsersAction) -> None:
 
 COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
     _add_train, _add_evaluate, _add_scorecard, _add_export, _add_serve, _add_predict, _add_video, _add_stream,
-    _add_batch, _add_desktop, _add_calibrate,
+    _add_batch, _add_desktop, _add_calibrate, _add_export_web,
 ]
 
 

@@ -106,6 +106,10 @@ SCAN_STRIDE = 16  # short range's coarsest grid: scan inputs are padded to multi
 CHECK_FACE = 64
 CHECK_SHORT_THRESHOLD = 0.7
 CHECK_FULL_THRESHOLD = 0.5
+CHECK_SURE = 0.75  # faces scored at least this need no second look (see CropCheck)
+CHECK_OVERLAP = 0.3  # a look confirms a face by a box overlapping its own at least this much (IoU)
+# Full range's tiles are this long; frames longer than twice this are tiled (BlazeFaceDetector).
+TILE_SIZE = 640
 # "blazeface-tiled" is the default with full range's tiles from frames over 640 px (tiles of 427 px and 9
 # passes for 1280x720): faces of 32-100 px in 720p group photos, 6-15 px in one 192 px pass, are 10-35 px
 # in a tile. 95.1% instead of 87.7% of benchmarks/group_photos.py's faces >= 32 px, still no false face,
@@ -169,7 +173,7 @@ class BlazeFaceDetector:
         score_threshold: float | None = None,
         iou_threshold: float = 0.3,
         threads: int = 1,
-        tile_size: int | None = 640,
+        tile_size: int | None = TILE_SIZE,
         scan_scale: float | None = None,
     ):
         if variant not in BLAZEFACE:
@@ -279,7 +283,7 @@ class CropCheck:
     small faces pays one pass for most of them.
     """
 
-    def __init__(self, looks: list[BlazeFaceDetector], sure: float = 0.75):
+    def __init__(self, looks: list[BlazeFaceDetector], sure: float = CHECK_SURE):
         if not looks:
             raise ConfigError("CropCheck needs at least one detector to look with")
         self.looks = list(looks)
@@ -319,7 +323,7 @@ class CropCheck:
         )
         again = look.detect(crop).shifted(x0, y0)
         overlap = iou_matrix(again.boxes, box[None])[:, 0] if len(again.boxes) else np.zeros(0)
-        return again.take(np.flatnonzero(overlap >= 0.3)[:1])  # detections come best first
+        return again.take(np.flatnonzero(overlap >= CHECK_OVERLAP)[:1])  # detections come best first
 
 
 class MergedDetector:
@@ -453,7 +457,7 @@ def create_detector(
     score_threshold: float | None = None,
     yunet_model: str | os.PathLike | None = None,
     threads: int = 1,
-    tile_size: int | None = 640,
+    tile_size: int | None = TILE_SIZE,
 ) -> Detector:
     """A detector by name (see ``DETECTORS``); a ready ``Detector`` object is returned as it is.
 

@@ -11,7 +11,7 @@ from dataclasses import fields
 from flask import Flask, Request, current_app, jsonify, request
 from werkzeug.exceptions import HTTPException, InternalServerError, RequestEntityTooLarge
 
-from emorec.web import api, pages, security
+from emorec.web import api, pages, private, security
 from emorec.web.media import MediaError, PixelBudget
 from emorec.web.state import WebLimits, WebState, too_large_message
 
@@ -69,6 +69,8 @@ def create_app(recognizer=None, allowed_origins: tuple[str, ...] = (), allowed_h
     security.install(app, app.extensions["emorec"].allowed_origins, app.extensions["emorec"].allowed_hosts)
     app.register_blueprint(pages.bp)
     app.register_blueprint(api.bp)
+    app.extensions["emorec_private"] = private.private_mode(recognizer)
+    app.register_blueprint(private.bp)
     app.register_error_handler(MediaError, _media_error)
     app.register_error_handler(Exception, _error)
     return app

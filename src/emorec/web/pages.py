@@ -9,8 +9,9 @@ from dataclasses import asdict
 from flask import Blueprint, Response, current_app, render_template, request, stream_with_context
 from werkzeug.exceptions import BadRequest, RequestEntityTooLarge
 
+from emorec.browser import emotion_colors
 from emorec.calibration import Baseline, BaselineError
-from emorec.labels import EMOTION_COLORS_BGR, EMOTIONS
+from emorec.labels import EMOTIONS
 from emorec.summary import TrackSummary
 from emorec.web.api import model_summary, request_baseline
 from emorec.web.media import MediaError, decode_image, encode_jpeg, is_video, unreadable_video
@@ -25,9 +26,10 @@ TIMELINE_SIZE = (360, 80)  # (width, height) of each face's timeline plot on the
 
 @bp.app_context_processor
 def page_context() -> dict:
-    """The emotions and their display colours (from labels.py) and the limits, for the templates and scripts."""
-    colors = {name: "#{2:02x}{1:02x}{0:02x}".format(*EMOTION_COLORS_BGR[name]) for name in EMOTIONS}
-    return {"emotions": EMOTIONS, "emotion_colors": colors, "limits": current_state().limits}
+    """The emotions and their display colours (from labels.py), the limits and whether the live page can run
+    the pipeline itself (private mode), for the templates and scripts."""
+    return {"emotions": EMOTIONS, "emotion_colors": emotion_colors(), "limits": current_state().limits,
+            "private_mode": current_app.extensions["emorec_private"].page_config()}
 
 
 @bp.get("/")

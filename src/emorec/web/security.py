@@ -27,7 +27,7 @@ CONTENT_SECURITY_POLICY = "; ".join(
         "img-src 'self' data: blob:",
         "media-src 'self' data: blob: mediastream:",
         "connect-src 'self'",
-        "script-src 'self'",
+        "script-src 'self' 'wasm-unsafe-eval'",  # the live page's private mode compiles ONNX Runtime's WebAssembly
         "style-src 'self'",
         "object-src 'none'",
         "base-uri 'none'",

@@ -1,6 +1,9 @@
-// Live page: camera frames -> WebSocket -> faces drawn over the video, per-face bars and a rolling timeline.
-// One frame is in flight at a time: the next is sent only when the previous answer has arrived, so a slow
-// server lowers the frame rate instead of building a queue.
+// Live page: camera frames -> faces drawn over the video, per-face bars and a rolling timeline.
+// Private mode (the default where it works) analyses each frame in this page (private.js) and nothing leaves
+// the device; server mode sends frames over a WebSocket, for browsers or servers that cannot (the page says
+// why), or when the address asks for it (?mode=server). Either way one frame is in flight at a time: the next
+// is taken only when the previous answer has arrived, so a slow analysis lowers the frame rate instead of
+// building a queue.
 //
 // The page is a few small parts (camera, connection, overlay, face list, timeline) joined in `live`;
 // `window.emorecLive` lets another script add a control, follow the answers, or start and stop the page.
@@ -12,6 +15,7 @@ const COLORS = CONFIG.colors;
 const FRAME_WIDTH = 480; // frames are downscaled to this width before JPEG encoding
 const JPEG_QUALITY = 0.8;
 const TIMELINE_SPAN_MS = 20000;
+const PRIVATE = CONFIG.private; // {base} where the page can run the pipeline itself, else {unavailable: why}
 
 const $ = (id) => document.getElementById(id);
 
@@ -45,6 +49,15 @@ const camera = {
     this.video.srcObject = null;
   },
   grab: document.createElement("canvas"),
+  // The frame's pixels at the camera's own size, for private mode.
+  pixels() {
+    const { grab, video } = this;
+    grab.width = video.videoWidth;
+    grab.height = video.videoHeight;
+    const ctx = grab.getContext("2d", { willReadFrequently: true });
+    ctx.drawImage(video, 0, 0);
+    return ctx.getImageData(0, 0, grab.width, grab.height);
+  },
   frame(callback) {
     const { grab, video } = this;
     grab.width = FRAME_WIDTH;
@@ -216,11 +229,68 @@ const timeline = {
 
 const answerListeners = [];
 
-// The WebSocket and the frame loop.
+// Which mode runs, and why, said on the page.
+const mode = {
+  set(name, text) {
+    $("mode").dataset.mode = name;
+    $("mode").textContent = text;
+    $("analysis-where").textContent = name === "private" ? "in this browser" : "server";
+  },
+};
+const nextFrame = () => new Promise((resolve) => requestAnimationFrame(resolve));
+
+// The frame loop: the WebSocket in server mode, the page's own engine in private mode.
 const live = {
   socket: null,
+  engine: null, // private mode's engine once loaded (emorecPrivate), kept across Stop and Start
+  private: false,
   running: false,
   sentAt: 0,
+  // Private mode where the server offers it and the browser can run it; otherwise the server, saying why.
+  async choose() {
+    const why = PRIVATE.unavailable ?? (new URLSearchParams(location.search).get("mode") === "server"
+      ? "the address asks for it (?mode=server)" : null);
+    if (!why) {
+      try {
+        mode.set("loading", "loading the models into this browser...");
+        this.engine ??= await window.emorecPrivate.load(PRIVATE.base);
+        mode.set("private", "Private mode: your camera's frames are analysed in this browser and never leave " +
+          "this device.");
+        return true;
+      } catch (error) {
+        if (PRIVATE.only) throw error;
+        mode.set("server", `Server mode (private mode failed: ${error.message}): your camera's frames go to this ` +
+          "server for analysis and are never stored.");
+        return false;
+      }
+    }
+    mode.set("server", `Server mode (${why}): your camera's frames go to this server for analysis and are never ` +
+      "stored.");
+    return false;
+  },
+  runs: 0, // counts private loops, so that one left waiting on a frame when Stop and Start came ends there
+  async runPrivate() {
+    const run = ++this.runs;
+    this.private = true;
+    this.running = true;
+    $("toggle").textContent = "Stop";
+    status.set("live", "live");
+    while (this.running && run === this.runs) {
+      if (!camera.video.videoWidth) { await nextFrame(); continue; }
+      this.sentAt = performance.now();
+      let answer;
+      try {
+        answer = await this.engine.analyse(camera.pixels());
+      } catch (error) {
+        this.halt();
+        status.set("error", `analysis failed: ${error.message}`);
+        return;
+      }
+      if (!this.running || run !== this.runs) return;
+      this.show({ ...answer, server_ms: answer.timings_ms.total });
+      await nextFrame();
+    }
+  },
   connect() {
     const scheme = location.protocol === "https:" ? "wss:" : "ws:";
     const socket = new WebSocket(`${scheme}//${location.host}/ws/live`);
@@ -253,17 +323,20 @@ const live = {
     if (answer.error) {
       status.set("error", answer.error);
     } else {
-      status.set("live", "live");
-      meters.record(performance.now() - this.sentAt, answer.server_ms);
-      overlay.draw(answer);
-      const shown = faceList.pick(answer.faces);
-      faceList.render(answer.faces, shown);
-      $("timeline-face").textContent = shown ? faceName(shown) : "no face";
-      announcer.say(answer.faces, shown);
-      timeline.add(shown ? shown.scores : null);
-      for (const listener of answerListeners) listener(answer);
+      this.show(answer);
     }
     requestAnimationFrame(() => this.sendFrame());
+  },
+  show(answer) {
+    status.set("live", "live");
+    meters.record(performance.now() - this.sentAt, answer.server_ms);
+    overlay.draw(answer);
+    const shown = faceList.pick(answer.faces);
+    faceList.render(answer.faces, shown);
+    $("timeline-face").textContent = shown ? faceName(shown) : "no face";
+    announcer.say(answer.faces, shown);
+    timeline.add(shown ? shown.scores : null);
+    for (const listener of answerListeners) listener(answer);
   },
   async start() {
     const reason = camera.unavailableReason();
@@ -281,7 +354,17 @@ const live = {
       this.noCamera(`camera unavailable: ${why ?? error.message}`, CAMERA_HELP[error.name] ?? CAMERA_HELP.other);
       return;
     }
-    this.connect();
+    let inBrowser;
+    try {
+      inBrowser = await this.choose();
+    } catch (error) { // a static site has no server to fall back on
+      camera.stop();
+      status.set("error", `cannot run here: ${error.message}`);
+      mode.set("failed", `The models could not be loaded into this browser (${error.message}).`);
+      $("toggle").textContent = "Start";
+      return;
+    }
+    if (inBrowser) this.runPrivate(); else this.connect();
   },
   // The camera could not be had: say why and how to get it; the button starts again once that is fixed.
   noCamera(statusText, help) {
@@ -293,12 +376,14 @@ const live = {
   // Stop: close the socket, release the camera (its light goes off) and clear what was drawn.
   stop() {
     const socket = this.socket;
+    this.engine?.reset(); // as a closed connection forgets its tracks and calibration
     this.halt();
     if (socket && socket.readyState <= WebSocket.OPEN) socket.close(1000, "stopped");
     status.set("closed", "stopped");
   },
   halt() {
     this.running = false;
+    this.private = false;
     this.socket = null;
     camera.stop();
     overlay.clear();
@@ -327,7 +412,8 @@ window.emorecLive = {
   stop: () => live.stop(),
   get running() { return live.running; },
   onAnswer(listener) { answerListeners.push(listener); }, // called with each answer that has faces
-  send(text) { // a text command on the open connection (see /docs); false when there is none
+  send(text) { // a text command (see /docs), to the page's engine or on the open connection; false when neither runs
+    if (live.private && live.running) { live.engine.command(text); return true; }
     if (!live.socket || live.socket.readyState !== WebSocket.OPEN) return false;
     live.socket.send(text);
     return true;
