@@ -1623,3 +1623,17 @@ def test_load_benchmark_runs_without_failures(monkeypatch, capsys):
     answers, with_face = map(int, re.search(r"(\d+) answers .*?, (\d+) with a face, .*?, 0 failures", summary).groups())
     assert answers >= 3 and with_face == answers, summary
     assert "health ms: p50" in summary and "worker RSS" in summary and "CPU:" in summary
+    assert "tracebacks in the server's log: 0" in summary
+
+
+def test_load_benchmark_leaves_uploads_and_then_uploads_again(monkeypatch, capsys):
+    """The attack of issue 25, finding 1, in the benchmark: clients that leave the upload page half-way through
+    sending a video or once its analysis has begun; after them a video upload is taken again."""
+    monkeypatch.syspath_prepend(str(REPO / "benchmarks"))
+    import web_load
+
+    assert web_load.main(["--clients", "1", "--seconds", "6", "--attackers", "1", "--attacks", "leave-upload"]) == 0
+    summary = capsys.readouterr().out
+    assert re.search(r"uploads left half-sent \d+", summary), summary
+    assert re.search(r"a video upload was taken [\d.]+ s after the attackers left", summary), summary
+    assert "tracebacks in the server's log: 0" in summary and "0 upload folders left on disk" in summary
