@@ -22,6 +22,7 @@ import ipaddress
 import json
 import logging
 import os
+import shutil
 import ssl
 import sys
 import tempfile
@@ -40,6 +41,7 @@ from gunicorn.workers import gasgi
 
 from emorec.config import EngineConfig
 from emorec.errors import EmorecError
+from emorec.recording import MIN_FREE_BYTES
 from emorec.web.app import create_app
 from emorec.web.live import POLICY_VIOLATION, LiveHub, RateLimit
 from emorec.web.security import SECURITY_HEADERS
@@ -53,6 +55,11 @@ BODY_TIMEOUT_S = 60.0  # for a whole request body to arrive: a 16 MB upload at 2
 # does not), and handed to the app from there in chunks of REPLAY_CHUNK_BYTES.
 SPOOL_AFTER_BYTES = 1024 * 1024
 REPLAY_CHUNK_BYTES = 256 * 1024
+# Such a body is on disk up to three times at once (the front door's file, the form parser's, a video's working
+# copy); one declared larger than what the temporary folder can take so, with MIN_FREE_BYTES to spare, is
+# refused before it is read.
+DISK_COPIES = 3
+NO_ROOM = "the server has no room on its disk for this upload; try again later"
 SEND_TIMEOUT_S = 60.0  # a client that reads nothing of its answer for this long has its request ended
 # What a WebSocket client may leave unread in the worker: the live answers wait for room (the page's are ~2 KB
 # each), but Gunicorn writes pongs without waiting, and a ping flood whose pongs were never read grew a worker
@@ -104,6 +111,9 @@ class FrontDoor:
             # Flask says why (413 page or JSON) without reading the body.
             await self.heavy(scope, _no_body, send)
             return
+        if declared is not None and not _disk_has_room_for(int(declared)):
+            await _send_json(send, 503, {"error": NO_ROOM}, retry_after_s=60)
+            return
         budget = self.body_budget
         held = [int(declared) if declared is not None else 0]  # bytes of the budget this request holds
         if not await budget.reserve(held[0], limits.busy_wait_s):
@@ -132,6 +142,9 @@ class FrontDoor:
         except BodyBudget.Full:
             await _send_json(send, 503, {"error": "the server is receiving too many uploads; try again shortly"},
                              retry_after_s=max(1, round(limits.busy_wait_s / 2)))
+            return
+        except OSError:  # the temporary folder filled up under a body (one without a declared length, say)
+            await _send_json(send, 503, {"error": NO_ROOM}, retry_after_s=60)
             return
         if size is None:
             await _send_json(send, 408, {"error": f"the request body did not arrive within {BODY_TIMEOUT_S:.0f} s"})
@@ -285,6 +298,18 @@ async def _read_body(receive, body, limit: int, budget: BodyBudget | None = None
         size += len(chunk)
         if size > limit or not message.get("more_body", False):
             return size
+
+
+def _disk_has_room_for(size: int) -> bool:
+    """Whether the temporary folder can take a body of ``size`` bytes (``DISK_COPIES`` times over, with
+    ``recording.MIN_FREE_BYTES`` left); a body that stays in memory always fits."""
+    if size <= SPOOL_AFTER_BYTES:
+        return True
+    try:
+        free = shutil.disk_usage(tempfile.gettempdir()).free
+    except OSError:
+        return True  # the writes themselves will say
+    return free >= DISK_COPIES * size + MIN_FREE_BYTES
 
 
 def _with_length(scope: dict, length: int) -> dict:
