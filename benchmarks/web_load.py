@@ -8,15 +8,19 @@ through a request body, one that sends half of a 15 MB upload and stalls (stalle
 that floods 0.9 MB frames without reading answers, one that posts
 5000x5000 PNGs (24 KB each) in a loop, one that posts a JPEG of 20,000 scans (scan-bomb), live clients that
 flood pings, invalid commands or 100,000-bracket texts without reading (ping-flood, text-flood, deep-text),
-and, only when asked for, one that opens 1,000 idle connections (connections: it takes every place the
-server admits, the honest clients' too). A prober asks /api/v1/health ten times a second throughout.
+one that uploads a video through the page and leaves, half-way through sending it or once its analysis has
+begun (leave-upload), and, only when asked for, one that opens 1,000 idle connections (connections: it
+takes every place the server admits that is free). Honest clients connect first; the attackers follow a
+second later. A prober asks /api/v1/health ten times a second throughout.
 
     python benchmarks/web_load.py --clients 16 --attackers 8 --seconds 20 --compare   # own server, loopback
+    python benchmarks/web_load.py --clients 16 --attackers 11 --attacks all --seconds 30 --compare  # all at once
     python benchmarks/web_load.py --mode rest --clients 4 --url http://127.0.0.1:5000  # a running server
 
 Prints per-client rates, latency and health percentiles, the worker's peak memory and CPU, the machine's
-load, files left on disk and whether the worker was replaced; exits 1 when an honest client failed.
-Only ever point it at a server on this machine.
+load, files left on disk, whether the worker was replaced, how long after the attack a video upload was
+taken again (every video slot free), and the tracebacks in the server's log (own server only); exits 1 when
+an honest client failed. Only ever point it at a server on this machine.
 """
 
 from __future__ import annotations
@@ -77,6 +81,8 @@ class LoadReport:
     load_before: tuple[float, float, float] = (0.0, 0.0, 0.0)
     left_on_disk: int = 0
     worker_replaced: bool = False
+    upload_taken_after_s: float | None = None  # after the attack: until a video upload got 200, not 503
+    tracebacks: int | None = None  # in the server's log during the run; None when it cannot be read
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property
@@ -112,6 +118,10 @@ class LoadReport:
                if self.attackers else "") +
             f"worker replaced: {'yes' if self.worker_replaced else 'no'}"
         )
+        if self.upload_taken_after_s is not None:
+            lines.append(f"a video upload was taken {self.upload_taken_after_s:.1f} s after the attackers left")
+        if self.tracebacks is not None:
+            lines.append(f"tracebacks in the server's log: {self.tracebacks}")
         lines += [f"failure: {failure}" for failure in self.failures[:20]]
         return "\n".join(lines)
 
@@ -504,6 +514,56 @@ def _connection_hoarder(base_url: str, deadline: float, report: LoadReport, coun
             connection.close()
 
 
+def _upload_leaver(base_url: str, clip: bytes, deadline: float, report: LoadReport) -> None:
+    """Uploads ``clip`` through the upload page as its script does (progress lines streamed back) and leaves:
+    half-way through sending it, then, the next time, once the first progress line came, and so on."""
+    parts = urlsplit(base_url)
+    body, headers = _upload_body(clip)
+    head = (f"POST /upload HTTP/1.1\r\nHost: {parts.netloc}\r\nAccept: application/x-ndjson\r\n"
+            f"Content-Length: {len(body)}\r\n" + "".join(f"{k}: {v}\r\n" for k, v in headers.items()) + "\r\n")
+    half_way = True
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection((parts.hostname, parts.port), timeout=10) as connection:
+                if half_way:
+                    connection.sendall(head.encode() + body[: len(body) // 2])
+                    _count(report, "uploads left half-sent")
+                else:
+                    connection.sendall(head.encode() + body)
+                    answer = b""  # read until the first progress line, or a refusal's status line
+                    while b"progress" not in answer and (len(answer) < 12 or answer.startswith(b"HTTP/1.1 200")):
+                        chunk = connection.recv(4096)
+                        if not chunk:
+                            break
+                        answer += chunk
+                    _count(report, "uploads left mid-analysis" if b"progress" in answer else
+                           f"uploads refused ({answer[9:12].decode(errors='replace')})")
+        except OSError:
+            pass
+        half_way = not half_way
+        time.sleep(0.5)
+
+
+def _upload_taken_after(base_url: str, clip: bytes, since: float, limit_s: float = 60.0) -> float:
+    """Seconds from ``since`` (a ``time.monotonic()``) until the server takes a video upload (200) rather than
+    refusing it (503: its video slots are held), up to ``limit_s``."""
+    body, headers = _upload_body(clip)
+    while time.monotonic() - since < limit_s:
+        connection = _connection(base_url, timeout=120)
+        try:
+            connection.request("POST", "/upload", body=body, headers=headers)
+            response = connection.getresponse()
+            response.read()
+            if response.status == 200:
+                break
+        except (OSError, http.client.HTTPException):
+            pass
+        finally:
+            connection.close()
+        time.sleep(0.5)
+    return time.monotonic() - since
+
+
 ATTACKS = {
     "stalled-headers": _stalled_headers,
     "flood": _flooder,
@@ -514,7 +574,9 @@ ATTACKS = {
     "ping-flood": _ping_flooder,
     "text-flood": _text_flooder,
     "deep-text": _deep_text,
-    # Holds every connection the server admits, honest clients' included: run it alone (--attacks connections).
+    "leave-upload": _upload_leaver,
+    # Takes every place the server admits that is free, so that new connections get 503 (the health prober's
+    # too) until the server closes its idle ones: not among the defaults (--attacks connections, or all).
     "connections": _connection_hoarder,
 }
 DEFAULT_ATTACKS = [kind for kind in ATTACKS if kind != "connections"]
@@ -525,7 +587,8 @@ def _attack(
 ) -> None:
     """``attackers`` hostile clients, taking turns among ``kinds``, until ``deadline``; puts the count of
     each kind of attack made on ``counts``."""
-    payloads = {"flood": (frame,), "oversized": (png,), "scan-bomb": (scan_bomb(),)}
+    payloads = {"flood": (frame,), "oversized": (png,), "scan-bomb": (scan_bomb(),),
+                "leave-upload": (astronaut_clip(frames=90),)}
     kinds = [(ATTACKS[kind], payloads.get(kind, ())) for kind in kinds]
     report = LoadReport("attack", 0, attackers, 0)
     threads = []
@@ -581,8 +644,10 @@ def run_load(
     attackers: int = 0,
     seconds: float = 10.0,
     attack_kinds: list[str] | None = None,
+    log_path: Path | None = None,
 ) -> LoadReport:
-    """``clients`` honest clients and ``attackers`` hostile ones against ``base_url`` for ``seconds``."""
+    """``clients`` honest clients and ``attackers`` hostile ones against ``base_url`` for ``seconds``;
+    ``log_path`` is the server's log, whose new tracebacks are counted."""
     report = LoadReport(mode, clients, attackers, seconds, load_before=os.getloadavg())
     frame = astronaut_jpeg()
     honest = {
@@ -607,10 +672,12 @@ def run_load(
         target=_attack,
         args=(base_url, frame, png, attackers, deadline, attack_counts, attack_kinds or DEFAULT_ATTACKS),
     )
-    if attackers:
-        attacker_process.start()
+    log_start = log_path.stat().st_size if log_path else 0
     for thread in threads:
         thread.start()
+    if attackers:
+        time.sleep(1)  # the honest clients connect first: the connection hoarder takes what is left
+        attacker_process.start()
     while time.monotonic() < deadline:
         try:
             report.peak_rss_mb = max(report.peak_rss_mb, sum(rss for _, rss in server_processes(base_url)[1]) / 1024)
@@ -625,6 +692,7 @@ def run_load(
     if attackers:
         report.attacks = attack_counts.get(timeout=30)
         attacker_process.join()
+    attackers_left = time.monotonic()
     busy_after, total_after = _machine_ticks()
     report.machine_busy = (busy_after - busy_before) / max(1, total_after - total_before)
     live_workers = [pid for pid, _ in server_processes(base_url)[1]]
@@ -640,8 +708,16 @@ def run_load(
             if report.rss_after_mb < SETTLED_RSS_MB or report.rss_settle_s > SETTLE_S:
                 break
             time.sleep(0.5)
+    if attackers and "leave-upload" in (attack_kinds or DEFAULT_ATTACKS):
+        # Measured after the memory settled (the upload's own analysis would be counted in it), from the
+        # moment the attackers left.
+        report.upload_taken_after_s = _upload_taken_after(base_url, astronaut_clip(), since=attackers_left)
     time.sleep(1)  # let attackers' last requests finish before counting leftovers
     report.left_on_disk = len(list(workdir_root().glob(f"{WORKDIR_PREFIX}*")))
+    if log_path:
+        with log_path.open("rb") as log:
+            log.seek(log_start)
+            report.tracebacks = log.read().count(b"Traceback (most recent call last)")
     return report
 
 
@@ -653,7 +729,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--attackers", type=int, default=0, help="hostile clients (stalled, flooding, oversized)")
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--attacks", default=",".join(DEFAULT_ATTACKS),
-                        help=f"kinds of attackers, in turn, of {', '.join(ATTACKS)} (default: %(default)s)")
+                        help=f"kinds of attackers, in turn, of {', '.join(ATTACKS)}, or all (default: %(default)s)")
     parser.add_argument("--compare", action="store_true", help="run without attackers first and compare")
     args = parser.parse_args(argv)
     if args.url and urlsplit(args.url).hostname not in ("127.0.0.1", "localhost", "::1"):
@@ -664,17 +740,22 @@ def main(argv: list[str] | None = None) -> int:
         # --compare runs unattacked, attacked, unattacked again: the machine's other load drifts, and the
         # attacked run is compared with the mean of the two around it.
         plan = [0, args.attackers, 0] if args.compare and args.attackers else [args.attackers]
-        kinds = args.attacks.split(",")
+        kinds = list(ATTACKS) if args.attacks == "all" else args.attacks.split(",")
         unknown = set(kinds) - set(ATTACKS)
         if unknown:
             parser.error(f"unknown attacks: {', '.join(sorted(unknown))}; known: {', '.join(ATTACKS)}")
-        return [run_load(url, args.mode, args.clients, attackers, args.seconds, kinds) for attackers in plan]
+        return [run_load(url, args.mode, args.clients, attackers, args.seconds, kinds, log_path)
+                for attackers in plan]
 
+    log_path = None
     if args.url:
         reports = runs(args.url.rstrip("/"))
     else:
-        with background_server("--max-live-streams", str(args.clients + args.attackers + 4)) as url:
-            reports = runs(url)
+        with tempfile.TemporaryDirectory() as folder:
+            log_path = Path(folder) / "server.log"
+            with background_server("--max-live-streams", str(args.clients + args.attackers + 4),
+                                   log_path=log_path) as url:
+                reports = runs(url)
     for report in reports:
         print(report.summary())
     if len(reports) == 3:

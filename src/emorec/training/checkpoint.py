@@ -52,6 +52,8 @@ def read_checkpoint(path: str | os.PathLike, keys: tuple[str, ...] = CHECKPOINT_
         raise CheckpointError(f"{path}: cannot read it ({exc.strerror})") from None
     except (RuntimeError, EOFError, ValueError):  # a truncated or damaged archive
         raise CheckpointError(f"{path}: damaged or truncated checkpoint") from None
+    except LookupError:  # bytes that are no pickle: the data-only unpickler reads them as opcodes and fails on one
+        raise CheckpointError(f"{path}: not a PyTorch checkpoint") from None
     missing = [key for key in keys if not isinstance(ckpt, dict) or key not in ckpt]
     if missing:
         raise CheckpointError(f"{path}: not a checkpoint of emorec train (no {', '.join(missing)})")

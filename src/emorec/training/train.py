@@ -192,9 +192,17 @@ def augment(x: torch.Tensor, size: int, erasing: float, generator: torch.Generat
     return out
 
 
+# OneCycleLR's warm-up and its decay each need a step beyond their first (it divides by their lengths minus one).
+MIN_STEPS = 3
+
+
 def _pick_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        # PyTorch would fail only at the first tensor moved there, after the data had loaded, in a traceback.
+        raise ConfigError(f"--device {name}: PyTorch finds no CUDA GPU here (torch {torch.__version__}"
+                          f"{', built without CUDA' if torch.version.cuda is None else ''}); use --device cpu or auto")
     return torch.device(name)
 
 
@@ -271,9 +279,13 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
     spec = get_spec(config.model)
     data = load_fer2013(config.data, ferplus=config.ferplus or None)
     rows, train_t = training_targets(data, config.targets, config.ferplus_weight)
-    out.mkdir(parents=True, exist_ok=True)  # only once the data and the model name are known to be good
     if config.limit:
         rows, train_t = rows[:config.limit], train_t[:config.limit]
+    if config.epochs * math.ceil(len(rows) / config.batch_size) < MIN_STEPS:
+        raise ConfigError(f"{len(rows)} images in batches of {config.batch_size} for {config.epochs} epoch(s) make "
+                          f"fewer than {MIN_STEPS} steps, too few for the learning-rate schedule: raise --limit or "
+                          "--epochs, or lower --batch-size")
+    out.mkdir(parents=True, exist_ok=True)  # only once the data and the model name are known to be good
     train_x, train_y = data.images[rows], data.labels[rows]
     val_x, val_y = data.split("PublicTest")
     val_ferplus = data.ferplus_majority()[data.split_mask("PublicTest")] if data.ferplus is not None else None

@@ -3,12 +3,15 @@
 
 from __future__ import annotations
 
+import io
+from typing import BinaryIO
+
 from flask import Blueprint, jsonify, request
 
 from emorec.calibration import MAX_BASELINE_BYTES, Baseline, BaselineError
 from emorec.web.media import MediaError, decode_image, is_video
 from emorec.web.state import current_state
-from emorec.web.video import annotate_video, run_to_end
+from emorec.web.video import annotate_video, peek, run_to_end
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
@@ -16,18 +19,18 @@ bp = Blueprint("api", __name__, url_prefix="/api/v1")
 def request_image_bytes() -> bytes:
     """The first file of a multipart form, or else the raw body whatever its declared type
     (``curl --data-binary`` calls an image ``application/x-www-form-urlencoded``)."""
-    return _request_file("image", "-F image=@photo.jpg")[0]
+    return _request_file("image", "-F image=@photo.jpg")[0].read()
 
 
-def _request_file(kind: str, example: str) -> tuple[bytes, str | None]:
-    """(content, file name) of the first file of a multipart form (other than the baseline), or else of the
-    raw body, which has no name."""
+def _request_file(kind: str, example: str) -> tuple[BinaryIO, str | None]:
+    """(file, file name) of the first file of a multipart form (other than the baseline), or else of the raw
+    body, which has no name. Not yet read: a video goes from there to disk, never whole into memory."""
     if request.mimetype == "multipart/form-data":
         files = [f for name, f in request.files.items() if name != BASELINE_FIELD]
         if not files:
             raise MediaError(f"the multipart form has no file: send the {kind} as a file field, e.g. {example}")
-        return files[0].read(), files[0].filename or None
-    return request.get_data(cache=False, parse_form_data=False), None
+        return files[0].stream, files[0].filename or None
+    return io.BufferedReader(request.stream), None
 
 
 BASELINE_FIELD = "baseline"
@@ -75,9 +78,10 @@ def video():
     state = current_state()
     limits = state.limits
     data, filename = _request_file("video", "-F video=@clip.mp4")
-    if not data:
+    head = peek(data)
+    if not head:
         raise MediaError("the request body is empty: send a video (MP4/MOV, WebM/MKV or AVI)")
-    if not is_video(data):
+    if not is_video(head):
         raise MediaError(
             "could not open the video: corrupt file, or not a container emorec reads (MP4/MOV, WebM/MKV, AVI); "
             "send photos to /api/v1/analyze"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 from dataclasses import asdict
+from typing import BinaryIO
 
 from flask import Blueprint, Response, current_app, render_template, request, stream_with_context
 from werkzeug.exceptions import BadRequest, RequestEntityTooLarge
@@ -17,7 +18,7 @@ from emorec.web.api import model_summary, request_baseline
 from emorec.web.media import MediaError, decode_image, encode_jpeg, is_video, unreadable_video
 from emorec.web.security import check_csrf
 from emorec.web.state import current_state, too_large_message
-from emorec.web.video import AnnotatedVideo, annotate_video, run_to_end
+from emorec.web.video import AnnotatedVideo, annotate_video, peek, run_to_end
 
 bp = Blueprint("pages", __name__)
 PROGRESS_STREAM = "application/x-ndjson"  # what upload.js asks for: progress lines, then the result
@@ -65,17 +66,18 @@ def upload():
             baseline = request_baseline(current_state().recognizer)
         except BaselineError as exc:  # its one line names the field and what is wrong
             raise MediaError(str(exc)) from None
-        uploads = [(media.read(), media.filename, media.mimetype) for media in files]
-        for data, filename, mimetype in uploads:
-            video_error = unreadable_video(data, filename, mimetype)
+        heads = [peek(media.stream) for media in files]  # the type, from the content; a video is not read here
+        for media, head in zip(files, heads, strict=True):
+            video_error = unreadable_video(head, media.filename, media.mimetype)
             if video_error is not None:
                 raise video_error
-        if len(uploads) == 1 and is_video(uploads[0][0]):
-            return _analyse_video(uploads[0][0], uploads[0][1], streamed, baseline)
-        if any(is_video(data) for data, _, _ in uploads):
+        if len(files) == 1 and is_video(heads[0]):
+            return _analyse_video(files[0].stream, files[0].filename, streamed, baseline)
+        if any(is_video(head) for head in heads):
             raise MediaError("a video is analysed alone: send it by itself, or send only photos")
+        named = len(files) > 1
         result = {
-            "photos": [_analyse_photo(data, filename, len(uploads) > 1, baseline) for data, filename, _ in uploads],
+            "photos": [_analyse_photo(media.read(), media.filename, named, baseline) for media in files],
             "calibrated": baseline is not None,
         }
         return _stream_result(iter(()), lambda _: result) if streamed else render_template("upload.html", **result)
@@ -115,7 +117,7 @@ def _analyse_image(data: bytes, filename: str, baseline: Baseline | None) -> dic
     }
 
 
-def _analyse_video(data: bytes, filename: str, streamed: bool, baseline: Baseline | None):
+def _analyse_video(data: BinaryIO, filename: str, streamed: bool, baseline: Baseline | None):
     """One video at a time per worker (``max_video_jobs``): the next visitor gets a 503 that says when to
     retry, rather than a page that takes minutes."""
     state = current_state()
@@ -127,6 +129,12 @@ def _analyse_video(data: bytes, filename: str, streamed: bool, baseline: Baselin
         baseline=baseline,
     )
     calibrated = baseline is not None
+    try:
+        next(steps)  # the upload goes to disk now: the form's file closes when this view returns
+    except BaseException:  # a video that cannot be opened, or is too large: said on the page, with its status
+        steps.close()
+        state.video_slots.release()
+        raise
     if not streamed:
         try:
             return render_template("upload.html", **_video_result(run_to_end(steps), filename, calibrated))

@@ -8,7 +8,8 @@ threads for work. The front door below routes the requests: the live socket is s
 (``live.LiveHub``), the Flask pages and API run in threads through a2wsgi. Cheap requests (GET) and
 analyses (POST) get separate thread pools, and a POST gets an analysis slot only once its whole body has
 arrived, so slow or stalled uploads hold no thread and ``/api/v1/health`` never waits behind analyses. The
-bodies so held are bounded together (``BodyBudget``), and the memory is given back once they are freed.
+bodies so held are bounded together (``BodyBudget``); beyond its first ``SPOOL_AFTER_BYTES`` a body goes to
+an unnamed temporary file as it arrives, so a large upload costs the worker disk, not memory.
 Some of this reaches into Gunicorn's own classes, which are not a public API: pyproject.toml pins the web
 extra to Gunicorn 27, where the tests ran, so a new major version is taken on only after they pass with it.
 """
@@ -21,8 +22,10 @@ import ipaddress
 import json
 import logging
 import os
+import shutil
 import ssl
 import sys
+import tempfile
 
 import numpy as np
 from a2wsgi import WSGIMiddleware
@@ -38,6 +41,7 @@ from gunicorn.workers import gasgi
 
 from emorec.config import EngineConfig
 from emorec.errors import EmorecError
+from emorec.recording import MIN_FREE_BYTES
 from emorec.web.app import create_app
 from emorec.web.live import POLICY_VIOLATION, LiveHub, RateLimit
 from emorec.web.security import SECURITY_HEADERS
@@ -47,6 +51,15 @@ from emorec.web.video import remove_stale_workdirs
 log = logging.getLogger(__name__)
 LIGHT_THREADS = 4  # pages, static files, health: each takes a millisecond or two
 BODY_TIMEOUT_S = 60.0  # for a whole request body to arrive: a 16 MB upload at 2 Mbit/s
+# A body larger than this is written to a temporary file as it arrives (a photo usually fits in memory, a video
+# does not), and handed to the app from there in chunks of REPLAY_CHUNK_BYTES.
+SPOOL_AFTER_BYTES = 1024 * 1024
+REPLAY_CHUNK_BYTES = 256 * 1024
+# Such a body is on disk up to three times at once (the front door's file, the form parser's, a video's working
+# copy); one declared larger than what the temporary folder can take so, with MIN_FREE_BYTES to spare, is
+# refused before it is read.
+DISK_COPIES = 3
+NO_ROOM = "the server has no room on its disk for this upload; try again later"
 SEND_TIMEOUT_S = 60.0  # a client that reads nothing of its answer for this long has its request ended
 # What a WebSocket client may leave unread in the worker: the live answers wait for room (the page's are ~2 KB
 # each), but Gunicorn writes pongs without waiting, and a ping flood whose pongs were never read grew a worker
@@ -98,6 +111,9 @@ class FrontDoor:
             # Flask says why (413 page or JSON) without reading the body.
             await self.heavy(scope, _no_body, send)
             return
+        if declared is not None and not _disk_has_room_for(int(declared)):
+            await _send_json(send, 503, {"error": NO_ROOM}, retry_after_s=60)
+            return
         budget = self.body_budget
         held = [int(declared) if declared is not None else 0]  # bytes of the budget this request holds
         if not await budget.reserve(held[0], limits.busy_wait_s):
@@ -110,17 +126,27 @@ class FrontDoor:
             budget.release(held[0])
 
     async def _post_within_budget(self, scope: dict, receive, send, held: list[int]) -> None:
+        # Deleted however the request ends (answered, refused, or its client gone and the task cancelled); the
+        # file has no name, so a worker that is killed leaves nothing behind either.
+        with tempfile.SpooledTemporaryFile(max_size=SPOOL_AFTER_BYTES) as body:
+            await self._answer(scope, receive, send, held, body)
+
+    async def _answer(self, scope: dict, receive, send, held: list[int], body) -> None:
         limits = self.state.limits
         try:
-            body = await asyncio.wait_for(_read_body(receive, limits.max_upload_bytes, self.body_budget, held),
-                                          BODY_TIMEOUT_S)
+            size = await asyncio.wait_for(
+                _read_body(receive, body, limits.max_upload_bytes, self.body_budget, held), BODY_TIMEOUT_S
+            )
         except asyncio.TimeoutError:
-            body = None
+            size = None
         except BodyBudget.Full:
             await _send_json(send, 503, {"error": "the server is receiving too many uploads; try again shortly"},
                              retry_after_s=max(1, round(limits.busy_wait_s / 2)))
             return
-        if body is None:
+        except OSError:  # the temporary folder filled up under a body (one without a declared length, say)
+            await _send_json(send, 503, {"error": NO_ROOM}, retry_after_s=60)
+            return
+        if size is None:
             await _send_json(send, 408, {"error": f"the request body did not arrive within {BODY_TIMEOUT_S:.0f} s"})
             return
         slots = self.analysis_slots or asyncio.Semaphore(limits.max_analyses)
@@ -132,7 +158,7 @@ class FrontDoor:
                              retry_after_s=max(1, round(limits.busy_wait_s / 2)))
             return
         try:
-            await self.heavy(_with_length(scope, len(body)), _replay(body), send)
+            await self.heavy(_with_length(scope, size), _replay(body, size), send)
         finally:
             slots.release()
 
@@ -251,26 +277,39 @@ class BodyBudget:
         trim_the_c_heap()
 
 
-async def _read_body(receive, limit: int, budget: BodyBudget | None = None, held: list[int] | None = None
-                     ) -> bytearray | None:
-    """The whole body; None when the client went away or stalled (Gunicorn ends a body that stops arriving
-    for ``timeout`` seconds). A body without a declared length stops once it passes ``limit``: Flask then
-    refuses it with its 413 page or JSON. Bytes beyond ``held[0]`` (what the request already holds of
-    ``budget``) are taken from it as they come, and added to ``held[0]``; ``BodyBudget.Full`` if they do
-    not fit. The body grows in one buffer, so no chunk outlives its copy into it."""
-    body = bytearray()
+async def _read_body(receive, body, limit: int, budget: BodyBudget | None = None, held: list[int] | None = None
+                     ) -> int | None:
+    """Writes the whole body into ``body`` (a file) and returns its size; None when the client went away or
+    stalled (Gunicorn ends a body that stops arriving for ``timeout`` seconds). A body without a declared
+    length stops once it passes ``limit``: Flask then refuses it with its 413 page or JSON. Bytes beyond
+    ``held[0]`` (what the request already holds of ``budget``) are taken from it as they come, and added to
+    ``held[0]``; ``BodyBudget.Full`` if they do not fit."""
+    size = 0
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
             return None
         chunk = message.get("body", b"")
-        if budget is not None and held is not None and len(body) + len(chunk) > held[0]:
-            extra = len(body) + len(chunk) - held[0]
+        if budget is not None and held is not None and size + len(chunk) > held[0]:
+            extra = size + len(chunk) - held[0]
             budget.take(extra)
             held[0] += extra
-        body += chunk
-        if len(body) > limit or not message.get("more_body", False):
-            return body
+        body.write(chunk)
+        size += len(chunk)
+        if size > limit or not message.get("more_body", False):
+            return size
+
+
+def _disk_has_room_for(size: int) -> bool:
+    """Whether the temporary folder can take a body of ``size`` bytes (``DISK_COPIES`` times over, with
+    ``recording.MIN_FREE_BYTES`` left); a body that stays in memory always fits."""
+    if size <= SPOOL_AFTER_BYTES:
+        return True
+    try:
+        free = shutil.disk_usage(tempfile.gettempdir()).free
+    except OSError:
+        return True  # the writes themselves will say
+    return free >= DISK_COPIES * size + MIN_FREE_BYTES
 
 
 def _with_length(scope: dict, length: int) -> dict:
@@ -281,14 +320,21 @@ def _with_length(scope: dict, length: int) -> dict:
     return {**scope, "headers": [*headers, (b"content-length", str(length).encode())]}
 
 
-def _replay(body: bytes | bytearray):
-    sent = False
+def _replay(body, size: int):
+    """The ASGI ``receive`` of a body read into the file ``body`` (``size`` bytes), in chunks as the app reads
+    them: the app's parser takes it from there (Werkzeug writes a form's files to temporary files of its own)."""
+    body.seek(0)
+    left, ended = size, False
 
     async def receive() -> dict:
-        nonlocal sent, body
-        if not sent:
-            sent, whole, body = True, body, b""  # the app's copy is the only one left
-            return {"type": "http.request", "body": whole, "more_body": False}
+        nonlocal left, ended
+        if body.closed:  # the request ended (its client left) while the app was still reading
+            return {"type": "http.disconnect"}
+        if not ended:
+            chunk = body.read(min(left, REPLAY_CHUNK_BYTES)) if left > 0 else b""  # memory or page cache: no wait
+            left -= len(chunk)
+            ended = left <= 0 or not chunk
+            return {"type": "http.request", "body": chunk, "more_body": not ended}
         await asyncio.Event().wait()  # nothing more: like a client that keeps the connection open
         return {"type": "http.disconnect"}
 

@@ -30,9 +30,9 @@ class WebLimits:
     max_large_pixels_per_s: float = 2_000_000
     busy_wait_s: float = 10.0  # how long a request waits for a decode or analysis slot before a 503
     max_analyses: int = 4  # image analyses and uploads running at once (per worker); more wait, then 503
-    # Request bodies held in the worker at once, arriving or being analysed (per worker; raised to one upload's
-    # size at least): a client whose declared body does not fit waits up to busy_wait_s, then gets 503. Without
-    # it 40 clients stalling half-way through 15 MB uploads held 300 MB.
+    # Request bodies held in the worker at once, arriving or being analysed, in memory or spooled to disk (per
+    # worker; raised to one upload's size at least): a client whose declared body does not fit waits up to
+    # busy_wait_s, then gets 503. Without it 40 clients stalling half-way through 15 MB uploads held 300 MB.
     max_buffered_body_bytes: int = 96 * 1024 * 1024
     max_video_jobs: int = 1  # videos analysed at once (per worker); another gets 503 + Retry-After
     max_video_frames: int = 300  # ~10 s at 30 fps: longer uploads are cut, and the page says so

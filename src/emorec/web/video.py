@@ -2,9 +2,10 @@
 of each tracked face.
 
 OpenCV reads and writes videos only through file paths, so the upload and its result live for the length of
-the request in a private folder (mode 0700) in memory (/dev/shm where there is one); every path out of the
-request deletes it, and a worker that was killed mid-request has its folders removed when a new worker
-starts (the folder name carries the process id).
+the request in a private folder (mode 0700) in the system's temporary folder, on disk: the upload is copied
+there chunk by chunk from the request's parser, never whole in memory. Every path out of the request deletes
+it, and a worker that was killed mid-request has its folders removed when a new worker starts (the folder
+name carries the process id).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from collections.abc import Generator, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from emorec.calibration import Baseline
 from emorec.recording import AnnotatedVideoWriter, Timeline
@@ -31,9 +33,18 @@ PROGRESS_EVERY = 10  # frames between progress reports
 
 
 def workdir_root() -> Path:
-    """Where upload folders go: /dev/shm (memory) on Linux, else the system's temporary folder."""
-    shm = Path("/dev/shm")
-    return shm if shm.is_dir() and os.access(shm, os.W_OK) else Path(tempfile.gettempdir())
+    """Where upload folders go: the system's temporary folder ($TMPDIR)."""
+    return Path(tempfile.gettempdir())
+
+
+def peek(upload: BinaryIO, size: int = 16) -> bytes:
+    """The first ``size`` bytes of an upload, left unread: enough to tell its type (``media.is_video``). The
+    upload is a form's file (seekable) or a raw request body in an ``io.BufferedReader``."""
+    if upload.seekable():
+        head = upload.read(size)
+        upload.seek(0)
+        return head
+    return upload.peek(size)[:size]
 
 
 @contextmanager
@@ -79,16 +90,18 @@ class AnnotatedVideo:
 
 
 def annotate_video(
-    data: bytes, recognizer, max_frames: int, max_pixels: int, max_seconds: float, draw: bool = True,
+    data: BinaryIO, recognizer, max_frames: int, max_pixels: int, max_seconds: float, draw: bool = True,
     baseline: Baseline | None = None,
 ) -> Generator[tuple[int, int], None, AnnotatedVideo]:
-    """Yields (frames done, frames planned) as it goes and returns the result (``yield from`` it, or
-    ``run_to_end``). MediaError for a video that cannot be read or is too large. Without ``draw`` (the
-    REST API, which returns only JSON) no annotated video is written and ``webm`` is empty. ``baseline``
-    reads every face against one person's neutral face, as ``emorec video --baseline`` does."""
+    """Yields (frames done, frames planned) as it goes, first (0, planned) once ``data`` (the uploaded file,
+    read from where it is) has been copied and opened, and returns the result (``yield from`` it, or
+    ``run_to_end``). MediaError for a video that cannot be read or is too large. Without ``draw`` (the REST
+    API, which returns only JSON) no annotated video is written and ``webm`` is empty. ``baseline`` reads
+    every face against one person's neutral face, as ``emorec video --baseline`` does."""
     with private_workdir() as folder:
         upload, target = folder / "upload", folder / "annotated.webm"
-        upload.write_bytes(data)
+        with upload.open("wb") as copy:
+            shutil.copyfileobj(data, copy)
         try:
             source = Source(upload)
         except InputError:
@@ -104,6 +117,7 @@ def annotate_video(
             scale = min(1.0, WORK_SIZE[0] / width, WORK_SIZE[1] / height)
             size = (max(2, round(width * scale)), max(2, round(height * scale)))
             planned = min(max_frames, source.frame_count or max_frames)
+            yield 0, planned  # the upload is copied and opened: the request's own file may be closed from here
             rows = io.StringIO()
             timeline = Timeline(fps=source.fps, csv_file=rows)
             try:
