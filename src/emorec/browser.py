@@ -8,8 +8,11 @@ here from the modules that define them for Python, and the page fetches them as 
 
 In the browser the default detector runs whole (BlazeFace full range and the short-range scan, merged, with
 the second look at unsure faces) on frames up to ``2 * TILE_SIZE`` pixels long (longer frames are shrunk to
-that, where Python would add tiles), on every frame: Python streams follow faces by optical flow between
-detections (``emorec.follow``), the page detects every frame instead. Other detectors run only on servers.
+that, where Python would add tiles). Other detectors run only on servers. Like a Python stream, the live page
+runs it on every ``detect_every``-th frame and follows faces in between; where Python follows corner points by
+optical flow (``emorec.follow``), the page, which has no OpenCV, moves each face's box by a block-matching
+search for the face's look at detection around where it was (shift only: a followed box keeps its size), and
+checks the result with the follower's own test (``min_similarity``) before trusting it.
 
 ONNX Runtime Web is not in this repository: ``make web-ort`` installs the pinned ``onnxruntime-web`` from
 npm and copies the files listed in ``ORT_WEB_FILES`` into ``web/static/ort/`` (see docs/private_mode.md).
@@ -35,6 +38,12 @@ ORT_WEB_MISSING = ("ONNX Runtime Web is not installed: run `make web-ort` in the
                    "the pinned onnxruntime-web, copied into src/emorec/web/static/ort/)")
 # The detectors the page can run: the default cascade.
 BROWSER_DETECTORS = ("auto", "blazeface")
+# The page's follower (block matching, where Python's follows corner points by optical flow): each face is
+# matched on the frame shrunk by a whole factor so that it spans at most FOLLOW_FACE_PIXELS, which bounds the
+# search's cost whatever the face's size, searched up to FOLLOW_REACH face sides from where its last move
+# would take it (Python's flow follows moves of about half a face a frame).
+FOLLOW_FACE_PIXELS = 32
+FOLLOW_REACH = 0.5
 # The page's own files; the static site adds index.html (the live page) and private/ (models, runtime, numbers).
 PAGE_FILES = ("live.js", "private.js", "calibrate.js", "style.css", "favicon.svg")
 
@@ -65,7 +74,7 @@ def model_files(classifier: Path) -> dict[str, Path]:
 
 def pipeline_config(config: EngineConfig, model_name: str, model_sha256: str) -> dict:
     """Every number the page's pipeline uses, from where Python defines it (see the module docstring)."""
-    from emorec import detect, engine, track
+    from emorec import detect, engine, follow, track
     from emorec.detect import BLAZEFACE
 
     def blazeface(variant: str, threshold: float | None) -> dict:
@@ -75,6 +84,7 @@ def pipeline_config(config: EngineConfig, model_name: str, model_sha256: str) ->
                 "score_threshold": spec.score_threshold if threshold is None else threshold}
 
     tracker = track.FaceTracker()
+    follower = follow.FaceFollower(config.detect_every)
     return {
         "format": "emorec-browser-pipeline",
         "model": {"name": model_name, "sha256": model_sha256, "file": "classifier.onnx"},
@@ -98,6 +108,9 @@ def pipeline_config(config: EngineConfig, model_name: str, model_sha256: str) ->
         "tracker": {"alpha": config.smoothing_alpha if config.smoothing else 1.0,
                     "iou_threshold": tracker.iou_threshold, "max_missed": tracker.max_missed,
                     "reach": tracker.reach, "coast": track._COAST, "sizes": track._SIZES},
+        "follow": {"detect_every": follower.detect_every, "min_similarity": follower.min_similarity,
+                   "template": follow._TEMPLATE, "carry_overlap": follow.CARRY_OVERLAP,
+                   "face_pixels": FOLLOW_FACE_PIXELS, "reach": FOLLOW_REACH},
         "calibration": {"floor": _FLOOR, "strength": DEFAULT_STRENGTH, "neutral_margin": DEFAULT_NEUTRAL_MARGIN,
                         "min_faces": NeutralCapture(1.0).min_faces},
     }

@@ -36,6 +36,8 @@ _LK = {
 _POINTS = 25
 _FACE_PIXELS = 64
 _TEMPLATE = 16  # side of the grey patch a followed face is compared with its detected look
+# A detection overlapping a followed face's box this much (IoU), or centred in it, found that face.
+CARRY_OVERLAP = 0.3
 
 
 @dataclass
@@ -116,7 +118,7 @@ class FaceFollower:
         detection centred in its box was found, its followed box having slid off it (kept, it would be the
         same face twice)."""
         boxes = np.stack([face.box for face in self._faces]) * self._shrink if self._faces else np.zeros((0, 4))
-        overlap = iou_matrix(boxes, found.boxes) >= 0.3
+        overlap = iou_matrix(boxes, found.boxes) >= CARRY_OVERLAP
         centres = (found.boxes[:, :2] + found.boxes[:, 2:]) / 2
         inside = np.all((centres[None] >= boxes[:, None, :2]) & (centres[None] <= boxes[:, None, 2:]), axis=2)
         missed = ~(overlap | inside).any(axis=1)

@@ -111,6 +111,9 @@ window.emorecPrivate = (() => {
     return out;
   }
 
+  // OpenCV's BGR2GRAY of the pixel at `i`: 0.299 R + 0.587 G + 0.114 B in 14-bit fixed point.
+  const greyOf = (data, i) => (data[i] * 4899 + data[i + 1] * 9617 + data[i + 2] * 1868 + 8192) >> 14;
+
   // engine._square: the grey square of `side` pixels around (cx, cy), edges repeated, shrunk to `size`.
   function square(frame, cx, cy, side, size) {
     const left = roundEven(f32(cx - f32(side / 2))), top = roundEven(f32(cy - f32(side / 2)));
@@ -122,10 +125,7 @@ window.emorecPrivate = (() => {
     for (let y = 0; y < length; y++) {
       const row = clamp(top + y, y0, y1 - 1) * frame.width;
       for (let x = 0; x < length; x++) {
-        const i = (row + clamp(left + x, x0, x1 - 1)) * c;
-        // OpenCV's BGR2GRAY: 0.299 R + 0.587 G + 0.114 B in 14-bit fixed point.
-        const [r, g, b] = frame.data.subarray(i, i + 3);
-        grey.data[y * length + x] = (r * 4899 + g * 9617 + b * 1868 + 8192) >> 14;
+        grey.data[y * length + x] = greyOf(frame.data, (row + clamp(left + x, x0, x1 - 1)) * c);
       }
     }
     return resizeArea(grey, size);
@@ -381,6 +381,174 @@ window.emorecPrivate = (() => {
     }
   }
 
+  // The mean grey of each k x k block of the `width` x `height` blocks from (x0, y0), all inside the frame.
+  function blockGrey(frame, x0, y0, width, height, k) {
+    const out = new Float32Array(width * height), { data, channels: c } = frame;
+    for (let y = 0; y < height * k; y++) {
+      const row = (y0 + y) * frame.width, cells = ((y / k) | 0) * width;
+      for (let x = 0; x < width * k; x++) out[cells + ((x / k) | 0)] += greyOf(data, (row + x0 + x) * c);
+    }
+    return out.map((v) => v / (k * k));
+  }
+
+  // follow._template: the box's grey pixels shrunk to a small square, zero mean and unit norm.
+  function faceTemplate(frame, box, size) {
+    const [x1, y1, x2, y2] = box.map((v, i) => clamp(roundEven(v), 0, i % 2 ? frame.height : frame.width));
+    const out = new Float32Array(size * size);
+    if (x2 - x1 < 2 || y2 - y1 < 2) return out;
+    const patch = image(x2 - x1, y2 - y1, 1);
+    for (let y = y1; y < y2; y++) {
+      for (let x = x1; x < x2; x++) {
+        patch.data[(y - y1) * patch.width + x - x1] = greyOf(frame.data, (y * frame.width + x) * frame.channels);
+      }
+    }
+    out.set(resizeArea(patch, size).data);
+    return unit(out);
+  }
+
+  // Zero mean and unit norm (all zeros where flat).
+  function unit(values) {
+    const mean = values.reduce((a, b) => a + b, 0) / values.length;
+    for (let i = 0; i < values.length; i++) values[i] -= mean;
+    const norm = Math.sqrt(values.reduce((a, v) => a + v * v, 0));
+    return norm > 0 ? values.map((v) => v / norm) : values;
+  }
+
+  // Where `pattern` (pw x ph, unit()) lies in `region` (rw x rh): the offset, in cells and to a fraction of one
+  // (a parabola through the best score and its neighbours), with the highest normalised correlation; `edge`
+  // when that is on the border of the offsets searched, i.e. the face may be farther.
+  function bestMatch(region, rw, rh, pattern, pw, ph) {
+    // Integral images of the region and its squares: each window's own mean and spread in constant time.
+    const sum = new Float64Array((rw + 1) * (rh + 1)), squares = new Float64Array((rw + 1) * (rh + 1));
+    for (let y = 0; y < rh; y++) {
+      let row = 0, rowSquares = 0;
+      for (let x = 0; x < rw; x++) {
+        const v = region[y * rw + x], i = (y + 1) * (rw + 1) + x + 1;
+        row += v; rowSquares += v * v;
+        sum[i] = sum[i - rw - 1] + row; squares[i] = squares[i - rw - 1] + rowSquares;
+      }
+    }
+    const box = (table, x, y) => table[(y + ph) * (rw + 1) + x + pw] - table[y * (rw + 1) + x + pw] -
+      table[(y + ph) * (rw + 1) + x] + table[y * (rw + 1) + x];
+    const across = rw - pw + 1, down = rh - ph + 1, n = pw * ph, scores = new Float32Array(across * down);
+    let best = 0;
+    for (let v = 0; v < down; v++) {
+      for (let u = 0; u < across; u++) {
+        let dot = 0; // the pattern has zero mean: the window's own mean adds nothing
+        for (let j = 0; j < ph; j++) {
+          const r = (v + j) * rw + u, p = j * pw;
+          for (let i = 0; i < pw; i++) dot += pattern[p + i] * region[r + i];
+        }
+        const s = box(sum, u, v), spread = box(squares, u, v) - s * s / n;
+        const score = spread > 1e-6 ? dot / Math.sqrt(spread) : 0, at = v * across + u;
+        scores[at] = score;
+        if (score > scores[best]) best = at;
+      }
+    }
+    const u = best % across, v = (best / across) | 0, peak = scores[best];
+    const refine = (before, after) => {
+      const curve = before - 2 * peak + after;
+      return curve < 0 ? clamp((before - after) / (2 * curve), -0.5, 0.5) : 0;
+    };
+    const edge = u === 0 || v === 0 || u === across - 1 || v === down - 1;
+    if (edge) return { edge, score: peak };
+    const x = u + refine(scores[best - 1], scores[best + 1]);
+    return { x, y: v + refine(scores[best - across], scores[best + across]), score: peak, edge };
+  }
+
+  // follow.FaceFollower: the detector on every detect_every-th frame, and at once when a face cannot be followed
+  // (it left the reach of the search, reached the frame's edge, or no longer looks like the face detected);
+  // faces followed in between. Python follows corner points by optical flow; here each face's box moves, by a
+  // block-matching search, to where its look at detection is best matched near where its last move would take
+  // it (shift only: the box keeps its size and the eyes move with it). A face followed well up to a scheduled
+  // detection that misses it is kept through that one detection, as in Python.
+  class Follower {
+    constructor(settings) { this.settings = settings; this.reset(); }
+    reset() { this.following = null; this.size = null; this.since = 0; }
+
+    // FaceFollower.faces: this frame's faces, from `detect(frame)` when due or when following fails, else
+    // followed; and the ms spent: "detect" when the detector ran, "follow" for following and seeding.
+    async faces(frame, detect) {
+      let start = performance.now();
+      if (this.settings.detect_every === 1) {
+        const found = await detect(frame);
+        return { found, spent: { detect: performance.now() - start } };
+      }
+      const followed = this.following && this.size === `${frame.width}x${frame.height}` ? this.follow(frame) : null;
+      const spent = { follow: performance.now() - start };
+      if (followed && this.since + 1 < this.settings.detect_every) {
+        this.since += 1;
+        return { found: followed, spent };
+      }
+      start = performance.now();
+      const found = await detect(frame);
+      spent.detect = performance.now() - start;
+      start = performance.now();
+      const all = this.seed(frame, found, followed ? this.blinked(found) : []);
+      spent.follow += performance.now() - start;
+      return { found: all, spent };
+    }
+
+    // FaceFollower._blinked: the faces just followed that a scheduled detection missed (none of its boxes
+    // overlaps theirs or is centred in them), unless already carried once.
+    blinked(found) {
+      const centre = (b) => [(b[0] + b[2]) / 2, (b[1] + b[3]) / 2];
+      const inside = ([x, y], b) => x >= b[0] && x <= b[2] && y >= b[1] && y <= b[3];
+      return this.following.filter((face) => !face.carried && !found.some((d) =>
+        iou(face.box, d.box) >= this.settings.carry_overlap || inside(centre(d.box), face.box)));
+    }
+
+    // FaceFollower._seed: start following the faces just detected and those carried over; returns all of them.
+    seed(frame, found, carried) {
+      const { face_pixels: pixels, template } = this.settings;
+      this.size = `${frame.width}x${frame.height}`;
+      this.since = 0;
+      this.following = found.map(({ box, eyes, score }) => {
+        // Matched on blocks of k x k pixels, k whole, so that the face spans at most `pixels` blocks.
+        const k = Math.max(1, Math.ceil(Math.max(box[2] - box[0], box[3] - box[1]) / pixels));
+        const origin = [roundEven(box[0]), roundEven(box[1])];
+        const pw = Math.floor((roundEven(box[2]) - origin[0]) / k);
+        const ph = Math.floor((roundEven(box[3]) - origin[1]) / k);
+        const pattern = pw > 0 && ph > 0 ? unit(blockGrey(frame, origin[0], origin[1], pw, ph, k)) : null;
+        return { box, eyes, score, k, origin, pw, ph, pattern, shift: [0, 0], carried: false,
+          look: faceTemplate(frame, box, template) };
+      }).concat(carried.map((face) => ({ ...face, carried: true })));
+      return this.following.map(({ box, eyes, score }) => ({ box, eyes, score }));
+    }
+
+    // FaceFollower._follow: every face moved to this frame; null when any cannot be followed.
+    follow(frame) {
+      const moved = [];
+      for (const face of this.following) {
+        const next = this.move(frame, face);
+        if (!next) return null;
+        moved.push(next);
+      }
+      this.following = moved;
+      return moved.map(({ box, eyes, score }) => ({ box, eyes, score }));
+    }
+
+    move(frame, face) {
+      const { k, pw, ph, pattern, origin, shift } = face;
+      if (!pattern || pw < 2 || ph < 2) return null;
+      const reach = Math.max(1, Math.ceil(this.settings.reach * Math.max(pw, ph))) * k;
+      const x = Math.round(origin[0] + shift[0]), y = Math.round(origin[1] + shift[1]);
+      const x0 = Math.max(0, x - reach), y0 = Math.max(0, y - reach);
+      const rw = Math.floor((Math.min(frame.width, x + pw * k + reach) - x0) / k);
+      const rh = Math.floor((Math.min(frame.height, y + ph * k + reach) - y0) / k);
+      if (rw < pw + 2 || rh < ph + 2) return null;
+      const found = bestMatch(blockGrey(frame, x0, y0, rw, rh, k), rw, rh, pattern, pw, ph);
+      if (found.edge) return null;
+      const delta = [x0 + found.x * k - origin[0], y0 + found.y * k - origin[1]];
+      const box = face.box.map((v, i) => v + delta[i % 2]);
+      if (box[0] < 0 || box[1] < 0 || box[2] > frame.width || box[3] > frame.height) return null;
+      const looks = faceTemplate(frame, box, this.settings.template);
+      if (looks.reduce((sum, v, i) => sum + v * face.look[i], 0) < this.settings.min_similarity) return null;
+      return { ...face, box, eyes: face.eyes.map(([ex, ey]) => [ex + delta[0], ey + delta[1]]),
+        origin: [origin[0] + delta[0], origin[1] + delta[1]], shift: delta };
+    }
+  }
+
   // calibration.LiveCalibration with its NeutralCapture and Baseline: the Calibrate control, kept in this page.
   class Calibration {
     constructor(settings) { this.settings = settings; this.reset(); }
@@ -472,10 +640,11 @@ window.emorecPrivate = (() => {
       Object.assign(this, { config, detectors, classifier, threads });
       this.emotions = config.emotions;
       this.tracker = new Tracker(config.tracker);
+      this.follower = new Follower(config.follow);
       this.calibration = new Calibration(config.calibration);
     }
 
-    reset() { this.tracker.reset(); this.calibration.reset(); }
+    reset() { this.tracker.reset(); this.follower.reset(); this.calibration.reset(); }
 
     // The live socket's text commands (emorec.web.live._command), run here.
     command(text) {
@@ -485,7 +654,8 @@ window.emorecPrivate = (() => {
     }
 
     // EmotionRecognizer.process on one frame (an ImageData or {width, height, data} RGBA): detect, crop,
-    // classify, then, unless `still`, track, smooth and calibrate as a stream does.
+    // classify, then, unless `still`, track, smooth and calibrate as a stream does. A stream's frames are
+    // detected every detect_every-th frame and followed in between (Follower); a still is always detected.
     async analyse(frame, { still = false } = {}) {
       const timings = {}, start = performance.now();
       let mark = start;
@@ -495,8 +665,17 @@ window.emorecPrivate = (() => {
       if (long > longest) {
         rgba = shrink(rgba, roundEven(rgba.width * longest / long), roundEven(rgba.height * longest / long));
       }
-      const found = this.filter(await detectFaces(this.detectors, rgba, this.config.detector), rgba);
-      lap("detect");
+      const detect = async (f) => this.filter(await detectFaces(this.detectors, f, this.config.detector), f);
+      let found;
+      if (still) {
+        found = await detect(rgba);
+        lap("detect");
+      } else {
+        const followed = await this.follower.faces(rgba, detect);
+        found = this.filter(followed.found, rgba); // faces carried over a detection still obey max_faces
+        Object.assign(timings, followed.spent);
+        mark = performance.now();
+      }
       const size = this.config.crop.face_size, batch = new Float32Array(found.length * size * size);
       found.forEach((d, i) => batch.set(cropFace(rgba, d.box, d.eyes, this.config.crop).data, i * size * size));
       lap("crop");
