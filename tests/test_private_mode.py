@@ -258,6 +258,91 @@ def test_exported_site_works_from_a_static_server_and_offline_after_load(chromiu
     context.close()
 
 
+def _moving_face(recognizer) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """A real face (an lfw_expressions photo at 240 px) sliding right and bobbing over scikit-image's rocket
+    photo, 24 frames of 640x480, and its true box in each: where the engine finds it at rest, moved with it."""
+    from conftest import LFW_EXPRESSIONS
+    from skimage import data
+
+    background = cv2.resize(cv2.cvtColor(data.rocket(), cv2.COLOR_RGB2BGR), (640, 480))
+    photo = cv2.resize(cv2.imread(str(LFW_EXPRESSIONS / "images" / "AJ_Cook_0001.jpg")), (240, 240),
+                       interpolation=cv2.INTER_AREA)
+
+    def placed(x: int, y: int) -> np.ndarray:
+        frame = background.copy()
+        frame[y : y + 240, x : x + 240] = photo
+        return frame
+
+    (face,) = recognizer(placed(200, 120))
+    frames, truths = [], []
+    for t in range(24):
+        x, y = 80 + 7 * t, 120 + round(25 * np.sin(t / 3))
+        frames.append(placed(x, y))
+        truths.append(np.float64(face.box) + [x - 200, y - 120, x - 200, y - 120])
+    return frames, truths
+
+
+def _iou(box, truth) -> float:
+    from emorec.track import iou_matrix
+
+    return float(iou_matrix(np.float32([box]), np.float32([truth]))[0, 0])
+
+
+@browser_test
+def test_a_moving_face_keeps_one_box_and_one_track_between_detections(chromium, server_url, recognizer, tmp_path):
+    """The page's stream detects every detect_every-th frame (the engine's number, from pipeline.json) and follows
+    the face in between: fed the frames of a moving real face, it keeps one box on the face (as close to the truth
+    as the engine detecting every frame) and one track id, and the detector runs on schedule only. Then the live
+    page, with the same face moving in the fake camera, shows one face with one track id, followed and detected."""
+    frames, truths = _moving_face(recognizer)
+    page = chromium.new_page()
+    page.goto(server_url + "/?mode=server")  # the page's scripts, without its camera loop using the engine
+    page.evaluate("emorecPrivate.load('private/').then((engine) => { window.streamEngine = engine; })")
+    _wait_until(page, "window.streamEngine !== undefined", timeout=60_000)
+    every = page.evaluate("window.streamEngine.config.follow.detect_every")
+    assert every == EngineConfig().detect_every > 1
+    answers = []
+    for frame in frames:
+        rgba = cv2.cvtColor(frame, cv2.COLOR_BGR2RGBA)
+        answers.append(page.evaluate(
+            """async ([b64, width, height]) => {
+                const bytes = Uint8ClampedArray.from(atob(b64), (c) => c.charCodeAt(0));
+                return window.streamEngine.analyse(new ImageData(bytes, width, height));
+            }""",
+            [base64.b64encode(rgba.tobytes()).decode("ascii"), frame.shape[1], frame.shape[0]],
+        ))
+    page.close()
+    assert [len(a["faces"]) for a in answers] == [1] * len(frames)
+    assert {a["faces"][0]["track_id"] for a in answers} == {1}, "one face, one track"
+    detected = [i for i, a in enumerate(answers) if "detect" in a["timings_ms"]]
+    assert detected == list(range(0, len(frames), every)), "on schedule: the face is never lost"
+    ious = [_iou(a["faces"][0]["box"], truth) for a, truth in zip(answers, truths, strict=True)]
+    every_frame = [max((_iou(f.box, truth) for f in recognizer(frame)), default=0.0)
+                   for frame, truth in zip(frames, truths, strict=True)]
+    print(f"followed boxes: IoU with the truth {min(ious):.3f} to {max(ious):.3f}, mean {np.mean(ious):.3f}; "
+          f"the engine detecting every frame: mean {np.mean(every_frame):.3f}")
+    assert min(ious) >= 0.6 and np.mean(ious) >= np.mean(every_frame) - 0.05, (ious, every_frame)
+
+    camera = tmp_path / "moving.y4m"
+    write_y4m(camera, frames + frames[::-1], fps=20)  # there and back, so that the looped video never jumps
+    browser = chromium.browser_type.launch(executable_path=CHROMIUM,
+                                           args=[*CHROMIUM_ARGS, f"--use-file-for-fake-video-capture={camera}"])
+    try:
+        page = browser.new_page()
+        page.goto(server_url)
+        _faces_shown(page)
+        page.evaluate("""() => { window.seen = [];
+            window.emorecLive.onAnswer((a) => window.seen.push({faces: a.faces, timings: a.timings_ms})); }""")
+        _wait_until(page, f"window.seen.length >= {3 * every}", timeout=60_000)
+        seen = page.evaluate("window.seen")
+    finally:
+        browser.close()
+    assert all(len(a["faces"]) == 1 for a in seen)
+    assert {a["faces"][0]["track_id"] for a in seen} == {1}
+    assert all(max(_iou(a["faces"][0]["box"], truth) for truth in truths) >= 0.6 for a in seen), "on the face"
+    followed = sum("detect" not in a["timings"] for a in seen)
+    assert 0 < len(seen) - followed < followed, "mostly followed, sometimes detected"
+
 
 def test_the_server_offers_its_pipeline_or_says_why_not(recognizer, monkeypatch):
     """The live page is told where to fetch the pipeline (its numbers are the engine's, its classifier the
