@@ -260,7 +260,8 @@ def test_exported_site_works_from_a_static_server_and_offline_after_load(chromiu
 
 def _moving_face(recognizer) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """A real face (an lfw_expressions photo at 240 px) sliding right and bobbing over scikit-image's rocket
-    photo, 24 frames of 640x480, and its true box in each: where the engine finds it at rest, moved with it."""
+    photo, 21 frames of 640x480 (a stream's last detection is due on frame 16), and its true box in each: where
+    the engine finds it at rest, moved with it."""
     from conftest import LFW_EXPRESSIONS
     from skimage import data
 
@@ -275,7 +276,7 @@ def _moving_face(recognizer) -> tuple[list[np.ndarray], list[np.ndarray]]:
 
     (face,) = recognizer(placed(200, 120))
     frames, truths = [], []
-    for t in range(24):
+    for t in range(21):
         x, y = 80 + 7 * t, 120 + round(25 * np.sin(t / 3))
         frames.append(placed(x, y))
         truths.append(np.float64(face.box) + [x - 200, y - 120, x - 200, y - 120])
@@ -301,16 +302,22 @@ def test_a_moving_face_keeps_one_box_and_one_track_between_detections(chromium, 
     _wait_until(page, "window.streamEngine !== undefined", timeout=60_000)
     every = page.evaluate("window.streamEngine.config.follow.detect_every")
     assert every == EngineConfig().detect_every > 1
-    answers = []
-    for frame in frames:
+
+    def analyse(frame: np.ndarray) -> dict:
         rgba = cv2.cvtColor(frame, cv2.COLOR_BGR2RGBA)
-        answers.append(page.evaluate(
+        return page.evaluate(
             """async ([b64, width, height]) => {
                 const bytes = Uint8ClampedArray.from(atob(b64), (c) => c.charCodeAt(0));
                 return window.streamEngine.analyse(new ImageData(bytes, width, height));
             }""",
             [base64.b64encode(rgba.tobytes()).decode("ascii"), frame.shape[1], frame.shape[0]],
-        ))
+        )
+
+    answers = [analyse(frame) for frame in frames]
+    gone = frames[0].copy()
+    gone[:] = cv2.resize(frames[0][:100, :100], (640, 480))  # the face leaves before the next detection is due
+    left = analyse(gone)
+    assert left["faces"] == [] and "detect" in left["timings_ms"], "a lost face is looked for at once"
     page.close()
     assert [len(a["faces"]) for a in answers] == [1] * len(frames)
     assert {a["faces"][0]["track_id"] for a in answers} == {1}, "one face, one track"
