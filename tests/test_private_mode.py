@@ -49,6 +49,7 @@ def test_the_page_reads_its_numbers_from_the_engine_config():
     assert numbers["detector"]["full"]["score_threshold"] == 0.6 == numbers["detector"]["short"]["score_threshold"]
     assert numbers["max_faces"] == 2 and numbers["tracker"]["alpha"] == 1.0  # no smoothing: the newest frame only
     assert pipeline_config(EngineConfig(), "m", "0")["tracker"]["alpha"] == EngineConfig().smoothing_alpha
+    assert pipeline_config(EngineConfig(detect_every=3), "m", "0")["follow"]["detect_every"] == 3
 
 
 def test_export_web_refuses_bad_folders_in_one_line(tmp_path):
@@ -318,6 +319,20 @@ def test_a_moving_face_keeps_one_box_and_one_track_between_detections(chromium, 
     gone[:] = cv2.resize(frames[0][:100, :100], (640, 480))  # the face leaves before the next detection is due
     left = analyse(gone)
     assert left["faces"] == [] and "detect" in left["timings_ms"], "a lost face is looked for at once"
+    # The detector's misses come and go: a face followed up to a scheduled detection that misses it is kept
+    # through that one, never through two (follow.FaceFollower._blinked).
+    page.evaluate("""() => { window.blind = (on) => {
+        for (const d of [window.streamEngine.detectors.full, window.streamEngine.detectors.short]) {
+          if (on) d.detect = async () => []; else delete d.detect;
+        } }; }""")
+    for blind, expected in (({every}, [1] * len(frames)), ({every, 2 * every}, [1] * 2 * every + [0] * 5)):
+        page.evaluate("window.streamEngine.reset()")
+        counts = []
+        for i, frame in enumerate(frames):
+            page.evaluate(f"window.blind({'true' if i in blind else 'false'})")
+            counts.append(len(analyse(frame)["faces"]))
+        page.evaluate("window.blind(false)")
+        assert counts == expected, (blind, counts)
     page.close()
     assert [len(a["faces"]) for a in answers] == [1] * len(frames)
     assert {a["faces"][0]["track_id"] for a in answers} == {1}, "one face, one track"
