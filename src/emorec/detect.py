@@ -469,6 +469,15 @@ class HaarDetector:
         return Detections(boxes, np.ones(len(boxes), np.float32), np.full((len(boxes), 2, 2), np.nan, np.float32))
 
 
+def full_range_thresholds(score_threshold: float | None) -> tuple[float, float]:
+    """The default's full-range score threshold and its CropCheck's ``floor`` for a user's score threshold:
+    None proposes faces from FULL_PROPOSAL_THRESHOLD, for the second look to confirm those under full
+    range's own threshold; a given one is both."""
+    if score_threshold is None:
+        return FULL_PROPOSAL_THRESHOLD, BLAZEFACE["full"].score_threshold
+    return score_threshold, score_threshold
+
+
 def create_detector(
     name: str | Detector = "auto",
     *,
@@ -493,7 +502,7 @@ def create_detector(
         tiled = key == "blazeface-tiled"
         # The scan sees big photos at least as finely as 640 px tiles did: only the group tiles add to it.
         tiles = GROUP_TILE_SIZE if tiled else None
-        proposal = FULL_PROPOSAL_THRESHOLD if score_threshold is None else score_threshold
+        proposal, floor = full_range_thresholds(score_threshold)
         full = BlazeFaceDetector("full", proposal, threads=threads, tile_size=tiles, scan_scale=FULL_SCAN_SCALE)
         scan = BlazeFaceDetector("short", score_threshold, threads=threads, tile_size=None, scan_scale=SCAN_SCALE)
         looks = [
@@ -502,7 +511,7 @@ def create_detector(
         ]
         # Thumbnails keep full range's own threshold: proposed from 0.3 and unchecked, 85 instead of 37 of 342
         # face-free thumbnails (crops of benchmarks/group_photos.py's face-free frames) had a face.
-        check = CropCheck(looks, floor=full.spec.score_threshold if score_threshold is None else score_threshold)
+        check = CropCheck(looks, floor=floor)
         return MergedDetector([full, scan], name="blazeface-tiled" if tiled else "blazeface", check=check)
     if key in ("blazeface-full", "full"):
         return BlazeFaceDetector("full", score_threshold, threads=threads, tile_size=tile_size)
