@@ -275,7 +275,8 @@ def main() -> int:
         letterboxed_default(args.threads),
         create_detector("auto", threads=args.threads),
         MergedDetector(  # the default's passes without its second look
-            [BlazeFaceDetector("full", FULL_PROPOSAL_THRESHOLD, threads=args.threads, scan_scale=FULL_SCAN_SCALE),
+            [BlazeFaceDetector("full", FULL_PROPOSAL_THRESHOLD, threads=args.threads, tile_size=None,
+                                scan_scale=FULL_SCAN_SCALE),
              BlazeFaceDetector("short", threads=args.threads, tile_size=None, scan_scale=SCAN_SCALE)],
             name="blazeface without CropCheck",
         ),
