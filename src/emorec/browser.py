@@ -6,13 +6,13 @@ tracking, smoothing, calibration) are not written into the JavaScript: :func:`pi
 here from the modules that define them for Python, and the page fetches them as ``private/pipeline.json``
 (served by the web app, written by ``emorec export-web``). The classifier graph holds its own preprocessing.
 
-In the browser the default detector runs whole (BlazeFace full range and the short-range scan, merged, with
+In the browser the default detector runs whole (BlazeFace full range's and short range's scans, merged, with
 the second look at unsure faces) on frames up to ``2 * TILE_SIZE`` pixels long (longer frames are shrunk to
-that, where Python would add tiles). Other detectors run only on servers. Like a Python stream, the live page
-runs it on every ``detect_every``-th frame and follows faces in between; where Python follows corner points by
-optical flow (``emorec.follow``), the page, which has no OpenCV, moves each face's box by a block-matching
-search for the face's look at detection around where it was (shift only: a followed box keeps its size), and
-checks the result with the follower's own test (``min_similarity``) before trusting it.
+that, where Python's full-range scan sees them finer). Other detectors run only on servers. Like a Python
+stream, the live page runs it on every ``detect_every``-th frame and follows faces in between; where Python
+follows corner points by optical flow (``emorec.follow``), the page, which has no OpenCV, moves each face's box
+by a block-matching search for the face's look at detection around where it was (shift only: a followed box
+keeps its size), and checks the result with the follower's own test (``min_similarity``) before trusting it.
 
 ONNX Runtime Web is not in this repository: ``make web-ort`` installs the pinned ``onnxruntime-web`` from
 npm and copies the files listed in ``ORT_WEB_FILES`` into ``web/static/ort/`` (see docs/private_mode.md).
@@ -77,12 +77,16 @@ def pipeline_config(config: EngineConfig, model_name: str, model_sha256: str) ->
     from emorec import detect, engine, follow, track
     from emorec.detect import BLAZEFACE
 
-    def blazeface(variant: str, threshold: float | None) -> dict:
+    def blazeface(variant: str, threshold: float | None, scan_scale: float | None = None) -> dict:
         spec = BLAZEFACE[variant]
+        scan = {"scale": scan_scale, "stride": spec.scan_stride, "max_side": spec.scan_max_side,
+                "min_face": spec.scan_min_face, "max_face": spec.scan_max_face}
         return {"model": spec.asset, "input_size": spec.input_size, "strides": list(spec.strides),
                 "interpolated_anchor": spec.interpolated_anchor,
-                "score_threshold": spec.score_threshold if threshold is None else threshold}
+                "score_threshold": spec.score_threshold if threshold is None else threshold,
+                "scan": scan if scan_scale is not None else None}
 
+    proposal, floor = detect.full_range_thresholds(config.min_detection_score)
     tracker = track.FaceTracker()
     follower = follow.FaceFollower(config.detect_every)
     return {
@@ -90,13 +94,13 @@ def pipeline_config(config: EngineConfig, model_name: str, model_sha256: str) ->
         "model": {"name": model_name, "sha256": model_sha256, "file": "classifier.onnx"},
         "emotions": list(EMOTIONS),
         "detector": {
-            "full": blazeface("full", config.min_detection_score),
-            "short": blazeface("short", config.min_detection_score),
+            # As create_detector builds the default: full range proposes faces from a lower score than its own.
+            "full": blazeface("full", proposal, detect.FULL_SCAN_SCALE),
+            "short": blazeface("short", config.min_detection_score, detect.SCAN_SCALE),
             "iou_threshold": 0.3,  # BlazeFaceDetector's and MergedDetector's
             "max_side": 2 * detect.TILE_SIZE,
-            "scan": {"scale": detect.SCAN_SCALE, "min_face": detect.SCAN_MIN_FACE, "max_side": detect.SCAN_MAX_SIDE,
-                     "max_face": detect.SCAN_MAX_FACE, "stride": detect.SCAN_STRIDE},
             "check": {"face": detect.CHECK_FACE, "sure": detect.CHECK_SURE, "overlap": detect.CHECK_OVERLAP,
+                      "floor": floor,
                       "looks": [blazeface("short", detect.CHECK_SHORT_THRESHOLD),
                                 blazeface("full", detect.CHECK_FULL_THRESHOLD)]},
         },

