@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -184,3 +185,24 @@ def pytest_collection_modifyitems(items) -> None:
         for fixture, mark in MARKS_BY_FIXTURE.items():
             if fixture in item.fixturenames:
                 item.add_marker(mark)
+
+
+@pytest.fixture
+def tmpfs(tmp_path):
+    """``mount(name, options)`` -> a new folder of ``tmp_path`` with a tmpfs of those mount options on it (e.g.
+    ``"ro,size=64k"``): a read-only or full disk, for the tests of what happens there. Mounting needs root, so
+    such a test is skipped elsewhere. Unmounted lazily afterwards: a decoder may still hold a deleted file."""
+    mounted: list[Path] = []
+
+    def mount(name: str, options: str) -> Path:
+        folder = tmp_path / name
+        folder.mkdir()
+        if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(folder)],
+                                               capture_output=True).returncode != 0:
+            pytest.skip("mounting a tmpfs needs root")
+        mounted.append(folder)
+        return folder
+
+    yield mount
+    for folder in mounted:
+        subprocess.run(["umount", "--lazy", str(folder)], check=True)

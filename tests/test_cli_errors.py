@@ -90,17 +90,9 @@ def test_option_ranges_are_checked_by_the_parser(argv, words, capsys):
 
 
 @pytest.fixture
-def read_only_folder(tmp_path):
-    """A folder on a read-only filesystem (root writes anywhere else; mounting needs root: skipped elsewhere)."""
-    folder = tmp_path / "read-only"
-    folder.mkdir()
-    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=64k", "tmpfs", str(folder)],
-                                           capture_output=True).returncode != 0:
-        pytest.skip("mounting a tmpfs needs root")
-    try:
-        yield folder
-    finally:
-        subprocess.run(["umount", "--lazy", str(folder)], check=True)
+def read_only_folder(tmpfs):
+    """A folder on a read-only filesystem (root writes anywhere else)."""
+    return tmpfs("read-only", "ro,size=64k")
 
 
 @pytest.mark.parametrize(
@@ -419,22 +411,15 @@ def test_fifos_are_refused_not_waited_on(tmp_path, capsys):
 
 
 @pytest.fixture
-def full_disk(tmp_path):
-    """A 64 KB tmpfs filled to the last byte (needs root to mount; skipped elsewhere)."""
-    folder = tmp_path / "full"
-    folder.mkdir()
-    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(folder)],
-                                           capture_output=True).returncode != 0:
-        pytest.skip("mounting a tmpfs needs root")
-    try:
-        with open(folder / "filler", "wb") as filler:
-            try:
-                filler.write(bytes(65536))
-            except OSError:  # ENOSPC: full, as wanted
-                pass
-        yield folder
-    finally:
-        subprocess.run(["umount", "--lazy", str(folder)], check=True)  # lazy: PyAV may still hold a deleted file
+def full_disk(tmpfs):
+    """A 64 KB tmpfs filled to the last byte."""
+    folder = tmpfs("full", "size=64k")
+    with open(folder / "filler", "wb") as filler:
+        try:
+            filler.write(bytes(65536))
+        except OSError:  # ENOSPC: full, as wanted
+            pass
+    return folder
 
 
 def test_a_full_disk_is_one_line_and_leaves_no_partial_files(full_disk, tmp_path, capsys, monkeypatch):

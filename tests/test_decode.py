@@ -128,6 +128,8 @@ def test_a_face_touching_the_border_is_found(rec, astronaut_rgb, side):
         _the_astronaut_is_found(rec, np.ascontiguousarray(bgr[y1:]), (x1, 0, x2, y2 - y1))
 
 
+@pytest.mark.xfail(strict=True, reason="known regression of the default's full-range scan (docs/detection.md): "
+                   "half a face at the frame's edge scores under 0.1 scanned at 0.4, 0.50 letterboxed")
 def test_a_face_cut_in_half_is_still_found_but_not_without_its_eyes(rec, astronaut_rgb):
     bgr = np.asarray(astronaut_rgb)[:, :, ::-1]
     x1, y1, x2, y2 = ASTRONAUT_FACE

@@ -1492,43 +1492,33 @@ def test_large_uploads_go_to_disk_as_they_arrive_and_are_deleted_however_the_cli
 
 
 @pytest.mark.slow
-def test_an_upload_with_no_room_on_the_disk_gets_503_not_a_traceback(tmp_path, astronaut_jpeg, monkeypatch):
+def test_an_upload_with_no_room_on_the_disk_gets_503_not_a_traceback(tmp_path, tmpfs, astronaut_jpeg, monkeypatch):
     """Bodies past 1 MB go to the temporary folder: where it has no room for them (a 512 KB tmpfs with 128 KB
     left: Python's tempfile takes a folder only if it can write a few bytes there), such a body is refused
     with a 503 that says why, declared or chunked, and a photo that fits in memory is still analysed."""
-    import os
-    import subprocess
-
-    full = tmp_path / "full"
-    full.mkdir()
-    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=512k", "tmpfs", str(full)],
-                                           capture_output=True).returncode != 0:
-        pytest.skip("mounting a tmpfs needs root")
-    try:
-        (full / "filler").write_bytes(bytes(384 * 1024))
-        monkeypatch.setenv("TMPDIR", str(full))
-        log = tmp_path / "server.log"
-        body = astronaut_jpeg + bytes(2 * 2**20)  # a JPEG with trailing bytes: 2 MB
-        with background_server(log_path=log) as url:
-            status, answer, headers = _request(url, "POST", "/api/v1/analyze", body)
-            assert status == 503 and "disk" in answer["error"] and headers["Retry-After"], answer
-            parts = urlsplit(url)
-            connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=60)
-            connection.putrequest("POST", "/api/v1/analyze")
-            connection.putheader("Transfer-Encoding", "chunked")
-            connection.endheaders()
-            for start in range(0, len(body), 2**18):
-                piece = body[start : start + 2**18]
-                connection.send(b"%x\r\n%s\r\n" % (len(piece), piece))
-            connection.send(b"0\r\n\r\n")
-            response = connection.getresponse()
-            assert response.status == 503 and "disk" in json.loads(response.read())["error"]
-            connection.close()
-            status, answer, _ = _request(url, "POST", "/api/v1/analyze", astronaut_jpeg)
-            _assert_one_astronaut_face(answer)
-        assert b"Traceback" not in log.read_bytes(), log.read_text()[-3000:]
-    finally:
-        subprocess.run(["umount", "--lazy", str(full)], check=True)
+    full = tmpfs("full", "size=512k")
+    (full / "filler").write_bytes(bytes(384 * 1024))
+    monkeypatch.setenv("TMPDIR", str(full))
+    log = tmp_path / "server.log"
+    body = astronaut_jpeg + bytes(2 * 2**20)  # a JPEG with trailing bytes: 2 MB
+    with background_server(log_path=log) as url:
+        status, answer, headers = _request(url, "POST", "/api/v1/analyze", body)
+        assert status == 503 and "disk" in answer["error"] and headers["Retry-After"], answer
+        parts = urlsplit(url)
+        connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=60)
+        connection.putrequest("POST", "/api/v1/analyze")
+        connection.putheader("Transfer-Encoding", "chunked")
+        connection.endheaders()
+        for start in range(0, len(body), 2**18):
+            piece = body[start : start + 2**18]
+            connection.send(b"%x\r\n%s\r\n" % (len(piece), piece))
+        connection.send(b"0\r\n\r\n")
+        response = connection.getresponse()
+        assert response.status == 503 and "disk" in json.loads(response.read())["error"]
+        connection.close()
+        status, answer, _ = _request(url, "POST", "/api/v1/analyze", astronaut_jpeg)
+        _assert_one_astronaut_face(answer)
+    assert b"Traceback" not in log.read_bytes(), log.read_text()[-3000:]
 
 
 def test_a_response_nobody_reads_is_closed_after_the_send_timeout(monkeypatch):
