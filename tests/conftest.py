@@ -6,6 +6,7 @@ import os
 import subprocess
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 
@@ -103,7 +104,8 @@ def lfw_frame(name: str) -> np.ndarray:
 @pytest.fixture(scope="session")
 def resting_face():
     """A real person whose resting face the shipped model misreads: the first person in lfw_expressions
-    (by name) with a neutral photo read as angry or sad and a happy or surprised photo read as such.
+    (by name) with a neutral photo read as angry or sad, also as a camera and the live page deliver it, and
+    a happy or surprised photo read as such.
 
     Found by running the engine, so it follows the model: tests built on it hold for any classifier that
     misreads someone's resting face, and skip (saying so) for one that misreads nobody's.
@@ -127,10 +129,18 @@ def resting_face():
         faces = rec(frame)
         return faces[0].emotion if faces else None
 
+    def as_the_live_page_sends_it(frame: np.ndarray) -> np.ndarray:
+        """Through a camera's YUV 4:2:0 and the server mode's JPEG (quality 0.8, live.js): a reading that
+        only just tips towards angry or sad may not survive them, nor the pixel or two a still sitter moves."""
+        frame = cv2.cvtColor(cv2.cvtColor(frame, cv2.COLOR_BGR2YUV_I420), cv2.COLOR_YUV2BGR_I420)
+        return cv2.imdecode(cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, 80])[1], cv2.IMREAD_COLOR)
+
     for person in sorted(people):
         rows = people[person]
         neutral = [lfw_frame(r["image"]) for r in rows if r["emotion"] == "neutral"]
-        misread = [frame for frame in neutral if reading(frame) in ("angry", "sad")]
+        misread = [frame for frame in neutral if reading(frame) in ("angry", "sad") and all(
+            reading(as_the_live_page_sends_it(np.roll(frame, shift, axis=(0, 1)))) in ("angry", "sad")
+            for shift in ((0, 0), (-2, -2), (2, 2), (-2, 2), (2, -2)))]
         expressive = [(r["emotion"], lfw_frame(r["image"])) for r in rows if r["emotion"] in ("happy", "surprise")]
         expressive = [(emotion, frame) for emotion, frame in expressive if reading(frame) == emotion]
         if misread and expressive:

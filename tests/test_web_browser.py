@@ -159,6 +159,9 @@ def _labels(page) -> list[str]:
     return page.eval_on_selector_all("#faces li", "items => items.map(item => item.dataset.emotion)")
 
 
+GENERIC_READING = "['angry', 'sad'].includes(document.querySelector('#faces li').dataset.emotion)"
+
+
 def _painted(page, canvas_id: str) -> int:
     """Pixels drawn (not transparent) on a canvas."""
     return page.evaluate(
@@ -496,7 +499,9 @@ def test_calibrate_control_reads_the_resting_face_as_neutral(resting_page):
     page = resting_page
     assert _calibration_state(page) == "off" and page.text_content("#calibration-status") == "not calibrated"
     assert not page.is_visible("#calibration-reset"), "nothing to reset"
-    assert _labels(page)[0] in ("angry", "sad"), "the generic reading of this resting face"
+    # The generic reading of this resting face; a still sitter's frames differ by a pixel or two, and one may
+    # tip towards neutral, so the reading is waited for rather than taken from one frame.
+    _wait_until(page, GENERIC_READING, timeout=10_000)
     page.click("#calibrate")
     assert page.is_visible("#calibration-progress") and page.is_disabled("#calibrate")
     assert "neutral face for 3 seconds" in page.text_content("#calibration-status")
@@ -514,7 +519,8 @@ def test_calibrate_control_reads_the_resting_face_as_neutral(resting_page):
 
     page.click("#calibration-reset")  # back to the generic reading
     _wait_until(page, "document.querySelector('#faces li').dataset.calibrated === undefined", timeout=10_000)
-    assert _calibration_state(page) == "off" and _labels(page)[0] in ("angry", "sad")
+    assert _calibration_state(page) == "off"
+    _wait_until(page, GENERIC_READING, timeout=10_000)
     assert not page.is_visible("#calibration-reset")
 
 
@@ -528,4 +534,5 @@ def test_calibration_lives_in_the_connection_only(resting_page):
     page.click("#toggle")
     _wait_until(page, "document.querySelectorAll('#faces li').length === 1", timeout=15_000)
     assert _calibration_state(page) == "off"
-    assert page.get_attribute("#faces li", "data-calibrated") is None and _labels(page)[0] in ("angry", "sad")
+    assert page.get_attribute("#faces li", "data-calibrated") is None
+    _wait_until(page, GENERIC_READING, timeout=10_000)
