@@ -57,6 +57,8 @@ def test_export_needs_out_or_install_and_leaves_the_shipped_model_alone(tmp_path
         (["train", "--epochs", "0"], "--epochs: expected a whole number >= 1"),
         (["train", "--lr", "inf"], "--lr: expected a finite number > 0"),
         (["train", "--ema", "1"], "--ema: expected a finite number >= 0 and < 1"),
+        (["train", "--occlusion", "2"], "--occlusion: expected a finite number >= 0 and <= 1"),
+        (["train", "--logit-adjustment", "-1"], "--logit-adjustment: expected a finite number >= 0"),
         (["predict", "x.jpg", "--max-faces", "-1"], "--max-faces: expected a whole number >= 1"),
         (["predict", "x.jpg", "--max-faces", "0"], "--max-faces: expected a whole number >= 1"),
         (["predict", "x.jpg", "--min-score", "5"], "--min-score: expected a finite number >= 0 and <= 1, got '5'"),
@@ -221,8 +223,9 @@ def test_default_data_path_honours_emorec_fer2013(tmp_path):
     [
         (["--model", "emonet_wid"], "did you mean emonet_wide"),
         (["--data", "{tmp}/missing.csv.gz"], "missing.csv.gz: no such file"),
+        (["--drop-augment", "blurr"], "unknown augmentation(s) blurr; expected some of geometry, flip"),
     ],
-    ids=["misspelt-model", "missing-data"],
+    ids=["misspelt-model", "missing-data", "unknown-augmentation"],
 )
 def test_train_errors_are_one_line(tmp_path, capsys, args, message):
     pytest.importorskip("torch", reason="training extra (torch) not installed")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch", reason="training extra (torch) not installed")
@@ -46,7 +47,7 @@ def test_existing_run_is_not_overwritten(fer2013_path, tmp_path):
 def test_resume_after_interrupt_matches_an_uninterrupted_run(fer2013_path, tmp_path, monkeypatch, fer2013):
     straight = train(_config(fer2013_path, tmp_path / "straight", epochs=2, ema=0.9))
 
-    real_augment, calls = train_module.augment, {"n": 0}
+    real_augment, calls = train_module.augment_batch, {"n": 0}
 
     def interrupt_in_second_epoch(*args, **kwargs):
         calls["n"] += 1
@@ -54,11 +55,11 @@ def test_resume_after_interrupt_matches_an_uninterrupted_run(fer2013_path, tmp_p
             raise KeyboardInterrupt
         return real_augment(*args, **kwargs)
 
-    monkeypatch.setattr(train_module, "augment", interrupt_in_second_epoch)
+    monkeypatch.setattr(train_module, "augment_batch", interrupt_in_second_epoch)
     with pytest.raises(KeyboardInterrupt):
         train(_config(fer2013_path, tmp_path / "resumed", epochs=2, ema=0.9))
     assert torch.load(tmp_path / "resumed" / "last.pt", weights_only=True)["epoch"] == 1
-    monkeypatch.setattr(train_module, "augment", real_augment)
+    monkeypatch.setattr(train_module, "augment_batch", real_augment)
     resumed = train(_config(fer2013_path, tmp_path / "resumed", epochs=2, ema=0.9), resume=True)
 
     a = torch.load(straight / "last.pt", weights_only=True)
@@ -120,3 +121,18 @@ def test_teacher_with_other_preprocessing_is_refused(fer2013_path, tmp_path):
     teacher = train(_config(fer2013_path, tmp_path / "teacher", model="shallow", epochs=1))
     with pytest.raises(ValueError, match="preprocesses faces differently"):
         train(_config(fer2013_path, tmp_path / "student", teachers=(str(teacher / "best.pt"),)))
+
+
+def test_logit_adjustment_lowers_the_common_classes_share(fer2013_path, tmp_path, fer2013):
+    """Menon et al.'s loss adds tau * log(prior) to the logits it scores, so the model's own logits leave the class
+    prior out: the most common training class must get less of the probability than without it."""
+    from emorec.training.checkpoint import load_checkpoint, predict_proba
+
+    faces, _ = fer2013.split("PublicTest")
+    common = int(np.bincount(fer2013.labels[:640]).argmax())
+    share = {}
+    for tau in (0.0, 1.0):
+        run = train(_config(fer2013_path, tmp_path / f"tau{tau}", epochs=2, logit_adjustment=tau))
+        model, spec, _ = load_checkpoint(run / "best.pt")
+        share[tau] = float(predict_proba(model, faces[:500], spec).mean(0)[common])
+    assert share[1.0] < 0.85 * share[0.0], share

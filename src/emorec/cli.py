@@ -82,7 +82,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
                          distill_temperature=args.distill_temperature, teacher_flip=args.teacher_flip,
                          ema=args.ema, ferplus=args.ferplus or "", targets=args.targets,
                          ferplus_weight=args.ferplus_weight, photo_augment=args.photo_augment,
-                         select=args.select)
+                         drop_augment=tuple(args.drop_augment or ()), occlusion=args.occlusion,
+                         logit_adjustment=args.logit_adjustment, select=args.select)
     out = train(config, resume=args.resume)
     print(f"done: {out}/best.pt")
     return 0
@@ -127,6 +128,13 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
                    help="with --targets mix: FER+'s share of each target (default: %(default)s)")
     p.add_argument("--photo-augment", action="store_true",
                    help="also JPEG artefacts, gamma, noise and 2-4x downscaling, as crops of real photos have")
+    p.add_argument("--drop-augment", action="append", default=None, metavar="NAME",
+                   help="leave this augmentation out, to measure what it does; repeatable (the names: "
+                        "emorec.training.augment.AUGMENTATIONS, listed by the error a wrong one gets)")
+    p.add_argument("--occlusion", type=real_number(0, 1), default=0.0,
+                   help="share of faces covered by a hand, glasses or hair (default: %(default)s)")
+    p.add_argument("--logit-adjustment", type=real_number(0), default=0.0, metavar="TAU",
+                   help="logit-adjusted label loss (logits + TAU * log class prior), for rare classes; 0 disables")
     p.add_argument("--select", default="fer2013", choices=["fer2013", "ferplus"],
                    help="the PublicTest labels that choose best.pt: FER2013's or FER+ majority (default: %(default)s)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last.pt")

@@ -3,6 +3,7 @@
     data.py        FER2013 CSV / image-folder loading and FER+ votes (numpy only, no torch)
     models/        the architectures' registry: shallow, deep, emonet (torch)
     checkpoint.py  checkpoints written atomically and read back as data only (torch)
+    augment.py     training augmentation, each kind named so that a run can leave it out (torch)
     train.py       the training loop (torch)
     export.py      ONNX export with preprocessing in the graph, int8 twins, model card metadata (torch, onnx)
 

@@ -26,10 +26,10 @@ from tqdm import tqdm
 
 from emorec.errors import ConfigError, RunExistsError
 from emorec.evaluate import ferplus_score
+from emorec.training.augment import AUGMENTATIONS, augment_batch
 from emorec.training.checkpoint import (
     CHECKPOINT_KEYS,
     load_checkpoint,
-    normalize,
     predict_proba,
     read_checkpoint,
     save_atomic,
@@ -67,6 +67,11 @@ class TrainConfig:
     targets: str = "fer2013"  # "fer2013" labels, "ferplus" vote distributions, or a "mix" of the two
     ferplus_weight: float = 0.5  # with targets="mix": the FER+ distribution's share of each target
     photo_augment: bool = False  # also JPEG artefacts, gamma, noise and stronger downscaling, as real crops have
+    drop_augment: tuple[str, ...] = ()  # augmentations (augment.AUGMENTATIONS) left out, to measure what each does
+    occlusion: float = 0.0  # share of faces covered by a hand, glasses or hair (augment.occlude)
+    # Menon et al.'s logit adjustment: the label loss sees logits + tau * log(class prior of the targets), so the
+    # logits themselves learn balanced classes and rare ones (disgust, fear) are not drowned; 0: off.
+    logit_adjustment: float = 0.0
     select: str = "fer2013"  # which PublicTest labels choose best.pt: "fer2013" or "ferplus" (majority top-1)
 
     @classmethod
@@ -76,6 +81,7 @@ class TrainConfig:
             legacy = values.pop("teacher")
             values.setdefault("teachers", [legacy] if legacy else [])
         values["teachers"] = tuple(values.get("teachers", ()))
+        values["drop_augment"] = tuple(values.get("drop_augment", ()))
         known = {f.name for f in fields(cls)}
         unknown = set(values) - known
         if unknown:
@@ -116,80 +122,6 @@ def training_prior(config: dict) -> np.ndarray:
     data = load_fer2013(saved.data, ferplus=saved.ferplus or None)
     _, targets = training_targets(data, saved.targets, saved.ferplus_weight)
     return targets.mean(0)
-
-
-# ---------------------------------------------------------------- augmentation
-
-
-def jpeg_artefacts(images: np.ndarray, chance: float, generator: torch.Generator) -> np.ndarray:
-    """Re-encode about ``chance`` of the uint8 (N, 48, 48) faces as JPEG at quality 25-90, as photos and
-    webcam streams arrive; the rest are returned untouched."""
-    import cv2
-
-    out = images.copy()
-    chosen = torch.rand(len(images), generator=generator) < chance
-    qualities = (25 + 65 * torch.rand(len(images), generator=generator)).int()
-    for i in torch.nonzero(chosen).flatten().tolist():
-        _, encoded = cv2.imencode(".jpg", images[i], [cv2.IMWRITE_JPEG_QUALITY, int(qualities[i])])
-        out[i] = cv2.imdecode(encoded, cv2.IMREAD_GRAYSCALE)
-    return out
-
-
-def augment(x: torch.Tensor, size: int, erasing: float, generator: torch.Generator,
-            photo: ModelSpec | None = None) -> torch.Tensor:
-    """Random crop, scale, small rotation, shift and flip in one affine warp, contrast/brightness jitter,
-    occasional low resolution, then random erasing.
-
-    ``x`` is a normalised (N, 1, 48, 48) batch; the result is (N, 1, size, size). With ``photo`` (the model's
-    spec, whose normalisation the gamma curve must undo) faces also get a gamma curve, sensor noise and a
-    downscale of 2-4x, as crops of real photos and webcams do.
-    """
-    n = x.shape[0]
-    rand = lambda *shape: torch.rand(*shape, generator=generator)  # noqa: E731
-    angle = (rand(n) * 2 - 1) * math.radians(15)
-    # The output samples a size/48 window of the face, scaled by +-15%, so crops vary in zoom too.
-    scale = (size / x.shape[-1]) * (0.85 + 0.3 * rand(n))
-    flip = torch.where(rand(n) < 0.5, -1.0, 1.0)
-    shift = (rand(n, 2) * 2 - 1) * 0.12
-    cos, sin = torch.cos(angle) * scale, torch.sin(angle) * scale
-    theta = torch.stack([torch.stack([cos * flip, -sin, shift[:, 0]], 1),
-                         torch.stack([sin * flip, cos, shift[:, 1]], 1)], 1)
-    grid = F.affine_grid(theta, [n, 1, size, size], align_corners=False)
-    out = F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
-    if photo is not None:
-        # Exposure curves act on pixel values, so the gamma is applied between un- and re-normalising.
-        pixels = (out * photo.std + photo.mean).clamp(0, 1)
-        gamma = torch.exp((rand(n) * 2 - 1) * math.log(1.6)).view(-1, 1, 1, 1)
-        out = (pixels ** gamma - photo.mean) / photo.std
-    # Webcams and photos in the wild differ from FER2013 in contrast, exposure and sharpness.
-    mean = out.mean(dim=(1, 2, 3), keepdim=True)
-    contrast = (0.6 + 0.8 * rand(n)).view(-1, 1, 1, 1)
-    brightness = ((rand(n) * 2 - 1) * 0.4).view(-1, 1, 1, 1)  # +-0.1 of the pixel range, in normalised units
-    out = (out - mean) * contrast + mean + brightness
-    blurry = (rand(n) < (0.3 if photo is not None else 0.2)).view(-1, 1, 1, 1)
-    factor = 2 if photo is None else int(2 + 3 * float(rand(1)))  # one factor a batch: 2, 3 or 4
-    low_res = F.interpolate(F.interpolate(out, size=size // factor, mode="area"), size=size, mode="bilinear",
-                            align_corners=False)
-    out = torch.where(blurry, low_res, out)
-    if photo is not None:
-        sigma = (rand(n) * 0.04 / photo.std).view(-1, 1, 1, 1)  # up to 4% of the pixel range
-        out = out + torch.randn(out.shape, generator=generator) * sigma
-    if erasing > 0:
-        # One rectangle per chosen image, 2-25% of the area, filled with noise.
-        area = size * size * (0.02 + 0.23 * rand(n))
-        aspect = torch.exp((rand(n) * 2 - 1) * math.log(3))
-        h = torch.sqrt(area * aspect).clamp(1, size - 1).long()
-        w = torch.sqrt(area / aspect).clamp(1, size - 1).long()
-        top = (rand(n) * (size - h)).long()
-        left = (rand(n) * (size - w)).long()
-        rows = torch.arange(size).view(1, size, 1)
-        cols = torch.arange(size).view(1, 1, size)
-        mask = ((rows >= top.view(-1, 1, 1)) & (rows < (top + h).view(-1, 1, 1))
-                & (cols >= left.view(-1, 1, 1)) & (cols < (left + w).view(-1, 1, 1)))
-        mask &= (rand(n) < erasing).view(-1, 1, 1)
-        noise = torch.randn(out.shape, generator=generator)
-        out = torch.where(mask.unsqueeze(1), noise, out)
-    return out
 
 
 # OneCycleLR's warm-up and its decay each need a step beyond their first (it divides by their lengths minus one).
@@ -275,6 +207,10 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
         raise ConfigError(f"unknown select {config.select!r}; expected one of {', '.join(SELECT)}")
     if config.select == "ferplus" and not config.ferplus:
         raise ConfigError("select='ferplus' needs the FER+ labels (--ferplus PATH)")
+    unknown = set(config.drop_augment) - set(AUGMENTATIONS)
+    if unknown:
+        raise ConfigError(f"unknown augmentation(s) {', '.join(sorted(unknown))}; expected some of "
+                          f"{', '.join(AUGMENTATIONS)}")
     device = _pick_device(config.device)
     spec = get_spec(config.model)
     data = load_fer2013(config.data, ferplus=config.ferplus or None)
@@ -337,6 +273,9 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
     train_images = torch.from_numpy(train_x)
     train_labels = torch.from_numpy(train_y)
     train_targets = torch.from_numpy(train_t)
+    dropped = frozenset(config.drop_augment)
+    # A class absent from a tiny --limit subset gets a small prior rather than log(0).
+    log_prior = torch.log(torch.from_numpy(train_t.mean(0)).clamp_min(1e-4)).to(device)
 
     def checkpoint(epoch: int) -> dict:
         return {"model_name": config.model, "spec": spec.to_dict(), "model": model.state_dict(),
@@ -356,11 +295,8 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
                        dynamic_ncols=True, mininterval=2.0)
             for step in bar:
                 idx = order[step * config.batch_size:(step + 1) * config.batch_size]
-                faces = train_images[idx]
-                if config.photo_augment:
-                    faces = torch.from_numpy(jpeg_artefacts(faces.numpy(), 0.3, generator))
-                x = augment(normalize(faces, spec), spec.input_size, config.erasing, generator,
-                            photo=spec if config.photo_augment else None)
+                x = augment_batch(train_images[idx], spec, generator, erasing=config.erasing,
+                                  photo=config.photo_augment, occlusion=config.occlusion, drop=dropped)
                 x = x.to(device).contiguous(memory_format=torch.channels_last)
                 y = train_labels[idx].to(device)
                 target = train_targets[idx].to(device)
@@ -372,7 +308,8 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
                     target = lam * target + (1 - lam) * target[perm]
                 with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
                     logits = model(x)
-                loss = F.cross_entropy(logits.float(), target, label_smoothing=config.label_smoothing)
+                adjusted = logits.float() + config.logit_adjustment * log_prior
+                loss = F.cross_entropy(adjusted, target, label_smoothing=config.label_smoothing)
                 if teachers:
                     with torch.no_grad(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
                         teacher_logits = [teacher(x).float() for teacher in teachers]
