@@ -94,7 +94,8 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
                        description="Train on the Training split, pick the best epoch on PublicTest.")
     p.add_argument("--data", default=DEFAULT_DATA, help="fer2013.csv[.gz] or image-folder root (default: %(default)s)")
     p.add_argument("--model", default="emonet_wide",
-                   help="architecture: emonet_wide (default, shipped), emonet, shallow or deep")
+                   help="architecture: emonet_wide (default) or emonet_fast (both ship), emonet, emonet_teacher, "
+                        "shallow or deep")
     p.add_argument("--out", default=None, help="run directory for checkpoints and metrics (default: runs/MODEL)")
     p.add_argument("--epochs", type=whole_number(1), default=120, help="the shipped model's recipe: 120")
     p.add_argument("--batch-size", type=whole_number(1), default=128)

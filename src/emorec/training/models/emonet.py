@@ -2,7 +2,8 @@
 
 Four stages of two 3x3 conv + batch norm + ReLU, each halving the resolution, then global average
 pooling. ``emonet_fast`` (width 24, 0.66 M parameters), ``emonet`` (width 32, 1.2 M) and
-``emonet_wide`` (width 48, 2.6 M) differ only in channel count. Each sees 40x40 crops of the 48x48 face
+``emonet_wide`` (width 48, 2.6 M) differ only in channel count; ``emonet_teacher`` (width 64, 4.7 M) is a
+teacher to distil from, not shipped. Each sees 40x40 crops of the 48x48 face
 (random in training, centre at test), the recipe that carries small FER2013 models past 70% top-1.
 """
 
@@ -54,3 +55,10 @@ def emonet_fast(num_classes: int = NUM_CLASSES, dropout: float = 0.4) -> EmoNet:
     multiply-adds in ONNX Runtime's int8 kernels (benchmarks/architectures.py), so the fast model keeps them.
     """
     return EmoNet(num_classes, width=24, dropout=dropout)
+
+
+@register(ModelSpec("emonet_teacher", input_size=40))
+def emonet_teacher(num_classes: int = NUM_CLASSES, dropout: float = 0.4) -> EmoNet:
+    """emonet at width 64, for a teacher trained on FER+ votes from scratch: too slow to ship, and the students
+    learn from its soft targets what they have no capacity to learn alone."""
+    return EmoNet(num_classes, width=64, dropout=dropout)
