@@ -12,11 +12,13 @@ the occluder moves with the face; it is off unless a run asks for it (``TrainCon
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from emorec.errors import ConfigError
 from emorec.training.checkpoint import normalize
 from emorec.training.models.registry import ModelSpec
 
@@ -30,6 +32,14 @@ AUGMENTATIONS = {
     "noise": "sensor noise up to 4% of the pixel range (with --photo-augment)",
     "erasing": "a rectangle of noise over 2-25% of the face (--erasing is its probability)",
 }
+
+
+def check_augmentations(names: Iterable[str]) -> None:
+    """Refuse names that are not in ``AUGMENTATIONS``, listing the known ones."""
+    unknown = set(names) - set(AUGMENTATIONS)
+    if unknown:
+        raise ConfigError(f"unknown augmentation(s) {', '.join(sorted(unknown))}; expected some of "
+                          f"{', '.join(AUGMENTATIONS)}")
 
 
 def _uniform(generator: torch.Generator, *shape: int) -> torch.Tensor:
@@ -64,8 +74,8 @@ def occlude(images: np.ndarray, chance: float, generator: torch.Generator) -> np
     size = images.shape[-1]
     chosen = torch.nonzero(_uniform(generator, len(images)) < chance).flatten().tolist()
     for i in chosen:
-        r = _uniform(generator, 12).tolist()
-        kind = OCCLUDERS[min(int(r[0] * len(OCCLUDERS)), len(OCCLUDERS) - 1)]
+        r = _uniform(generator, 12).tolist()  # 8 are used; 12 keeps the recorded --occlusion runs reproducible
+        kind = OCCLUDERS[int(r[0] * len(OCCLUDERS))]
         mask = np.zeros((size, size), np.float32)
         face = out[i].astype(np.float32)
         skin = float(np.median(face[size // 4:3 * size // 4, size // 4:3 * size // 4]))
@@ -122,9 +132,7 @@ def augment(x: torch.Tensor, size: int, erasing: float, generator: torch.Generat
     spec, whose normalisation the gamma curve must undo) faces also get a gamma curve, sensor noise and a
     downscale of 2-4x, as crops of real photos and webcams do.
     """
-    unknown = drop - set(AUGMENTATIONS)
-    if unknown:
-        raise ValueError(f"unknown augmentation(s) {', '.join(sorted(unknown))}; known: {', '.join(AUGMENTATIONS)}")
+    check_augmentations(drop)
     n = x.shape[0]
     rand = lambda *shape: _uniform(generator, *shape)  # noqa: E731
     angle = (rand(n) * 2 - 1) * math.radians(15)

@@ -26,7 +26,7 @@ from tqdm import tqdm
 
 from emorec.errors import ConfigError, RunExistsError
 from emorec.evaluate import ferplus_score
-from emorec.training.augment import AUGMENTATIONS, augment_batch
+from emorec.training.augment import augment_batch, check_augmentations
 from emorec.training.checkpoint import (
     CHECKPOINT_KEYS,
     load_checkpoint,
@@ -207,10 +207,7 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
         raise ConfigError(f"unknown select {config.select!r}; expected one of {', '.join(SELECT)}")
     if config.select == "ferplus" and not config.ferplus:
         raise ConfigError("select='ferplus' needs the FER+ labels (--ferplus PATH)")
-    unknown = set(config.drop_augment) - set(AUGMENTATIONS)
-    if unknown:
-        raise ConfigError(f"unknown augmentation(s) {', '.join(sorted(unknown))}; expected some of "
-                          f"{', '.join(AUGMENTATIONS)}")
+    check_augmentations(config.drop_augment)
     device = _pick_device(config.device)
     spec = get_spec(config.model)
     data = load_fer2013(config.data, ferplus=config.ferplus or None)
