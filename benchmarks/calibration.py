@@ -9,9 +9,12 @@ person of the rule that chose the defaults (best macro recall), so the chosen fi
 the photos that chose it. Then: how many neutral photos a baseline needs, auto-calibration on each
 person's photos taken as a sequence (one photo a second, in file order), and a video test: a person
 whose resting face the model misreads, calibrated from other photos, on a video of their neutral face
-with an expressive moment.
+with an expressive moment. Last, the same-session case (``--same-session``, london's studio portraits:
+one sitting per person), where the baseline is the person's neutral photo of the same sitting, as the
+Calibrate button takes it: how often their smile reads happy, and their neutral photo neutral.
 
     python benchmarks/calibration.py [--data DIR] [--detector blazeface-short] [--model path.onnx]
+                                     [--same-session DIR]
 
 The default detector is BlazeFace short range: these photos are close-ups, where the full-range model
 finds few faces (see the data set's README).
@@ -83,21 +86,16 @@ def main() -> int:
     parser.add_argument("--data", type=Path, default=DATA, help="lfw_expressions folder (images/, labels.csv)")
     parser.add_argument("--detector", default="blazeface-short")
     parser.add_argument("--model", default=None, help="classifier ONNX file (default: the shipped one)")
+    parser.add_argument("--same-session", type=Path, default=DATA.parent / "london",
+                        help="photos of one sitting per person, a neutral one each (images/, labels.csv)")
     args = parser.parse_args()
 
-    rows = list(csv.DictReader((args.data / "labels.csv").open(encoding="utf-8")))
     rec = EmotionRecognizer(model=args.model, detector=args.detector, max_faces=1)
     print(cpu_line())
     print(f"model {rec.model_info['name']} (sha256 {rec.model_sha256[:12]}), int8 {rec.quantized}, "
           f"detector {rec.detector.name}")
-    probs = np.full((len(rows), len(EMOTIONS)), np.nan, np.float32)
-    for i, r in enumerate(rows):
-        faces = rec(args.data / "images" / r["image"])
-        if faces:
-            probs[i] = faces[0].scores
+    rows, probs, truth, person = read_photos(rec, args.data)
     found = np.isfinite(probs[:, 0])
-    truth = np.array([EMOTIONS.index(r["emotion"]) for r in rows])
-    person = np.array([r["person"] or f"?{i}" for i, r in enumerate(rows)])
     neutrals = defaultdict(int)
     for i in np.flatnonzero(found & (truth == NEUTRAL)):
         neutrals[person[i]] += 1
@@ -156,7 +154,55 @@ def main() -> int:
     print(row("  auto-calibrated", metrics(np.array(auto_pred), truth[auto_scored]), plain))
 
     video_test(rec, args.data, rows, probs, truth, person, found)
+    same_session(EmotionRecognizer(model=args.model, max_faces=1), args.same_session)
     return 0
+
+
+def read_photos(rec, data: Path) -> tuple[list[dict], np.ndarray, np.ndarray, np.ndarray]:
+    """labels.csv's rows, and per photo the largest face's probabilities (NaN without a face), the true
+    class and the person."""
+    rows = list(csv.DictReader((data / "labels.csv").open(encoding="utf-8")))
+    probs = np.full((len(rows), len(EMOTIONS)), np.nan, np.float32)
+    for i, r in enumerate(rows):
+        faces = rec(data / "images" / r["image"])
+        if faces:
+            probs[i] = faces[0].scores
+    truth = np.array([EMOTIONS.index(r["emotion"]) for r in rows])
+    person = np.array([r["person"] or f"?{i}" for i, r in enumerate(rows)])
+    return rows, probs, truth, person
+
+
+def same_session(rec, data: Path) -> None:
+    """Photos of one sitting (london: each person's neutral and smiling portrait): the baseline is the
+    person's neutral photo, as the Calibrate button takes a face from the same session. Scored: recall of
+    the expression photos, and whether the neutral photo itself still reads neutral."""
+    print(f"\nsame session: {data.name}, the baseline from each person's neutral photo (detector {rec.detector.name})")
+    _, probs, truth, person = read_photos(rec, data)
+    found = np.isfinite(probs[:, 0])
+    neutral_of = {person[i]: i for i in np.flatnonzero(found & (truth == NEUTRAL))}
+    shown = [i for i in np.flatnonzero(found & (truth != NEUTRAL)) if person[i] in neutral_of]
+    own = [neutral_of[person[i]] for i in shown]
+    print(f"  {len(shown)} expression photos of {len(set(person[shown]))} people; "
+          f"{'expression recall':>17}  {'own neutral photo reads neutral':>31}")
+
+    def scores(strength: float | None, margin: float = 0.0) -> str:
+        expression, rest = [], []
+        for i, j in zip(shown, own, strict=True):
+            if strength is None:
+                expression.append(probs[i].argmax() == truth[i])
+                rest.append(probs[j].argmax() == NEUTRAL)
+                continue
+            baseline = Baseline.from_scores(probs[j][None], "bench", strength=strength, neutral_margin=margin)
+            expression.append(apply_baseline(probs[i], baseline).argmax() == truth[i])
+            rest.append(apply_baseline(probs[j], baseline).argmax() == NEUTRAL)
+        return f"{100 * np.mean(expression):17.1f}  {100 * np.mean(rest):31.1f}"
+
+    print(f"  {'no calibration':<42} {scores(None)}")
+    print(f"  {f'w {DEFAULT_STRENGTH}, margin {DEFAULT_NEUTRAL_MARGIN} (default)':<42} "
+          f"{scores(DEFAULT_STRENGTH, DEFAULT_NEUTRAL_MARGIN)}")
+    for w in STRENGTHS:
+        for m in MARGINS:
+            print(f"  {f'  w {w}, margin {m}':<42} {scores(w, m)}")
 
 
 def video_test(rec, data: Path, rows, probs, truth, person, found) -> None:
@@ -188,7 +234,7 @@ def video_test(rec, data: Path, rows, probs, truth, person, found) -> None:
             part = "expressive" if 3 <= second < 5 else ("neutral, first 3 s" if second < 3 else "neutral, after")
             image = smile if part == "expressive" else neutral
             noisy = np.clip(image + rng.normal(0, 3, image.shape), 0, 255).astype(np.uint8)
-            faces = stream.process(noisy, frame_index, time_s=second).faces
+            faces = stream.process(noisy, frame_index=frame_index, time_s=second).faces
             if faces:
                 readings[part].append((faces[0].emotion, faces[0].to_dict().get("raw_emotion", faces[0].emotion)))
         print(f"  {name}: neutral photos {rows[rest[0]]['image']} (baseline), {rows[rest[1]]['image']} (video), "

@@ -547,7 +547,8 @@ def _add_calibrate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("images", nargs="+", metavar="IMAGE|FOLDER", help="a few photos of one person's neutral face")
     p.add_argument("--out", required=True, metavar="BASELINE.json")
     p.add_argument("--strength", type=real_number(0, MAX_STRENGTH), default=DEFAULT_STRENGTH,
-                   help="how much of the baseline to take away (0: none; default: %(default)s)")
+                   help="how much of the baseline to take away (0: none; default: %(default)s, for photos of "
+                        "the same sitting; photos of another day read better with 0.5 and --margin 1.5)")
     p.add_argument("--margin", type=real_number(0, MAX_NEUTRAL_MARGIN), default=DEFAULT_NEUTRAL_MARGIN,
                    help="how far the person's own neutral face reads ahead of other classes (default: %(default)s)")
     _add_engine_options(p)
