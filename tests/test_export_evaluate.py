@@ -14,7 +14,7 @@ from emorec.evaluate import compute_report, evaluate, predict_with_tta
 # The shipping rule's floor on FER2013 PrivateTest (docs/models.md), and each shipped model's FER+ PrivateTest
 # majority-label top-1 a little under what it measured: they stop a regression of either.
 PRIVATE_TEST_FLOOR = {"emonet_wide": 0.69, "emonet_fast": 0.69}
-FERPLUS_PRIVATE_TEST_FLOOR = {"emonet_wide": 0.75, "emonet_fast": 0.735}
+FERPLUS_PRIVATE_TEST_FLOOR = {"emonet_wide": 0.77, "emonet_fast": 0.75}
 
 
 @pytest.mark.parametrize("name", SHIPPED_MODELS)
