@@ -185,19 +185,15 @@ def same_session(rec, data: Path) -> None:
     print(f"  {len(shown)} expression photos of {len(set(person[shown]))} people; "
           f"{'expression recall':>17}  {'own neutral photo reads neutral':>31}")
 
-    def scores(strength: float | None, margin: float = 0.0) -> str:
+    def scores(strength: float, margin: float = 0.0) -> str:
         expression, rest = [], []
         for i, j in zip(shown, own, strict=True):
-            if strength is None:
-                expression.append(probs[i].argmax() == truth[i])
-                rest.append(probs[j].argmax() == NEUTRAL)
-                continue
             baseline = Baseline.from_scores(probs[j][None], "bench", strength=strength, neutral_margin=margin)
             expression.append(apply_baseline(probs[i], baseline).argmax() == truth[i])
             rest.append(apply_baseline(probs[j], baseline).argmax() == NEUTRAL)
         return f"{100 * np.mean(expression):17.1f}  {100 * np.mean(rest):31.1f}"
 
-    print(f"  {'no calibration':<42} {scores(None)}")
+    print(f"  {'no calibration':<42} {scores(0.0)}")  # strength 0 leaves the probabilities as they are
     print(f"  {f'w {DEFAULT_STRENGTH}, margin {DEFAULT_NEUTRAL_MARGIN} (default)':<42} "
           f"{scores(DEFAULT_STRENGTH, DEFAULT_NEUTRAL_MARGIN)}")
     for w in STRENGTHS:
