@@ -130,6 +130,30 @@ def test_prior_correction_divides_by_the_training_prior(tmp_path, fer2013_path, 
                                expected / expected.sum(1, keepdims=True), atol=1e-5)
 
 
+def test_a_shipped_model_is_a_checkpoint_to_export_again(tmp_path, fer2013, capsys):
+    """The run directories that made the shipped models do not outlive their machine; the models' own files
+    hold their weights, spec, training run and prior, so they export again to the same answers."""
+    pytest.importorskip("torch", reason="training extra (torch) not installed")
+    shipped, again = shipped_model_path("emonet_fast"), tmp_path / "again.onnx"
+    assert main(["export", str(shipped), "--out", str(again), "--flip-tta", "--prior-correction", "0.5",
+                 "--data", ""]) == 0
+    faces = fer2013.split("PublicTest")[0][:200]
+    probs, shipped_probs = EmotionClassifier(again).predict(faces), EmotionClassifier(shipped).predict(faces)
+    # The model card keeps the training prior to 4 decimals, which moves a probability by well under 1e-3.
+    np.testing.assert_allclose(probs, shipped_probs, atol=1e-3)
+    assert (probs.argmax(1) == shipped_probs.argmax(1)).all()
+    card, shipped_card = read_metadata(again)["prior_correction"], read_metadata(shipped)["prior_correction"]
+    assert card["strength"] == 0.5 and card["training_prior"] == pytest.approx(shipped_card["training_prior"])
+    capsys.readouterr()
+    # What holds no single network's float weights is refused in one line, and no input is overwritten.
+    written = again.read_bytes()
+    for source, message in ((shipped.with_name("emonet_fast_int8.onnx"), "pass its float twin"),
+                            (again, "would overwrite the input")):
+        assert main(["export", str(source), "--out", str(again), "--data", ""]) == 2
+        assert message in capsys.readouterr().err
+    assert again.read_bytes() == written
+
+
 def test_quantize_int8_keeps_the_float_models_answers(fer2013, tmp_path):
     pytest.importorskip("torch", reason="training extra not installed")
     import onnx

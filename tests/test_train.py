@@ -118,6 +118,18 @@ def test_distillation_with_weight_averaging_scores_and_saves_the_average(fer2013
     assert any(not torch.equal(weights["mirrored"][key], value) for key, value in weights["student"].items())
 
 
+def test_a_shipped_model_starts_a_run_and_teaches_it(fer2013_path, tmp_path):
+    """--init and --teacher take a float model that emorec export wrote, so the shipped models can be fine-tuned
+    and taught from when the runs that made them are gone: barely moved, the student still reads PublicTest as
+    the shipped model does, where a run from scratch is near chance."""
+    from emorec.classifier import shipped_model_path
+
+    shipped = str(shipped_model_path("emonet_fast"))
+    run = train(_config(fer2013_path, tmp_path / "tuned", model="emonet_fast", epochs=1, lr=1e-5, init=shipped,
+                        teachers=(shipped,)))
+    assert torch.load(run / "best.pt", weights_only=True)["val_acc"] > 0.6
+
+
 def test_teacher_with_other_preprocessing_is_refused(fer2013_path, tmp_path):
     teacher = train(_config(fer2013_path, tmp_path / "teacher", model="shallow", epochs=1))
     with pytest.raises(ValueError, match="preprocesses faces differently"):

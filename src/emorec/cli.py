@@ -109,7 +109,9 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
                    help="auto (CUDA when PyTorch finds a GPU, else the CPU), cpu or cuda")
     p.add_argument("--precision", default="auto", choices=["auto", "bf16", "fp32"])
     p.add_argument("--limit", type=whole_number(0), default=0, help="train on the first N images only (smoke tests)")
-    p.add_argument("--init", default=None, help="start from this checkpoint's weights (fine-tuning)")
+    p.add_argument("--init", default=None,
+                   help="start from this checkpoint's weights (fine-tuning); a float model emorec export wrote, "
+                        "such as a shipped one, is a checkpoint too")
     p.add_argument("--teacher", action="append", default=None,
                    help="distil from this checkpoint (knowledge distillation); repeat it to distil from an "
                         "ensemble, whose softened probabilities are averaged")
@@ -245,11 +247,14 @@ def _add_scorecard(sub: argparse._SubParsersAction) -> None:
 
 def _cmd_export(args: argparse.Namespace) -> int:
     from emorec.classifier import SHIPPED_MODELS, shipped_model_path
+    from emorec.outputs import refuse_overwriting
 
     if (args.out is None) == (not args.install):
         return _fail(args, "say where the model goes: --out FILE.onnx, or --install to replace the shipped model")
     _writable(args.out)
     try:
+        import numpy as np
+
         from emorec.training.checkpoint import load_checkpoint
         from emorec.training.export import export_onnx, model_card, prior_shift, update_metadata
         from emorec.training.train import training_prior
@@ -262,6 +267,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
             return _fail(args, f"--install replaces one shipped model ({', '.join(SHIPPED_MODELS)}) with a checkpoint "
                                "of the same architecture; write anything else with --out")
         args.out = str(shipped_model_path(specs[0].name))
+    refuse_overwriting(args.checkpoints, [args.out], "--install" if args.install else "--out")
     # The graph crops and normalises once for all members, so an ensemble may mix architectures
     # (emonet with emonet_wide) but not preprocessing.
     if len({s.preprocessing for s in specs}) > 1:
@@ -271,7 +277,9 @@ def _cmd_export(args: argparse.Namespace) -> int:
     metadata = {"model": "+".join(names)} if len(names) > 1 else {}
     shift = None
     if args.prior_correction:
-        prior = training_prior(loaded[0][2]["config"])
+        # An exported model carries the prior it learnt, which rebuilding would need its training data for.
+        carried = loaded[0][2].get("training_prior")
+        prior = training_prior(loaded[0][2]["config"]) if carried is None else np.asarray(carried)
         shift = prior_shift(prior, args.prior_correction)
         metadata["prior_correction"] = {"strength": args.prior_correction, "training_prior": prior.round(4).tolist()}
     diff = export_onnx([model for model, _, _ in loaded], specs[0], args.out, flip_tta=args.flip_tta,
@@ -290,7 +298,9 @@ def _cmd_export(args: argparse.Namespace) -> int:
 def _add_export(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("export", help="export checkpoints to one ONNX model (preprocessing inside the graph)",
                        description="Export to ONNX, check it against PyTorch to 1e-4 and write the model card.")
-    p.add_argument("checkpoints", nargs="+", help="checkpoint(s), e.g. runs/emonet/best.pt; several make an ensemble")
+    p.add_argument("checkpoints", nargs="+",
+                   help="checkpoint(s), e.g. runs/emonet/best.pt or a float model emorec export wrote; several make "
+                        "an ensemble")
     where = p.add_mutually_exclusive_group()
     where.add_argument("--out", default=None, help="the ONNX file to write")
     where.add_argument("--install", action="store_true",

@@ -4,10 +4,15 @@ A checkpoint is a dict of tensors, numbers, strings, lists and dicts: the archit
 (``model_name``) and its preprocessing (``spec``), never a pickled class, so moving or renaming modules does
 not break a saved ``.pt`` file, and loading one from elsewhere cannot run code. ``emorec evaluate`` scores a
 ``.pt`` file with :func:`load_checkpoint` and :func:`predict_proba` from here, without the training loop.
+
+A float model that ``emorec export`` wrote is a checkpoint too: its graph keeps the network's weights under
+their PyTorch names and its metadata the spec and the training run, so the shipped models can be fine-tuned,
+taught from or exported again when the run directory that made them is gone.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import pickle
 import re
@@ -36,8 +41,14 @@ CHECKPOINT_KEYS = ("model_name", "spec", "model")
 def read_checkpoint(path: str | os.PathLike, keys: tuple[str, ...] = CHECKPOINT_KEYS,
                     device: str | torch.device = "cpu") -> dict:
     """A checkpoint's contents, read as data only (``weights_only``: tensors, numbers, strings, lists, dicts),
-    so a .pt file from elsewhere cannot run code when it is loaded; it must hold ``keys``. A
-    ``CheckpointError`` says in one line why a file cannot be used."""
+    so a .pt file from elsewhere cannot run code when it is loaded; it must hold ``keys``. An ``.onnx`` file
+    is read with :func:`read_exported_model`. A ``CheckpointError`` says in one line why a file cannot be used."""
+    if str(path).lower().endswith(".onnx"):
+        ckpt = read_exported_model(path)
+        missing = [key for key in keys if key not in ckpt]
+        if missing:
+            raise CheckpointError(f"{path}: an exported model holds no {', '.join(missing)}; pass the run's last.pt")
+        return ckpt
     try:
         ckpt = torch.load(path, map_location=device, weights_only=True)
     except pickle.UnpicklingError as exc:
@@ -58,6 +69,55 @@ def read_checkpoint(path: str | os.PathLike, keys: tuple[str, ...] = CHECKPOINT_
     if missing:
         raise CheckpointError(f"{path}: not a checkpoint of emorec train (no {', '.join(missing)})")
     return ckpt
+
+
+# The names ``emorec export`` gives one model's weights inside its graph (InferenceWrapper.models[0]).
+EXPORTED_PREFIX = "models.0."
+
+
+def read_exported_model(path: str | os.PathLike) -> dict:
+    """The checkpoint inside a float model written by ``emorec export``: the weights of its one network, its
+    spec, the training config and best epoch of its model card (``config``, ``epoch``, ``run``) and, where it
+    was prior-corrected, the class prior it learnt (``training_prior``).
+    Ensembles and int8 twins hold no single network's float weights and are refused in one line."""
+    try:
+        import onnx
+        from onnx import numpy_helper
+    except ImportError:
+        raise CheckpointError(f"{path}: reading an ONNX model needs the onnx package: pip install 'emorec[train]'") \
+            from None
+    try:
+        graph_model = onnx.load(str(path))
+    except FileNotFoundError:
+        raise CheckpointError(f"{path}: no such file") from None
+    except OSError as exc:
+        raise CheckpointError(f"{path}: cannot read it ({exc.strerror})") from None
+    except Exception:  # onnx raises protobuf's DecodeError, or others, on bytes that are no model
+        raise CheckpointError(f"{path}: not an ONNX model") from None
+    meta = {prop.key: prop.value for prop in graph_model.metadata_props}
+    if "emorec.spec" not in meta:
+        raise CheckpointError(f"{path}: not a model written by emorec export (no emorec.spec metadata)")
+    if "emorec.quantized" in meta:
+        raise CheckpointError(f"{path}: an int8 model holds no float weights; pass its float twin")
+    if json.loads(meta.get("emorec.ensemble", "1")) != 1:
+        raise CheckpointError(f"{path}: an ensemble of {meta['emorec.ensemble']} networks; a checkpoint holds one")
+    spec = json.loads(meta["emorec.spec"])
+    weights = {init.name[len(EXPORTED_PREFIX):]: torch.from_numpy(numpy_helper.to_array(init).copy())
+               for init in graph_model.graph.initializer if init.name.startswith(EXPORTED_PREFIX)}
+    state = create_model(spec["name"]).state_dict()
+    # BatchNorm's step counter is training state that the exported graph has no use for.
+    missing = [name for name in state if name not in weights and not name.endswith("num_batches_tracked")]
+    if missing:
+        raise CheckpointError(f"{path}: its graph lacks {len(missing)} of {spec['name']}'s weights "
+                              f"(e.g. {missing[0]})")
+    state.update({name: weights[name] for name in state if name in weights})
+    checkpoint = {"model_name": spec["name"], "spec": spec, "model": state, "config": {}}
+    if "emorec.prior_correction" in meta:
+        checkpoint["training_prior"] = json.loads(meta["emorec.prior_correction"])["training_prior"]
+    runs = json.loads(meta.get("emorec.runs", "[]"))
+    if len(runs) == 1:
+        checkpoint.update(config=runs[0].get("train_config", {}), epoch=runs[0].get("best_epoch"), run=runs[0])
+    return checkpoint
 
 
 def load_checkpoint(path: str | os.PathLike) -> tuple[torch.nn.Module, ModelSpec, dict]:

@@ -183,6 +183,9 @@ def model_card(onnx_path: str | os.PathLike, data_path: str | os.PathLike,
     runs = []
     for path in checkpoint_paths:
         checkpoint = read_checkpoint(path)
+        if "run" in checkpoint:  # an exported model, exported again: its card already holds its run
+            runs.append(checkpoint["run"])
+            continue
         last_path = Path(path).with_name("last.pt")
         history = read_checkpoint(last_path, ("history",))["history"] if last_path.exists() else []
         runs.append({"best_epoch": checkpoint.get("epoch"), "epochs_trained": len(history),
