@@ -59,6 +59,8 @@ def test_export_needs_out_or_install_and_leaves_the_shipped_model_alone(tmp_path
         (["train", "--ema", "1"], "--ema: expected a finite number >= 0 and < 1"),
         (["train", "--occlusion", "2"], "--occlusion: expected a finite number >= 0 and <= 1"),
         (["train", "--logit-adjustment", "-1"], "--logit-adjustment: expected a finite number >= 0"),
+        (["train", "--teacher-prior-correction", "1.5"], "--teacher-prior-correction: expected a finite number >= 0 "
+                                                         "and <= 1"),
         (["predict", "x.jpg", "--max-faces", "-1"], "--max-faces: expected a whole number >= 1"),
         (["predict", "x.jpg", "--max-faces", "0"], "--max-faces: expected a whole number >= 1"),
         (["predict", "x.jpg", "--min-score", "5"], "--min-score: expected a finite number >= 0 and <= 1, got '5'"),

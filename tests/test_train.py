@@ -130,6 +130,24 @@ def test_a_shipped_model_starts_a_run_and_teaches_it(fer2013_path, tmp_path):
     assert torch.load(run / "best.pt", weights_only=True)["val_acc"] > 0.6
 
 
+def test_teacher_prior_correction_takes_the_teachers_prior_out_of_its_lessons(fer2013_path, tmp_path, fer2013):
+    """With its logits less log(its training prior), a teacher no longer hands on its common classes: a student
+    that learns from it alone gives the commonest training class less of the probability than one that learns
+    the teacher as it is."""
+    from emorec.training.checkpoint import load_checkpoint, predict_proba
+
+    teacher = str(train(_config(fer2013_path, tmp_path / "teacher", epochs=2)) / "best.pt")
+    faces, _ = fer2013.split("PublicTest")
+    common = int(np.bincount(fer2013.split("Training")[1]).argmax())
+    share = {}
+    for strength in (0.0, 1.0):
+        run = train(_config(fer2013_path, tmp_path / f"student{strength}", epochs=2, init=teacher,
+                            teachers=(teacher,), distill_weight=1.0, teacher_prior_correction=strength))
+        model, spec, _ = load_checkpoint(run / "best.pt")
+        share[strength] = float(predict_proba(model, faces[:500], spec).mean(0)[common])
+    assert share[1.0] < 0.85 * share[0.0], share
+
+
 def test_teacher_with_other_preprocessing_is_refused(fer2013_path, tmp_path):
     teacher = train(_config(fer2013_path, tmp_path / "teacher", model="shallow", epochs=1))
     with pytest.raises(ValueError, match="preprocesses faces differently"):

@@ -80,6 +80,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
                          seed=args.seed, device=args.device, precision=args.precision, limit=args.limit,
                          init=args.init or "", teachers=tuple(args.teacher or ()), distill_weight=args.distill_weight,
                          distill_temperature=args.distill_temperature, teacher_flip=args.teacher_flip,
+                         teacher_prior_correction=args.teacher_prior_correction,
                          ema=args.ema, ferplus=args.ferplus or "", targets=args.targets,
                          ferplus_weight=args.ferplus_weight, photo_augment=args.photo_augment,
                          drop_augment=tuple(args.drop_augment or ()), occlusion=args.occlusion,
@@ -120,6 +121,9 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--distill-temperature", type=real_number(above=0), default=2.0)
     p.add_argument("--teacher-flip", action="store_true",
                    help="the teacher averages each face with its mirror image (better targets, slower)")
+    p.add_argument("--teacher-prior-correction", type=real_number(0, 1), default=0.0, metavar="STRENGTH",
+                   help="divide each teacher's probabilities by its own training prior to this power before "
+                        "the student learns them, as export's --prior-correction does (default: 0, off)")
     p.add_argument("--ema", type=real_number(0, below=1), default=0.0,
                    help="decay of a moving average of the weights, which is scored and saved; 0 disables")
     p.add_argument("--ferplus", default=None,
@@ -253,11 +257,9 @@ def _cmd_export(args: argparse.Namespace) -> int:
         return _fail(args, "say where the model goes: --out FILE.onnx, or --install to replace the shipped model")
     _writable(args.out)
     try:
-        import numpy as np
-
         from emorec.training.checkpoint import load_checkpoint
         from emorec.training.export import export_onnx, model_card, prior_shift, update_metadata
-        from emorec.training.train import training_prior
+        from emorec.training.train import checkpoint_prior
     except ImportError as exc:
         return _fail(args, f"export needs PyTorch and ONNX ({exc.name} is missing): pip install 'emorec[train]'")
     loaded = [load_checkpoint(path) for path in args.checkpoints]
@@ -277,9 +279,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
     metadata = {"model": "+".join(names)} if len(names) > 1 else {}
     shift = None
     if args.prior_correction:
-        # An exported model carries the prior it learnt, which rebuilding would need its training data for.
-        carried = loaded[0][2].get("training_prior")
-        prior = training_prior(loaded[0][2]["config"]) if carried is None else np.asarray(carried)
+        prior = checkpoint_prior(loaded[0][2])
         shift = prior_shift(prior, args.prior_correction)
         metadata["prior_correction"] = {"strength": args.prior_correction, "training_prior": prior.round(4).tolist()}
     diff = export_onnx([model for model, _, _ in loaded], specs[0], args.out, flip_tta=args.flip_tta,

@@ -35,6 +35,7 @@ from emorec.training.checkpoint import (
     save_atomic,
 )
 from emorec.training.data import Fer2013, load_fer2013
+from emorec.training.export import prior_shift
 from emorec.training.models import create_model, get_spec
 from emorec.training.models.registry import ModelSpec
 
@@ -62,6 +63,9 @@ class TrainConfig:
     distill_weight: float = 0.5  # share of the distillation term in the loss; the rest is the label loss
     distill_temperature: float = 2.0
     teacher_flip: bool = False  # the teacher reads each face and its mirror and averages the two (its flip TTA)
+    # Each teacher's logits less this times the log of its own training prior (export's prior correction), so
+    # a teacher of FER+ votes, which call a third of the faces neutral, does not hand that prior on; 0: off.
+    teacher_prior_correction: float = 0.0
     ema: float = 0.0  # decay of an exponential moving average of the weights, scored and saved instead; 0: off
     ferplus: str = ""  # Microsoft's fer2013new.csv, joined by row number; "" trains on FER2013 labels alone
     targets: str = "fer2013"  # "fer2013" labels, "ferplus" vote distributions, or a "mix" of the two
@@ -122,6 +126,13 @@ def training_prior(config: dict) -> np.ndarray:
     data = load_fer2013(saved.data, ferplus=saved.ferplus or None)
     _, targets = training_targets(data, saved.targets, saved.ferplus_weight)
     return targets.mean(0)
+
+
+def checkpoint_prior(checkpoint: dict) -> np.ndarray:
+    """The class prior a checkpoint's model learnt: an exported model carries it, since rebuilding it from the
+    run's config needs that run's training data."""
+    carried = checkpoint.get("training_prior")
+    return training_prior(checkpoint["config"]) if carried is None else np.asarray(carried, np.float64)
 
 
 # OneCycleLR's warm-up and its decay each need a step beyond their first (it divides by their lengths minus one).
@@ -185,13 +196,16 @@ def ensemble_logits(teacher_logits: list[torch.Tensor], temperature: float) -> t
     return temperature * (torch.logsumexp(log_probs, dim=0) - math.log(len(teacher_logits)))
 
 
-def _load_teacher(path: str, spec: ModelSpec, device: torch.device) -> torch.nn.Module:
-    teacher, teacher_spec, _ = load_checkpoint(path)
+def _load_teacher(path: str, spec: ModelSpec, device: torch.device,
+                  prior_correction: float) -> tuple[torch.nn.Module, torch.Tensor]:
+    """A frozen teacher and the shift subtracted from its logits (zeros without prior correction)."""
+    teacher, teacher_spec, checkpoint = load_checkpoint(path)
     if teacher_spec.preprocessing != spec.preprocessing:
         raise ConfigError(f"teacher {path} ({teacher_spec.name}) preprocesses faces differently from {spec.name}")
     for param in teacher.parameters():
         param.requires_grad_(False)
-    return teacher.to(device).to(memory_format=torch.channels_last)
+    shift = prior_shift(checkpoint_prior(checkpoint), prior_correction) if prior_correction else np.zeros(7)
+    return teacher.to(device).to(memory_format=torch.channels_last), torch.from_numpy(shift).float().to(device)
 
 
 # ---------------------------------------------------------------- the loop
@@ -239,7 +253,11 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
         optimizer, max_lr=config.lr, epochs=config.epochs, steps_per_epoch=steps_per_epoch,
         pct_start=max(0.1, 2 / (config.epochs * steps_per_epoch)), anneal_strategy="cos", div_factor=10,
         final_div_factor=100)
-    teachers = [_load_teacher(path, spec, device) for path in config.teachers]
+    teachers, teacher_shifts = [], []
+    for path in config.teachers:
+        teacher, shift = _load_teacher(path, spec, device, config.teacher_prior_correction)
+        teachers.append(teacher)
+        teacher_shifts.append(shift)
     # The average starts as a copy of the weights; batch-norm statistics are averaged with them.
     ema = (AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(config.ema), use_buffers=True)
            if config.ema else None)
@@ -313,6 +331,7 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
                         if config.teacher_flip:
                             teacher_logits = [(t + teacher(torch.flip(x, dims=[3])).float()) / 2
                                               for t, teacher in zip(teacher_logits, teachers, strict=True)]
+                    teacher_logits = [t - shift for t, shift in zip(teacher_logits, teacher_shifts, strict=True)]
                     temperature = config.distill_temperature
                     soft = distillation_loss(logits.float(), ensemble_logits(teacher_logits, temperature), temperature)
                     loss = (1 - config.distill_weight) * loss + config.distill_weight * soft
