@@ -279,7 +279,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
     metadata = {"model": "+".join(names)} if len(names) > 1 else {}
     shift = None
     if args.prior_correction:
-        prior = checkpoint_prior(loaded[0][2])
+        prior = checkpoint_prior(loaded[0][2], args.checkpoints[0])
         shift = prior_shift(prior, args.prior_correction)
         metadata["prior_correction"] = {"strength": args.prior_correction, "training_prior": prior.round(4).tolist()}
     diff = export_onnx([model for model, _, _ in loaded], specs[0], args.out, flip_tta=args.flip_tta,

@@ -24,8 +24,9 @@ import torch.nn.functional as F
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm import tqdm
 
-from emorec.errors import ConfigError, RunExistsError
+from emorec.errors import CheckpointError, ConfigError, RunExistsError
 from emorec.evaluate import ferplus_score
+from emorec.labels import EMOTIONS
 from emorec.training.augment import augment_batch, check_augmentations
 from emorec.training.checkpoint import (
     CHECKPOINT_KEYS,
@@ -128,11 +129,15 @@ def training_prior(config: dict) -> np.ndarray:
     return targets.mean(0)
 
 
-def checkpoint_prior(checkpoint: dict) -> np.ndarray:
+def checkpoint_prior(checkpoint: dict, source: str | Path) -> np.ndarray:
     """The class prior a checkpoint's model learnt: an exported model carries it, since rebuilding it from the
     run's config needs that run's training data."""
     carried = checkpoint.get("training_prior")
-    return training_prior(checkpoint["config"]) if carried is None else np.asarray(carried, np.float64)
+    if carried is not None:
+        return np.asarray(carried, np.float64)
+    if not checkpoint.get("config"):
+        raise CheckpointError(f"{source}: holds no record of its run, so the class prior it learnt is unknown")
+    return training_prior(checkpoint["config"])
 
 
 # OneCycleLR's warm-up and its decay each need a step beyond their first (it divides by their lengths minus one).
@@ -204,7 +209,8 @@ def _load_teacher(path: str, spec: ModelSpec, device: torch.device,
         raise ConfigError(f"teacher {path} ({teacher_spec.name}) preprocesses faces differently from {spec.name}")
     for param in teacher.parameters():
         param.requires_grad_(False)
-    shift = prior_shift(checkpoint_prior(checkpoint), prior_correction) if prior_correction else np.zeros(7)
+    shift = (prior_shift(checkpoint_prior(checkpoint, path), prior_correction) if prior_correction
+             else np.zeros(len(EMOTIONS)))
     return teacher.to(device).to(memory_format=torch.channels_last), torch.from_numpy(shift).float().to(device)
 
 
