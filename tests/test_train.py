@@ -152,6 +152,7 @@ def test_teacher_with_other_preprocessing_is_refused(fer2013_path, tmp_path):
     teacher = train(_config(fer2013_path, tmp_path / "teacher", model="shallow", epochs=1))
     with pytest.raises(ValueError, match="preprocesses faces differently"):
         train(_config(fer2013_path, tmp_path / "student", teachers=(str(teacher / "best.pt"),)))
+    assert not (tmp_path / "student").exists()  # a refused run leaves no folder behind
 
 
 def test_logit_adjustment_lowers_the_common_classes_share(fer2013_path, tmp_path, fer2013):

@@ -238,7 +238,6 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
         raise ConfigError(f"{len(rows)} images in batches of {config.batch_size} for {config.epochs} epoch(s) make "
                           f"fewer than {MIN_STEPS} steps, too few for the learning-rate schedule: raise --limit or "
                           "--epochs, or lower --batch-size")
-    out.mkdir(parents=True, exist_ok=True)  # only once the data and the model name are known to be good
     train_x, train_y = data.images[rows], data.labels[rows]
     val_x, val_y = data.split("PublicTest")
     val_ferplus = data.ferplus_majority()[data.split_mask("PublicTest")] if data.ferplus is not None else None
@@ -264,6 +263,7 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
         teacher, shift = _load_teacher(path, spec, device, config.teacher_prior_correction)
         teachers.append(teacher)
         teacher_shifts.append(shift)
+    out.mkdir(parents=True, exist_ok=True)  # only once the data, the init and the teachers are known to be good
     # The average starts as a copy of the weights; batch-norm statistics are averaged with them.
     ema = (AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(config.ema), use_buffers=True)
            if config.ema else None)
