@@ -8,11 +8,11 @@ from __future__ import annotations
 import difflib
 import json
 import os
+from collections.abc import Mapping
 from importlib import resources
 from pathlib import Path
 
 import numpy as np
-import onnxruntime as ort
 
 from emorec.errors import ModelFileError, UnknownModelError
 from emorec.labels import EMOTIONS, FACE_SIZE, NUM_CLASSES
@@ -51,14 +51,14 @@ def model_file(model: str | os.PathLike | None = None) -> Path:
     raise ModelFileError(f"{path}: no such ONNX model file (shipped models, by name: {', '.join(SHIPPED_MODELS)})")
 
 
-def _decode_metadata(session: ort.InferenceSession) -> dict:
-    props = session.get_modelmeta().custom_metadata_map
+def decode_metadata(props: Mapping[str, str]) -> dict:
+    """An exported model's ``emorec.*`` metadata properties, decoded from JSON and named without the prefix."""
     return {k.removeprefix("emorec."): json.loads(v) for k, v in props.items() if k.startswith("emorec.")}
 
 
 def read_metadata(path: str | os.PathLike) -> dict:
     """The ``emorec.*`` metadata (spec, classes, model card) of an exported model."""
-    return _decode_metadata(open_session(path, threads=1))
+    return decode_metadata(open_session(path, threads=1).get_modelmeta().custom_metadata_map)
 
 
 class EmotionClassifier:
@@ -69,7 +69,7 @@ class EmotionClassifier:
         self.session = open_session(path, threads)
         self.path = path
         self.input_name = self.session.get_inputs()[0].name
-        self.metadata = _decode_metadata(self.session)
+        self.metadata = decode_metadata(self.session.get_modelmeta().custom_metadata_map)
         classes = self.metadata.get("classes", list(EMOTIONS))
         if list(classes) != list(EMOTIONS):
             raise ValueError(f"{path}: model classes {classes} differ from FER2013's {list(EMOTIONS)}")

@@ -12,7 +12,6 @@ taught from or exported again when the run directory that made them is gone.
 
 from __future__ import annotations
 
-import json
 import os
 import pickle
 import re
@@ -22,6 +21,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from emorec.classifier import decode_metadata
 from emorec.errors import CheckpointError
 from emorec.training.models import create_model
 from emorec.training.models.registry import ModelSpec
@@ -43,14 +43,16 @@ def read_checkpoint(path: str | os.PathLike, keys: tuple[str, ...] = CHECKPOINT_
     """A checkpoint's contents, read as data only (``weights_only``: tensors, numbers, strings, lists, dicts),
     so a .pt file from elsewhere cannot run code when it is loaded; it must hold ``keys``. An ``.onnx`` file
     is read with :func:`read_exported_model`. A ``CheckpointError`` says in one line why a file cannot be used."""
-    if str(path).lower().endswith(".onnx"):
-        ckpt = read_exported_model(path)
-        missing = [key for key in keys if key not in ckpt]
-        if missing:
-            raise CheckpointError(f"{path}: an exported model holds no {', '.join(missing)}; pass the run's last.pt")
-        return ckpt
+    ckpt = read_exported_model(path) if str(path).lower().endswith(".onnx") else _load_data_only(path, device)
+    missing = [key for key in keys if not isinstance(ckpt, dict) or key not in ckpt]
+    if missing:
+        raise CheckpointError(f"{path}: not a checkpoint of emorec train (no {', '.join(missing)})")
+    return ckpt
+
+
+def _load_data_only(path: str | os.PathLike, device: str | torch.device) -> object:
     try:
-        ckpt = torch.load(path, map_location=device, weights_only=True)
+        return torch.load(path, map_location=device, weights_only=True)
     except pickle.UnpicklingError as exc:
         code = re.search(r"GLOBAL (\S+)", str(exc))
         if code:
@@ -65,10 +67,6 @@ def read_checkpoint(path: str | os.PathLike, keys: tuple[str, ...] = CHECKPOINT_
         raise CheckpointError(f"{path}: damaged or truncated checkpoint") from None
     except LookupError:  # bytes that are no pickle: the data-only unpickler reads them as opcodes and fails on one
         raise CheckpointError(f"{path}: not a PyTorch checkpoint") from None
-    missing = [key for key in keys if not isinstance(ckpt, dict) or key not in ckpt]
-    if missing:
-        raise CheckpointError(f"{path}: not a checkpoint of emorec train (no {', '.join(missing)})")
-    return ckpt
 
 
 # The names ``emorec export`` gives one model's weights inside its graph (InferenceWrapper.models[0]).
@@ -94,14 +92,14 @@ def read_exported_model(path: str | os.PathLike) -> dict:
         raise CheckpointError(f"{path}: cannot read it ({exc.strerror})") from None
     except Exception:  # onnx raises protobuf's DecodeError, or others, on bytes that are no model
         raise CheckpointError(f"{path}: not an ONNX model") from None
-    meta = {prop.key: prop.value for prop in graph_model.metadata_props}
-    if "emorec.spec" not in meta:
+    meta = decode_metadata({prop.key: prop.value for prop in graph_model.metadata_props})
+    if "spec" not in meta:
         raise CheckpointError(f"{path}: not a model written by emorec export (no emorec.spec metadata)")
-    if "emorec.quantized" in meta:
+    if "quantized" in meta:
         raise CheckpointError(f"{path}: an int8 model holds no float weights; pass its float twin")
-    if json.loads(meta.get("emorec.ensemble", "1")) != 1:
-        raise CheckpointError(f"{path}: an ensemble of {meta['emorec.ensemble']} networks; a checkpoint holds one")
-    spec = json.loads(meta["emorec.spec"])
+    if meta.get("ensemble", 1) != 1:
+        raise CheckpointError(f"{path}: an ensemble of {meta['ensemble']} networks; a checkpoint holds one")
+    spec = meta["spec"]
     weights = {init.name[len(EXPORTED_PREFIX):]: torch.from_numpy(numpy_helper.to_array(init).copy())
                for init in graph_model.graph.initializer if init.name.startswith(EXPORTED_PREFIX)}
     state = create_model(spec["name"]).state_dict()
@@ -112,9 +110,9 @@ def read_exported_model(path: str | os.PathLike) -> dict:
                               f"(e.g. {missing[0]})")
     state.update({name: weights[name] for name in state if name in weights})
     checkpoint = {"model_name": spec["name"], "spec": spec, "model": state, "config": {}}
-    if "emorec.prior_correction" in meta:
-        checkpoint["training_prior"] = json.loads(meta["emorec.prior_correction"])["training_prior"]
-    runs = json.loads(meta.get("emorec.runs", "[]"))
+    if "prior_correction" in meta:
+        checkpoint["training_prior"] = meta["prior_correction"]["training_prior"]
+    runs = meta.get("runs", [])
     if len(runs) == 1:
         checkpoint.update(config=runs[0].get("train_config", {}), epoch=runs[0].get("best_epoch"), run=runs[0])
     return checkpoint
