@@ -19,8 +19,11 @@ AXE_CORE := axe-core@4.14.1
 # npm package's WebAssembly build, copied into the package's static files (not committed; docs/private_mode.md).
 ORT_WEB := onnxruntime-web@1.31.1
 ORT_WEB_DIR := src/emorec/web/static/ort
-# One npm install for both: an install with --no-save removes the packages it does not name.
-NPM_PACKAGES := $(AXE_CORE) $(ORT_WEB)
+# face-api.js's expression model, a peer that tools/faceapi_soft_labels.py converts to compare with and learn from
+# (training only; tests/test_peer_faceapi.py checks the conversion on real faces; docs/models.md).
+FACE_API := @vladmandic/face-api@1.7.15
+# One npm install for all: an install with --no-save removes the packages it does not name.
+NPM_PACKAGES := $(AXE_CORE) $(ORT_WEB) $(FACE_API)
 
 .PHONY: run test test-fast install install-test debian-test-packages web-ort
 

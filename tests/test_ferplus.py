@@ -135,6 +135,42 @@ def test_soft_target_training_uses_the_votes(fer2013_path, ferplus_path, joined,
     assert torch.load(tmp_path / "ferplus" / "last.pt", weights_only=True)["config"]["targets"] == "ferplus"
 
 
+def test_soft_labels_take_their_share_of_each_target(joined, fer2013_path, ferplus_path, tmp_path, capsys):
+    pytest.importorskip("torch", reason="training extra (torch) not installed")
+    from emorec.training.data import load_soft_labels
+    from emorec.training.train import training_prior, training_targets
+
+    # Another model's reading of every row: here one that calls every face surprised.
+    soft = np.zeros((len(joined.labels), 7), np.float32)
+    soft[:, 5] = 1.0
+    path = tmp_path / "soft.npy"
+    np.save(path, soft)
+    rows, mix = training_targets(joined, "mix", 0.5)
+    _, blended = training_targets(joined, "mix", 0.5, load_soft_labels(path, len(joined.labels)), 0.3)
+    np.testing.assert_allclose(blended, 0.7 * mix + 0.3 * soft[rows], atol=1e-6)
+    config = {"data": str(fer2013_path), "ferplus": str(ferplus_path), "targets": "mix",
+              "soft_labels": str(path), "soft_label_weight": 0.3}
+    np.testing.assert_allclose(training_prior(config), blended.mean(0), atol=1e-6)  # export's prior knows them
+
+    # Files that are not soft labels for these rows are refused in one line, before any run starts.
+    np.save(tmp_path / "short.npy", soft[:100])
+    np.save(tmp_path / "counts.npy", soft * 10)
+    (tmp_path / "text.npy").write_text("not an array")
+    args = ["train", "--data", str(fer2013_path), "--ferplus", str(ferplus_path), "--targets", "mix",
+            "--epochs", "1", "--limit", "64", "--soft-label-weight", "0.3"]
+    for name, message in (("short.npy", "but the data set has 35887 rows"), ("counts.npy", "not probabilities"),
+                          ("text.npy", "not a NumPy .npy file"), ("absent.npy", "no such file")):
+        out = tmp_path / name.replace(".npy", "_run")
+        assert main([*args, "--soft-labels", str(tmp_path / name), "--out", str(out)]) == 2
+        err = capsys.readouterr().err
+        assert message in err and len(err.strip().splitlines()) == 1 and not out.exists()
+    assert main([*args, "--out", str(tmp_path / "r")]) == 2  # a weight without the labels
+    assert "soft labels need both" in capsys.readouterr().err
+    no_weight = [a for a in args if a not in ("--soft-label-weight", "0.3")]
+    assert main([*no_weight, "--soft-labels", str(path), "--out", str(tmp_path / "r")]) == 2  # labels that weigh 0
+    assert "soft labels need both" in capsys.readouterr().err
+
+
 def test_ferplus_targets_without_ferplus_are_refused(fer2013_path, tmp_path, capsys):
     pytest.importorskip("torch", reason="training extra (torch) not installed")
     assert main(["train", "--data", str(fer2013_path), "--out", str(tmp_path / "r"), "--targets", "mix",

@@ -84,7 +84,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
                          ema=args.ema, ferplus=args.ferplus or "", targets=args.targets,
                          ferplus_weight=args.ferplus_weight, photo_augment=args.photo_augment,
                          drop_augment=tuple(args.drop_augment or ()), occlusion=args.occlusion,
-                         logit_adjustment=args.logit_adjustment, select=args.select)
+                         logit_adjustment=args.logit_adjustment, select=args.select,
+                         soft_labels=args.soft_labels or "", soft_label_weight=args.soft_label_weight)
     out = train(config, resume=args.resume)
     print(f"done: {out}/best.pt")
     return 0
@@ -133,6 +134,11 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
                    help="learn FER2013's labels, FER+'s vote distributions, or a mix (default: %(default)s)")
     p.add_argument("--ferplus-weight", type=real_number(0, 1), default=0.5,
                    help="with --targets mix: FER+'s share of each target (default: %(default)s)")
+    p.add_argument("--soft-labels", default=None, metavar="NPY",
+                   help="another model's probabilities for every row of --data, (rows, 7) in emorec's class order "
+                        "(tools/faceapi_soft_labels.py makes them), blended into each target")
+    p.add_argument("--soft-label-weight", type=real_number(0, 1), default=0.0,
+                   help="the soft labels' share of each target (default: %(default)s)")
     p.add_argument("--photo-augment", action="store_true",
                    help="also JPEG artefacts, gamma, noise and 2-4x downscaling, as crops of real photos have")
     p.add_argument("--drop-augment", action="append", default=None, metavar="NAME",

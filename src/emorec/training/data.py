@@ -139,6 +139,24 @@ def _load_csv_cached(path: Path, cache_dir: str | os.PathLike | None) -> Fer2013
     return data
 
 
+def load_soft_labels(path: str | os.PathLike, rows: int) -> np.ndarray:
+    """Probabilities (rows, 7) from a ``.npy`` file, one row per row of the data set they were made for;
+    raise :class:`DatasetError` saying what is wrong with the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise DatasetError(f"{path}: no such file (soft labels: a .npy of shape (rows, 7))")
+    try:
+        probs = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise DatasetError(f"{path}: not a NumPy .npy file ({exc})") from None
+    if probs.shape != (rows, NUM_CLASSES):
+        raise DatasetError(f"{path}: shape {probs.shape}, but the data set has {rows} rows of {NUM_CLASSES} classes")
+    probs = probs.astype(np.float32)
+    if not np.isfinite(probs).all() or (probs < 0).any() or not np.allclose(probs.sum(1), 1, atol=1e-3):
+        raise DatasetError(f"{path}: not probabilities (each row must be 7 non-negative numbers summing to 1)")
+    return probs
+
+
 def load_ferplus_votes(path: str | os.PathLike, usage: np.ndarray) -> np.ndarray:
     """The FER+ votes (N, 10) of ``fer2013new.csv``, checked row by row against FER2013's splits ``usage``.
 

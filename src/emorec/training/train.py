@@ -35,7 +35,7 @@ from emorec.training.checkpoint import (
     read_checkpoint,
     save_atomic,
 )
-from emorec.training.data import Fer2013, load_fer2013
+from emorec.training.data import Fer2013, load_fer2013, load_soft_labels
 from emorec.training.export import prior_shift
 from emorec.training.models import create_model, get_spec
 from emorec.training.models.registry import ModelSpec
@@ -78,6 +78,10 @@ class TrainConfig:
     # logits themselves learn balanced classes and rare ones (disgust, fear) are not drowned; 0: off.
     logit_adjustment: float = 0.0
     select: str = "fer2013"  # which PublicTest labels choose best.pt: "fer2013" or "ferplus" (majority top-1)
+    # Another model's probabilities for every row of the data (tools/faceapi_soft_labels.py), blended into each
+    # target with this share: knowledge from photos FER2013 lacks, without running that model in the loop.
+    soft_labels: str = ""
+    soft_label_weight: float = 0.0
 
     @classmethod
     def from_dict(cls, values: dict) -> TrainConfig:
@@ -98,13 +102,15 @@ TARGETS = ("fer2013", "ferplus", "mix")
 SELECT = ("fer2013", "ferplus")
 
 
-def training_targets(data: Fer2013, targets: str, ferplus_weight: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
+def training_targets(data: Fer2013, targets: str, ferplus_weight: float = 0.5, soft_labels: np.ndarray | None = None,
+                     soft_label_weight: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
     """The Training rows to learn from and their target distributions (N, 7).
 
     ``fer2013`` is the one-hot FER2013 label; ``ferplus`` the FER+ vote distribution over the 7 classes
     (contempt, unknown and not-a-face votes dropped; a row with no vote left keeps its FER2013 label);
     ``mix`` blends the two, ``ferplus_weight`` being FER+'s share. Whenever FER+ is joined, rows that it
-    calls not a face are left out.
+    calls not a face are left out. ``soft_labels`` (one row of probabilities per row of ``data``, see
+    :func:`~emorec.training.data.load_soft_labels`) then take ``soft_label_weight`` of each target.
     """
     if targets not in TARGETS:
         raise ConfigError(f"unknown targets {targets!r}; expected one of {', '.join(TARGETS)}")
@@ -113,19 +119,28 @@ def training_targets(data: Fer2013, targets: str, ferplus_weight: float = 0.5) -
     if data.ferplus is None:
         if targets != "fer2013":
             raise ConfigError(f"targets={targets!r} needs the FER+ labels (--ferplus PATH)")
-        return np.flatnonzero(keep), one_hot[keep]
-    keep &= ~data.not_a_face()
-    votes = data.ferplus_distribution()
-    votes = np.where(votes.sum(1, keepdims=True) > 0, votes, one_hot)
-    share = {"fer2013": 0.0, "ferplus": 1.0, "mix": ferplus_weight}[targets]
-    return np.flatnonzero(keep), ((1 - share) * one_hot + share * votes)[keep]
+        blended = one_hot
+    else:
+        keep &= ~data.not_a_face()
+        votes = data.ferplus_distribution()
+        votes = np.where(votes.sum(1, keepdims=True) > 0, votes, one_hot)
+        share = {"fer2013": 0.0, "ferplus": 1.0, "mix": ferplus_weight}[targets]
+        blended = (1 - share) * one_hot + share * votes
+    if soft_labels is not None and soft_label_weight > 0:
+        blended = (1 - soft_label_weight) * blended + soft_label_weight * soft_labels
+    return np.flatnonzero(keep), blended[keep].astype(np.float32)
+
+
+def run_targets(config: TrainConfig, data: Fer2013) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`training_targets` as a run's config asks for them, its soft labels read from their file."""
+    soft = load_soft_labels(config.soft_labels, len(data.labels)) if config.soft_labels else None
+    return training_targets(data, config.targets, config.ferplus_weight, soft, config.soft_label_weight)
 
 
 def training_prior(config: dict) -> np.ndarray:
     """The class frequencies (7,) of the targets a run learnt from (its saved ``TrainConfig`` as a dict)."""
     saved = TrainConfig.from_dict(config)
-    data = load_fer2013(saved.data, ferplus=saved.ferplus or None)
-    _, targets = training_targets(data, saved.targets, saved.ferplus_weight)
+    _, targets = run_targets(saved, load_fer2013(saved.data, ferplus=saved.ferplus or None))
     return targets.mean(0)
 
 
@@ -231,7 +246,9 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
     device = _pick_device(config.device)
     spec = get_spec(config.model)
     data = load_fer2013(config.data, ferplus=config.ferplus or None)
-    rows, train_t = training_targets(data, config.targets, config.ferplus_weight)
+    if bool(config.soft_label_weight) != bool(config.soft_labels):
+        raise ConfigError("soft labels need both --soft-labels PATH and a --soft-label-weight above 0")
+    rows, train_t = run_targets(config, data)
     if config.limit:
         rows, train_t = rows[:config.limit], train_t[:config.limit]
     if config.epochs * math.ceil(len(rows) / config.batch_size) < MIN_STEPS:
