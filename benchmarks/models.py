@@ -7,7 +7,10 @@ jobs slows all alike; figures are medians over the calls, and in brackets the fa
 disturbed on a shared machine: the model's own cost, with fixed per-call overhead). The CPU's flags are
 printed with them: int8 speed depends on VNNI.
 
-    python benchmarks/models.py [--rounds 100] [--data ../shared/datasets/fer2013/fer2013.csv.gz]
+    python benchmarks/models.py [--rounds 100] [--data ../shared/datasets/fer2013/fer2013.csv.gz] [--also X.onnx]
+
+``--also`` times another exported model beside the family (float), such as a candidate or the face-api.js
+peer that tools/faceapi_soft_labels.py converts.
 """
 
 from __future__ import annotations
@@ -32,23 +35,32 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default=str(DATA))
     parser.add_argument("--rounds", type=int, default=100)
+    parser.add_argument("--also", action="append", default=[], type=Path, metavar="ONNX",
+                        help="another exported model to time beside the family; repeatable")
     args = parser.parse_args()
     data = load_fer2013(args.data)
     splits = {split: data.split(split) for split in ("PublicTest", "PrivateTest")}
     one, batch = splits["PublicTest"][0][:1], splits["PublicTest"][0][:32]
 
     classifiers: dict[tuple[str, str], EmotionClassifier] = {}
+    graphs: dict[str, Path] = {}  # each model's float graph, whose convolutions and weights are counted
     for name in SHIPPED_MODELS:
-        float_path = shipped_model_path(name)
+        float_path = graphs[name] = shipped_model_path(name)
         classifiers[name, "float"] = EmotionClassifier(float_path, threads=1)
         twin = int8_twin(float_path)
         if twin is not None:
             classifiers[name, "int8"] = EmotionClassifier(twin, threads=1)
+    for path in args.also:
+        graphs[path.stem] = path
+        classifiers[path.stem, "float"] = EmotionClassifier(path, threads=1)
 
-    accuracy = {
-        key: {split: float((c.predict(faces).argmax(1) == labels).mean()) for split, (faces, labels) in splits.items()}
-        for key, c in classifiers.items()
-    }
+    def top1(classifier: EmotionClassifier, faces: np.ndarray, labels: np.ndarray) -> float:
+        # In chunks: a larger model's activations for a whole split at once can exceed the memory.
+        predicted = np.concatenate([classifier.predict(faces[at:at + 256]) for at in range(0, len(faces), 256)])
+        return float((predicted.argmax(1) == labels).mean())
+
+    accuracy = {key: {split: top1(c, faces, labels) for split, (faces, labels) in splits.items()}
+                for key, c in classifiers.items()}
     timings: dict[tuple[str, str], dict[str, list[float]]] = {key: {"1": [], "32": []} for key in classifiers}
     for classifier in classifiers.values():  # warm-up: first runs allocate
         classifier.predict(batch)
@@ -68,7 +80,7 @@ def main() -> int:
           "| 1 face, median (fastest) | batch of 32, median (fastest) |")
     print("|---|---|---|---|---|---|---|---|")
     for (name, precision), times in timings.items():
-        cost = graph_cost(shipped_model_path(name))
+        cost = graph_cost(graphs[name])
         single, best_single = float(np.median(times["1"])) * 1000, min(times["1"]) * 1000
         rate, best_rate = 32 / float(np.median(times["32"])), 32 / min(times["32"])
         print(f"| {name} | {precision} | {cost['macs_per_face'] / 1e6:.1f} M | {cost['parameters'] / 1e6:.2f} M "

@@ -128,7 +128,8 @@ def update_metadata(path: str | os.PathLike, updates: dict) -> None:
 
 def graph_cost(onnx_path: str | os.PathLike) -> dict[str, int]:
     """Multiply-adds per face and parameters, counted from an exported float graph's convolutions and
-    matrix products (batch 1) and its weight tensors."""
+    matrix products and its weight tensors. Output shapes are counted without their batch dimension, which
+    shape inference leaves unknown after a layer whose size is computed at run time (a Resize)."""
     import onnx
     from onnx import numpy_helper, shape_inference
 
@@ -144,12 +145,12 @@ def graph_cost(onnx_path: str | os.PathLike) -> dict[str, int]:
     for node in graph.node:
         if node.op_type == "Conv":
             kernel = weights[node.input[1]]  # (C_out, C_in / groups, kH, kW)
-            macs += int(np.prod(shapes[node.output[0]])) * int(np.prod(kernel[1:]))
+            macs += int(np.prod(shapes[node.output[0]][1:])) * int(np.prod(kernel[1:]))
         elif node.op_type in ("Gemm", "MatMul"):
             b = weights.get(node.input[1]) or shapes[node.input[1]]
             transposed = any(a.name == "transB" and a.i for a in node.attribute)
             inner = b[-1] if transposed else b[-2]  # the summed dimension of A @ B
-            macs += int(np.prod(shapes[node.output[0]])) * int(inner)
+            macs += int(np.prod(shapes[node.output[0]][1:])) * int(inner)
     return {"macs_per_face": macs, "parameters": int(sum(np.prod(shape) for shape in weights.values()))}
 
 
