@@ -54,13 +54,10 @@ def main() -> int:
         graphs[path.stem] = path
         classifiers[path.stem, "float"] = EmotionClassifier(path, threads=1)
 
-    def top1(classifier: EmotionClassifier, faces: np.ndarray, labels: np.ndarray) -> float:
-        # In chunks: a larger model's activations for a whole split at once can exceed the memory.
-        predicted = np.concatenate([classifier.predict(faces[at:at + 256]) for at in range(0, len(faces), 256)])
-        return float((predicted.argmax(1) == labels).mean())
-
-    accuracy = {key: {split: top1(c, faces, labels) for split, (faces, labels) in splits.items()}
-                for key, c in classifiers.items()}
+    accuracy = {
+        key: {split: float((c.predict(faces).argmax(1) == labels).mean()) for split, (faces, labels) in splits.items()}
+        for key, c in classifiers.items()
+    }
     timings: dict[tuple[str, str], dict[str, list[float]]] = {key: {"1": [], "32": []} for key in classifiers}
     for classifier in classifiers.values():  # warm-up: first runs allocate
         classifier.predict(batch)

@@ -126,8 +126,7 @@ def convert(model_dir: Path, out: Path, check_images: np.ndarray) -> float:
 
 def write_soft_labels(model: Path, data: Fer2013, out: Path) -> None:
     """The model's probabilities (rows, 7) for every face of ``data``, to ``out`` (.npy) with a .json beside it."""
-    classifier = EmotionClassifier(model)
-    probs = np.concatenate([classifier.predict(data.images[at:at + 512]) for at in range(0, len(data.images), 512)])
+    probs = EmotionClassifier(model).predict(data.images)
     out.parent.mkdir(parents=True, exist_ok=True)
     np.save(out, probs.astype(np.float32))
     out.with_suffix(".json").write_text(json.dumps({"model": str(model), "source": f"npm {PACKAGE} (MIT licence)",

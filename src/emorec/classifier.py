@@ -61,8 +61,13 @@ def read_metadata(path: str | os.PathLike) -> dict:
     return decode_metadata(open_session(path, threads=1).get_modelmeta().custom_metadata_map)
 
 
+# The most faces one ONNX Runtime call reads: its activations grow with the batch, and a whole split of FER2013
+# at once can exhaust the memory with a larger model. A frame's faces always fit in one call.
+MAX_BATCH = 256
+
+
 class EmotionClassifier:
-    """uint8 grayscale faces (N, 48, 48) -> probabilities (N, 7) in FER2013 order, in one ORT call."""
+    """uint8 grayscale faces (N, 48, 48) -> probabilities (N, 7) in FER2013 order, MAX_BATCH faces an ORT call."""
 
     def __init__(self, model: str | os.PathLike | None = None, threads: int = 2):
         path = model_file(model)
@@ -82,5 +87,7 @@ class EmotionClassifier:
             raise ValueError(f"faces must have shape (N, {FACE_SIZE}, {FACE_SIZE}), got {faces.shape}")
         if len(faces) == 0:
             return np.zeros((0, NUM_CLASSES), dtype=np.float32)
-        batch = faces.astype(np.float32)[:, None]
-        return self.session.run(None, {self.input_name: batch})[0]
+        return np.concatenate([
+            self.session.run(None, {self.input_name: faces[at : at + MAX_BATCH].astype(np.float32)[:, None]})[0]
+            for at in range(0, len(faces), MAX_BATCH)
+        ])

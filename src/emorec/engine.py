@@ -307,7 +307,7 @@ class EmotionRecognizer:
         return self.baseline_from_scores(self.classifier.predict(np.stack(crops)), notes=tuple(notes), **options)
 
     def classify(self, faces_48: np.ndarray) -> np.ndarray:
-        """Probabilities (N, 7) for grayscale uint8 faces (N, 48, 48), in one ONNX Runtime call."""
+        """Probabilities (N, 7) for grayscale uint8 faces (N, 48, 48) (``EmotionClassifier.predict``)."""
         faces_48 = np.asarray(faces_48)
         if faces_48.dtype != np.uint8:
             raise InputError(f"expected uint8 faces (pixels 0-255), got dtype {faces_48.dtype}")

@@ -185,8 +185,8 @@ def evaluate_photos(
                 gray = cv2.resize(gray, (FACE_SIZE, FACE_SIZE), interpolation=cv2.INTER_AREA)
             faces.append(gray)
             readable.append(i)
-        for at in range(0, len(faces), 256):
-            probabilities[readable[at : at + 256]] = rec.classify(np.stack(faces[at : at + 256]))
+        if faces:
+            probabilities[readable] = rec.classify(np.stack(faces))
     else:
         for i, path in enumerate(photos.paths):
             try:
