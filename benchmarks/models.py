@@ -43,15 +43,13 @@ def main() -> int:
     one, batch = splits["PublicTest"][0][:1], splits["PublicTest"][0][:32]
 
     classifiers: dict[tuple[str, str], EmotionClassifier] = {}
-    graphs: dict[str, Path] = {}  # each model's float graph, whose convolutions and weights are counted
     for name in SHIPPED_MODELS:
-        float_path = graphs[name] = shipped_model_path(name)
+        float_path = shipped_model_path(name)
         classifiers[name, "float"] = EmotionClassifier(float_path, threads=1)
         twin = int8_twin(float_path)
         if twin is not None:
             classifiers[name, "int8"] = EmotionClassifier(twin, threads=1)
     for path in args.also:
-        graphs[path.stem] = path
         classifiers[path.stem, "float"] = EmotionClassifier(path, threads=1)
 
     accuracy = {
@@ -77,7 +75,7 @@ def main() -> int:
           "| 1 face, median (fastest) | batch of 32, median (fastest) |")
     print("|---|---|---|---|---|---|---|---|")
     for (name, precision), times in timings.items():
-        cost = graph_cost(graphs[name])
+        cost = graph_cost(classifiers[name, "float"].path)  # the float graph holds the convolutions to count
         single, best_single = float(np.median(times["1"])) * 1000, min(times["1"]) * 1000
         rate, best_rate = 32 / float(np.median(times["32"])), 32 / min(times["32"])
         print(f"| {name} | {precision} | {cost['macs_per_face'] / 1e6:.1f} M | {cost['parameters'] / 1e6:.2f} M "
