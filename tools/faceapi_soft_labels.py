@@ -145,11 +145,14 @@ def main() -> None:
         if path is not None and path.exists():
             raise SystemExit(f"{path} exists; choose another name")
     data = load_fer2013(args.data)
-    diff = convert(args.model_dir, args.out, data.images[data.usage == "PublicTest"][:64])
-    print(f"wrote {args.out} (ONNX Runtime and PyTorch agree within {diff:.1e})")
-    if args.soft_labels:
-        write_soft_labels(args.out, data, args.soft_labels)
-        print(f"wrote {args.soft_labels}: {len(data.images)} rows")
+    try:
+        diff = convert(args.model_dir, args.out, data.images[data.usage == "PublicTest"][:64])
+        print(f"wrote {args.out} (ONNX Runtime and PyTorch agree within {diff:.1e})")
+        if args.soft_labels:
+            write_soft_labels(args.out, data, args.soft_labels)
+            print(f"wrote {args.soft_labels}: {len(data.images)} rows")
+    except OSError as exc:  # an output folder that cannot be made or written into
+        raise SystemExit(f"{exc.filename}: cannot write it ({exc.strerror})") from None
 
 
 if __name__ == "__main__":
